@@ -1,0 +1,42 @@
+"""Errors of the agent, grouped by what the caller does next.
+
+::
+
+    AgentError                      anything the agent raises on purpose
+    ├── ConfigError                 fix the config file; the CLI exits 2
+    ├── TokenFileError              fix the token file (missing, empty, world-readable); exit 2
+    └── SpoolError                  the spool directory is unusable (permissions, disk); exit 1
+
+Check failures are not exceptions: a check that fails, hangs or crashes becomes a
+``CheckResult`` with status CRITICAL or UNKNOWN and a summary that says why.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+
+class ConfigError(AgentError):
+    """A config value is missing or wrong. Names the file, the key path and what was expected."""
+
+    def __init__(self, source: str, key: str, expected: str, got: object = ...) -> None:
+        self.source = source
+        self.key = key
+        self.expected = expected
+        self.got = got
+        text = f"{source}: {key}: expected {expected}"
+        if got is not ...:
+            shown = repr(got)
+            text += f", got {shown[:80] + '…' if len(shown) > 80 else shown}"
+        super().__init__(text)
+
+
+class TokenFileError(AgentError):
+    """The controller token file cannot be used as it is."""
+
+
+class SpoolError(AgentError):
+    """The spool directory cannot be written."""

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The test command (README "Test"): installs everything the tests need — Debian packages and a
+# Python venv in .venv — then runs lint (ruff), types (mypy) and the whole test suite (pytest).
+# Idempotent: a second run installs nothing new. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real servers the integration tests start on 127.0.0.x (never the system's own instances).
+DEB_PACKAGES=(
+  python3 python3-venv python3-dev gcc
+  openssh-server openssh-client
+  nginx php-fpm php-cli php-mysql
+  mariadb-server mariadb-client
+  postgresql postgresql-client
+  monitoring-plugins-basic
+  prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter
+  sudo procps psmisc iproute2 curl rsync gzip tar e2fsprogs util-linux
+)
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "tests/run.sh: installing Debian packages: ${missing[*]}"
+  # Package scripts must not start the system's nginx/MariaDB/PostgreSQL: tests run their own.
+  added_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    added_policy=1
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ "$added_policy" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.boxkeeper-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+
+echo "== ruff"
+.venv/bin/ruff check agent controller tests bench
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+exec .venv/bin/pytest "$@"
