@@ -204,6 +204,12 @@ def _describe(parse: Any) -> str:
         _str: "a string",
         _int: "an integer",
         _bool: "true or false",
+        _name: "a name of letters, digits, '_', '.', ':' or '-' (at most 100)",
+        _url: "an http:// or https:// URL",
+        _str_list: "a non-empty list of strings, e.g. [/usr/lib/nagios/plugins/check_load, -w, 4]",
+        _regex: "a regular expression",
+        _address: "an address such as 127.0.0.1:9847",
+        parse_address: "an address such as 127.0.0.1:9847",
     }.get(parse, "a value")
 
 
@@ -217,6 +223,13 @@ def _int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("an integer")
     return value
+
+
+def _non_negative_int(value: object) -> int:
+    number = _int(value)
+    if number < 0:
+        raise ValueError("an integer of 0 or more")
+    return number
 
 
 def _positive_int(value: object) -> int:
@@ -262,6 +275,10 @@ def _url(value: object) -> str:
     return text
 
 
+def _address(value: object) -> tuple[str, int]:
+    return parse_address(value)
+
+
 def _name(value: object) -> str:
     text = _str(value)
     if not NAME_RE.match(text):
@@ -289,18 +306,18 @@ _TYPE_OPTIONS: dict[str, dict[str, tuple[Any, Any]]] = {
         "verify_tls": (_bool, True),
         "ca_file": (_str, None),
         "headers": (_str_map, {}),
-        "tls_warning_days": (_int, 21),
-        "tls_critical_days": (_int, 7),
+        "tls_warning_days": (_non_negative_int, 21),
+        "tls_critical_days": (_non_negative_int, 7),
     },
     "process": {
         "match": (_str, None),
         "cmdline_regex": (_regex, None),
         "user": (_str, None),
-        "min_count": (_int, 1),
-        "max_count": (_int, None),
+        "min_count": (_non_negative_int, 1),
+        "max_count": (_non_negative_int, None),
     },
     "tcp": {
-        "address": (lambda v: parse_address(v), ...),
+        "address": (_address, ...),
     },
     "disk": {
         "path": (_str, ...),
@@ -314,7 +331,7 @@ _TYPE_OPTIONS: dict[str, dict[str, tuple[Any, Any]]] = {
         "max_age": (parse_duration, ...),
         "warning_age": (parse_duration, None),
         "min_size": (parse_size, 0),
-        "min_count": (_int, 1),
+        "min_count": (_non_negative_int, 1),
     },
     "command": {
         "command": (_str_list, ...),
@@ -344,8 +361,17 @@ def _check(source: str, raw: object, index: int, default_interval: float) -> Che
     r.reject_unknown()
     if check_type == "process" and not (options["match"] or options["cmdline_regex"]):
         raise ConfigError(source, r.key("match"), "a process name (match) or a cmdline_regex")
+    max_count = options.get("max_count")
+    if check_type == "process" and max_count is not None and max_count < options["min_count"]:
+        raise ConfigError(source, r.key("max_count"), "a count not below min_count", raw.get("max_count"))
     if check_type == "disk" and options["warning"] > options["critical"]:
         raise ConfigError(source, r.key("warning"), "a percentage not above critical", raw.get("warning"))
+    if check_type == "disk" and options["inodes_warning"] > options["inodes_critical"]:
+        raise ConfigError(source, r.key("inodes_warning"), "a percentage not above inodes_critical",
+                          raw.get("inodes_warning"))
+    if check_type == "http" and options["tls_critical_days"] > options["tls_warning_days"]:
+        raise ConfigError(source, r.key("tls_critical_days"), "a number of days not above tls_warning_days",
+                          raw.get("tls_critical_days"))
     return CheckConfig(name, check_type, interval, timeout, retries, retry_interval, options)
 
 

@@ -1,0 +1,149 @@
+"""``disk`` check: space and inodes used on the filesystem holding ``path``, against thresholds.
+
+Percentages are computed as ``df`` does: used / (used + available to unprivileged users), so the
+blocks reserved for root count as unavailable. Filesystems that report no inode table (vfat,
+btrfs) are judged on space alone.
+
+``statvfs`` runs in its own thread so a hung mount (dead NFS server) cannot block the check:
+after the timeout the call is abandoned and the check is UNKNOWN; while that call is still stuck
+no second one is started (UNKNOWN "still hung"). No privileges are needed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.checks.base import CheckResult, seconds_text
+from agent.config import CheckConfig
+from agent.report import PerfValue, Status
+
+
+@dataclass(frozen=True)
+class Usage:
+    total_bytes: int
+    used_bytes: int
+    avail_bytes: int
+    used_pct: float
+    inodes_total: int
+    inodes_used: int
+    inodes_used_pct: float | None  # None: the filesystem has no inode table
+
+
+def usage_from_statvfs(st: Any) -> Usage:
+    """``os.statvfs`` result → :class:`Usage` (pure)."""
+    frsize = st.f_frsize or st.f_bsize
+    total = st.f_blocks * frsize
+    used = (st.f_blocks - st.f_bfree) * frsize
+    avail = st.f_bavail * frsize
+    pct = used * 100.0 / (used + avail) if used + avail > 0 else 0.0
+    inodes_used = st.f_files - st.f_ffree
+    ipct = inodes_used * 100.0 / st.f_files if st.f_files > 0 else None
+    return Usage(total, used, avail, pct, st.f_files, inodes_used, ipct)
+
+
+class _Call:
+    """One statvfs call in a daemon thread; at most one in flight per check."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.started_wall = 0.0
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class DiskCheck:
+    name: str
+    path: str
+    warning: float = 85.0
+    critical: float = 95.0
+    inodes_warning: float = 90.0
+    inodes_critical: float = 95.0
+    type: str = "disk"
+    statvfs: Callable[[str], Any] = os.statvfs
+    wall: Callable[[], float] = time.time
+    _call: _Call = field(default_factory=_Call, compare=False, repr=False)
+
+    @classmethod
+    def from_config(cls, cfg: CheckConfig) -> DiskCheck:
+        o = cfg.options
+        return cls(cfg.name, o["path"], o["warning"], o["critical"],
+                   o["inodes_warning"], o["inodes_critical"])
+
+    def _statvfs(self, timeout: float) -> tuple[Any, str | None]:
+        """(statvfs result, None) or (None, why not)."""
+        call = self._call
+        with call.lock:
+            if call.thread is not None and call.thread.is_alive():
+                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(call.started_wall))
+                return None, f"statvfs({self.path}) still hung since {since} (hung mount?)"
+            call.result, call.error = None, None
+
+            def target() -> None:
+                try:
+                    call.result = self.statvfs(self.path)
+                except BaseException as exc:  # reported by the waiting side
+                    call.error = exc
+
+            call.thread = threading.Thread(target=target, name=f"statvfs-{self.name}", daemon=True)
+            call.started_wall = self.wall()
+            call.thread.start()
+            thread = call.thread
+        thread.join(timeout)
+        if thread.is_alive():
+            return None, f"statvfs({self.path}) did not return within {seconds_text(timeout)} (hung mount?)"
+        if isinstance(call.error, OSError):
+            return None, f"cannot stat filesystem of {self.path}: {call.error.strerror or call.error}"
+        if call.error is not None:
+            raise call.error
+        return call.result, None
+
+    def run(self, timeout: float) -> CheckResult:
+        st, why = self._statvfs(timeout)
+        if why is not None:
+            return CheckResult(Status.UNKNOWN, why)
+        return self.judge(usage_from_statvfs(st))
+
+    def judge(self, u: Usage) -> CheckResult:
+        status = _level(u.used_pct, self.warning, self.critical)
+        used, size, free = _gib(u.used_bytes), _gib(u.used_bytes + u.avail_bytes), _gib(u.avail_bytes)
+        summary = f"{self.path} {u.used_pct:.1f}% used ({used} of {size}, {free} free)"
+        problems = []
+        if status is not Status.OK:
+            limit = self.critical if status is Status.CRITICAL else self.warning
+            problems.append(f"space at or above {limit:g}%")
+        perf = [
+            PerfValue("used_pct", round(u.used_pct, 2), "%", self.warning, self.critical, 0.0, 100.0),
+            PerfValue("used", float(u.used_bytes), "B", min=0.0, max=float(u.total_bytes)),
+            PerfValue("avail", float(u.avail_bytes), "B", min=0.0, max=float(u.total_bytes)),
+        ]
+        if u.inodes_used_pct is not None:
+            istatus = _level(u.inodes_used_pct, self.inodes_warning, self.inodes_critical)
+            summary += f", inodes {u.inodes_used_pct:.1f}% used"
+            if istatus is not Status.OK:
+                limit = self.inodes_critical if istatus is Status.CRITICAL else self.inodes_warning
+                problems.append(f"inodes at or above {limit:g}%")
+            status = max(status, istatus, key=lambda s: s.severity)
+            perf.append(PerfValue("inodes_used_pct", round(u.inodes_used_pct, 2), "%",
+                                  self.inodes_warning, self.inodes_critical, 0.0, 100.0))
+        if problems:
+            summary += ": " + ", ".join(problems)
+        return CheckResult(status, summary, tuple(perf))
+
+
+def _level(pct: float, warning: float, critical: float) -> Status:
+    if pct >= critical:
+        return Status.CRITICAL
+    if pct >= warning:
+        return Status.WARNING
+    return Status.OK
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"

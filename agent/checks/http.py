@@ -1,0 +1,235 @@
+"""``http`` check: does the portal answer, with the expected status and body, in time?
+
+Standard library only (``http.client`` + ``ssl``), one deadline for the whole exchange including
+redirects. CRITICAL when: no connection, no answer within the timeout, an untrusted or expired
+certificate (TLS is verified by default), a status outside ``expect_status``, a body that does not
+match ``body_regex`` or does match ``body_not_regex`` (e.g. the BitrixEnv "502 Bad Gateway" page).
+For https URLs the days left on the server certificate are reported (perfdata ``tls_cert_days``):
+WARNING under ``tls_warning_days``, CRITICAL under ``tls_critical_days``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from agent import __version__
+from agent.checks.base import CheckResult, seconds_text
+from agent.config import CheckConfig
+from agent.report import PerfValue, Status
+
+MAX_REDIRECTS = 10
+MAX_BODY_BYTES = 1024 * 1024  # enough for a portal's front page; the rest is not read
+_REDIRECTS = (301, 302, 303, 307, 308)
+_CHUNK = 64 * 1024
+
+
+class _Failure(Exception):
+    """Ends the exchange with a CRITICAL summary."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    url: str
+    status: int
+    body: str
+    size: int
+    cert_days: float | None
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    name: str
+    url: str
+    method: str = "GET"
+    expect_status: tuple[int, ...] = tuple(range(200, 400))
+    body_regex: str | None = None
+    body_not_regex: str | None = None
+    follow_redirects: bool = True
+    verify_tls: bool = True
+    ca_file: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    tls_warning_days: int = 21
+    tls_critical_days: int = 7
+    type: str = "http"
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+
+    @classmethod
+    def from_config(cls, cfg: CheckConfig) -> HttpCheck:
+        o = cfg.options
+        return cls(
+            name=cfg.name, url=o["url"], method=o["method"].upper(),
+            expect_status=tuple(o["expect_status"]), body_regex=o["body_regex"],
+            body_not_regex=o["body_not_regex"], follow_redirects=o["follow_redirects"],
+            verify_tls=o["verify_tls"], ca_file=o["ca_file"], headers=dict(o["headers"]),
+            tls_warning_days=o["tls_warning_days"], tls_critical_days=o["tls_critical_days"],
+        )
+
+    def run(self, timeout: float) -> CheckResult:
+        started = self.clock()
+        try:
+            answer = self._exchange(started + timeout, timeout)
+        except _Failure as exc:
+            return CheckResult(Status.CRITICAL, str(exc))
+        elapsed = self.clock() - started
+        return self._judge(answer, elapsed, timeout)
+
+    # -- evaluation (pure) ---------------------------------------------------------------------
+
+    def _judge(self, answer: _Answer, elapsed: float, timeout: float) -> CheckResult:
+        perf = [
+            PerfValue("time", round(elapsed, 6), "s", min=0.0, max=timeout),
+            PerfValue("size", float(answer.size), "B", min=0.0),
+        ]
+        where = answer.url if answer.url == self.url else f"{answer.url} (from {self.url})"
+        status = Status.OK
+        problems: list[str] = []
+        if answer.status not in self.expect_status:
+            status = Status.CRITICAL
+            problems.append(f"expected {codes_text(self.expect_status)}")
+        else:
+            if self.body_not_regex and re.search(self.body_not_regex, answer.body):
+                status = Status.CRITICAL
+                problems.append(f"body matches {self.body_not_regex!r}")
+            if self.body_regex and not re.search(self.body_regex, answer.body):
+                status = Status.CRITICAL
+                problems.append(f"body does not match {self.body_regex!r}")
+        summary = f"HTTP {answer.status} from {where} in {elapsed:.3f}s"
+        if problems:
+            summary += ": " + "; ".join(problems)
+        if answer.cert_days is not None:
+            days = answer.cert_days
+            perf.append(PerfValue("tls_cert_days", round(days, 2), "",
+                                  warn=float(self.tls_warning_days), crit=float(self.tls_critical_days)))
+            when = time.strftime("%Y-%m-%d", time.gmtime(self.wall() + days * 86400))
+            cert_text = f"TLS certificate expires in {days:.1f} days ({when})"
+            if days < self.tls_critical_days:
+                status = Status.CRITICAL
+                cert_text += f", under {self.tls_critical_days}"
+            elif days < self.tls_warning_days:
+                status = max(status, Status.WARNING, key=lambda s: s.severity)
+                cert_text += f", under {self.tls_warning_days}"
+            summary += "; " + cert_text
+        return CheckResult(status, summary, tuple(perf))
+
+    # -- I/O ------------------------------------------------------------------------------------
+
+    def _context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        if not self.verify_tls:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def _exchange(self, deadline: float, timeout: float) -> _Answer:
+        url = self.url
+        method = self.method
+        cert_days: float | None = None
+        for _hop in range(MAX_REDIRECTS + 1):
+            status, location, body, size, days = self._request(url, method, deadline, timeout)
+            if cert_days is None:
+                cert_days = days
+            if self.follow_redirects and status in _REDIRECTS and location:
+                url = urljoin(url, location)
+                if status not in (307, 308):
+                    method = "GET"
+                continue
+            return _Answer(url, status, body, size, cert_days)
+        raise _Failure(f"more than {MAX_REDIRECTS} redirects from {self.url} (last {url})")
+
+    def _remaining(self, deadline: float, timeout: float, url: str) -> float:
+        left = deadline - self.clock()
+        if left <= 0:
+            raise _Failure(f"no answer from {url}: timed out after {seconds_text(timeout)}")
+        return left
+
+    def _request(
+        self, url: str, method: str, deadline: float, timeout: float,
+    ) -> tuple[int, str | None, str, int, float | None]:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        https = parts.scheme == "https"
+        try:
+            port = parts.port or (443 if https else 80)
+        except ValueError:
+            raise _Failure(f"bad port in {url}") from None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn: http.client.HTTPConnection
+        left = self._remaining(deadline, timeout, url)
+        if https:
+            conn = http.client.HTTPSConnection(host, port, timeout=left, context=self._context())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=left)
+        try:
+            conn.connect()
+            sock = conn.sock
+            days = _cert_days(sock, self.wall()) if https and isinstance(sock, ssl.SSLSocket) else None
+            headers = {"User-Agent": f"boxkeeper-agent/{__version__}", "Accept": "*/*", **self.headers}
+            conn.request(method, target, headers=headers)
+            sock.settimeout(self._remaining(deadline, timeout, url))
+            resp = conn.getresponse()
+            chunks: list[bytes] = []
+            size = 0
+            while size < MAX_BODY_BYTES:
+                sock.settimeout(self._remaining(deadline, timeout, url))
+                chunk = resp.read(min(_CHUNK, MAX_BODY_BYTES - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            charset = resp.headers.get_content_charset() or "utf-8"
+            try:
+                body = b"".join(chunks).decode(charset, errors="replace")
+            except LookupError:
+                body = b"".join(chunks).decode("utf-8", errors="replace")
+            return resp.status, resp.getheader("Location"), body, size, days
+        except _Failure:
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            raise _Failure(f"TLS certificate of {url} not accepted: {exc.verify_message}") from None
+        except TimeoutError:
+            raise _Failure(f"no answer from {url}: timed out after {seconds_text(timeout)}") from None
+        except ssl.SSLError as exc:
+            raise _Failure(f"TLS error with {url}: {exc.reason or exc}") from None
+        except http.client.HTTPException as exc:
+            raise _Failure(f"bad HTTP answer from {url}: {type(exc).__name__} {exc}") from None
+        except OSError as exc:
+            raise _Failure(f"cannot connect to {url}: {exc.strerror or exc}") from None
+        finally:
+            conn.close()
+
+
+def _cert_days(sock: ssl.SSLSocket, now: float) -> float | None:
+    """Days until the peer certificate's notAfter (verified or not)."""
+    cert = sock.getpeercert()
+    if cert and "notAfter" in cert:
+        return (ssl.cert_time_to_seconds(str(cert["notAfter"])) - now) / 86400
+    der = sock.getpeercert(binary_form=True)
+    if not der:
+        return None
+    try:  # not verified: the decoded form is empty; decode DER if cryptography is at hand
+        from cryptography import x509
+    except ImportError:
+        return None
+    not_after = x509.load_der_x509_certificate(der).not_valid_after_utc.timestamp()
+    return (not_after - now) / 86400
+
+
+def codes_text(codes: Sequence[int]) -> str:
+    """``(200, 201, 202, 302)`` → ``"200-202, 302"``."""
+    ordered = sorted(set(codes))
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ", ".join(parts)

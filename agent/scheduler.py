@@ -1,0 +1,300 @@
+"""Runs the checks on time, each in a worker thread with its own timeout, and keeps their states.
+
+Threads
+    Each run of a check happens in its own daemon thread. At most ``max_workers`` runs are active
+    at once; a check that is due while all slots are busy waits for a free one. A run still going
+    ``timeout`` (+ a short grace, so a check that enforces its own timeout reports first) after it
+    started is reported UNKNOWN "timed out after 10s" and *abandoned*: its slot is freed, its thread
+    is left to finish (Python cannot kill a thread), and while it is still alive the same check is
+    not started again — each due time reports UNKNOWN "still hung since ..." instead. So at most
+    ``max_workers`` active threads plus one abandoned thread per hung check exist.
+
+Timing
+    ``clock`` (monotonic) drives due times and timeouts, ``wall`` stamps ``last_change`` and
+    "hung since". The next run is due ``interval`` after a run started, or ``retry_interval`` while
+    the check is soft-failing (see :mod:`agent.state`).
+
+Callback
+    ``on_hard_change(report)`` is called from the scheduler thread (or from the caller of
+    :meth:`run_once`), outside the lock, when a check's hard state changes — including its first
+    hard state — and when flapping starts or stops, so the service can push a report at once.
+    An exception in the callback is logged and does not stop the scheduler.
+
+:meth:`CheckScheduler.tick` is one scheduling step (collect finished and timed-out runs, start due
+checks); :meth:`start` calls it from a background thread; tests call it with a fake clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from agent.checks.base import Check, CheckResult, seconds_text
+from agent.config import CheckConfig
+from agent.report import CheckReport, Status
+from agent.state import CheckState, StatePolicy, advance, next_delay, pending, policy_for, to_report
+
+log = logging.getLogger(__name__)
+
+#: Extra time the scheduler gives a check past its timeout before abandoning it.
+GRACE_SECONDS = 1.0
+#: Longest the background thread sleeps between steps.
+MAX_SLEEP_SECONDS = 1.0
+
+
+@dataclass(eq=False)
+class _Run:
+    started: float  # clock()
+    started_wall: float
+    thread: threading.Thread | None = None
+    done: bool = False
+    result: CheckResult | None = None
+    duration: float = 0.0
+    abandoned: bool = False
+
+
+@dataclass(eq=False)
+class _Entry:
+    cfg: CheckConfig
+    check: Check
+    policy: StatePolicy
+    state: CheckState
+    due: float = 0.0
+    run: _Run | None = None  # the latest run, active or abandoned-and-alive
+
+
+class CheckScheduler:
+    def __init__(
+        self,
+        checks: Sequence[tuple[CheckConfig, Check]],
+        *,
+        on_hard_change: Callable[[CheckReport], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        max_workers: int = 8,
+        grace: float = GRACE_SECONDS,
+        flap_low: float = 25.0,
+        flap_high: float = 50.0,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be 1 or more")
+        self._clock = clock
+        self._wall = wall
+        self._on_hard_change = on_hard_change
+        self._max_workers = max_workers
+        self._grace = grace
+        now = clock()
+        self._entries = [
+            _Entry(cfg, check, policy_for(cfg, flap_low, flap_high), pending(cfg.name, cfg.type), due=now)
+            for cfg, check in checks
+        ]
+        self._cond = threading.Condition()
+        self._active = 0  # runs holding a worker slot
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background thread that runs each check at its interval."""
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(target=self._loop, name="check-scheduler", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop scheduling and close the checks (a ``close()`` kills running plugins' process
+        groups; a closed command check does not run again); other runs in progress are left to
+        finish on their own (daemon threads)."""
+        with self._cond:
+            self._stopping = True
+            thread, self._thread = self._thread, None
+            self._cond.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        for entry in self._entries:
+            close = getattr(entry.check, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing check %s failed", entry.cfg.name)
+
+    def snapshot(self) -> tuple[CheckReport, ...]:
+        """The latest state of every check, in config order (thread-safe)."""
+        with self._cond:
+            return tuple(to_report(e.state, e.policy) for e in self._entries)
+
+    def run_once(self) -> tuple[CheckReport, ...]:
+        """Run every check once now (bounded by ``max_workers`` and each timeout); return the reports.
+
+        A check whose earlier run is still in progress is not started again: its run is awaited
+        (or, if it is already past its timeout, reported as still hung).
+        """
+        todo = list(self._entries)
+        events: list[CheckReport] = []
+        with self._cond:
+            events += self._collect(self._clock())  # results of the background loop, not lost
+            launched: set[int] = set()
+            for entry in todo:
+                if entry.run is not None and entry.run.abandoned and not entry.run.done:
+                    events += self._apply(entry, self._hung_result(entry), 0.0)
+                    launched.add(id(entry))
+            while True:
+                now = self._clock()
+                events += self._collect(now)
+                for entry in todo:
+                    if id(entry) in launched or self._active >= self._max_workers:
+                        continue
+                    if entry.run is None or entry.run.done:
+                        self._launch(entry, now)
+                    launched.add(id(entry))  # else: a run in progress, awaited below
+                busy = self._busy()
+                if len(launched) == len(todo) and not busy:
+                    break
+                self._cond.wait(self._sleep_for(now, busy, idle=False))
+            reports = tuple(to_report(e.state, e.policy) for e in self._entries)
+        self._notify(events)
+        return reports
+
+    def wait_idle(self, timeout: float, names: Collection[str] | None = None) -> bool:
+        """Wait (real time) until no run (of the ``names`` checks, default all) is in progress, hung
+        runs aside; False on timeout. Finished results are applied by the next :meth:`tick`.
+        """
+        end = time.monotonic() + timeout
+        with self._cond:
+            while any(names is None or e.cfg.name in names for e in self._busy()):
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, MAX_SLEEP_SECONDS))
+            return True
+
+    def tick(self) -> float:
+        """One scheduling step; returns seconds until something is due (for the loop to sleep)."""
+        with self._cond:
+            now = self._clock()
+            events = self._collect(now)
+            for entry in self._entries:
+                if entry.due > now:
+                    continue
+                run = entry.run
+                if run is not None and not run.done:
+                    if run.abandoned:  # still hung: report, do not start another
+                        events += self._apply(entry, self._hung_result(entry), 0.0)
+                        entry.due = now + next_delay(entry.state, entry.cfg)
+                    continue  # active run: collected when it ends or times out
+                if self._active >= self._max_workers:
+                    continue  # waits for a free slot
+                self._launch(entry, now)
+            delay = self._sleep_for(now, self._busy())
+        self._notify(events)
+        return delay
+
+    # -- internals (called with the lock held) ---------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+            try:
+                delay = self.tick()
+            except Exception:  # the scheduler must outlive any bug in a callback
+                log.exception("check scheduler step failed")
+                delay = MAX_SLEEP_SECONDS
+            with self._cond:
+                if self._stopping:
+                    return
+                self._cond.wait(min(max(delay, 0.01), MAX_SLEEP_SECONDS))
+
+    def _busy(self) -> list[_Entry]:
+        return [e for e in self._entries if e.run is not None and not e.run.done and not e.run.abandoned]
+
+    def _sleep_for(self, now: float, busy: list[_Entry], *, idle: bool = True) -> float:
+        """Until the next due check (``idle``) or the next run deadline; finished runs notify."""
+        times = [e.run.started + e.cfg.timeout + self._grace for e in busy if e.run is not None]
+        if idle:
+            # A check due now but not started is waiting for a slot: a finishing run wakes us.
+            times += [e.due for e in self._entries if e not in busy and e.due > now]
+        if not times:
+            return MAX_SLEEP_SECONDS
+        return min(max(min(times) - now, 0.0), MAX_SLEEP_SECONDS)
+
+    def _launch(self, entry: _Entry, now: float) -> None:
+        run = _Run(started=now, started_wall=self._wall())
+        entry.run = run
+        entry.due = now + entry.cfg.interval  # provisional; set properly when the result is in
+        self._active += 1
+        check, timeout = entry.check, entry.cfg.timeout
+
+        def work() -> None:
+            started = self._clock()
+            try:
+                result = check.run(timeout)
+            except Exception as exc:
+                log.exception("check %s crashed", entry.cfg.name)
+                result = CheckResult(Status.UNKNOWN, f"check crashed: {type(exc).__name__}: {exc}")
+            duration = self._clock() - started
+            with self._cond:
+                run.result, run.duration, run.done = result, duration, True
+                if run.abandoned:
+                    log.warning("check %s finished %.1fs after it was reported hung; result dropped",
+                                entry.cfg.name, duration - timeout)
+                else:
+                    self._active -= 1
+                self._cond.notify_all()
+
+        thread = threading.Thread(target=work, name=f"check-{entry.cfg.name}", daemon=True)
+        run.thread = thread
+        thread.start()
+
+    def _collect(self, now: float) -> list[CheckReport]:
+        """Apply finished runs and time out overdue ones; returns reports for the callback."""
+        events: list[CheckReport] = []
+        for entry in self._entries:
+            run = entry.run
+            if run is None or run.abandoned:
+                continue
+            if run.done and run.result is not None:
+                events += self._apply(entry, run.result, run.duration)
+                run.result = None  # applied once
+                entry.due = run.started + next_delay(entry.state, entry.cfg)
+            elif not run.done and now >= run.started + entry.cfg.timeout + self._grace:
+                run.abandoned = True
+                self._active -= 1
+                log.warning("check %s timed out after %s; its thread is abandoned",
+                            entry.cfg.name, seconds_text(entry.cfg.timeout))
+                result = CheckResult(Status.UNKNOWN, f"timed out after {seconds_text(entry.cfg.timeout)}")
+                events += self._apply(entry, result, now - run.started)
+                entry.due = run.started + next_delay(entry.state, entry.cfg)
+        return events
+
+    def _hung_result(self, entry: _Entry) -> CheckResult:
+        assert entry.run is not None
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.run.started_wall))
+        return CheckResult(
+            Status.UNKNOWN,
+            f"still hung since {since} (timed out after {seconds_text(entry.cfg.timeout)})",
+        )
+
+    def _apply(self, entry: _Entry, result: CheckResult, duration: float) -> list[CheckReport]:
+        t = advance(entry.state, result, duration=duration, now=self._wall(), policy=entry.policy)
+        entry.state = t.state
+        if t.hard_changed or t.flapping_changed:
+            return [to_report(t.state, entry.policy)]
+        return []
+
+    def _notify(self, events: list[CheckReport]) -> None:
+        if self._on_hard_change is None:
+            return
+        for report in events:
+            try:
+                self._on_hard_change(report)
+            except Exception:
+                log.exception("on_hard_change callback failed for check %s", report.name)
