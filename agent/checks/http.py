@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -173,11 +174,11 @@ class HttpCheck:
             headers = {"User-Agent": f"boxkeeper-agent/{__version__}", "Accept": "*/*", **self.headers}
             conn.request(method, target, headers=headers)
             sock.settimeout(self._remaining(deadline, timeout, url))
-            resp = conn.getresponse()
+            resp = conn.getresponse()  # may close `sock` already (HTTP/1.0, Connection: close)
             chunks: list[bytes] = []
             size = 0
             while size < MAX_BODY_BYTES:
-                sock.settimeout(self._remaining(deadline, timeout, url))
+                _shrink_timeout(sock, self._remaining(deadline, timeout, url))
                 chunk = resp.read(min(_CHUNK, MAX_BODY_BYTES - size))
                 if not chunk:
                     break
@@ -203,6 +204,17 @@ class HttpCheck:
             raise _Failure(f"cannot connect to {url}: {exc.strerror or exc}") from None
         finally:
             conn.close()
+
+
+def _shrink_timeout(sock: socket.socket, seconds: float) -> None:
+    """Tighten the read timeout to what is left of the deadline.
+
+    http.client closes its socket object as soon as the response says the connection will close
+    (HTTP/1.0 servers, ``Connection: close``); the response still reads from the open file
+    underneath, with the timeout already set, which is then the bound that applies.
+    """
+    if sock.fileno() != -1:
+        sock.settimeout(seconds)
 
 
 def _cert_days(sock: ssl.SSLSocket, now: float) -> float | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
+from functools import partial
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -218,3 +220,19 @@ def test_from_config_uses_every_option() -> None:
 def test_codes_text() -> None:
     assert codes_text(tuple(range(200, 400))) == "200-399"
     assert codes_text((302, 200, 201)) == "200-201, 302"
+
+
+def test_http10_server_that_closes_the_connection_is_read_to_the_end(tmp_path: Path) -> None:
+    """Regression: an HTTP/1.0 answer (the connection closes after it) once gave "Bad file descriptor"."""
+    (tmp_path / "index.html").write_text("<title>Bitrix24</title>" + "x" * 200_000)
+    server = ThreadingHTTPServer(("127.0.1.9", 0), partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    assert SimpleHTTPRequestHandler.protocol_version == "HTTP/1.0"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.1.9:{server.server_address[1]}/"
+        result = HttpCheck("portal", url, body_regex="Bitrix24").run(5.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.status is Status.OK, result.summary
