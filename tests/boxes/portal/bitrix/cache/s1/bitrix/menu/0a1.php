@@ -1,0 +1,1 @@
+<?php $arResult = array("menu" => array("CRM", "Tasks"));

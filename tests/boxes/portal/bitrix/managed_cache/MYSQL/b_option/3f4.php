@@ -1,0 +1,1 @@
+<?php $v = array("main" => "cached");
