@@ -34,7 +34,7 @@ Wire format (JSON), schema ``boxkeeper.report/1``::
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Literal
 
@@ -136,11 +136,40 @@ class Report:
 
 
 def to_dict(report: Report) -> dict[str, Any]:
-    """The JSON-ready form of a report (statuses as plain integers)."""
-    data = asdict(report)
-    for check in data["checks"]:
-        check["status"] = int(check["status"])
-    return data
+    """The JSON-ready form of a report (statuses as plain integers).
+
+    Same result as ``dataclasses.asdict`` (field order and tuples included), built by hand: ``asdict`` deep-
+    copies every value and costs several times more CPU on a report with hundreds of samples.
+    """
+    return {
+        "schema": report.schema,
+        "host": report.host,
+        "agent_version": report.agent_version,
+        "seq": report.seq,
+        "sent_at": report.sent_at,
+        "push_interval_seconds": report.push_interval_seconds,
+        "checks": tuple(
+            {
+                "name": c.name, "type": c.type, "status": int(c.status), "hard": c.hard,
+                "flapping": c.flapping, "summary": c.summary, "duration_seconds": c.duration_seconds,
+                "attempt": c.attempt, "max_attempts": c.max_attempts, "last_change": c.last_change,
+                "perfdata": tuple(
+                    {"label": p.label, "value": p.value, "unit": p.unit, "warn": p.warn, "crit": p.crit,
+                     "min": p.min, "max": p.max}
+                    for p in c.perfdata
+                ),
+            }
+            for c in report.checks
+        ),
+        "samples": tuple(
+            {"name": s.name, "value": s.value, "kind": s.kind, "labels": dict(s.labels)}
+            for s in report.samples
+        ),
+        "facts": {
+            "hostname": report.facts.hostname, "os": report.facts.os, "kernel": report.facts.kernel,
+            "boot_time": report.facts.boot_time,
+        },
+    }
 
 
 def to_json(report: Report) -> bytes:

@@ -1,0 +1,103 @@
+"""Host collectors: each reads one part of the box through an injected psutil-like object.
+
+The contract is one small Protocol, :class:`Collector`: a ``name`` and ``collect()`` that returns
+:class:`~agent.report.Sample` values with Prometheus names in base units (``_seconds``, ``_bytes``,
+``_total`` for counters) and bounded label values (devices, mount points, CPU modes; never PIDs).
+A collector never raises for a missing counter: it returns fewer samples. :class:`HostSampler`
+runs them all, isolates failures (logged once per collector, counted in
+``boxkeeper_collector_errors_total{collector}``) and caches the result briefly so a scrape and a
+report built in the same instant share one collection.
+
+Modules (one collector each): ``cpu``, ``memory`` (memory and swap), ``load``, ``filesystems``,
+``diskio``, ``network``, ``facts`` (boot time and the :class:`~agent.report.Facts` of the box).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from agent.report import Sample
+
+log = logging.getLogger(__name__)
+
+
+class Collector(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def collect(self) -> tuple[Sample, ...]: ...
+
+
+def default_collectors(ps: Any, **filesystem_options: Any) -> tuple[Collector, ...]:
+    """Every host collector reading through ``ps`` (the ``psutil`` module in production)."""
+    from agent.collectors.cpu import CpuCollector
+    from agent.collectors.diskio import DiskIoCollector
+    from agent.collectors.facts import FactsCollector
+    from agent.collectors.filesystems import FilesystemCollector
+    from agent.collectors.load import LoadCollector
+    from agent.collectors.memory import MemoryCollector
+    from agent.collectors.network import NetworkCollector
+
+    return (
+        CpuCollector(ps),
+        LoadCollector(ps),
+        MemoryCollector(ps),
+        FilesystemCollector(ps, **filesystem_options),
+        DiskIoCollector(ps),
+        NetworkCollector(ps),
+        FactsCollector(ps),
+    )
+
+
+class HostSampler:
+    """Runs collectors, one failure at a time isolated; thread-safe; caches for ``max_age``."""
+
+    def __init__(
+        self,
+        collectors: Sequence[Collector],
+        *,
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._collectors = tuple(collectors)
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[Sample, ...] = ()
+        self._cached_at: float | None = None
+        self._errors: dict[str, int] = {c.name: 0 for c in self._collectors}
+        self._failing: set[str] = set()
+
+    def samples(self) -> tuple[Sample, ...]:
+        with self._lock:
+            now = self._clock()
+            if self._cached_at is not None and now - self._cached_at < self._max_age:
+                return self._cached
+            collected: list[Sample] = []
+            for collector in self._collectors:
+                collected.extend(self._run(collector))
+            collected.extend(
+                Sample("boxkeeper_collector_errors_total", float(count), "counter", {"collector": name})
+                for name, count in sorted(self._errors.items())
+            )
+            self._cached = tuple(collected)
+            self._cached_at = now
+            return self._cached
+
+    def _run(self, collector: Collector) -> tuple[Sample, ...]:
+        try:
+            samples = collector.collect()
+        except Exception as exc:  # a broken collector must not take /metrics down
+            self._errors[collector.name] = self._errors.get(collector.name, 0) + 1
+            if collector.name not in self._failing:
+                self._failing.add(collector.name)
+                log.warning("collector %s failed: %s: %s", collector.name, type(exc).__name__, exc)
+            return ()
+        if collector.name in self._failing:
+            self._failing.discard(collector.name)
+            log.info("collector %s works again", collector.name)
+        return samples

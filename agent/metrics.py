@@ -1,0 +1,244 @@
+"""The agent's /metrics: its own CollectorRegistry with one custom collector, nothing at import.
+
+:class:`AgentCollector` turns the agent's live state into metric families at scrape time:
+
+- host samples from :mod:`agent.collectors` (``boxkeeper_cpu_seconds_total{mode}``, ``_load1``...),
+- per check: ``boxkeeper_check_status{check}`` (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN),
+  ``boxkeeper_check_hard_state{check}`` (1 when the status is hard, i.e. confirmed after
+  ``retries`` attempts; 0 while soft), ``boxkeeper_check_flapping{check}`` (0/1),
+  ``boxkeeper_check_duration_seconds{check}``,
+  ``boxkeeper_check_last_change_timestamp_seconds{check}``,
+- check perfdata as ``boxkeeper_check_perfdata{check,label}`` in base units: ``ms``/``us`` →
+  seconds, ``B``/``KB``/``MB``/``GB``/``TB`` → bytes (powers of 1024, as monitoring-plugins
+  mean them), ``%`` → a ratio 0..1 (``85%`` is exported as ``0.85``), ``c`` and unit-less values as
+  they are,
+- process checks' stats (their ``count``/``rss``/``cpu`` perfdata): ``boxkeeper_processes{check}``
+  (not ``_count``: promtool reserves that suffix for histograms and summaries),
+  ``boxkeeper_process_resident_memory_bytes{check}``, ``boxkeeper_process_cpu_seconds_total{check}``
+  (CPU of the processes matched now: it drops when a process exits, which Prometheus' ``rate()``
+  treats as a counter reset),
+- the agent itself: ``boxkeeper_agent_info{version}``, spool depth
+  (``boxkeeper_spool_reports``, ``boxkeeper_spool_bytes``), ``boxkeeper_spool_dropped_reports_total``,
+  ``boxkeeper_reports_rejected_total``, ``boxkeeper_pushes_total`` (POST attempts),
+  ``boxkeeper_reports_delivered_total``, ``boxkeeper_push_errors_total{reason}``,
+  ``boxkeeper_last_push_success_timestamp_seconds``; plus prometheus-client's ``process_*``
+  metrics of the agent process (ProcessCollector registered into the same registry).
+
+:func:`serve` starts prometheus-client's threaded HTTP server and returns ``(server, thread)`` so
+the caller (and tests) can shut it down.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import generate_latest, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from agent.push import PushStats
+from agent.report import CheckReport, PerfValue, Sample
+from agent.spool import SpoolStats
+
+#: HELP text of the host samples; an unknown name still gets a generic HELP (promtool wants one).
+HOST_HELP: dict[str, str] = {
+    "boxkeeper_cpu_seconds_total": "CPU time spent in each mode, summed over all CPUs.",
+    "boxkeeper_load1": "Load average over 1 minute.",
+    "boxkeeper_load5": "Load average over 5 minutes.",
+    "boxkeeper_load15": "Load average over 15 minutes.",
+    "boxkeeper_memory_total_bytes": "Physical memory.",
+    "boxkeeper_memory_available_bytes": "Memory available to programs without swapping (MemAvailable).",
+    "boxkeeper_memory_used_bytes": "Memory in use: total minus available.",
+    "boxkeeper_swap_total_bytes": "Swap space.",
+    "boxkeeper_swap_used_bytes": "Swap space in use.",
+    "boxkeeper_filesystem_size_bytes": "Filesystem size.",
+    "boxkeeper_filesystem_free_bytes": "Free space, including blocks reserved for root.",
+    "boxkeeper_filesystem_avail_bytes": "Space available to unprivileged users.",
+    "boxkeeper_filesystem_files": "Inodes in the filesystem.",
+    "boxkeeper_filesystem_files_free": "Free inodes.",
+    "boxkeeper_filesystem_stat_timeouts_total": "Collections that skipped a mount whose statvfs hung.",
+    "boxkeeper_filesystem_unresponsive": "1 while a statvfs call on the mount has not returned.",
+    "boxkeeper_disk_read_bytes_total": "Bytes read from the block device.",
+    "boxkeeper_disk_written_bytes_total": "Bytes written to the block device.",
+    "boxkeeper_network_receive_bytes_total": "Bytes received on the interface.",
+    "boxkeeper_network_transmit_bytes_total": "Bytes sent on the interface.",
+    "boxkeeper_boot_time_seconds": "Boot time of the box, unix seconds.",
+    "boxkeeper_collector_errors_total": "Failed collections per host collector.",
+}
+
+_UNIT_FACTORS: dict[str, float] = {
+    "": 1.0, "c": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "%": 0.01,
+    "b": 1.0, "kb": 1024.0, "mb": 1024.0**2, "gb": 1024.0**3, "tb": 1024.0**4,
+}
+PROCESS_PERFDATA = {
+    "count": ("boxkeeper_processes", "Processes matched by the process check.", "gauge"),
+    "rss": ("boxkeeper_process_resident_memory_bytes", "Resident memory of the matched processes.", "gauge"),
+    "cpu": ("boxkeeper_process_cpu_seconds_total", "CPU time of the processes matched now.", "counter"),
+}
+
+
+def to_base_unit(perf: PerfValue) -> float:
+    """A perfdata value in base units (seconds, bytes, ratio); unknown units pass unchanged."""
+    return perf.value * _UNIT_FACTORS.get(perf.unit.strip().lower(), 1.0)
+
+
+Family = GaugeMetricFamily | CounterMetricFamily
+
+
+def _family(name: str, help_text: str, kind: str, labels: Sequence[str]) -> Family:
+    if kind == "counter":
+        return CounterMetricFamily(name, help_text, labels=list(labels))
+    return GaugeMetricFamily(name, help_text, labels=list(labels))
+
+
+class AgentCollector(Collector):
+    """Reads the agent's state through the callables it was given, at scrape time."""
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        host_samples: Callable[[], Sequence[Sample]] | None = None,
+        checks: Callable[[], Sequence[CheckReport]] | None = None,
+        spool_stats: Callable[[], SpoolStats] | None = None,
+        push_stats: Callable[[], PushStats] | None = None,
+    ) -> None:
+        self._version = version
+        self._host_samples = host_samples
+        self._checks = checks
+        self._spool_stats = spool_stats
+        self._push_stats = push_stats
+
+    def collect(self) -> Iterable[Metric]:
+        info = InfoMetricFamily("boxkeeper_agent", "The boxkeeper agent's version.")
+        info.add_metric([], {"version": self._version})
+        yield info
+        if self._host_samples is not None:
+            yield from host_families(self._host_samples())
+        if self._checks is not None:
+            yield from check_families(self._checks())
+        if self._spool_stats is not None:
+            yield from spool_families(self._spool_stats())
+        if self._push_stats is not None:
+            yield from push_families(self._push_stats())
+
+
+def host_families(samples: Iterable[Sample]) -> list[Metric]:
+    families: dict[str, Family] = {}
+    label_sets: dict[str, list[str]] = {}
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for sample in samples:
+        key = (sample.name, tuple(sorted(sample.labels.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        family = families.get(sample.name)
+        label_names = sorted(sample.labels)
+        if family is None:
+            help_text = HOST_HELP.get(sample.name, f"Host metric {sample.name}.")
+            family = _family(sample.name, help_text, sample.kind, label_names)
+            families[sample.name] = family
+            label_sets[sample.name] = label_names
+        if label_sets[sample.name] != label_names:
+            continue  # inconsistent label set: Prometheus would reject the family
+        family.add_metric([sample.labels[k] for k in label_names], sample.value)
+    return list(families.values())
+
+
+def check_families(checks: Sequence[CheckReport]) -> list[Metric]:
+    status = GaugeMetricFamily("boxkeeper_check_status",
+                               "Check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", labels=["check"])
+    hard = GaugeMetricFamily("boxkeeper_check_hard_state",
+                             "1 when the check's status is hard (confirmed after its retries), 0 while soft.",
+                             labels=["check"])
+    flapping = GaugeMetricFamily("boxkeeper_check_flapping", "1 while the check is flapping.",
+                                 labels=["check"])
+    duration = GaugeMetricFamily("boxkeeper_check_duration_seconds", "How long the check's last run took.",
+                                 labels=["check"])
+    changed = GaugeMetricFamily("boxkeeper_check_last_change_timestamp_seconds",
+                                "When the check last changed hard state, unix seconds.", labels=["check"])
+    perf = GaugeMetricFamily("boxkeeper_check_perfdata",
+                             "Check perfdata in base units: seconds, bytes, ratio (0..1) for percentages.",
+                             labels=["check", "label"])
+    process: dict[str, Family] = {
+        label: _family(name, help_text, kind, ["check"])
+        for label, (name, help_text, kind) in PROCESS_PERFDATA.items()
+    }
+    for check in checks:
+        status.add_metric([check.name], float(int(check.status)))
+        hard.add_metric([check.name], 1.0 if check.hard else 0.0)
+        flapping.add_metric([check.name], 1.0 if check.flapping else 0.0)
+        duration.add_metric([check.name], check.duration_seconds)
+        if check.last_change is not None:
+            changed.add_metric([check.name], check.last_change)
+        labels_seen: set[str] = set()
+        for item in check.perfdata:
+            if item.label in labels_seen:
+                continue
+            labels_seen.add(item.label)
+            if check.type == "process" and item.label in process:
+                process[item.label].add_metric([check.name], to_base_unit(item))
+            else:
+                perf.add_metric([check.name, item.label], to_base_unit(item))
+    return [status, hard, flapping, duration, changed, perf, *process.values()]
+
+
+def spool_families(stats: SpoolStats) -> list[Metric]:
+    return [
+        GaugeMetricFamily("boxkeeper_spool_reports", "Reports waiting in the spool.", value=stats.reports),
+        GaugeMetricFamily("boxkeeper_spool_bytes", "Size of the reports waiting in the spool.",
+                          value=stats.bytes),
+        CounterMetricFamily("boxkeeper_spool_dropped_reports_total",
+                            "Reports dropped undelivered because the spool was over max_bytes.",
+                            value=stats.dropped_total),
+        CounterMetricFamily("boxkeeper_reports_rejected_total",
+                            "Reports the controller refused with a 4xx, moved to spool/rejected/.",
+                            value=stats.rejected_total),
+    ]
+
+
+def push_families(stats: PushStats) -> list[Metric]:
+    errors = CounterMetricFamily("boxkeeper_push_errors_total",
+                                 "Push attempts that did not deliver cleanly, by reason.", labels=["reason"])
+    for reason in sorted(stats.errors_total):
+        errors.add_metric([reason], stats.errors_total[reason])
+    families: list[Metric] = [
+        CounterMetricFamily("boxkeeper_pushes_total", "Report POSTs attempted.", value=stats.pushes_total),
+        CounterMetricFamily("boxkeeper_reports_delivered_total", "Reports the controller accepted.",
+                            value=stats.delivered_total),
+        errors,
+    ]
+    if stats.last_success is not None:
+        families.append(GaugeMetricFamily("boxkeeper_last_push_success_timestamp_seconds",
+                                          "When a report was last delivered, unix seconds.",
+                                          value=stats.last_success))
+    return families
+
+
+def build_registry(collector: Collector, *, process_metrics: bool = True) -> CollectorRegistry:
+    """A fresh registry with the agent collector (and the agent's own process_* metrics)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    if process_metrics:
+        ProcessCollector(registry=registry)
+    return registry
+
+
+def serve(registry: CollectorRegistry, host: str, port: int) -> tuple[WSGIServer, threading.Thread]:
+    """Serve /metrics on host:port (port 0 picks a free one: read ``server.server_port``)."""
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    return server, thread
+
+
+def shutdown(server: WSGIServer, thread: threading.Thread, timeout: float = 5.0) -> None:
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout)
+
+
+def render(registry: CollectorRegistry) -> str:
+    """The text exposition of ``registry`` (what a scrape returns)."""
+    return generate_latest(registry).decode()

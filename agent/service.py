@@ -1,0 +1,262 @@
+"""``boxkeeper-agent run``: wires checks, collectors, /metrics, spool and push into one process.
+
+Threads: the check scheduler (agent/scheduler.py) with its workers; prometheus-client's HTTP
+server for /metrics; one report loop that builds a report every ``controller.push_interval``
+(and at once, coalesced over 0.2 s, when a check changes hard state), writes it to the spool and
+drains the spool oldest-first (agent/push.py). The main thread waits for SIGTERM or SIGINT, then
+stops everything and returns 0. Without a ``controller`` section there is no spool and no push:
+the agent runs its checks and serves /metrics.
+
+Exit codes: 0 clean stop, 1 cannot run (spool unusable, listen address taken), 2 bad token file.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from agent import __version__
+from agent.collectors import Collector, HostSampler
+from agent.collectors.cpu import CpuCollector
+from agent.collectors.diskio import DiskIoCollector
+from agent.collectors.facts import FactsCollector
+from agent.collectors.filesystems import FilesystemCollector
+from agent.collectors.load import LoadCollector
+from agent.collectors.memory import MemoryCollector
+from agent.collectors.network import NetworkCollector
+from agent.config import AgentConfig, CheckConfig
+from agent.errors import AgentError, SpoolError, TokenFileError
+from agent.metrics import AgentCollector, build_registry, serve, shutdown
+from agent.proctable import ProcessTable
+from agent.push import HttpTransport, Pusher, Transport, public_url
+from agent.report import CheckReport
+from agent.reporter import SEQ_FILE, Reporter, SeqCounter, unix_millis
+from agent.spool import Spool
+from agent.token import read_token
+
+log = logging.getLogger("agent")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+FIRST_REPORT_DELAY = 2.0  # seconds after start: tells the controller quickly that the agent is up
+COALESCE = 0.2  # seconds to gather several hard changes into one report
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Timestamped lines on stderr (the journal keeps them), unless logging is set up already."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+@dataclass
+class _Push:
+    spool: Spool
+    reporter: Reporter
+    pusher: Pusher
+    interval: float
+
+
+class AgentService:
+    """The running agent. ``start()`` raises AgentError/OSError before anything is left running."""
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        *,
+        ps: Any = None,
+        transport: Transport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ps is None:
+            import psutil
+
+            ps = psutil
+        self.cfg = cfg
+        self._ps = ps
+        self._transport = transport
+        self._clock = clock
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+        self._scheduler: Any = None
+        self._scheduler_started = False
+        self._push: _Push | None = None
+        self.metrics_url = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        cfg = self.cfg
+        token = read_token(cfg.controller.token_file) if cfg.controller else None  # TokenFileError
+
+        from agent.checks import build_check
+        from agent.checks.base import Check
+        from agent.checks.process import ProcessCheck
+        from agent.scheduler import CheckScheduler
+
+        facts = FactsCollector(self._ps)
+        collectors: Sequence[Collector] = (
+            CpuCollector(self._ps), LoadCollector(self._ps), MemoryCollector(self._ps),
+            FilesystemCollector(self._ps), DiskIoCollector(self._ps), NetworkCollector(self._ps), facts,
+        )
+        sampler = HostSampler(collectors)
+
+        if cfg.controller is not None and token is not None:
+            spool = Spool(cfg.spool.dir, cfg.spool.max_bytes)  # SpoolError
+            seq = SeqCounter(cfg.spool.dir / SEQ_FILE, floor=spool.max_seq() or 0, initial=unix_millis)
+            transport = self._transport or HttpTransport(
+                cfg.controller.url, token, timeout=cfg.controller.timeout, ca_file=cfg.controller.ca_file,
+            )
+            reporter = Reporter(
+                host=cfg.host, agent_version=__version__, push_interval=cfg.controller.push_interval, seq=seq,
+                checks=self._snapshot, samples=sampler.samples, facts=facts.facts,
+            )
+            pusher = Pusher(spool, transport, clock=self._clock, url=cfg.controller.url)
+            self._push = _Push(spool, reporter, pusher, cfg.controller.push_interval)
+
+        processes = ProcessTable()  # one /proc scan shared by all process checks
+
+        def make(check: CheckConfig) -> Check:
+            if check.type == "process":
+                return ProcessCheck.from_config(check, psutil=processes)
+            return build_check(check)
+
+        self._scheduler = CheckScheduler(
+            [(check, make(check)) for check in cfg.checks], on_hard_change=self._on_hard_change,
+        )
+        collector = AgentCollector(
+            version=__version__,
+            host_samples=sampler.samples,
+            checks=self._snapshot,
+            spool_stats=self._push.spool.stats if self._push else None,
+            push_stats=self._push.pusher.stats if self._push else None,
+        )
+        self._server, self._server_thread = serve(build_registry(collector), cfg.listen_host, cfg.listen_port)
+        host = cfg.listen_host if ":" not in cfg.listen_host else f"[{cfg.listen_host}]"
+        self.metrics_url = f"http://{host}:{self._server.server_port}/metrics"
+
+        self._scheduler.start()
+        self._scheduler_started = True
+        if self._push is not None:
+            thread = threading.Thread(target=self._report_loop, name="report-loop", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        pushing = "no controller configured (no push)"
+        if cfg.controller is not None:
+            url, every = public_url(cfg.controller.url), cfg.controller.push_interval
+            pushing = f"pushing to {url} every {every:g}s, spool {cfg.spool.dir}"
+        log.info("boxkeeper-agent %s on %s: %d check(s), metrics at %s, %s",
+                 __version__, cfg.host, len(cfg.checks), self.metrics_url, pushing)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._scheduler_started:
+            self._scheduler.stop()
+        for thread in self._threads:
+            thread.join(timeout=15)
+        if self._server is not None and self._server_thread is not None:
+            shutdown(self._server, self._server_thread)
+        log.info("boxkeeper-agent stopped")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stop.wait(timeout)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def _snapshot(self) -> tuple[CheckReport, ...]:
+        return tuple(self._scheduler.snapshot()) if self._scheduler is not None else ()
+
+    def _on_hard_change(self, check: CheckReport) -> None:
+        self._wake.set()
+
+    def push_now(self) -> None:
+        """Build and push a report now (what a hard state change does)."""
+        self._wake.set()
+
+    def _report_loop(self) -> None:
+        push = self._push
+        assert push is not None
+        next_report = self._clock() + min(FIRST_REPORT_DELAY, push.interval)
+        while not self._stop.is_set():
+            timeout = max(0.0, next_report - self._clock())
+            if push.spool.stats().reports:
+                timeout = min(timeout, push.pusher.retry_in())
+            woken = self._wake.wait(timeout)
+            if self._stop.is_set():
+                break
+            if woken:
+                self._stop.wait(COALESCE)
+                self._wake.clear()
+            now = self._clock()
+            if woken or now >= next_report:
+                next_report = now + push.interval
+                self._spool_report(push)
+            try:
+                push.pusher.drain(should_stop=self._stop.is_set)
+            except AgentError as exc:
+                log.error("push: %s", exc)
+                self._stop.wait(1.0)
+            except Exception:
+                log.exception("push loop: unexpected error (will go on)")
+                self._stop.wait(1.0)
+
+    def _spool_report(self, push: _Push) -> None:
+        try:
+            push.reporter.spool_next(push.spool)
+        except SpoolError as exc:
+            log.error("report not stored: %s", exc)
+        except Exception:
+            log.exception("building a report failed (will try again at the next interval)")
+
+
+def run_agent(cfg: AgentConfig) -> int:
+    """Run until SIGTERM/SIGINT. Returns the process exit code."""
+    configure_logging()
+    service = AgentService(cfg)
+    try:
+        service.start()
+    except TokenFileError as exc:
+        log.error("%s", exc)
+        service.stop()
+        return 2
+    except SpoolError as exc:
+        log.error("%s", exc)
+        service.stop()
+        return 1
+    except AgentError as exc:
+        log.error("%s", exc)
+        service.stop()
+        return 2
+    except OSError as exc:
+        log.error("cannot listen on %s for /metrics: %s", cfg.listen, exc.strerror or exc)
+        service.stop()
+        return 1
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        service.request_stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    while not service.wait(1.0):
+        pass
+    service.stop()
+    return 0

@@ -1,0 +1,191 @@
+"""The durable, ordered, bounded queue of reports waiting to reach the controller.
+
+Layout of ``spool.dir``::
+
+    00000000000000000042.json     one report per file, named by its zero-padded seq
+    .00000000000000000043.json.tmp  a report being written (discarded on start: torn by a crash)
+    seq                            the last seq handed out (see agent/reporter.py)
+    rejected/                      reports the controller refused with a 4xx (the last N kept)
+
+Writing a report: write a temp file, ``fsync`` it, ``rename`` it to its final name, ``fsync`` the
+directory. After :meth:`Spool.append` returns, the report survives ``kill -9`` and power loss.
+Replay is oldest seq first. The spool is bounded by ``max_bytes``: when an append takes it over,
+the oldest reports are deleted first (the newest one is always kept), counted in
+:attr:`SpoolStats.dropped_total` and logged as one WARNING naming how many and which seq range.
+All methods are thread-safe (one lock; file I/O of a single report happens under it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.errors import SpoolError
+
+log = logging.getLogger(__name__)
+
+_NAME_RE = re.compile(r"^(\d{20})\.json$")
+REJECTED_DIR = "rejected"
+
+
+def spool_name(seq: int) -> str:
+    return f"{seq:020d}.json"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+@dataclass(frozen=True)
+class SpoolStats:
+    reports: int
+    bytes: int
+    dropped_total: int
+    rejected_total: int
+
+
+class Spool:
+    def __init__(self, directory: Path, max_bytes: int, *, keep_rejected: int = 20) -> None:
+        self.dir = Path(directory)
+        self.max_bytes = max_bytes
+        self.keep_rejected = keep_rejected
+        self._lock = threading.Lock()
+        self._sizes: dict[int, int] = {}
+        self._bytes = 0
+        self._dropped = 0
+        self._rejected = 0
+        try:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._recover()
+        except OSError as exc:
+            raise SpoolError(f"spool directory {self.dir} is not usable: {exc.strerror or exc}") from exc
+
+    def _recover(self) -> None:
+        torn = 0
+        for entry in os.scandir(self.dir):
+            if entry.name.endswith(".json.tmp") and entry.is_file():
+                os.unlink(entry.path)
+                torn += 1
+                continue
+            m = _NAME_RE.match(entry.name)
+            if m and entry.is_file():
+                self._sizes[int(m.group(1))] = entry.stat().st_size
+        self._bytes = sum(self._sizes.values())
+        if torn:
+            log.warning("spool %s: discarded %d partly written report(s) left by a crash", self.dir, torn)
+        if self._sizes:
+            log.info(
+                "spool %s: %d report(s) waiting (seq %d..%d, %d bytes)",
+                self.dir, len(self._sizes), min(self._sizes), max(self._sizes), self._bytes,
+            )
+
+    # -- queue -----------------------------------------------------------------------------
+
+    def append(self, seq: int, body: bytes) -> None:
+        """Store one report durably, then enforce ``max_bytes`` (oldest dropped first)."""
+        with self._lock:
+            try:
+                write_atomic(self.dir / spool_name(seq), body)
+            except OSError as exc:
+                raise SpoolError(f"cannot write report {seq} to {self.dir}: {exc.strerror or exc}") from exc
+            self._bytes += len(body) - self._sizes.get(seq, 0)
+            self._sizes[seq] = len(body)
+            self._enforce_bound()
+
+    def _enforce_bound(self) -> None:
+        if self._bytes <= self.max_bytes or len(self._sizes) <= 1:
+            return
+        dropped: list[int] = []
+        for seq in sorted(self._sizes)[:-1]:
+            if self._bytes <= self.max_bytes:
+                break
+            self._unlink(seq)
+            dropped.append(seq)
+        self._dropped += len(dropped)
+        log.warning(
+            "spool %s over max_bytes %d: dropped %d oldest report(s), seq %d..%d (never delivered)",
+            self.dir, self.max_bytes, len(dropped), dropped[0], dropped[-1],
+        )
+
+    def _unlink(self, seq: int) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.dir / spool_name(seq))
+        self._bytes -= self._sizes.pop(seq, 0)
+
+    def oldest(self) -> tuple[int, bytes] | None:
+        """The oldest waiting report (seq, body), or None when the spool is empty."""
+        with self._lock:
+            while self._sizes:
+                seq = min(self._sizes)
+                try:
+                    return seq, (self.dir / spool_name(seq)).read_bytes()
+                except FileNotFoundError:  # removed behind our back: forget it, go on
+                    self._bytes -= self._sizes.pop(seq, 0)
+            return None
+
+    def seqs(self) -> list[int]:
+        with self._lock:
+            return sorted(self._sizes)
+
+    def remove(self, seq: int) -> None:
+        """Forget a delivered report (fsync of the directory is not needed: redelivery is harmless)."""
+        with self._lock:
+            self._unlink(seq)
+
+    def reject(self, seq: int) -> Path | None:
+        """Move a refused report to ``rejected/`` (keeping the newest ``keep_rejected``)."""
+        with self._lock:
+            if seq not in self._sizes:
+                return None
+            target_dir = self.dir / REJECTED_DIR
+            target = target_dir / spool_name(seq)
+            try:
+                target_dir.mkdir(mode=0o700, exist_ok=True)
+                os.replace(self.dir / spool_name(seq), target)
+                self._bytes -= self._sizes.pop(seq, 0)
+                self._rejected += 1
+                kept = sorted(p for p in target_dir.iterdir() if _NAME_RE.match(p.name))
+                for old in kept[: max(0, len(kept) - self.keep_rejected)]:
+                    old.unlink(missing_ok=True)
+                fsync_dir(self.dir)
+            except OSError as exc:
+                raise SpoolError(f"cannot move report {seq} to {target_dir}: {exc.strerror or exc}") from exc
+            return target
+
+    def max_seq(self) -> int | None:
+        """The highest seq in the spool (or its rejected/ folder), for seq recovery after a crash."""
+        with self._lock:
+            seqs = list(self._sizes)
+        rejected = self.dir / REJECTED_DIR
+        if rejected.is_dir():
+            seqs += [int(m.group(1)) for p in rejected.iterdir() if (m := _NAME_RE.match(p.name))]
+        return max(seqs, default=None)
+
+    def stats(self) -> SpoolStats:
+        with self._lock:
+            return SpoolStats(len(self._sizes), self._bytes, self._dropped, self._rejected)

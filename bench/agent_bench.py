@@ -1,0 +1,434 @@
+"""Agent benchmark: boxkeeper-agent beside prometheus-node-exporter, plus outage detection time.
+
+Command (from the repository root; about 6 minutes on 2 cores)::
+
+    .venv/bin/python bench/agent_bench.py --cycles 100 --outages 3
+
+Part 1 — footprint. Starts, on this machine and in the same run:
+
+- the real agent (``.venv/bin/boxkeeper-agent run``) with the checks of config/agent.example.yaml,
+  pointed at things that exist here: the two http checks at a local HTTP server that answers like
+  a Bitrix portal, the seven process checks at ``sleep`` processes started under the service names
+  (nginx, httpd, mysqld, push-server, redis-server, memcached, crond), the tcp check at a local
+  listening port, the three disk checks, backup freshness on a 1 MiB file, and check_load/check_swap
+  from monitoring-plugins (Debian path). **Every check runs every 1 s** (the example says 15 s) and
+  a report is pushed to a local sink **every 1 s** (the example says 15 s), so one agent cycle =
+  all 16 checks + one report built, spooled (fsync) and pushed + one /metrics scrape;
+- ``prometheus-node-exporter`` with its default collectors on 127.0.0.1 and a free port.
+
+Both /metrics endpoints are scraped every second for ``--cycles`` cycles. Reported for each process:
+RSS and PSS (psutil ``memory_full_info``) at the end, and CPU seconds per cycle/scrape = delta of
+the process's user+system CPU time over the cycles / cycles. The agent's children (the check_load
+and check_swap plugin processes it runs) are reported separately.
+
+Part 2 — outage detection. A fresh agent with the example config's portal check settings
+(interval 15 s, timeout 10 s, retries 3, retry_interval 5 s) and push_interval 15 s watches the local
+HTTP server; the bench stops the server and measures the time until a report with the portal check
+hard CRITICAL arrives at the sink, then starts the server again and waits for hard OK.
+``--outages`` times (bounded); min/median/max are reported.
+
+Results go to bench/results/agent.md (and stdout). Nothing is asserted here: these are figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.agent.agentproc import AgentProcess, free_port, wait_for  # noqa: E402
+from tests.agent.pushsink import PushSink  # noqa: E402
+
+HOST = "127.0.1.150"  # the bench's own servers (portal, sink, agent)
+NODE_EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"
+PLUGINS = Path("/usr/lib/nagios/plugins")
+TOKEN = "bench-token-not-secret"  # noqa: S105 - a local sink's fixed token
+SERVICES = {  # check name -> process name (comm) of the stand-in process
+    "nginx": "nginx", "httpd": "httpd", "mysqld": "mysqld", "push-server": "push-server",
+    "redis": "redis-server", "memcached": "memcached", "crond": "crond",
+}
+PORTAL_PAGE = b"<html><head><title>Bitrix24</title></head><body>Bitrix24 portal</body></html>"
+
+
+# -- local things for the checks to look at ------------------------------------------------------
+
+
+class Portal:
+    """A tiny HTTP server answering like a Bitrix portal; can be stopped and started on one port."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.port = free_port(host)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like nginx in front of a portal
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(PORTAL_PAGE)))
+                self.end_headers()
+                self.wfile.write(PORTAL_PAGE)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{self.host}:{self.port}{path}"
+
+
+@contextmanager
+def stand_in_processes(workdir: Path) -> Iterator[None]:
+    """``sleep`` started through symlinks named like the services, so /proc/PID/comm matches."""
+    bindir = workdir / "bin"
+    bindir.mkdir()
+    procs = []
+    try:
+        for comm in SERVICES.values():
+            (bindir / comm).symlink_to(shutil.which("sleep") or "/bin/sleep")
+            procs.append(subprocess.Popen([str(bindir / comm), "100000"], start_new_session=True))
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+
+
+def bench_checks(portal: Portal, tcp_port: int, backup_glob: str) -> list[dict[str, Any]]:
+    """The example config's checks, retargeted at local things, every check at 1 s."""
+    example = yaml.safe_load((REPO / "config" / "agent.example.yaml").read_text())
+    checks: list[dict[str, Any]] = []
+    for check in example["checks"]:
+        check = dict(check)
+        name = check["name"]
+        if name == "portal":
+            check["url"] = portal.url("/")
+        elif name == "portal-backend":
+            check["url"] = portal.url("/backend/")
+        elif name == "mysql-port":
+            check["address"] = f"{HOST}:{tcp_port}"
+        elif name == "backup-fresh":
+            check["glob"] = backup_glob
+        elif check["type"] == "command":
+            check["command"] = [str(PLUGINS / Path(check["command"][0]).name), *check["command"][1:]]
+            if name == "swap":  # this machine has no swap: say OK instead of CRITICAL for that
+                check["command"] = [*check["command"], "-n", "ok"]
+        elif name == "push-server":
+            check["cmdline_regex"] = "push-server"
+        check["interval"] = "1s"
+        check["retry_interval"] = "1s"
+        checks.append(check)
+    return checks
+
+
+# -- measurement ---------------------------------------------------------------------------------
+
+
+def scrape(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - local bench servers
+        return len(response.read())
+
+
+def cpu_seconds(proc: psutil.Process) -> tuple[float, float]:
+    t = proc.cpu_times()
+    return t.user + t.system, t.children_user + t.children_system
+
+
+def footprint(cycles: int, basedir: Path, push_interval: float) -> dict[str, Any]:
+    workdir = basedir / f"footprint-push-{push_interval:g}s"
+    workdir.mkdir()
+    portal = Portal(HOST)
+    portal.start()
+    sink = PushSink(HOST, token=TOKEN).start()
+    listener = socket.socket()  # stands in for MySQL's port: accepts and closes each connection
+    listener.bind((HOST, 0))
+    listener.listen(64)
+
+    def accept_forever() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # listener closed at the end
+            conn.close()
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    backup = workdir / "backup" / "bench.tar.gz"
+    backup.parent.mkdir()
+    backup.write_bytes(os.urandom(1024 * 1024 + 1))
+    token = workdir / "agent.token"
+    token.write_text(TOKEN + "\n")
+    token.chmod(0o600)
+    checks = bench_checks(portal, listener.getsockname()[1], str(backup.parent / "*.tar.gz"))
+    config = {
+        "host": "bench-box", "interval": "1s", "listen": f"127.0.0.1:{free_port('127.0.0.1')}",
+        "controller": {"url": sink.url, "token_file": str(token), "push_interval": f"{push_interval:g}s"},
+        "spool": {"dir": str(workdir / f"spool-{push_interval:g}"), "max_bytes": "64MiB"},
+        "checks": checks,
+    }
+    agent = AgentProcess(workdir, config, f"bench-agent-{push_interval:g}")
+    ne_port = free_port("127.0.0.1")
+    ne_log = open(workdir / "node_exporter.log", "wb")  # noqa: SIM115
+    node_exporter = subprocess.Popen(
+        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{ne_port}"],
+        stdout=ne_log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    ne_url = f"http://127.0.0.1:{ne_port}/metrics"
+    try:
+        with stand_in_processes(workdir):
+            agent.start()
+            agent.wait_ready()
+            wait_for("node_exporter /metrics", lambda: _try_scrape(ne_url), 60)
+            wait_for("a report at the sink", lambda: len(sink.seqs()) >= 1, 60)
+            time.sleep(3)  # warm-up: every check has run a few times
+            assert agent.proc is not None
+            agent_ps, ne_ps = psutil.Process(agent.proc.pid), psutil.Process(node_exporter.pid)
+            a0, ac0 = cpu_seconds(agent_ps)
+            n0, _ = cpu_seconds(ne_ps)
+            seq0 = len(sink.seqs())
+            agent_bytes = ne_bytes = 0
+            start = time.monotonic()
+            for cycle in range(cycles):
+                agent_bytes = scrape(agent.metrics_url)
+                ne_bytes = scrape(ne_url)
+                time.sleep(max(0.0, start + cycle + 1 - time.monotonic()))
+            a1, ac1 = cpu_seconds(agent_ps)
+            n1, _ = cpu_seconds(ne_ps)
+            elapsed = time.monotonic() - start
+            reports = len(sink.seqs()) - seq0
+            agent_mem, ne_mem = agent_ps.memory_full_info(), ne_ps.memory_full_info()
+            metrics_text = agent.scrape() or ""
+            statuses = {
+                line.split('"')[1]: line.rsplit(" ", 1)[1]
+                for line in metrics_text.splitlines() if line.startswith("boxkeeper_check_status{")
+            }
+            agent.terminate()
+    finally:
+        agent.stop()
+        node_exporter.send_signal(signal.SIGTERM)
+        node_exporter.wait(10)
+        ne_log.close()
+        sink.stop()
+        portal.stop()
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+    return {
+        "cycles": cycles, "elapsed": elapsed, "push_interval": push_interval, "reports": reports,
+        "loadavg": os.getloadavg()[0],
+        "checks": len(checks),
+        "statuses": statuses,
+        "agent": {"rss": agent_mem.rss, "pss": agent_mem.pss, "cpu": (a1 - a0) / cycles,
+                  "children_cpu": (ac1 - ac0) / cycles, "scrape_bytes": agent_bytes},
+        "node_exporter": {"rss": ne_mem.rss, "pss": ne_mem.pss, "cpu": (n1 - n0) / cycles,
+                          "scrape_bytes": ne_bytes},
+    }
+
+
+def _try_scrape(url: str) -> bool:
+    try:
+        return scrape(url) > 0
+    except OSError:
+        return False
+
+
+def outage_detection(repeats: int, workdir: Path, max_seconds: float = 120.0) -> list[float]:
+    portal = Portal(HOST)
+    portal.start()
+    sink = PushSink(HOST, token=TOKEN).start()
+    token = workdir / "outage.token"
+    token.write_text(TOKEN + "\n")
+    token.chmod(0o600)
+    example = yaml.safe_load((REPO / "config" / "agent.example.yaml").read_text())
+    check = next(dict(c) for c in example["checks"] if c["name"] == "portal")
+    check["url"] = portal.url("/")
+    config = {
+        "host": "bench-box", "interval": example["interval"], "listen": f"{HOST}:{free_port(HOST)}",
+        "controller": {"url": sink.url, "token_file": str(token), "push_interval": "15s"},
+        "spool": {"dir": str(workdir / "outage-spool"), "max_bytes": "64MiB"},
+        "checks": [check],
+    }
+    arrivals: list[tuple[float, dict[str, Any]]] = []
+    sink.on_report = lambda report: arrivals.append((time.monotonic(), report))
+    agent = AgentProcess(workdir, config, "outage-agent")
+    results: list[float] = []
+
+    def portal_state(report: dict[str, Any]) -> tuple[int, bool] | None:
+        for c in report["checks"]:
+            if c["name"] == "portal":
+                return int(c["status"]), bool(c["hard"])
+        return None
+
+    try:
+        agent.start()
+        agent.wait_ready()
+        for attempt in range(repeats):
+            wait_for("portal hard OK at the sink",
+                     lambda: arrivals and portal_state(arrivals[-1][1]) == (0, True), max_seconds)
+            time.sleep(1.0 + 4.0 * attempt)  # stop at a different phase of the check interval each time
+            seen = len(arrivals)
+            stopped = time.monotonic()
+            portal.stop()
+
+            def critical(seen: int = seen) -> float | None:
+                for t, report in arrivals[seen:]:
+                    if portal_state(report) == (2, True):
+                        return t
+                return None
+
+            arrived = wait_for("a hard CRITICAL report", critical, max_seconds, step=0.05)
+            results.append(arrived - stopped)
+            print(f"  outage {attempt + 1}: hard CRITICAL at the sink after {arrived - stopped:.1f} s",
+                  flush=True)
+            portal.start()
+        agent.terminate()
+    finally:
+        agent.stop()
+        sink.stop()
+        portal.stop()
+    return results
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def write_results(fps: list[dict[str, Any]], outages: list[float], command: str, path: Path) -> str:
+    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), platform.machine())
+    lines = [
+        "# Agent benchmark",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {os.cpu_count()} cores ({cpu_model}), {mib(psutil.virtual_memory().total)} RAM, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"node_exporter {_node_exporter_version()}. "
+        f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "## Footprint, side by side in the same run",
+        "",
+        f"Agent: the {fps[0]['checks']} checks of config/agent.example.yaml pointed at local stand-ins "
+        "(see bench/agent_bench.py), **every check every 1 s** (the example: 15 s); node_exporter "
+        "with its default collectors. Both /metrics endpoints scraped once per second. "
+        "Two runs: reports pushed at the example's push_interval (15 s), and every 1 s (worst case).",
+        "",
+        "One agent cycle = 16 checks (7 process checks sharing one /proc scan, 2 HTTP requests, a TCP "
+        "connect, 3 statvfs, a glob, 2 plugin processes) + one /metrics scrape (+ one report built, "
+        "fsync'd to the spool and POSTed, in the 1 s push run). One node_exporter scrape = its "
+        "collectors once.",
+        "",
+    ]
+    for fp in fps:
+        a, n = fp["agent"], fp["node_exporter"]
+        lines += [
+            f"### push_interval {fp['push_interval']:g} s: {fp['cycles']} cycles in {fp['elapsed']:.0f} s, "
+            f"{fp['reports']} reports delivered, machine load average {fp['loadavg']:.2f} at the end "
+            "(other work was running on the machine too)",
+            "",
+            "| | boxkeeper-agent | prometheus-node-exporter | target |",
+            "|---|---:|---:|---|",
+            f"| RSS | {mib(a['rss'])} | {mib(n['rss'])} | agent ≤ 40 MB |",
+            f"| PSS | {mib(a['pss'])} | {mib(n['pss'])} | |",
+            f"| CPU per cycle / scrape (own process) | {a['cpu'] * 1000:.1f} ms | {n['cpu'] * 1000:.1f} ms "
+            "| agent ≤ node_exporter |",
+            "| CPU per cycle of child processes (check_load, check_swap) | "
+            f"{a['children_cpu'] * 1000:.1f} ms | – | |",
+            f"| /metrics size | {a['scrape_bytes'] / 1024:.1f} KiB | {n['scrape_bytes'] / 1024:.1f} KiB | |",
+            "",
+            "Check states at the end (0 = OK): "
+            + ", ".join(f"{k}={v}" for k, v in sorted(fp["statuses"].items())) + ".",
+            "",
+        ]
+    lines += [
+        "## Outage detection",
+        "",
+        "Time from stopping the watched HTTP server to the report with the portal check hard CRITICAL "
+        "arriving at the push sink; the example config's portal settings (interval 15 s, timeout 10 s, "
+        "retries 3, retry_interval 5 s, push_interval 15 s). The server was stopped at a different "
+        "phase of the check interval each time.",
+        "",
+        "| runs | min | median | max | target |",
+        "|---:|---:|---:|---:|---|",
+    ]
+    if outages:
+        lines.append(f"| {len(outages)} | {min(outages):.1f} s | {statistics.median(outages):.1f} s | "
+                     f"{max(outages):.1f} s | ≤ 30 s |")
+        lines.append("")
+        lines.append("Each run: " + ", ".join(f"{x:.1f} s" for x in outages) + ".")
+    lines.append("")
+    text = "\n".join(lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+def _node_exporter_version() -> str:
+    out = subprocess.run([NODE_EXPORTER, "--version"], capture_output=True, text=True, check=False,
+                         timeout=30)
+    first = (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else ""
+    return first.split("version", 1)[-1].split("(")[0].strip() or "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--cycles", type=int, default=100)
+    parser.add_argument("--outages", type=int, default=3, help="outage detection runs (0 to skip)")
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "agent.md")
+    args = parser.parse_args()
+    if not 1 <= args.cycles <= 1000 or not 0 <= args.outages <= 10:
+        parser.error("--cycles 1..1000, --outages 0..10")
+    command = ".venv/bin/python bench/agent_bench.py " + " ".join(sys.argv[1:])
+    with tempfile.TemporaryDirectory(prefix="boxkeeper-bench-") as tmp:
+        workdir = Path(tmp)
+        fps = []
+        for push_interval in (15.0, 1.0):
+            print(f"footprint: {args.cycles} cycles at 1 s, push every {push_interval:g} s ...", flush=True)
+            fps.append(footprint(args.cycles, workdir, push_interval))
+        print(f"outage detection: {args.outages} run(s) ...", flush=True)
+        outages = outage_detection(args.outages, workdir) if args.outages else []
+    print(write_results(fps, outages, command.strip(), args.output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""All process checks share one cheap scan of /proc; per-process details are read lazily."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from agent.checks.process import ProcessCheck
+from agent.proctable import CLOCK_TICKS, PAGE_SIZE, ProcessTable
+from agent.report import Status
+
+
+def fake_proc(
+    root: Path,
+    pid: int,
+    comm: str,
+    cmdline: list[str],
+    *,
+    uid: int = 0,
+    rss_pages: int = 10,
+    utime: int = 0,
+    stime: int = 0,
+) -> None:
+    d = root / str(pid)
+    d.mkdir(parents=True)
+    (d / "comm").write_text(comm[:15] + "\n")
+    (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in cmdline) + b"\0")
+    (d / "status").write_text(f"Name:\t{comm[:15]}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n")
+    (d / "statm").write_text(f"1000 {rss_pages} 50 1 0 100 0\n")
+    fields = ["S", "1", str(pid), str(pid), "0", "-1", "0", "0", "0", "0", "0", str(utime), str(stime)]
+    (d / "stat").write_text(f"{pid} ({comm[:15]}) " + " ".join(fields + ["0"] * 30) + "\n")
+
+
+def test_checks_falling_due_together_share_one_scan(tmp_path: Path) -> None:
+    fake_proc(tmp_path, 10, "nginx", ["nginx: master process /usr/sbin/nginx"], rss_pages=100)
+    fake_proc(
+        tmp_path,
+        11,
+        "node",
+        ["node", "/opt/push-server/server.js"],
+        uid=0,
+        rss_pages=200,
+        utime=3 * CLOCK_TICKS,
+        stime=CLOCK_TICKS,
+    )
+    fake_proc(tmp_path, 12, "crond", ["/usr/sbin/crond", "-n"])
+    (tmp_path / "self").mkdir()  # not a pid: ignored
+    now = [0.0]
+    table = ProcessTable(tmp_path, max_age=1.0, clock=lambda: now[0])
+    by_name = ProcessCheck("nginx", match="nginx", psutil=table, own_pid=1).run(5)
+    by_cmdline = ProcessCheck("push", cmdline_regex="push-server", user="root", psutil=table, own_pid=1)
+    by_cmdline = by_cmdline.run(5)
+    missing = ProcessCheck("httpd", match="httpd", psutil=table, own_pid=1).run(5)
+    assert table.scans == 1
+    assert (by_name.status, by_cmdline.status, missing.status) == (Status.OK, Status.OK, Status.CRITICAL)
+    perf = {p.label: p.value for p in by_cmdline.perfdata}
+    assert perf == {"count": 1, "rss": 200 * PAGE_SIZE, "cpu": 4.0}
+    now[0] += 1.0
+    ProcessCheck("nginx", match="nginx", psutil=table, own_pid=1).run(5)
+    assert table.scans == 2
+
+
+def test_truncated_names_are_extended_like_psutil_and_vanished_processes_skipped(tmp_path: Path) -> None:
+    fake_proc(tmp_path, 20, "kworker/u4:1-events_unbound", [])  # kernel thread, no cmdline: truncated
+    fake_proc(tmp_path, 21, "bk-very-long-daemon-name", ["/opt/x/bk-very-long-daemon-name", "--flag"])
+    (tmp_path / "22").mkdir()  # exited between listdir and open
+    names = {p.info["pid"]: p.info["name"] for p in ProcessTable(tmp_path).process_iter()}
+    assert names == {20: "kworker/u4:1-ev", 21: "bk-very-long-daemon-name"}
+
+
+def test_same_answers_as_psutil_for_real_processes(tmp_path: Path) -> None:
+    marker = tmp_path / "bk-proctable-marker"
+    marker.symlink_to("/bin/sleep")
+    procs = [subprocess.Popen([str(marker), "300"]) for _ in range(2)]
+    try:
+        table = ProcessTable(max_age=10)
+        results: list[Any] = []
+        threads = [
+            threading.Thread(
+                target=lambda: results.append(
+                    ProcessCheck("m", match="bk-proctable-marker", psutil=table).run(5)
+                )
+            )
+            for _ in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert table.scans == 1
+        ours = {p.info["pid"]: p.info for p in table.process_iter()}
+        for proc in procs:
+            ps = psutil.Process(proc.pid)
+            info = ours[proc.pid]
+            assert info["name"] == ps.name() == "bk-proctable-marker"
+            assert info["cmdline"] == ps.cmdline()
+            assert info["username"] == ps.username()
+            assert abs(info["memory_info"].rss - ps.memory_info().rss) < 1024 * 1024
+        for result in results:
+            perf = {p.label: p.value for p in result.perfdata}
+            assert result.status is Status.OK and perf["count"] == 2 and perf["rss"] > 0
+        own = ProcessCheck("own", cmdline_regex="pytest", psutil=table).run(5)
+        assert str(os.getpid()) not in own.details.removeprefix("pids: ").split()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

@@ -1,0 +1,149 @@
+"""Reports are built from the latest states, and their seq only grows, across restarts too."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from agent.report import CheckReport, Facts, PerfValue, Report, Sample, Status, to_json
+from agent.reporter import SEQ_FILE, Reporter, SeqCounter
+from agent.spool import Spool
+
+
+def check(name: str = "portal", summary: str = "HTTP 200") -> CheckReport:
+    return CheckReport(
+        name, "http", Status.OK, True, False, summary, 0.012, perfdata=(PerfValue("time", 0.012, "s"),)
+    )
+
+
+def make(tmp_path: Path, checks: list[CheckReport] | None = None) -> Reporter:
+    return Reporter(
+        host="portal-01",
+        agent_version="0.1.0",
+        push_interval=15.0,
+        seq=SeqCounter(tmp_path / SEQ_FILE),
+        checks=lambda: checks if checks is not None else [check()],
+        samples=lambda: [Sample("boxkeeper_load1", 0.3)],
+        facts=lambda: Facts("portal-01.acme.local", "Rocky Linux 9.4", "5.14.0", 1.0),
+        wall=lambda: 1_764_300_000.5,
+    )
+
+
+def test_report_carries_states_samples_and_facts(tmp_path: Path) -> None:
+    report = make(tmp_path).build()
+    assert isinstance(report, Report)
+    data = json.loads(to_json(report))
+    assert data["schema"] == "boxkeeper.report/1"
+    assert (data["host"], data["seq"], data["sent_at"], data["push_interval_seconds"]) == (
+        "portal-01",
+        1,
+        1_764_300_000.5,
+        15.0,
+    )
+    assert data["checks"][0]["name"] == "portal" and data["checks"][0]["status"] == 0
+    assert data["samples"] == [{"name": "boxkeeper_load1", "value": 0.3, "kind": "gauge", "labels": {}}]
+    assert data["facts"]["os"] == "Rocky Linux 9.4"
+
+
+def test_seq_grows_and_is_persisted_once_the_report_is_spooled(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10**6)
+    reporter = make(tmp_path)
+    assert [reporter.spool_next(spool).seq for _ in range(3)] == [1, 2, 3]
+    assert spool.seqs() == [1, 2, 3]
+    assert json.loads((tmp_path / "00000000000000000002.json").read_bytes())["seq"] == 2
+    assert (tmp_path / SEQ_FILE).read_text().strip() == "3"
+    for seq in (1, 2, 3):
+        spool.remove(seq)  # delivered
+    assert make(tmp_path).spool_next(spool).seq == 4  # a restarted agent continues
+
+
+def test_a_report_that_was_never_spooled_does_not_use_up_a_seq(tmp_path: Path) -> None:
+    reporter = make(tmp_path)
+    assert reporter.build().seq == 1
+    assert reporter.build().seq == 1  # built, but not spooled: nobody has seen seq 1
+
+
+def test_crash_after_spooling_before_the_seq_file_continues_after_the_spool(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10**6)
+    make(tmp_path).spool_next(spool)
+    spool.append(2, b'{"seq":2}')  # spooled, then kill -9 before the seq file said 2
+    restarted = Spool(tmp_path, max_bytes=10**6)
+    counter = SeqCounter(tmp_path / SEQ_FILE, floor=restarted.max_seq() or 0)
+    assert counter.reserve() == 3
+
+
+def test_seq_survives_kill_9(tmp_path: Path) -> None:
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from agent.reporter import SeqCounter\n"
+        "c = SeqCounter(Path(sys.argv[1]))\n"
+        "for _ in range(5): c.next()\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / SEQ_FILE)], check=False, timeout=60)
+    assert result.returncode == -9
+    assert SeqCounter(tmp_path / SEQ_FILE).next() == 6
+
+
+def test_lost_seq_file_never_reuses_a_spooled_seq(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10**6)
+    spool.append(41, b"{}")
+    (tmp_path / SEQ_FILE).write_text("7\n")  # stale (restored from an old backup, say)
+    assert SeqCounter(tmp_path / SEQ_FILE, floor=spool.max_seq() or 0).next() == 42
+    (tmp_path / SEQ_FILE).write_text("garbage")
+    assert SeqCounter(tmp_path / SEQ_FILE, floor=spool.max_seq() or 0).next() == 42
+
+
+def test_long_summaries_and_too_many_checks_are_clipped_to_the_schema_limits(tmp_path: Path) -> None:
+    checks = [check(f"c{i}", "x" * 10_000) for i in range(600)]
+    report = make(tmp_path, checks).build()
+    assert len(report.checks) == 500
+    assert len(report.checks[0].summary) == 4096 and report.checks[0].summary.endswith("…")
+
+
+def test_fast_to_dict_matches_dataclasses_asdict(tmp_path: Path) -> None:
+    """report.to_dict is hand-written for speed: it must stay equal to asdict (new fields too)."""
+    from dataclasses import asdict
+
+    from agent.report import to_dict
+
+    soft = CheckReport(
+        "b",
+        "process",
+        Status.CRITICAL,
+        False,
+        True,
+        "0 procs",
+        0.1,
+        attempt=2,
+        max_attempts=3,
+        last_change=5.0,
+    )
+    report = make(tmp_path, [check("a"), soft]).build()
+    expected = asdict(report)
+    for item in expected["checks"]:
+        item["status"] = int(item["status"])
+    assert to_dict(report) == expected
+    assert list(to_dict(report)) == list(expected)
+    assert json.loads(to_json(report)) == json.loads(json.dumps(expected))
+
+
+def test_a_reinstalled_agent_numbers_after_everything_its_predecessor_sent(tmp_path: Path) -> None:
+    from agent.reporter import unix_millis
+
+    old = tmp_path / "old"
+    old.mkdir()
+    spool = Spool(old, max_bytes=10**6)
+    first = SeqCounter(old / SEQ_FILE, floor=spool.max_seq() or 0, initial=unix_millis)
+    for _ in range(50):
+        first.commit(first.reserve())
+    previous_highest = first.last
+    new = tmp_path / "new"  # /var/lib/boxkeeper wiped: no seq file, empty spool
+    new.mkdir()
+    fresh = SeqCounter(new / SEQ_FILE, floor=Spool(new, max_bytes=10**6).max_seq() or 0, initial=unix_millis)
+    assert fresh.reserve() > previous_highest
+    restarted = SeqCounter(old / SEQ_FILE, floor=0, initial=unix_millis)
+    assert restarted.reserve() == previous_highest + 1  # a restart continues, it does not jump

@@ -1,0 +1,128 @@
+"""The on-disk spool: ordered, durable, bounded, and honest about what it drops."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from agent.errors import SpoolError
+from agent.spool import Spool, spool_name
+
+
+def body(seq: int, size: int = 100) -> bytes:
+    head = f'{{"seq":{seq},"pad":"'.encode()
+    return head + b"x" * (size - len(head) - 2) + b'"}'
+
+
+def test_replays_oldest_first_and_survives_a_restart(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000)
+    for seq in (3, 1, 2):
+        spool.append(seq, body(seq))
+    assert spool.oldest() == (1, body(1))
+    reopened = Spool(tmp_path, max_bytes=10_000)
+    assert reopened.seqs() == [1, 2, 3]
+    assert reopened.stats().bytes == 300
+    reopened.remove(1)
+    assert reopened.oldest() == (2, body(2))
+    assert Spool(tmp_path, max_bytes=10_000).seqs() == [2, 3]
+
+
+def test_files_are_named_by_zero_padded_seq_and_private(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=10_000)
+    spool.append(42, body(42))
+    path = tmp_path / "spool" / "00000000000000000042.json"
+    assert path.read_bytes() == body(42)
+    assert spool_name(42) == path.name
+    assert path.stat().st_mode & 0o077 == 0
+    assert (tmp_path / "spool").stat().st_mode & 0o077 == 0
+
+
+def test_torn_temp_file_from_a_crash_is_discarded_on_start(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000)
+    spool.append(1, body(1))
+    (tmp_path / f".{spool_name(2)}.tmp").write_bytes(b'{"seq":2,"pa')  # kill -9 mid-write
+    with caplog.at_level(logging.WARNING):
+        reopened = Spool(tmp_path, max_bytes=10_000)
+    assert reopened.seqs() == [1]
+    assert not list(tmp_path.glob("*.tmp"))
+    assert "partly written" in caplog.text
+
+
+def test_over_max_bytes_drops_oldest_first_counts_and_logs_the_range(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spool = Spool(tmp_path, max_bytes=350)
+    with caplog.at_level(logging.WARNING, logger="agent.spool"):
+        for seq in range(1, 6):
+            spool.append(seq, body(seq))
+    assert spool.seqs() == [3, 4, 5]
+    stats = spool.stats()
+    assert (stats.reports, stats.bytes, stats.dropped_total) == (3, 300, 2)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == [spool_name(s) for s in (3, 4, 5)]
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("dropped 1 oldest report(s), seq 1..1" in m for m in messages)
+    assert any("seq 2..2" in m for m in messages)
+
+
+def test_one_big_append_drops_several_and_the_newest_is_always_kept(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spool = Spool(tmp_path, max_bytes=350)
+    for seq in range(1, 4):
+        spool.append(seq, body(seq))
+    with caplog.at_level(logging.WARNING, logger="agent.spool"):
+        spool.append(4, body(4, size=1000))
+    assert spool.seqs() == [4]
+    assert spool.stats().dropped_total == 3
+    assert "dropped 3 oldest report(s), seq 1..3" in caplog.text
+
+
+def test_reject_moves_aside_and_keeps_only_the_last_n(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=100_000, keep_rejected=2)
+    for seq in range(1, 5):
+        spool.append(seq, body(seq))
+    for seq in (1, 2, 3):
+        spool.reject(seq)
+    assert spool.seqs() == [4]
+    assert sorted(p.name for p in (tmp_path / "rejected").iterdir()) == [spool_name(2), spool_name(3)]
+    assert spool.stats().rejected_total == 3
+    assert spool.max_seq() == 4
+    spool.remove(4)
+    assert spool.max_seq() == 3  # rejected reports still count for seq recovery
+
+
+def test_concurrent_appends_and_removes_keep_the_books_straight(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10**9)
+
+    def writer(start: int) -> None:
+        for seq in range(start, start + 50):
+            spool.append(seq, body(seq))
+
+    threads = [threading.Thread(target=writer, args=(n * 1000,)) for n in range(1, 4)]
+    for t in threads:
+        t.start()
+    removed = 0
+    while any(t.is_alive() for t in threads) or spool.oldest() is not None:
+        item = spool.oldest()
+        if item is not None:
+            spool.remove(item[0])
+            removed += 1
+    for t in threads:
+        t.join()
+    assert removed == 150
+    assert spool.stats().reports == 0 and spool.stats().bytes == 0
+
+
+def test_unusable_directory_is_a_spool_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(SpoolError, match="not usable"):
+        Spool(blocker / "spool", max_bytes=1000)
