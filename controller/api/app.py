@@ -1,0 +1,105 @@
+"""The FastAPI application: ``create_app(cfg, db, *, monitor=None)``.
+
+Authentication per route:
+
+- ``POST /api/v1/reports``: the host's agent token (Bearer).
+- ``GET /healthz``: none (load balancers); says whether the database answers.
+- ``GET /metrics``: none by default (Prometheus on a trusted network); with
+  ``metrics: {require_token: true}`` an operator token is required.
+- everything else (hosts, checks, incidents): an operator token (Bearer).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
+
+from controller import __version__
+from controller.api import health, hosts, reports
+from controller.config import ControllerConfig
+from controller.fleet_metrics import ControllerHealth, FleetCollector
+from controller.ingest import REPORT_ADAPTER
+from controller.operators import OperatorTokens
+from controller.store.db import Database
+
+log = logging.getLogger("boxkeeper.controller")
+
+
+class MonitorLike(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def create_app(
+    cfg: ControllerConfig, db: Database, *, monitor: MonitorLike | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if monitor is not None:
+            monitor.start()
+        try:
+            yield
+        finally:
+            if monitor is not None:
+                monitor.stop()
+
+    app = FastAPI(
+        title="boxkeeper controller", version=__version__, lifespan=lifespan,
+        description="Fleet state, incidents and metrics of boxkeeper agents.",
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    health_metrics = ControllerHealth(registry)
+    registry.register(FleetCollector(cfg, db, clock=clock))
+    app.state.cfg = cfg
+    app.state.db = db
+    app.state.monitor = monitor
+    app.state.clock = clock
+    app.state.registry = registry
+    app.state.health = health_metrics
+    app.state.operator_tokens = OperatorTokens(Path(cfg.operator_tokens_file))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _db_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        health_metrics.db_errors.inc()
+        log.error("database error: %s", type(exc).__name__)
+        return JSONResponse({"detail": "database unavailable"}, status_code=503)
+
+    app.include_router(reports.router)
+    app.include_router(hosts.router)
+    app.include_router(health.router)
+    try:
+        incidents_router = importlib.import_module("controller.incidents.api").router
+    except ImportError:
+        pass
+    else:
+        app.include_router(incidents_router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes)
+        report_schema = REPORT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["AgentToken"] = {
+            "type": "http", "scheme": "bearer", "description": "the host's agent token (boxkeeper hosts add)",
+        }
+        components = schema["components"].setdefault("schemas", {})
+        components.update(report_schema.pop("$defs", {}))
+        components["Report"] = report_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

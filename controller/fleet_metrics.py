@@ -1,0 +1,162 @@
+"""Fleet metrics for Prometheus: a custom collector over the database, plus the controller's health.
+
+Exposed families:
+
+- every sample of every host's latest report, under its own name, with ``client`` and ``host``
+  labels added (an agent label called ``client``/``host`` becomes ``exported_client``/
+  ``exported_host``, as Prometheus does). Samples of one name from all hosts form one family:
+  ``counter`` when every host says counter and the name ends in ``_total``, ``gauge`` when every
+  host says gauge, ``untyped`` when hosts disagree. Names the controller exposes itself are skipped.
+- ``boxkeeper_host_up{client,host}`` 1 when the last report is within ``silence_after``.
+- ``boxkeeper_host_last_report_timestamp_seconds{client,host}`` (controller clock).
+- ``boxkeeper_host_state{client,host,state}`` 1 for the host's one-word state.
+- ``boxkeeper_check_status{client,host,check,type}`` 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN;
+  ``boxkeeper_check_hard{client,host,check}`` 1 when the state is hard.
+- ``boxkeeper_incidents_open{client,severity}``.
+- ``boxkeeper_controller_ingest_requests_total{code}``, ``boxkeeper_controller_ingest_duration_seconds``
+  (histogram), ``boxkeeper_controller_db_errors_total``, ``boxkeeper_controller_scrape_duration_seconds``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from controller.config import ControllerConfig
+from controller.fleet import load_fleet
+from controller.store.db import Database
+
+OWN_PREFIXES = ("boxkeeper_host_", "boxkeeper_check_", "boxkeeper_incidents_", "boxkeeper_controller_")
+STATES = ("ok", "warning", "critical", "unknown", "agent_down", "unreachable", "maintenance")
+
+
+class ControllerHealth:
+    """The controller's own metrics (one per app, in the app's registry)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.ingest_requests = Counter(
+            "boxkeeper_controller_ingest_requests", "Report pushes answered, by HTTP status code.",
+            ["code"], registry=registry,
+        )
+        self.ingest_duration = Histogram(
+            "boxkeeper_controller_ingest_duration_seconds", "Time to answer a report push.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=registry,
+        )
+        self.db_errors = Counter(
+            "boxkeeper_controller_db_errors", "Database errors while serving requests.", registry=registry,
+        )
+
+
+def open_incident_counts(session: Session) -> dict[tuple[str, str], int]:
+    """(client, severity) → open incidents, from the incidents side (empty when not installed)."""
+    try:
+        open_counts = importlib.import_module("controller.incidents.queries").open_counts
+    except (ImportError, AttributeError):
+        open_counts = None
+    if open_counts is not None:
+        return dict(open_counts(session))
+    try:
+        from controller.incidents.models import Incident
+    except ImportError:
+        return {}
+    rows = session.execute(
+        select(Incident.client_name, Incident.severity, func.count())
+        .where(Incident.resolved_at.is_(None))
+        .group_by(Incident.client_name, Incident.severity)
+    ).all()
+    return {(client or "", severity): int(n) for client, severity, n in rows}
+
+
+class FleetCollector(Collector):
+    """Reads the database on every scrape (nothing cached: replicas agree)."""
+
+    def __init__(
+        self, cfg: ControllerConfig, db: Database, *, clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.clock = clock
+
+    def describe(self) -> list[Metric]:
+        return []  # dynamic families: do not let the registry call collect() at registration
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        now = self.clock()
+        with self.db.read_session() as session:
+            hosts = load_fleet(session, self.cfg, now, with_samples=True)
+            incidents = open_incident_counts(session)
+        up = GaugeMetricFamily("boxkeeper_host_up",
+                               "1 when the host's agent reported within silence_after.",
+                               labels=["client", "host"])
+        last = GaugeMetricFamily("boxkeeper_host_last_report_timestamp_seconds",
+                                 "When the controller last received a report from the host (unix time).",
+                                 labels=["client", "host"])
+        state = GaugeMetricFamily("boxkeeper_host_state", "1 for the host's current state (one word).",
+                                  labels=["client", "host", "state"])
+        status = GaugeMetricFamily("boxkeeper_check_status",
+                                   "Check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+                                   labels=["client", "host", "check", "type"])
+        hard = GaugeMetricFamily("boxkeeper_check_hard", "1 when the check's state is hard.",
+                                 labels=["client", "host", "check"])
+        for h in hosts:
+            up.add_metric([h.client, h.host], 1.0 if h.up else 0.0)
+            if h.last_report_at is not None:
+                last.add_metric([h.client, h.host], h.last_report_at)
+            for name in STATES:
+                state.add_metric([h.client, h.host, name], 1.0 if h.state == name else 0.0)
+            for c in h.checks:
+                status.add_metric([h.client, h.host, c.name, c.type], float(c.status))
+                hard.add_metric([h.client, h.host, c.name], 1.0 if c.hard else 0.0)
+        incidents_open = GaugeMetricFamily("boxkeeper_incidents_open",
+                                           "Open incidents by client and severity.",
+                                           labels=["client", "severity"])
+        for (client, severity), count in sorted(incidents.items()):
+            incidents_open.add_metric([client, severity], float(count))
+        yield from (up, last, state, status, hard, incidents_open)
+        yield from agent_families(hosts)
+        scrape = GaugeMetricFamily("boxkeeper_controller_scrape_duration_seconds",
+                                   "Time to build the fleet metrics of this scrape.")
+        scrape.add_metric([], time.perf_counter() - started)
+        yield scrape
+
+
+def _labels(client: str, host: str, raw: dict[str, str]) -> dict[str, str]:
+    labels = {("exported_" + k if k in ("client", "host") else k): str(v) for k, v in raw.items()}
+    labels["client"] = client
+    labels["host"] = host
+    return labels
+
+
+def agent_families(hosts: list[Any]) -> Iterator[Metric]:
+    """The hosts' samples grouped into one family per exposed name (see the module docstring)."""
+    kinds: dict[str, set[str]] = {}
+    series: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for h in hosts:
+        for s in h.samples:
+            name = s.get("name")
+            if not isinstance(name, str) or name.startswith(OWN_PREFIXES):
+                continue
+            labels = _labels(h.client, h.host, s.get("labels") or {})
+            kinds.setdefault(name, set()).add(str(s.get("kind", "gauge")))
+            series.setdefault(name, {})[tuple(sorted(labels.items()))] = float(s.get("value", 0.0))
+    for name in sorted(series):
+        kind_set = kinds[name]
+        if kind_set == {"counter"} and name.endswith("_total"):
+            family = Metric(name[: -len("_total")], f"{name} from the agents' reports.", "counter")
+        elif kind_set == {"gauge"}:
+            family = Metric(name, f"{name} from the agents' reports.", "gauge")
+        else:
+            family = Metric(name, f"{name} from the agents' reports (mixed types).", "unknown")
+        for key, value in series[name].items():
+            family.add_sample(name, dict(key), value)
+        yield family

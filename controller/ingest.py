@@ -1,0 +1,406 @@
+"""Ingest: authenticate a pushed report, validate it, store it whole and exactly once.
+
+Steps, each with its HTTP answer when it refuses:
+
+1. ``Authorization: Bearer <agent token>`` must be an active token → else 401.
+2. the body must be within ``max_report_bytes`` → else 413 (checked by the API before parsing).
+3. the body must be a valid ``boxkeeper.report/1`` (pydantic, strict types, limits of
+   ``agent.report``, finite numbers, Prometheus-valid sample names) → else 422 naming the field.
+4. ``report.host`` must be the token's host → else 403.
+5. one transaction: the host's state row is locked (``FOR UPDATE`` on PostgreSQL; SQLite's
+   ``BEGIN IMMEDIATE`` serialises writers), a report already stored with this (host, seq) makes the
+   answer "duplicate" and nothing is written; otherwise the report row, the check states, the
+   state-change history and the host state are written together, or not at all.
+
+A report older than the newest one stored (``seq`` below ``last_seq``: it arrived late) is kept in
+``reports`` but does not overwrite the newer check states, samples or facts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import pydantic_core
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from agent.report import (
+    MAX_CHECKS,
+    MAX_LABELS,
+    MAX_NAME_LENGTH,
+    MAX_SAMPLES,
+    MAX_SUMMARY_LENGTH,
+    Report,
+)
+from controller import inventory
+from controller.errors import AuthError, ForbiddenError, InvalidReportError
+from controller.store.db import Database
+from controller.store.models import CheckState, HostState, StateChange
+from controller.store.models import Report as ReportRow
+
+REPORT_ADAPTER: TypeAdapter[Report] = TypeAdapter(Report)
+METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+Outcome = Literal["stored", "stored_late", "duplicate"]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status: Outcome
+    host: str
+    seq: int
+    state_changes: int = 0
+
+
+def authenticate(db: Database, token: str | None) -> inventory.TokenOwner:
+    if not token:
+        raise AuthError("agent token required (Authorization: Bearer <token>)")
+    with db.read_session() as session:
+        owner = inventory.token_owner(session.connection(), token)
+    if owner is None:
+        raise AuthError("unknown or revoked agent token")
+    return owner
+
+
+def _loc(parts: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(body)"
+
+
+def parse_report(body: bytes) -> Report:
+    """Validate a report body; InvalidReportError's message names what is wrong and where."""
+    if b"\\u0000" in body:
+        raise InvalidReportError("invalid report: NUL characters (\\u0000) are not allowed in any string")
+    try:
+        report = REPORT_ADAPTER.validate_json(body, strict=True)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        shown = "; ".join(f"{_loc(tuple(e['loc']))}: {e['msg']}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise InvalidReportError(f"invalid report: {shown}{more}") from None
+    _check_limits(report)
+    return report
+
+
+def _bad(where: str, what: str) -> InvalidReportError:
+    return InvalidReportError(f"invalid report: {where}: {what}")
+
+
+_isfinite = math.isfinite
+
+
+def _finite(where: str, value: float | None) -> None:
+    if value is not None and not _isfinite(value):
+        raise _bad(where, "must be a finite number")
+
+
+def _name(where: str, value: str, limit: int = MAX_NAME_LENGTH) -> None:
+    if not value or len(value) > limit:
+        raise _bad(where, f"must be 1 to {limit} characters")
+
+
+# Names already found valid (bounded): the same few hundred sample names and label keys arrive in
+# every report of every host, so each is checked once per process instead of once per sample.
+_GOOD_NAMES: set[str] = set()
+_GOOD_LABELS: set[str] = set()
+_MAX_CACHED = 100_000
+
+
+def _all_finite(r: Report) -> bool:
+    """Fast path: the sum of every number is finite only if each is (NaN and inf propagate); a
+    finite overflow of the sum only sends us to the exact, per-field check."""
+    total = r.sent_at + r.push_interval_seconds + (r.facts.boot_time or 0.0)
+    total += sum(s.value for s in r.samples)
+    for c in r.checks:
+        total += c.duration_seconds + (c.last_change or 0.0)
+        for p in c.perfdata:
+            total += p.value + (p.warn or 0.0) + (p.crit or 0.0) + (p.min or 0.0) + (p.max or 0.0)
+    return _isfinite(total)
+
+
+def _check_limits(r: Report) -> None:
+    _name("host", r.host)
+    _name("agent_version", r.agent_version)
+    if r.seq < 0 or r.seq > 2**63 - 1:
+        raise _bad("seq", "must be between 0 and 2^63-1")
+    if r.push_interval_seconds <= 0:
+        raise _bad("push_interval_seconds", "must be greater than 0")
+    if len(r.checks) > MAX_CHECKS:
+        raise _bad("checks", f"at most {MAX_CHECKS} checks")
+    if len(r.samples) > MAX_SAMPLES:
+        raise _bad("samples", f"at most {MAX_SAMPLES} samples")
+    if not _all_finite(r):
+        _check_finite(r)
+    names: set[str] = set()
+    for i, c in enumerate(r.checks):
+        _name(f"checks[{i}].name", c.name)
+        _name(f"checks[{i}].type", c.type)
+        if c.name in names:
+            raise _bad(f"checks[{i}].name", f"duplicate check name {c.name[:100]!r}")
+        names.add(c.name)
+        if len(c.summary) > MAX_SUMMARY_LENGTH:
+            raise _bad(f"checks[{i}].summary", f"at most {MAX_SUMMARY_LENGTH} characters")
+        if not (0 <= c.attempt <= 1000 and 0 <= c.max_attempts <= 1000):
+            raise _bad(f"checks[{i}].attempt", "attempt and max_attempts must be 0..1000")
+        if len(c.perfdata) > MAX_LABELS * 4:
+            raise _bad(f"checks[{i}].perfdata", f"at most {MAX_LABELS * 4} values")
+        for j, p in enumerate(c.perfdata):
+            _name(f"checks[{i}].perfdata[{j}].label", p.label)
+    good_names, good_labels = _GOOD_NAMES, _GOOD_LABELS
+    for i, s in enumerate(r.samples):
+        if s.name not in good_names:
+            if len(s.name) > MAX_NAME_LENGTH or not METRIC_NAME_RE.fullmatch(s.name):
+                raise _bad(f"samples[{i}].name", "must be a Prometheus metric name [a-zA-Z_:][a-zA-Z0-9_:]*")
+            if len(good_names) < _MAX_CACHED:
+                good_names.add(s.name)
+        labels = s.labels
+        if labels:
+            if len(labels) > MAX_LABELS:
+                raise _bad(f"samples[{i}].labels", f"at most {MAX_LABELS} labels")
+            for key, value in labels.items():
+                if key not in good_labels:
+                    if len(key) > MAX_NAME_LENGTH or not LABEL_NAME_RE.fullmatch(key) or key.startswith("__"):
+                        raise _bad(f"samples[{i}].labels", f"{key[:100]!r} is not a valid label name")
+                    if len(good_labels) < _MAX_CACHED:
+                        good_labels.add(key)
+                if len(value) > MAX_SUMMARY_LENGTH:
+                    raise _bad(f"samples[{i}].labels.{key}", f"at most {MAX_SUMMARY_LENGTH} characters")
+    _name("facts.hostname", r.facts.hostname, MAX_SUMMARY_LENGTH)
+
+
+def _check_finite(r: Report) -> None:
+    _finite("sent_at", r.sent_at)
+    _finite("push_interval_seconds", r.push_interval_seconds)
+    _finite("facts.boot_time", r.facts.boot_time)
+    for i, c in enumerate(r.checks):
+        _finite(f"checks[{i}].duration_seconds", c.duration_seconds)
+        _finite(f"checks[{i}].last_change", c.last_change)
+        for j, p in enumerate(c.perfdata):
+            for key in ("value", "warn", "crit", "min", "max"):
+                _finite(f"checks[{i}].perfdata[{j}].{key}", getattr(p, key))
+    for i, s in enumerate(r.samples):
+        _finite(f"samples[{i}].value", s.value)
+
+
+class _Raw:
+    """A Core statement compiled once per dialect and run on the DB-API cursor of the transaction's
+    connection: no per-call SQLAlchemy compilation, parameter processing or result wrapping (JSON
+    values are passed already encoded). DB-API errors are re-raised wrapped as SQLAlchemy's
+    (``IntegrityError`` …), so callers and the API's 503 handler see the usual exceptions."""
+
+    def __init__(self, stmt: Any) -> None:
+        self.stmt = stmt
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+
+    def _sql(self, conn: Connection) -> tuple[str, tuple[str, ...] | None]:
+        name = conn.dialect.name
+        if name not in self._compiled:
+            compiled = self.stmt.compile(dialect=conn.dialect)
+            order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+            self._compiled[name] = (compiled.string, order)
+        return self._compiled[name]
+
+    def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        """Execute; returns the DB-API cursor (``fetchone()``, iteration)."""
+        sql, order = self._sql(conn)
+        args: Any = params
+        if order is not None:
+            if isinstance(params, list):
+                args = [tuple(p[k] for k in order) for p in params]
+            else:
+                args = tuple(params[k] for k in order)
+        cursor = conn.connection.cursor()
+        try:
+            if isinstance(params, list):
+                cursor.executemany(sql, args)
+            else:
+                cursor.execute(sql, args)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(sql, args, exc, conn.dialect.loaded_dbapi.Error,
+                                      dialect=conn.dialect) from exc
+        return cursor
+
+
+def _json(value: Any) -> str:
+    return pydantic_core.to_json(value).decode("utf-8")
+
+
+_T_STATE = cast(Table, HostState.__table__)
+_T_REPORTS = cast(Table, ReportRow.__table__)
+_T_CHECKS = cast(Table, CheckState.__table__)
+_T_CHANGES = cast(Table, StateChange.__table__)
+
+def _values(*names: str) -> dict[str, Any]:
+    return {name: bindparam(name) for name in names}
+
+
+_CHECK_COLUMNS = ("type", "status", "hard", "flapping", "summary", "attempt", "max_attempts",
+                  "duration_seconds", "perfdata", "last_change", "updated_at", "report_seq")
+_LOCK_STATE = _Raw(
+    select(_T_STATE.c.last_seq, _T_STATE.c.reports_total)
+    .where(_T_STATE.c.host_id == bindparam("host_id")).with_for_update()
+)
+_NEW_STATE = _Raw(insert(_T_STATE).values(_values("host_id", "reports_total", "facts", "samples")))
+_SEEN = _Raw(select(_T_REPORTS.c.id).where(
+    _T_REPORTS.c.host_id == bindparam("host_id"), _T_REPORTS.c.seq == bindparam("seq"),
+))
+_ADD_REPORT = _Raw(insert(_T_REPORTS).values(_values("host_id", "seq", "received_at", "sent_at", "body")))
+_CHECKS_OF_HOST = _Raw(select(_T_CHECKS.c.name, _T_CHECKS.c.status, _T_CHECKS.c.hard).where(
+    _T_CHECKS.c.host_id == bindparam("host_id")
+))
+_ADD_CHECK = _Raw(insert(_T_CHECKS).values(_values("host_id", "name", *_CHECK_COLUMNS)))
+_UPDATE_CHECK = _Raw(
+    update(_T_CHECKS)
+    .where(_T_CHECKS.c.host_id == bindparam("b_host_id"), _T_CHECKS.c.name == bindparam("b_name"))
+    .values(_values(*_CHECK_COLUMNS))
+)
+_ADD_CHANGE = _Raw(insert(_T_CHANGES).values(_values(
+    "host_id", "check_name", "at", "report_seq", "old_status", "new_status", "old_hard", "new_hard",
+    "summary",
+)))
+_TOUCH_STATE = _Raw(
+    update(_T_STATE).where(_T_STATE.c.host_id == bindparam("b_host_id"))
+    .values(_values("last_report_at", "reports_total"))
+)
+_NEWEST_STATE = _Raw(
+    update(_T_STATE).where(_T_STATE.c.host_id == bindparam("b_host_id"))
+    .values(_values("last_report_at", "reports_total", "last_seq", "last_sent_at", "push_interval_seconds",
+                    "agent_version", "facts", "samples"))
+)
+
+
+def store_report(
+    db: Database, owner: inventory.TokenOwner, report: Report, body: bytes, *,
+    clock: Callable[[], float] = time.time,
+) -> IngestResult:
+    """Store one validated report in one transaction (see the module docstring)."""
+    try:
+        with db.transaction() as conn:
+            return _store(conn, owner, report, body, clock())
+    except IntegrityError as exc:
+        return _raced(db, owner.host_id, owner.host, report.seq, exc)
+
+
+def _store(
+    conn: Connection, owner: inventory.TokenOwner, report: Report, body: bytes, now: float,
+) -> IngestResult:
+    host_id = owner.host_id
+    row = _LOCK_STATE.run(conn, {"host_id": host_id}).fetchone()
+    if row is None:
+        _NEW_STATE.run(conn, {"host_id": host_id, "reports_total": 0, "facts": "{}", "samples": "[]"})
+        last_seq, total = None, 0
+    else:
+        last_seq, total = row[0], row[1] or 0
+    if _SEEN.run(conn, {"host_id": host_id, "seq": report.seq}).fetchone() is not None:
+        return IngestResult("duplicate", owner.host, report.seq)
+    _ADD_REPORT.run(conn, {
+        "host_id": host_id, "seq": report.seq, "received_at": now, "sent_at": report.sent_at,
+        "body": body.decode("utf-8", errors="replace"),
+    })
+    if last_seq is not None and report.seq < last_seq:
+        _TOUCH_STATE.run(conn, {"b_host_id": host_id, "last_report_at": now, "reports_total": total + 1})
+        return IngestResult("stored_late", owner.host, report.seq)
+    changes = _apply_checks(conn, host_id, report, now)
+    facts = report.facts
+    _NEWEST_STATE.run(conn, {
+        "b_host_id": host_id, "last_report_at": now, "reports_total": total + 1, "last_seq": report.seq,
+        "last_sent_at": report.sent_at, "push_interval_seconds": report.push_interval_seconds,
+        "agent_version": report.agent_version,
+        "facts": _json({"hostname": facts.hostname, "os": facts.os, "kernel": facts.kernel,
+                        "boot_time": facts.boot_time}),
+        "samples": _json([{"name": s.name, "kind": s.kind, "value": s.value, "labels": s.labels}
+                          for s in report.samples]),
+    })
+    return IngestResult("stored", owner.host, report.seq, changes)
+
+
+def _apply_checks(conn: Connection, host_id: int, report: Report, now: float) -> int:
+    rows = _CHECKS_OF_HOST.run(conn, {"host_id": host_id})
+    existing = {name: (status, hard) for name, status, hard in rows}
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    seq = report.seq
+    for c in report.checks:
+        status = int(c.status)
+        row = {
+            "type": c.type, "status": status, "hard": c.hard, "flapping": c.flapping, "summary": c.summary,
+            "attempt": c.attempt, "max_attempts": c.max_attempts, "duration_seconds": c.duration_seconds,
+            "perfdata": _json([
+                {"label": p.label, "value": p.value, "unit": p.unit, "warn": p.warn, "crit": p.crit,
+                 "min": p.min, "max": p.max} for p in c.perfdata
+            ]),
+            "last_change": c.last_change, "updated_at": now, "report_seq": seq,
+        }
+        before = existing.pop(c.name, None)
+        if before is None:
+            row["host_id"], row["name"] = host_id, c.name
+            inserts.append(row)
+        else:
+            row["b_host_id"], row["b_name"] = host_id, c.name
+            updates.append(row)
+        if before is None or before[0] != status or bool(before[1]) != c.hard:
+            changes.append({
+                "host_id": host_id, "check_name": c.name, "at": now, "report_seq": seq,
+                "old_status": before[0] if before else None, "new_status": status,
+                "old_hard": bool(before[1]) if before else None, "new_hard": c.hard, "summary": c.summary,
+            })
+    if inserts:
+        _ADD_CHECK.run(conn, inserts)
+    if updates:
+        _UPDATE_CHECK.run(conn, updates)
+    if existing:  # checks no longer in the agent's config
+        conn.execute(delete(_T_CHECKS).where(_T_CHECKS.c.host_id == host_id,
+                                             _T_CHECKS.c.name.in_(list(existing))))
+    if changes:
+        _ADD_CHANGE.run(conn, changes)
+    return len(changes)
+
+
+def _raced(db: Database, host_id: int, host: str, seq: int, error: IntegrityError) -> IngestResult:
+    """After an IntegrityError: "duplicate" only if another push of this (host, seq) won the race
+    (the unique constraint), otherwise the error was something else: re-raise it."""
+    with db.read_session() as session:
+        stored = _SEEN.run(session.connection(), {"host_id": host_id, "seq": seq}).fetchone()
+    if stored is None:
+        raise error
+    return IngestResult("duplicate", host, seq)
+
+
+def ingest(
+    db: Database, token: str | None, body: bytes, *, clock: Callable[[], float] = time.time,
+) -> IngestResult:
+    """Authenticate, validate and store one pushed report (raises IngestError subclasses).
+
+    The body is parsed before the database is touched; the token lookup, the host check and the
+    storage share one transaction. A request with a bad token gets 401 whatever its body.
+    """
+    if not token:
+        raise AuthError("agent token required (Authorization: Bearer <token>)")
+    try:
+        report = parse_report(body)
+    except InvalidReportError:
+        authenticate(db, token)  # 401 before 422
+        raise
+    owner: inventory.TokenOwner | None = None
+    try:
+        with db.transaction() as conn:
+            owner = inventory.token_owner(conn, token)
+            if owner is None:
+                raise AuthError("unknown or revoked agent token")
+            if report.host != owner.host:
+                raise ForbiddenError(f"this token belongs to host {owner.host!r}, not {report.host[:100]!r}")
+            return _store(conn, owner, report, body, clock())
+    except IntegrityError as exc:
+        if owner is None:
+            raise
+        return _raced(db, owner.host_id, owner.host, report.seq, exc)

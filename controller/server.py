@@ -1,0 +1,126 @@
+"""``boxkeeper serve``: the API on uvicorn, the monitor (detection + notifications) alongside.
+
+uvicorn installs the SIGTERM/SIGINT handlers: a signal stops accepting connections, lets requests
+in flight finish, then runs the app's shutdown (which stops the monitor).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from controller import inventory
+from controller.api import create_app
+from controller.config import ControllerConfig
+from controller.store.db import Database
+
+log = logging.getLogger("boxkeeper.controller")
+
+
+def make_monitor(cfg: ControllerConfig, db: Database) -> Any:
+    """The incidents side's Monitor, when installed (None otherwise)."""
+    try:
+        monitor_class = importlib.import_module("controller.monitor").Monitor
+    except ImportError:
+        log.warning("controller.monitor not installed: no outage detection or notifications")
+        return None
+    return monitor_class(cfg, db)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _stopped(_sig: int, _frame: Any) -> None:
+    log.info("boxkeeper controller stopped")
+
+
+_WORKER_ENV = "BOXKEEPER_SERVE_CONFIG"
+
+
+def worker_app() -> Any:
+    """App factory of one worker process (``--workers N``): the config comes from the parent."""
+    from controller.config import load
+
+    path = os.environ.get(_WORKER_ENV) or None
+    listen = os.environ.get("BOXKEEPER_LISTEN")
+    cfg = load(path, overrides={"listen": listen} if listen else None)
+    return create_app(cfg, Database(cfg.database), monitor=None)
+
+
+def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool = True,
+          log_level: str = "info", access_log: bool = False, workers: int = 1) -> int:
+    db = Database(cfg.database)
+    db.upgrade()
+    inventory.sync_config(cfg, db)
+    sock = bind(cfg.listen_host, cfg.listen_port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    log.info("boxkeeper controller on http://%s:%s (API /api/v1, /metrics, /healthz, /docs); database %r",
+             shown, port, db)
+    if ready_file:
+        tmp = Path(ready_file + ".tmp")
+        tmp.write_text(f"{shown}:{port}\n", encoding="utf-8")
+        os.replace(tmp, ready_file)
+    if workers > 1:
+        return _serve_workers(cfg, db, sock, workers, monitor=monitor, log_level=log_level,
+                              access_log=access_log)
+    app = create_app(cfg, db, monitor=make_monitor(cfg, db) if monitor else None)
+    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
+                            timeout_graceful_shutdown=10, server_header=False)
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM/SIGINT (graceful stop), then re-raises the signal to the handlers that
+    # were installed before it: make those no-ops so a requested stop ends with exit status 0.
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _stopped)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        db.dispose()
+    return 0
+
+
+def _serve_workers(cfg: ControllerConfig, db: Database, sock: socket.socket, workers: int, *, monitor: bool,
+                   log_level: str, access_log: bool) -> int:
+    """N uvicorn worker processes on one listening socket; the monitor runs once, in this process.
+
+    Each worker is a stateless API replica (as several controllers behind a load balancer are): the
+    database is the only shared state.
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[_WORKER_ENV] = cfg.source if cfg.source not in ("<defaults>", "<config>") else ""
+    os.environ["BOXKEEPER_LISTEN"] = cfg.listen
+    os.environ["BOXKEEPER_DATABASE"] = cfg.database
+    os.environ["BOXKEEPER_STATE_DIR"] = cfg.state_dir
+    os.environ["BOXKEEPER_OPERATOR_TOKENS_FILE"] = cfg.operator_tokens_file
+    config = uvicorn.Config("controller.server:worker_app", factory=True, workers=workers,
+                            log_level=log_level, access_log=access_log, lifespan="on",
+                            timeout_graceful_shutdown=10, server_header=False)
+    mon = make_monitor(cfg, db) if monitor else None
+    if mon is not None:
+        mon.start()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        if mon is not None:
+            mon.stop()
+        sock.close()
+        db.dispose()
+    return 0

@@ -1,0 +1,146 @@
+"""The database handle: one engine, sessions, migrations. SQLite (WAL) or PostgreSQL, same code.
+
+SQLite connections get, on connect: ``journal_mode=WAL`` (readers never block the writer),
+``busy_timeout`` (wait instead of failing when another connection writes), ``foreign_keys=ON``
+and ``synchronous=NORMAL``. With WAL, NORMAL is safe against a crash of the controller process
+(``kill -9``): committed transactions are in the WAL in the OS page cache. A power loss or kernel
+crash may lose the last transactions (never corrupt the file). Set ``sqlite_synchronous="FULL"``
+to trade throughput for durability against power loss too.
+
+Write transactions on SQLite start with ``BEGIN IMMEDIATE`` (take the write lock up front, so two
+writers queue on ``busy_timeout`` instead of one failing on a lock upgrade); :meth:`read_session`
+uses a plain deferred ``BEGIN`` so that long reads (a ``/metrics`` scrape) never hold the write lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pydantic_core
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def _to_json(value: Any) -> str:
+    return pydantic_core.to_json(value).decode("utf-8")
+
+
+# JSON columns (samples, facts, perfdata) are encoded/decoded by pydantic-core (Rust), not json.
+_JSON: dict[str, Any] = {"json_serializer": _to_json, "json_deserializer": pydantic_core.from_json}
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class Database:
+    """``Database(url)``: ``.engine``, ``.session()`` (commit or roll back), ``.upgrade()`` (migrate)."""
+
+    def __init__(self, url: str | URL, *, sqlite_synchronous: str = "NORMAL", busy_timeout_ms: int = 30000,
+                 pool_size: int = 10, echo: bool = False) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            if self.url.database and self.url.database != ":memory:":
+                Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                self.url, echo=echo, pool_size=pool_size, max_overflow=10, **_JSON,
+                connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+            )
+            _sqlite_events(self.engine, sqlite_synchronous, busy_timeout_ms)
+        else:
+            self.engine = create_engine(
+                self.url, echo=echo, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, **_JSON,
+            )
+        # One writer at a time inside this process (SQLite only): threads queue on a lock instead of
+        # polling SQLite's busy handler, which sleeps up to 100 ms between tries.
+        self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(sqlite_begin="BEGIN"), expire_on_commit=False,
+        )
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A write transaction: committed when the block ends normally, rolled back on any error."""
+        if self._write_lock is not None:
+            with self._write_lock, self._sessions() as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+            return
+        with self._sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction on a bare Core connection (no ORM session): the ingest hot path."""
+        if self._write_lock is not None:
+            with self._write_lock, self.engine.begin() as connection:
+                yield connection
+            return
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A read-only transaction (never holds SQLite's write lock); always rolled back."""
+        with self._read_sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the Alembic migrations up to ``revision`` (default: the newest)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with self.engine.connect() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+            connection.commit()
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+def _sqlite_events(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN IMMEDIATE"))

@@ -1,0 +1,91 @@
+"""Running ``boxkeeper serve`` as a real subprocess (for kill -9, agents and Prometheus tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+class ControllerProcess:
+    """``python -m controller.cli serve`` on the given config; ``url`` once it answers /healthz."""
+
+    def __init__(
+        self,
+        config: Path,
+        workdir: Path,
+        *,
+        listen: str = "127.0.2.2:0",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.listen = listen
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self._n = 0
+
+    def start(self, timeout: float = 60) -> str:
+        self._n += 1
+        ready = self.workdir / f"ready-{self._n}"
+        log = open(self.workdir / f"controller-{self._n}.log", "wb")  # noqa: SIM115 (child owns it)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "controller.cli",
+                "serve",
+                "--config",
+                str(self.config),
+                "--listen",
+                self.listen,
+                "--ready-file",
+                str(ready),
+                "--log-level",
+                "warning",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"controller exited {self.proc.returncode}: {self.log_tail()}")
+            if ready.exists():
+                self.url = "http://" + ready.read_text().strip()
+                try:
+                    if httpx.get(self.url + "/healthz", timeout=5).status_code == 200:
+                        return self.url
+                except httpx.HTTPError:
+                    pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("controller did not become healthy: " + self.log_tail())
+            time.sleep(0.1)
+
+    def log_tail(self) -> str:
+        path = self.workdir / f"controller-{self._n}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            return None

@@ -1,0 +1,82 @@
+"""Fleet metrics exposition: families merged across hosts, valid for promtool, own names protected."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from agent.report import SCHEMA, CheckReport, Facts, Report, Sample, Status, to_json
+from controller import ingest, inventory
+from controller.config import parse
+from controller.fleet_metrics import FleetCollector
+from controller.store.db import Database
+
+pytestmark = pytest.mark.integration
+
+CFG = parse({"clients": [{"name": "acme", "hosts": [{"name": "h1"}, {"name": "h2"}]},
+                         {"name": "globex", "hosts": [{"name": "h3"}]}]})
+
+
+def _report(host: str, samples: tuple[Sample, ...], status: int = 0) -> bytes:
+    return to_json(Report(
+        schema=SCHEMA, host=host, agent_version="0.1.0", seq=1, sent_at=1.0, push_interval_seconds=15.0,
+        checks=(CheckReport("portal", "http", Status(status), True, False, "x", 0.1),),
+        samples=samples, facts=Facts("h", "Debian 12", "6.1"),
+    ))
+
+
+@pytest.fixture
+def exposition(tmp_path: Path) -> str:
+    db = Database(f"sqlite:///{tmp_path}/m.db")
+    db.upgrade()
+    inventory.sync_config(CFG, db)
+    tokens = {h: inventory.add_host(db, h, c) for h, c in (("h1", "acme"), ("h2", "acme"), ("h3", "globex"))}
+    ingest.ingest(db, tokens["h1"], _report("h1", (
+        Sample("boxkeeper_cpu_seconds_total", 10.0, "counter", {"mode": "user"}),
+        Sample("boxkeeper_filesystem_size_bytes", 1e9, "gauge", {"mountpoint": "/"}),
+        Sample("boxkeeper_odd", 1.0, "gauge", {}),
+        Sample("boxkeeper_labelled", 1.0, "gauge", {"host": "inner", "client": "x"}),
+        Sample("boxkeeper_host_up", 0.0, "gauge", {}),  # a controller name: not re-exposed
+    )))
+    ingest.ingest(db, tokens["h2"], _report("h2", (
+        # another label set than h1's for the same name
+        Sample("boxkeeper_cpu_seconds_total", 20.0, "counter", {"mode": "user", "cpu": "0"}),
+        Sample("boxkeeper_filesystem_size_bytes", 2e9, "gauge", {"mountpoint": "/", "fstype": "xfs"}),
+        Sample("boxkeeper_odd", 5.0, "counter", {}),  # disagrees with h1 about the type
+    ), status=2))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FleetCollector(CFG, db, clock=lambda: 10.0))
+    text = generate_latest(registry).decode()
+    db.dispose()
+    return text
+
+
+def test_promtool_accepts_the_exposition(exposition: str) -> None:
+    proc = subprocess.run(["promtool", "check", "metrics"], input=exposition.encode(), capture_output=True,
+                          timeout=60, check=False)
+    assert (proc.returncode, proc.stdout + proc.stderr) == (0, b"")
+
+
+def test_samples_of_one_name_form_one_family_with_their_own_labels(exposition: str) -> None:
+    assert exposition.count("# TYPE boxkeeper_cpu_seconds_total counter") == 1
+    assert 'boxkeeper_cpu_seconds_total{client="acme",host="h1",mode="user"} 10.0' in exposition
+    assert 'boxkeeper_cpu_seconds_total{client="acme",cpu="0",host="h2",mode="user"} 20.0' in exposition
+    assert 'boxkeeper_filesystem_size_bytes{client="acme",host="h1",mountpoint="/"} 1e+09' in exposition
+    assert "# TYPE boxkeeper_odd untyped" in exposition  # hosts disagree: untyped, not a lie
+
+
+def test_agent_labels_named_client_or_host_are_renamed(exposition: str) -> None:
+    assert ('boxkeeper_labelled{client="acme",exported_client="x",exported_host="inner",host="h1"} 1.0'
+            in exposition)
+
+
+def test_controller_families(exposition: str) -> None:
+    assert exposition.count("# TYPE boxkeeper_host_up gauge") == 1
+    assert 'boxkeeper_host_up{client="acme",host="h1"} 1.0' in exposition
+    assert 'boxkeeper_host_up{client="globex",host="h3"} 0.0' in exposition  # never reported
+    assert 'boxkeeper_check_status{check="portal",client="acme",host="h2",type="http"} 2.0' in exposition
+    assert 'boxkeeper_host_state{client="acme",host="h2",state="critical"} 1.0' in exposition
+    assert "boxkeeper_host_last_report_timestamp_seconds{" in exposition
