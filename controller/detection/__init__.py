@@ -1,0 +1,1 @@
+"""Outage detection: liveness, the controller's own probes, classification of what is down."""

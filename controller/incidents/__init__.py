@@ -1,0 +1,1 @@
+"""Incidents: the store (models), lifecycle (service), detection reconcile, queries, API and CLI."""

@@ -1,0 +1,175 @@
+"""The controller's background work: detection passes and notification delivery, in two threads.
+
+``Monitor(cfg, db)``: ``start()`` / ``stop()`` (joins the threads), ``evaluate_once()`` (liveness +
+probes + incident reconcile + notification sync), ``dispatch_once()`` (deliver due outbox rows),
+``notify_report(host)`` (called by ingest after a report is committed: evaluate that host soon).
+An exception in a pass is logged and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from controller.detection.classify import evaluate
+from controller.detection.config import DetectionConfig
+from controller.detection.fleet import load_fleet
+from controller.detection.probes import Prober
+from controller.incidents.reconcile import needs_write, open_detected, reconcile
+from controller.notify.channels.base import Sender
+from controller.notify.channels.build import build_senders
+from controller.notify.dispatcher import Dispatcher
+from controller.notify.enqueue import NotifyPolicy, has_pending, sync_pending
+from controller.store.db import Database
+
+if TYPE_CHECKING:
+    from controller.config import ControllerConfig
+
+log = logging.getLogger("boxkeeper.monitor")
+
+
+def _address(address: tuple[str, int] | None) -> str | None:
+    if address is None:
+        return None
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+#: after a report wakes the loop, wait this long so a burst of reports is evaluated in one pass
+REPORT_BATCH_DELAY = 0.2
+DISPATCH_INTERVAL = 1.0
+
+
+class Monitor:
+    def __init__(
+        self,
+        cfg: ControllerConfig,
+        db: Database,
+        *,
+        clock: Callable[[], float] = time.time,
+        senders: dict[str, Sender] | None = None,
+        prober: Prober | None = None,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.clock = clock
+        self.detection: DetectionConfig = cfg.detection if cfg.detection is not None else DetectionConfig()
+        self.policy = NotifyPolicy(channels=tuple(cfg.notify), windows=tuple(cfg.maintenance))
+        d = self.detection
+        self.prober = prober or Prober(
+            timeout=d.probe_timeout, interval=d.probe_interval, workers=d.probe_workers,
+            verify_tls=d.probe_verify_tls, clock=clock,
+        )
+        self.dispatcher = dispatcher or Dispatcher(
+            db, build_senders(self.policy.channels) if senders is None else senders, clock=clock
+        )
+        self._config_targets = {
+            host.name: (host.portal_url, _address(host.ssh_address))
+            for client in cfg.clients for host in client.hosts
+        }
+        self._dirty: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake_eval = threading.Event()
+        self._wake_dispatch = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.passes = 0
+        self.pass_errors = 0
+
+    # -- one pass each ----------------------------------------------------------------------
+
+    def evaluate_once(self, only: set[str] | None = None) -> None:
+        """Liveness + probes + incidents reconcile + notification sync (all hosts, or ``only``)."""
+        now = self.clock()
+        with self.db.read_session() as session:
+            records = load_fleet(session, self.detection, now, only=only, config_targets=self._config_targets)
+            current = open_detected(session, [r.host for r in records])
+            pending = has_pending(session)
+        wanted = {r.host: r.targets for r in records if r.silent and r.targets}
+        probes = self.prober.probe(wanted, now) if wanted else {}
+        evaluations = [evaluate(r.view(probes.get(r.host)), self.detection) for r in records]
+        added = 0
+        write = needs_write(evaluations, current)
+        if write or pending:  # a healthy fleet costs no write transaction
+            with self.db.session() as session:
+                if write:
+                    reconcile(session, evaluations, now=now, policy=self.policy)
+                added = sync_pending(session, self.policy, now)
+        self.passes += 1
+        if added:
+            self._wake_dispatch.set()
+
+    def dispatch_once(self) -> int:
+        """Deliver the due outbox rows; the number delivered."""
+        return self.dispatcher.dispatch_once()
+
+    def notify_report(self, host: str) -> None:
+        """A report from ``host`` was stored: evaluate it soon (a hard CRITICAL pages without waiting)."""
+        with self._lock:
+            self._dirty.add(host)
+        self._wake_eval.set()
+
+    def wake_dispatch(self) -> None:
+        """Something was enqueued outside the monitor (API ack/resolve): deliver it now."""
+        self._wake_dispatch.set()
+        self._wake_eval.set()
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(target=self._evaluate_loop, name="boxkeeper-evaluate", daemon=True),
+            threading.Thread(target=self._dispatch_loop, name="boxkeeper-dispatch", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake_eval.set()
+        self._wake_dispatch.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+        self.prober.close()
+        self.dispatcher.close()
+
+    def _evaluate_loop(self) -> None:
+        interval = self.detection.evaluate_interval
+        next_full = time.monotonic()
+        while not self._stop.is_set():
+            woke = self._wake_eval.wait(max(0.0, next_full - time.monotonic()))
+            if self._stop.is_set():
+                return
+            if woke:
+                self._stop.wait(REPORT_BATCH_DELAY)
+            self._wake_eval.clear()
+            with self._lock:
+                dirty, self._dirty = self._dirty, set()
+            full = time.monotonic() >= next_full
+            try:
+                self.evaluate_once(None if full else dirty)
+            except Exception:
+                self.pass_errors += 1
+                log.exception("detection pass failed; retrying in %.1f s", interval)
+            if full:
+                next_full = time.monotonic() + interval
+
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                delivered = self.dispatch_once()
+            except Exception:
+                delivered = 0
+                self.pass_errors += 1
+                log.exception("notification pass failed; retrying")
+            if delivered:
+                continue
+            self._wake_dispatch.wait(DISPATCH_INTERVAL)
+            self._wake_dispatch.clear()

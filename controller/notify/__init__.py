@@ -1,0 +1,1 @@
+"""Notifications: routing, maintenance windows, the outbox and its dispatcher, the channels."""

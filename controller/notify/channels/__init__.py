@@ -1,0 +1,1 @@
+"""Notification channels: one module per kind, each a :class:`~controller.notify.channels.base.Sender`."""

@@ -1,0 +1,64 @@
+"""The contract of a channel: ``send(notification)`` delivers or raises :class:`DeliveryError`."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One outbox row on its way out."""
+
+    id: int
+    incident_id: int
+    event: str  # firing, repeat, resolved
+    channel: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempts: int
+
+
+class DeliveryError(Exception):
+    """A notification was not delivered. ``retry``: worth trying again later (network, 5xx, 429)."""
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class Sender(Protocol):
+    name: str
+
+    def send(self, note: Outgoing) -> None: ...
+
+    def secrets(self) -> tuple[str, ...]: ...
+
+    def close(self) -> None: ...
+
+
+def tls_verify(verify: bool, ca_file: Path | None) -> ssl.SSLContext | bool:
+    """httpx ``verify``: a context trusting ``ca_file`` when given, else the system's (or off)."""
+    if not verify:
+        return False
+    if ca_file is not None:
+        return ssl.create_default_context(cafile=str(ca_file))
+    return True
+
+
+def post_json(
+    client: httpx.Client, url: str, body: bytes, headers: dict[str, str], what: str
+) -> httpx.Response:
+    """POST; DeliveryError on transport errors (retry) and non-2xx (retry on 408/429/5xx)."""
+    try:
+        response = client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{what}: {type(exc).__name__}: {exc}") from None
+    if response.status_code >= 300:
+        retry = response.status_code in (408, 425, 429) or response.status_code >= 500
+        raise DeliveryError(f"{what}: HTTP {response.status_code}: {response.text[:200]}", retry=retry)
+    return response

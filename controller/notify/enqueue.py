@@ -1,0 +1,172 @@
+"""From incidents to outbox rows, inside the incident's own transaction.
+
+:func:`sync_notifications` is level-triggered: it looks at an incident and the rows already in the
+outbox for it and adds what is missing —
+
+- *firing* to every routed channel (client + min_severity) that has not had one at this severity or
+  higher, unless notifications are withheld (inhibited by a host-level incident of the same host,
+  maintenance window, host mute) or the incident was acknowledged first;
+- *repeat* when a channel's ``repeat_interval`` has passed since its last firing/repeat and the
+  incident is not acknowledged (Alertmanager channels: also while acknowledged);
+- *resolved* to every channel that got a firing and has ``send_resolved``.
+
+Each row's ``dedup_key`` is unique (``<incident>:<channel>:<event>:<n>``), so the same event is never
+enqueued twice, even by two controllers racing. Ack expiry is applied here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from controller.detection.classify import CHECK_KINDS, HOST_KINDS
+from controller.incidents.configkit import severity_rank
+from controller.incidents.models import (
+    ACKNOWLEDGED,
+    OPEN,
+    PENDING,
+    RESOLVED,
+    Incident,
+    IncidentEvent,
+    Notification,
+)
+from controller.incidents.mutes import is_muted
+from controller.notify.config import ChannelConfig, MaintenanceWindow
+from controller.notify.routing import channels_for, repeat_due
+
+
+@dataclass(frozen=True)
+class NotifyPolicy:
+    channels: tuple[ChannelConfig, ...] = ()
+    windows: tuple[MaintenanceWindow, ...] = ()
+
+
+def incident_payload(incident: Incident, event: str, channel: str, key: str, now: float) -> dict[str, Any]:
+    """What a channel renders; a snapshot taken when the row is enqueued."""
+    return {
+        "event": event,
+        "channel": channel,
+        "idempotency_key": key,
+        "created_at": now,
+        "incident": {
+            "id": incident.id,
+            "key": incident.dedup_key,
+            "cause": incident.cause,
+            "severity": incident.severity,
+            "status": incident.status,
+            "summary": incident.summary,
+            "host": incident.host_name,
+            "client": incident.client_name,
+            "opened_at": incident.opened_at,
+            "resolved_at": incident.resolved_at,
+            "acknowledged_by": incident.acknowledged_by,
+        },
+    }
+
+
+def _enqueue(session: Session, incident: Incident, channel: str, event: str, key: str, now: float) -> bool:
+    row = Notification(
+        incident_id=incident.id, event=event, channel=channel, dedup_key=key,
+        payload=incident_payload(incident, event, channel, key, now), status=PENDING, attempts=0,
+        next_attempt_at=now, created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return False  # another controller enqueued the same event first
+    return True
+
+
+def withheld_reason(session: Session, incident: Incident, policy: NotifyPolicy, now: float) -> str | None:
+    """Why this incident's notifications must wait right now (None: send them)."""
+    if incident.cause in CHECK_KINDS and incident.host_id is not None:
+        inhibitor = session.scalars(
+            select(Incident).where(
+                Incident.host_id == incident.host_id, Incident.status != RESOLVED,
+                Incident.cause.in_(HOST_KINDS), Incident.id != incident.id,
+            ).order_by(Incident.id)
+        ).first()
+        if inhibitor is not None:
+            return f"inhibited by {inhibitor.cause} (#{inhibitor.id})"
+    return is_muted(session, host=incident.host_name, client=incident.client_name, now=now,
+                    windows=policy.windows, host_id=incident.host_id)
+
+
+def _event(session: Session, incident: Incident, kind: str, message: str, now: float) -> None:
+    session.add(IncidentEvent(incident_id=incident.id, at=now, kind=kind, actor="boxkeeper", message=message))
+
+
+def sync_notifications(session: Session, incident: Incident, policy: NotifyPolicy, now: float) -> int:
+    """Enqueue what is missing for this incident; the number of rows added."""
+    expires = incident.ack_expires_at
+    if incident.status == ACKNOWLEDGED and expires is not None and expires <= now:
+        incident.status = OPEN
+        _event(session, incident, "ack_expired", f"acknowledgement by {incident.acknowledged_by} expired",
+               now)
+        incident.acknowledged_by = incident.acknowledged_at = incident.ack_expires_at = None
+    rows = session.execute(
+        select(Notification.channel, Notification.event, Notification.dedup_key, Notification.created_at)
+        .where(Notification.incident_id == incident.id)
+    ).all()
+    keys = {r.dedup_key for r in rows}
+    fired: dict[str, float] = {}  # channel → last firing/repeat enqueued
+    fired_rank: dict[str, int] = {}  # channel → highest severity it heard firing at
+    repeats: dict[str, int] = {}
+    for r in rows:
+        if r.event in ("firing", "repeat"):
+            fired[r.channel] = max(fired.get(r.channel, 0.0), r.created_at)
+        if r.event == "firing":
+            rank = severity_rank(r.dedup_key.rsplit(":", 1)[-1])
+            fired_rank[r.channel] = max(fired_rank.get(r.channel, -1), rank)
+        if r.event == "repeat":
+            repeats[r.channel] = repeats.get(r.channel, 0) + 1
+    added = 0
+    incident.needs_sync = False
+    if incident.status == RESOLVED:
+        for channel in policy.channels:
+            key = f"{incident.id}:{channel.name}:resolved"
+            if channel.name in fired and channel.send_resolved and key not in keys:
+                added += _enqueue(session, incident, channel.name, "resolved", key, now)
+        return added
+
+    reason = withheld_reason(session, incident, policy, now)
+    if reason != incident.withheld:
+        if reason is not None:
+            _event(session, incident, "suppressed", f"suppressed: {reason}", now)
+        else:
+            _event(session, incident, "unsuppressed", f"notifications resume (was: {incident.withheld})", now)
+        incident.withheld = reason
+    if reason is not None:
+        return added
+    acknowledged = incident.status == ACKNOWLEDGED
+    rank = severity_rank(incident.severity)
+    for channel in channels_for(policy.channels, client=incident.client_name, severity=incident.severity):
+        if fired_rank.get(channel.name, -1) < rank and not (acknowledged and channel.type != "alertmanager"):
+            key = f"{incident.id}:{channel.name}:firing:{incident.severity}"
+            if key not in keys:
+                added += _enqueue(session, incident, channel.name, "firing", key, now)
+                continue
+        if repeat_due(channel, last_sent=fired.get(channel.name), now=now, acknowledged=acknowledged):
+            key = f"{incident.id}:{channel.name}:repeat:{repeats.get(channel.name, 0) + 1}"
+            added += _enqueue(session, incident, channel.name, "repeat", key, now)
+    return added
+
+
+def sync_pending(session: Session, policy: NotifyPolicy, now: float) -> int:
+    """Sync every incident that is not resolved or changed since the last pass; rows added."""
+    incidents = session.scalars(
+        select(Incident).where((Incident.status != RESOLVED) | Incident.needs_sync).order_by(Incident.id)
+    ).all()
+    return sum(sync_notifications(session, incident, policy, now) for incident in incidents)
+
+
+def has_pending(session: Session) -> bool:
+    """Whether :func:`sync_pending` has anything to look at (an unresolved or changed incident)."""
+    stmt = select(Incident.id).where((Incident.status != RESOLVED) | Incident.needs_sync).limit(1)
+    return session.scalar(stmt) is not None

@@ -1,0 +1,30 @@
+"""Which channels hear about an incident, and when a repeat is due (pure)."""
+
+from __future__ import annotations
+
+from controller.incidents.configkit import severity_rank
+from controller.notify.config import ChannelConfig
+
+
+def routes_to(channel: ChannelConfig, *, client: str | None, severity: str) -> bool:
+    """The channel takes incidents of this client (or every client) at or above its min_severity."""
+    if channel.clients is not None and client not in channel.clients:
+        return False
+    return severity_rank(severity) >= severity_rank(channel.min_severity)
+
+
+def channels_for(
+    channels: tuple[ChannelConfig, ...], *, client: str | None, severity: str
+) -> tuple[ChannelConfig, ...]:
+    return tuple(c for c in channels if routes_to(c, client=client, severity=severity))
+
+
+def repeat_due(channel: ChannelConfig, *, last_sent: float | None, now: float, acknowledged: bool) -> bool:
+    """A re-notification is due: the channel repeats, the last one is ``repeat_interval`` old, and
+    nobody acknowledged the incident (Alertmanager keeps getting re-sends while firing regardless,
+    or it would resolve the alert by itself after its ``resolve_timeout``)."""
+    if channel.repeat_interval is None or last_sent is None:
+        return False
+    if acknowledged and channel.type != "alertmanager":
+        return False
+    return now - last_sent >= channel.repeat_interval
