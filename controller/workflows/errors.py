@@ -1,0 +1,84 @@
+"""Errors of the update workflows, grouped by what the caller does next.
+
+::
+
+    controller.errors.ControllerError
+    ├── controller.errors.ConfigError     a playbook or ``--var`` value is wrong: fix it; the CLI exits 2
+    └── WorkflowError                     anything the workflow engine raises on purpose
+        ├── RunRefused                    the run was not started; nothing changed; the CLI exits 3
+        │   ├── HostBusyError             another run holds the host's lease
+        │   └── HostQuarantinedError      the host is quarantined (``boxkeeper hosts unquarantine``)
+        ├── UnknownRunError               ``runs show ID``: no such run
+        └── ExecutorError                 talking to the host failed (carries ``host``)
+            ├── HostKeyError              the host key is not pinned, or differs from the pinned one
+            │   ├── UnknownHostKeyError   never trusted: run ``boxkeeper hosts trust HOST``
+            │   └── HostKeyMismatchError  differs from the pinned key: refuse, open an incident
+            ├── ConnectError              cannot connect or authenticate (within the reconnect deadline)
+            ├── ConnectionLostError       the connection dropped while a command ran: outcome unknown
+            └── TransferError             put/get of a file failed
+
+Playbook loading errors are ``controller.errors.ConfigError`` (file, key path, expected value), the
+same class the controller config uses, so the CLI reports both the same way.
+"""
+
+from __future__ import annotations
+
+from controller.errors import ControllerError
+
+
+class WorkflowError(ControllerError):
+    """Base of every error the workflow engine raises on purpose."""
+
+
+class RunRefused(WorkflowError):
+    """The run was refused before anything was done on the host."""
+
+
+class HostBusyError(RunRefused):
+    def __init__(self, host: str, run_id: int | None) -> None:
+        self.host = host
+        self.run_id = run_id
+        super().__init__(f"{host}: another update run holds this host (run {run_id})")
+
+
+class HostQuarantinedError(RunRefused):
+    def __init__(self, host: str, reason: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(
+            f"{host}: host is quarantined ({reason}); clear it with `boxkeeper hosts unquarantine {host}`"
+        )
+
+
+class UnknownRunError(WorkflowError):
+    """No run with that id."""
+
+
+class ExecutorError(WorkflowError):
+    def __init__(self, host: str, message: str) -> None:
+        self.host = host
+        super().__init__(f"{host}: {message}")
+
+
+class HostKeyError(ExecutorError):
+    """The host's key is not the pinned one."""
+
+
+class UnknownHostKeyError(HostKeyError):
+    """No pinned key for the host."""
+
+
+class HostKeyMismatchError(HostKeyError):
+    """The host presented a key other than the pinned one (possible man in the middle)."""
+
+
+class ConnectError(ExecutorError):
+    """Connecting or authenticating failed."""
+
+
+class ConnectionLostError(ExecutorError):
+    """The connection dropped while a command was running: its outcome is unknown."""
+
+
+class TransferError(ExecutorError):
+    """A file transfer failed."""

@@ -1,0 +1,82 @@
+"""What a finished run tells people: incidents for every outcome but success.
+
+The engine calls an :class:`IncidentSink` inside the transaction that records the final state, so a
+run is never finished without its incident. :class:`ServiceIncidents` is the real sink (D's
+``controller.incidents.service.open_incident``: deduplicated, timeline, notifications via the outbox).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class IncidentRequest:
+    host: str
+    key: str
+    cause: str
+    severity: str  # critical | warning | info
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class IncidentSink(Protocol):
+    def open(self, session: Session, request: IncidentRequest) -> None: ...
+
+
+class ServiceIncidents:
+    """Opens incidents through ``controller.incidents.service.open_incident``."""
+
+    def open(self, session: Session, request: IncidentRequest) -> None:
+        from controller.incidents.service import open_incident
+
+        open_incident(session, host=request.host, key=request.key, cause=request.cause,
+                      severity=request.severity, summary=request.summary, details=request.details)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    run_id: int
+    host: str
+    playbook: str
+    outcome: str
+    failed_step: str | None
+    failed_output: str
+    error: str | None
+    captured: dict[str, Any]
+    backup_location: str
+    rollback_notice: str
+    host_key_problem: bool = False
+
+
+def incident_for(f: RunFacts) -> IncidentRequest | None:
+    """The incident a finished run opens (None for SUCCEEDED)."""
+    details: dict[str, Any] = {
+        "run_id": f.run_id, "playbook": f.playbook, "outcome": f.outcome, "failed_step": f.failed_step,
+        "failed_output": f.failed_output, "error": f.error, "captured": f.captured,
+    }
+    where = f"{f.playbook} on {f.host} (run {f.run_id})"
+    if f.outcome == "SUCCEEDED":
+        return None
+    if f.host_key_problem:
+        return IncidentRequest(f.host, f"workflow:hostkey:{f.host}", "host_key_refused", "critical",
+                               f"SSH host key refused for {f.host}: {f.error}", details)
+    if f.outcome == "FAILED":
+        return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "release_failed", "warning",
+                               f"update not started: {where} failed at {f.failed_step or 'start'} "
+                               f"before any change: {f.error or ''}".strip(), details)
+    details["backup_location"] = f.backup_location
+    if f.outcome == "ROLLED_BACK":
+        details["warning"] = f.rollback_notice
+        text = f"release rolled back: {where} failed at {f.failed_step}; restored from {f.backup_location}"
+        if f.rollback_notice:
+            text += f". {f.rollback_notice}"
+        return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "release_rolled_back", "critical", text,
+                               details)
+    return IncidentRequest(f.host, f"workflow:quarantine:{f.host}", "host_quarantined", "critical",
+                           f"rollback FAILED, host quarantined (no automation until `boxkeeper hosts "
+                           f"unquarantine {f.host}`): {where} failed at {f.failed_step}; backup at "
+                           f"{f.backup_location}", details)

@@ -1,0 +1,242 @@
+"""SSHExecutor: fabric Connection with pinned host keys (RejectPolicy), timeouts, LANG=C, reconnect.
+
+Every command runs as ``env LANG=C LC_ALL=C timeout -k GRACE T sh -c '<command>'``: the remote
+``timeout`` kills the command's whole process group when it overruns, and the local side gives up
+a little later (and drops the connection) if the host does not answer at all. A dropped connection
+raises ConnectionLostError (the outcome of that command is unknown); the next call reconnects,
+retrying until ``reconnect_deadline``. Host keys come only from the controller's known_hosts file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from fabric import Config, Connection
+from invoke.exceptions import CommandTimedOut
+
+from controller.workflows.errors import (
+    ConnectError,
+    ConnectionLostError,
+    HostKeyMismatchError,
+    TransferError,
+    UnknownHostKeyError,
+)
+from controller.workflows.executor import Command, CommandResult, tail
+from controller.workflows.remote_shell import RemoteShell
+
+TIMED_OUT = 124  # what GNU timeout exits with
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    """Where and how to log in. ``jump`` is ``[user@]host[:port]`` of a bastion (same key file)."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    key_file: str | None = None
+    jump: str | None = None
+    known_hosts: str = "/var/lib/boxkeeper/known_hosts"
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    connect_timeout: float = 10.0
+    auth_timeout: float = 15.0
+    banner_timeout: float = 15.0
+    keepalive: int = 10
+    reconnect_deadline: float = 120.0
+    reconnect_interval: float = 2.0
+    kill_grace: float = 5.0
+    #: run the commands in one long-lived remote shell (remote_shell.py) instead of a session each
+    persistent_shell: bool = True
+
+
+def parse_jump(jump: str, default_user: str) -> tuple[str, str, int]:
+    user, _, rest = jump.rpartition("@")
+    host, sep, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+    return user or default_user, host if sep else rest, int(port) if sep else 22
+
+
+def remote_command(command: str, timeout: float, grace: float) -> str:
+    seconds = max(1, math.ceil(timeout))
+    return (f"env LANG=C LC_ALL=C timeout -k {math.ceil(grace)} {seconds} "
+            f"sh -c {shlex.quote(command)} </dev/null")
+
+
+class SSHExecutor:
+    def __init__(self, target: SSHTarget, options: SSHOptions = SSHOptions(), *,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.host = target.name
+        self.target = target
+        self.options = options
+        self._clock = clock
+        self._sleep = sleep
+        self._conn: Connection | None = None
+        self._shell: RemoteShell | None = None
+        self._ever_connected = False
+
+    # ------------------------------------------------------------ connection
+
+    def _pinned(self, host: str, port: int, user: str, gateway: Connection | None = None) -> Connection:
+        o = self.options
+        kwargs: dict[str, Any] = {
+            "auth_timeout": o.auth_timeout, "banner_timeout": o.banner_timeout,
+            "look_for_keys": False, "allow_agent": False,
+        }
+        if self.target.key_file:
+            kwargs["key_filename"] = self.target.key_file
+        conn = Connection(host, user=user, port=port, connect_timeout=math.ceil(o.connect_timeout),
+                          connect_kwargs=kwargs, gateway=gateway,
+                          config=Config(overrides={"load_ssh_configs": False}))
+        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        if _exists(self.target.known_hosts):
+            conn.client.load_host_keys(self.target.known_hosts)
+        return conn
+
+    def _new_connection(self) -> Connection:
+        gateway = None
+        if self.target.jump:
+            user, host, port = parse_jump(self.target.jump, self.target.user)
+            gateway = self._pinned(host, port, user)
+        return self._pinned(self.target.address, self.target.port, self.target.user, gateway)
+
+    def _connection(self) -> Connection:
+        if self._conn is not None and self._conn.is_connected:
+            return self._conn
+        self._drop()
+        deadline = self._clock() + (self.options.reconnect_deadline if self._ever_connected else 0)
+        where = f"{self.target.address}:{self.target.port}"
+        while True:
+            conn = self._new_connection()
+            try:
+                conn.open()
+                if conn.transport is not None:
+                    conn.transport.set_keepalive(self.options.keepalive)
+                self._conn, self._ever_connected = conn, True
+                return conn
+            except paramiko.BadHostKeyException as exc:
+                _close(conn)
+                raise HostKeyMismatchError(self.host, f"host key of {exc.hostname} differs from the pinned "
+                                           f"key (possible man in the middle): refused") from None
+            except paramiko.AuthenticationException as exc:
+                _close(conn)
+                raise ConnectError(self.host, f"authentication to {where} failed: {exc}") from None
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                _close(conn)
+                if "not found in known_hosts" in str(exc):
+                    server = str(exc).removeprefix("Server ").removesuffix(" not found in known_hosts")
+                    raise UnknownHostKeyError(self.host, f"no pinned host key for {server} (connecting to "
+                                              f"{where}): run `boxkeeper hosts trust {self.host}`") from None
+                if self._clock() >= deadline:
+                    raise ConnectError(self.host, f"cannot connect to {where}: {exc or type(exc).__name__}") \
+                        from None
+                self._sleep(self.options.reconnect_interval)
+
+    def _drop(self) -> None:
+        if self._shell is not None:
+            with contextlib.suppress(Exception):
+                self._shell.close()
+            self._shell = None
+        if self._conn is not None:
+            _close(self._conn)
+        self._conn = None
+
+    def close(self) -> None:
+        self._drop()
+
+    # ------------------------------------------------------------ operations
+
+    def run(self, command: Command, timeout: float) -> CommandResult:
+        if self.options.persistent_shell:
+            return self._run_in_shell(command, timeout)
+        conn = self._connection()
+        wrapped = remote_command(command.text, timeout, self.options.kill_grace)
+        started = self._clock()
+        try:
+            result = conn.run(wrapped, hide=True, warn=True, in_stream=False,
+                              timeout=math.ceil(timeout + self.options.kill_grace + 10))
+        except CommandTimedOut as exc:
+            self._drop()  # the host stopped answering: start clean next time
+            out = exc.result
+            return CommandResult(command.redacted, TIMED_OUT, tail(out.stdout), tail(out.stderr),
+                                 self._clock() - started, timed_out=True)
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            self._drop()
+            raise ConnectionLostError(self.host, f"connection lost during a command: {exc}") from None
+        duration = self._clock() - started
+        if result.exited == -1 or not conn.is_connected:
+            self._drop()
+            raise ConnectionLostError(self.host, "connection lost before the command reported its exit code")
+        return CommandResult(command.redacted, result.exited, tail(result.stdout), tail(result.stderr),
+                             duration, timed_out=result.exited in (TIMED_OUT, 137))
+
+    def _run_in_shell(self, command: Command, timeout: float) -> CommandResult:
+        conn = self._connection()
+        wrapped = remote_command(command.text, timeout, self.options.kill_grace)
+        started = self._clock()
+        try:
+            if self._shell is None:
+                assert conn.transport is not None
+                self._shell = RemoteShell(conn.transport)
+            answer = self._shell.run(wrapped, timeout + self.options.kill_grace + 10)
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            self._drop()
+            raise ConnectionLostError(self.host, f"connection lost during a command: {exc}") from None
+        duration = self._clock() - started
+        if answer is None:
+            self._drop()  # the host stopped answering: start clean next time
+            return CommandResult(command.redacted, TIMED_OUT, "", "", duration, timed_out=True)
+        code, out, err = answer
+        return CommandResult(command.redacted, code, tail(out), tail(err), duration,
+                             timed_out=code in (TIMED_OUT, 137))
+
+    def testinfra_args(self, workdir: Path) -> list[str]:
+        """pytest-testinfra arguments reaching this host with the same pinned settings (OpenSSH client)."""
+        t = self.target
+        lines = ["Host target", f"  HostName {t.address}", f"  Port {t.port}", f"  User {t.user}",
+                 "  StrictHostKeyChecking yes", f"  UserKnownHostsFile {t.known_hosts}", "  BatchMode yes",
+                 f"  ConnectTimeout {math.ceil(self.options.connect_timeout)}", "  IdentitiesOnly yes",
+                 "  SendEnv -LC_* -LANG"]
+        if t.key_file:
+            lines.append(f"  IdentityFile {t.key_file}")
+        if t.jump:
+            user, host, port = parse_jump(t.jump, t.user)
+            lines.append(f"  ProxyJump {user}@{host}:{port}")
+        config = workdir / "ssh_config"
+        config.write_text("\n".join(lines) + "\n")
+        return ["--hosts=ssh://target", f"--ssh-config={config}"]
+
+    def put(self, local: str, remote: str) -> None:
+        try:
+            self._connection().put(local, remote)
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            self._drop()
+            raise TransferError(self.host, f"put {local} → {remote} failed: {exc}") from None
+
+    def get(self, remote: str, local: str) -> None:
+        try:
+            self._connection().get(remote, local)
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            self._drop()
+            raise TransferError(self.host, f"get {remote} → {local} failed: {exc}") from None
+
+
+def _exists(path: str) -> bool:
+    return Path(path).is_file()
+
+
+def _close(conn: Connection) -> None:
+    # closing a broken connection must not mask the real error
+    with contextlib.suppress(Exception):
+        conn.close()

@@ -1,0 +1,73 @@
+"""Run states of the per-host state machine (DESIGN.md "Update workflows") and the allowed transitions.
+
+::
+
+    LOCK → PREFLIGHT → BACKUP → BACKUP_VERIFY → UPDATE → VERIFY → SUCCEEDED
+      │        │          │           │            │        │
+      └────────┴──────────┴───────────┴→ FAILED    └────────┴→ ROLLBACK → ROLLBACK_VERIFY → ROLLED_BACK
+                                                               │              │
+                                                               └──────────────┴→ ROLLBACK_FAILED → QUARANTINED
+
+A dry run ends PREFLIGHT → SUCCEEDED (``dry_run`` set on the run). ROLLED_BACK is a failure of the
+release: it never counts as success (its exit code is non-zero and it opens an incident).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from controller.workflows.playbook import Phase
+
+
+class RunState(enum.StrEnum):
+    LOCK = "LOCK"
+    PREFLIGHT = "PREFLIGHT"
+    BACKUP = "BACKUP"
+    BACKUP_VERIFY = "BACKUP_VERIFY"
+    UPDATE = "UPDATE"
+    VERIFY = "VERIFY"
+    SUCCEEDED = "SUCCEEDED"
+    ROLLBACK = "ROLLBACK"
+    ROLLBACK_VERIFY = "ROLLBACK_VERIFY"
+    ROLLED_BACK = "ROLLED_BACK"
+    ROLLBACK_FAILED = "ROLLBACK_FAILED"
+    QUARANTINED = "QUARANTINED"
+    FAILED = "FAILED"
+
+
+S = RunState
+TERMINAL = frozenset({S.SUCCEEDED, S.ROLLED_BACK, S.QUARANTINED, S.FAILED})
+TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    S.LOCK: frozenset({S.PREFLIGHT, S.FAILED}),
+    S.PREFLIGHT: frozenset({S.BACKUP, S.FAILED, S.SUCCEEDED}),
+    S.BACKUP: frozenset({S.BACKUP_VERIFY, S.FAILED}),
+    S.BACKUP_VERIFY: frozenset({S.UPDATE, S.FAILED}),
+    S.UPDATE: frozenset({S.VERIFY, S.ROLLBACK}),
+    S.VERIFY: frozenset({S.SUCCEEDED, S.ROLLBACK}),
+    S.ROLLBACK: frozenset({S.ROLLBACK_VERIFY, S.ROLLBACK_FAILED}),
+    S.ROLLBACK_VERIFY: frozenset({S.ROLLED_BACK, S.ROLLBACK_FAILED}),
+    S.ROLLBACK_FAILED: frozenset({S.QUARANTINED}),
+}
+
+#: The playbook phase each working state runs (ROLLBACK_VERIFY runs ``verify`` with after=rollback).
+PHASE_OF: dict[RunState, Phase] = {
+    S.PREFLIGHT: Phase.PREFLIGHT,
+    S.BACKUP: Phase.BACKUP,
+    S.BACKUP_VERIFY: Phase.BACKUP_VERIFY,
+    S.UPDATE: Phase.UPDATE,
+    S.VERIFY: Phase.VERIFY,
+    S.ROLLBACK: Phase.ROLLBACK,
+    S.ROLLBACK_VERIFY: Phase.VERIFY,
+}
+
+#: CLI exit codes of ``boxkeeper update run`` per final state (3 = refused, 2 = config error).
+EXIT_CODES = {S.SUCCEEDED: 0, S.FAILED: 1, S.ROLLED_BACK: 4, S.QUARANTINED: 5}
+
+
+class TransitionError(RuntimeError):
+    """A programming error: the engine tried a transition the state machine does not allow."""
+
+
+def check_transition(current: RunState, target: RunState) -> None:
+    if target not in TRANSITIONS.get(current, frozenset()):
+        raise TransitionError(f"{current} → {target} is not a transition of the run state machine")

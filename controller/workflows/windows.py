@@ -1,0 +1,267 @@
+"""Update windows: APScheduler 3 on a persistent job store (the controller's database).
+
+A window is a cron expression (5 fields) in a time zone plus a duration. At its start the hosts it
+covers are updated one after another, the first as the canary: a rollback (or quarantine) halts
+the rest. A host is not started when its expected duration (median of its last successful runs of
+that playbook, 15 min when unknown) no longer fits before the window ends. During its run the
+host's notifications are muted until the window ends (the run's own verification decides).
+
+A window start missed while the controller was down is never run late: APScheduler reports it as
+missed (``misfire_grace_time`` 60 s, coalesced), it is recorded as a ``missed`` occurrence and a
+warning incident ``update_window_missed`` is opened (notified like every incident).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controller.errors import ConfigError
+from controller.store.db import Database
+from controller.workflows.models import UpdateWindow, WindowOccurrence, WorkflowRun
+from controller.workflows.outcomes import IncidentRequest, IncidentSink
+from controller.workflows.runs import RunSummary
+
+GRACE_SECONDS = 60
+DEFAULT_EXPECTED_SECONDS = 15 * 60
+JOBS_TABLE = "workflow_scheduler_jobs"
+HALTING = ("ROLLED_BACK", "QUARANTINED")
+
+#: (window, host, window end as unix seconds) -> the run's summary, or None when it was refused
+HostRunner = Callable[[UpdateWindow, str, float], RunSummary | None]
+
+#: the running scheduler, for the job function (stored jobs refer to functions by name)
+_active: WindowScheduler | None = None
+
+
+def trigger_for(cron: str, timezone: str, source: str = "window") -> CronTrigger:
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(source, "timezone", "an IANA time zone such as Europe/Moscow", timezone) from None
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ConfigError(source, "cron", "a 5-field cron expression (minute hour day month weekday)", cron)
+    try:
+        return CronTrigger(minute=fields[0], hour=fields[1], day=fields[2], month=fields[3],
+                           day_of_week=_weekdays(fields[4]), timezone=zone)
+    except ValueError as exc:
+        raise ConfigError(source, "cron", f"a 5-field cron expression ({exc})", cron) from None
+
+
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekdays(field: str) -> str:
+    """Cron's weekday numbers (0 or 7 = Sunday) as names: APScheduler 3 counts from Monday = 0."""
+    out = []
+    for part in field.split(","):
+        m = re.fullmatch(r"(\d)(?:-(\d))?", part)
+        if m is None:
+            out.append(part)  # names, *, steps: the same in both
+            continue
+        first, last = int(m.group(1)), int(m.group(2) or m.group(1))
+        if first > 7 or last > 7 or first > last:
+            raise ValueError(f"weekday {part!r} out of range 0-7")
+        out.extend(_DAYS[d] for d in range(first, last + 1))
+    return ",".join(out)
+
+
+def add_window(session: Session, *, name: str, target: str, playbook: str, cron: str, duration_minutes: int,
+               timezone: str, variables: dict[str, str], now: float) -> UpdateWindow:
+    trigger_for(cron, timezone, f"window {name}")
+    if duration_minutes < 1:
+        raise ConfigError(f"window {name}", "duration", "minutes >= 1", duration_minutes)
+    window = UpdateWindow(name=name, target=target, playbook=playbook, cron=cron,
+                          duration_minutes=duration_minutes, timezone=timezone, variables=variables,
+                          enabled=True, created_at=now)
+    session.add(window)
+    session.flush()
+    return window
+
+
+def expected_duration(session: Session, host: str, playbook: str) -> float:
+    """Median wall time of the host's last 5 successful real runs of the playbook (default 15 min)."""
+    rows = session.execute(select(WorkflowRun.created_at, WorkflowRun.finished_at).where(
+        WorkflowRun.host == host, WorkflowRun.state == "SUCCEEDED", WorkflowRun.dry_run.is_(False),
+        WorkflowRun.playbook == playbook).order_by(WorkflowRun.id.desc()).limit(5)).all()
+    took = [end - start for start, end in rows if end is not None]
+    return statistics.median(took) if took else DEFAULT_EXPECTED_SECONDS
+
+
+def last_start(window: UpdateWindow, now: float) -> float:
+    """The window's latest scheduled start at or before ``now`` (unix seconds)."""
+    trigger = trigger_for(window.cron, window.timezone)
+    current = datetime.fromtimestamp(now, UTC)
+    probe = current - timedelta(minutes=window.duration_minutes, days=1)
+    found = probe
+    while True:
+        nxt = trigger.get_next_fire_time(None, probe)
+        if nxt is None or nxt > current:
+            return found.timestamp()
+        found, probe = nxt, nxt + timedelta(seconds=1)
+
+
+def fire(window_id: int) -> None:
+    """The stored job's function: run the window now (called by APScheduler)."""
+    if _active is not None:
+        _active.run_window(window_id)
+
+
+class WindowScheduler:
+    def __init__(self, db: Database, *, hosts_of: Callable[[str], list[str]], run_host: HostRunner,
+                 incidents: IncidentSink, grace_seconds: int = GRACE_SECONDS,
+                 clock: Callable[[], float] = time.time,
+                 mute: Callable[[Session, str, float, str], None] | None = None,
+                 unmute: Callable[[Session, str], None] | None = None) -> None:
+        self.db = db
+        self.hosts_of = hosts_of
+        self.run_host = run_host
+        self.incidents = incidents
+        self.clock = clock
+        self.mute, self.unmute = mute or _mute, unmute or _unmute
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=db.engine, tablename=JOBS_TABLE)},
+            job_defaults={"coalesce": True, "misfire_grace_time": grace_seconds, "max_instances": 1},
+            timezone=UTC)
+        self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
+        self.done = threading.Event()
+
+    def start(self, *, paused: bool = False) -> None:
+        global _active
+        _active = self
+        self.scheduler.start(paused=paused)
+        self.sync()
+
+    def stop(self) -> None:
+        global _active
+        self.scheduler.shutdown(wait=True)
+        if _active is self:
+            _active = None
+
+    def sync(self) -> None:
+        """One stored job per enabled window; existing jobs keep their next run time (so a start
+        missed while the controller was down is still reported as missed)."""
+        with self.db.read_session() as s:
+            wanted = {f"window-{w.id}": (w.id, w.name, w.cron, w.timezone)
+                      for w in s.scalars(select(UpdateWindow).where(UpdateWindow.enabled.is_(True)))}
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("window-") and job.id not in wanted:
+                job.remove()
+        for job_id, (window_id, name, cron, timezone) in wanted.items():
+            if self.scheduler.get_job(job_id) is None:
+                self.scheduler.add_job(fire, trigger_for(cron, timezone), args=[window_id], id=job_id,
+                                       name=name)
+
+    def next_start(self, window_id: int) -> datetime | None:
+        job = self.scheduler.get_job(f"window-{window_id}")
+        return None if job is None else job.next_run_time
+
+    # ------------------------------------------------------------------ events
+
+    def _on_missed(self, event: JobExecutionEvent) -> None:
+        if not event.job_id.startswith("window-"):
+            return
+        window_id = int(event.job_id.removeprefix("window-"))
+        scheduled: datetime = event.scheduled_run_time
+        with self.db.session() as s:
+            window = s.get(UpdateWindow, window_id)
+            if window is None:
+                return
+            when = scheduled.astimezone(ZoneInfo(window.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+            detail = f"window {window.name} ({when}) was missed: the controller was not running; not run late"
+            s.add(WindowOccurrence(window_id=window_id, scheduled_for=scheduled.timestamp(), status="missed",
+                                   detail=detail, run_ids=[], recorded_at=self.clock()))
+            self.incidents.open(s, IncidentRequest(
+                window.target, f"workflow:window-missed:{window_id}:{int(scheduled.timestamp())}",
+                "update_window_missed", "warning", f"update window missed: {detail}",
+                {"window": window.name, "scheduled_for": scheduled.isoformat(), "playbook": window.playbook}))
+        self.done.set()
+
+    def run_window(self, window_id: int) -> None:
+        now = self.clock()
+        with self.db.session() as s:
+            window = s.get(UpdateWindow, window_id)
+            if window is None:
+                return
+            s.expunge(window)
+            start = last_start(window, now)
+            occurrence = WindowOccurrence(window_id=window_id, scheduled_for=start, status="started",
+                                          detail="", run_ids=[], recorded_at=now)
+            s.add(occurrence)
+            s.flush()
+            occurrence_id = occurrence.id
+        ends_at = start + window.duration_minutes * 60
+        notes: list[str] = []
+        run_ids: list[int] = []
+        status = "done"
+        for host in self.hosts_of(window.target):
+            with self.db.read_session() as s:
+                expected = expected_duration(s, host, _playbook_name(window.playbook))
+            if self.clock() + expected > ends_at:
+                notes.append(f"{host}: not started: expected {expected / 60:.0f} min no longer fits "
+                             "the window")
+                continue
+            with self.db.session() as s:
+                self.mute(s, host, ends_at, f"update window {window.name}")
+            try:
+                summary = self.run_host(window, host, ends_at)
+            finally:
+                with self.db.session() as s:
+                    self.unmute(s, host)
+            if summary is None:
+                notes.append(f"{host}: refused")
+                continue
+            run_ids.append(summary.id)
+            notes.append(f"{host}: run {summary.id} {summary.state}")
+            if summary.state in HALTING:
+                status = "halted"
+                notes.append("halted: a rollback in this window stops the remaining hosts")
+                break
+        with self.db.session() as s:
+            row = s.get(WindowOccurrence, occurrence_id)
+            assert row is not None
+            row.status, row.detail, row.run_ids = status, "; ".join(notes), run_ids
+        self.done.set()
+
+
+def _playbook_name(playbook: str) -> str:
+    return playbook.rsplit("/", 1)[-1].removesuffix(".yaml")
+
+
+def _mute(session: Session, host: str, until: float, reason: str) -> None:
+    try:
+        from controller.incidents.mutes import mute_host
+
+        mute_host(session, host=host, until=until, reason=reason, actor="boxkeeper-update")
+    except (ImportError, LookupError):
+        pass  # not a known host (no agent): nothing to mute
+
+
+def _unmute(session: Session, host: str) -> None:
+    try:
+        from controller.incidents.mutes import unmute_host
+
+        unmute_host(session, host=host)
+    except ImportError:
+        pass
+
+
+def occurrences(session: Session, window_id: int) -> list[dict[str, Any]]:
+    rows = session.scalars(select(WindowOccurrence).where(WindowOccurrence.window_id == window_id)
+                           .order_by(WindowOccurrence.scheduled_for))
+    return [{"scheduled_for": r.scheduled_for, "status": r.status, "detail": r.detail, "run_ids": r.run_ids}
+            for r in rows]

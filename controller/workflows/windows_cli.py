@@ -1,0 +1,134 @@
+"""``boxkeeper windows list|add|scheduler`` (registered by controller.workflows.cli.register).
+
+::
+
+    boxkeeper windows add NAME (--host H | --client C) --playbook P --cron "0 3 * * 6" --duration 120
+                          [--timezone Europe/Moscow] [--var k=v ...]
+    boxkeeper windows list [--json]
+    boxkeeper windows scheduler        run the window scheduler in the foreground (Ctrl-C stops it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from controller.cli_common import open_db
+from controller.config import ControllerConfig
+from controller.workflows.errors import RunRefused
+from controller.workflows.loader import find_playbook, load_playbook, parse_var_args
+from controller.workflows.models import UpdateWindow
+from controller.workflows.runs import RunSummary
+from controller.workflows.windows import WindowScheduler, add_window, occurrences
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    windows = subparsers.add_parser("windows", parents=[common], help="update windows (scheduled runs)")
+    wsub = windows.add_subparsers(dest="windows_command", required=True, metavar="ACTION")
+    p = wsub.add_parser("add", parents=[common], help="add an update window")
+    p.add_argument("name")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--host")
+    target.add_argument("--client")
+    p.add_argument("--playbook", required=True)
+    p.add_argument("--cron", required=True, help='5 fields in the window\'s time zone, e.g. "0 3 * * 6"')
+    p.add_argument("--duration", type=int, required=True, help="minutes")
+    p.add_argument("--timezone", default=None, help="default: the client's (or host's) time zone")
+    p.add_argument("--var", action="append", metavar="K=V")
+    p.set_defaults(func=cmd_windows_add)
+    p = wsub.add_parser("list", parents=[common], help="windows, next start and recent occurrences")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_windows_list)
+    p = wsub.add_parser("scheduler", parents=[common], help="run the window scheduler in the foreground")
+    p.add_argument("--known-hosts", default=None)
+    p.set_defaults(func=cmd_windows_scheduler)
+
+
+def hosts_of(cfg: ControllerConfig, target: str) -> list[str]:
+    if target.startswith("client:"):
+        client = cfg.client(target.removeprefix("client:"))
+        return [h.name for h in client.hosts] if client else []
+    return [target]
+
+
+def cmd_windows_add(args: argparse.Namespace) -> int:
+    cfg, db = open_db(args)
+    if args.client:
+        client = cfg.client(args.client)
+        target, zone = f"client:{args.client}", client.timezone if client else "UTC"
+    else:
+        found = cfg.host(args.host)
+        target, zone = args.host, found[1].timezone if found else "UTC"
+    with db.session() as s:
+        window = add_window(s, name=args.name, target=target, playbook=args.playbook, cron=args.cron,
+                            duration_minutes=args.duration, timezone=args.timezone or zone,
+                            variables=parse_var_args(args.var), now=time.time())
+        print(f"window {window.name}: {target}, {window.playbook}, '{window.cron}' {window.timezone}, "
+              f"{window.duration_minutes} min")
+    return 0
+
+
+def cmd_windows_list(args: argparse.Namespace) -> int:
+    _cfg, db = open_db(args)
+    with db.session() as s:
+        rows: list[dict[str, Any]] = [
+            {"id": w.id, "name": w.name, "target": w.target, "playbook": w.playbook, "cron": w.cron,
+                 "timezone": w.timezone, "duration_minutes": w.duration_minutes, "enabled": w.enabled,
+                 "occurrences": occurrences(s, w.id)[-5:]}
+                for w in s.scalars(select(UpdateWindow).order_by(UpdateWindow.name))]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for w in rows:
+        print(f"{w['name']}: {w['target']} {w['playbook']} '{w['cron']}' {w['timezone']} "
+              f"{w['duration_minutes']} min")
+        for o in w["occurrences"]:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(o["scheduled_for"]))
+            print(f"    {when} {o['status']}: {o['detail']}")
+    return 0
+
+
+def cmd_windows_scheduler(args: argparse.Namespace) -> int:
+    from controller.workflows.cli import (
+        SHIPPED_PLAYBOOKS,
+        _engine,
+        host_config,
+        known_hosts_path,
+        make_executor,
+    )
+    from controller.workflows.outcomes import ServiceIncidents
+
+    cfg, db = open_db(args)
+    known = known_hosts_path(cfg, args)
+
+    def run_host(window: UpdateWindow, host: str, ends_at: float) -> RunSummary | None:
+        playbook = load_playbook(find_playbook(window.playbook, Path(SHIPPED_PLAYBOOKS)))
+        executor = make_executor(cfg, host_config(cfg, host), known)
+        try:
+            result: RunSummary = _engine(db).run(playbook, host, executor, dict(window.variables))
+            return result
+        except RunRefused:
+            return None
+        finally:
+            executor.close()
+
+    scheduler = WindowScheduler(db, hosts_of=lambda target: hosts_of(cfg, target), run_host=run_host,
+                                incidents=ServiceIncidents())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    scheduler.start()
+    print("window scheduler running (Ctrl-C stops it)")
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.stop()
+    return 0

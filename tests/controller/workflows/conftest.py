@@ -1,0 +1,105 @@
+"""Fixtures of the workflow tests: a migrated store, a recording incident sink, a test playbook."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from controller.store.db import Database
+from controller.workflows.outcomes import IncidentRequest
+
+# Every phase's commands are short words the FakeExecutor rules can match.
+TEST_PLAYBOOK = """
+name: test-update
+backup_location: "{{ backup_dir }}/run-{{ run_id }}"
+rollback_notice: "Next online update may fail with ERROR_WRONG_CODE."
+lock_file: "{{ lock_dir }}/update.lock"
+variables:
+  backup_dir: {type: path, default: /backup}
+  lock_dir: {type: path, default: /var/lock}
+  api_token: {type: str, secret: true, default: tok-DEFAULT-123}
+phases:
+  preflight:
+    - name: disk
+      run: check-disk {{ backup_dir }}
+    - name: version before
+      run:
+        command: read-version
+        capture: {name: version_before, regex: 'VERSION=(\\S+)'}
+    - name: db password
+      run:
+        command: read-password
+        capture: {name: db_password, regex: 'PASSWORD=(\\S+)', secret: true}
+  backup:
+    - name: pause cron
+      run: pause-cron
+    - name: dump
+      run: make-backup {{ backup_dir }}/run-{{ run_id }} --password {{ captured.db_password }}
+  backup_verify:
+    - name: check backup
+      run:
+        command: verify-backup
+        success_regex: 'backup ok'
+  update:
+    - name: update modules
+      timeout: 30
+      run:
+        command: do-update --token {{ api_token }}
+        until: {not_regex: 'Restart the command', attempts: 3}
+        failure_regex: 'UPD_ERROR'
+  verify:
+    - name: version moved
+      after: update
+      run: version-moved {{ captured.version_before }}
+    - name: version restored
+      after: rollback
+      run: version-is {{ captured.version_before }}
+  rollback:
+    - name: restore
+      run: restore {{ backup_dir }}/run-{{ run_id }} --password {{ captured.db_password }}
+  finally:
+    - name: resume cron
+      run: resume-cron
+"""
+
+
+class RecordingIncidents:
+    def __init__(self) -> None:
+        self.opened: list[IncidentRequest] = []
+
+    def open(self, session: Session, request: IncidentRequest) -> None:
+        self.opened.append(request)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path}/boxkeeper.db")
+    database.upgrade()
+    try:
+        yield database
+    finally:
+        database.engine.dispose()
+
+
+@pytest.fixture
+def incidents() -> RecordingIncidents:
+    return RecordingIncidents()
+
+
+@pytest.fixture
+def test_playbook_path(tmp_path: Path) -> Path:
+    path = tmp_path / "test-update.yaml"
+    path.write_text(textwrap.dedent(TEST_PLAYBOOK))
+    return path
+
+
+@pytest.fixture
+def service_incidents() -> object:
+    """D's real incident service (controller.incidents.service.open_incident)."""
+    from controller.workflows.outcomes import ServiceIncidents
+
+    return ServiceIncidents()

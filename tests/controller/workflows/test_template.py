@@ -1,0 +1,67 @@
+"""Interpolation quotes every value; redaction hides every secret."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.workflows.template import Redactor, quoting_problem, render_plain, render_shell
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")))
+def test_any_value_reaches_the_command_as_one_unchanged_word(value: str) -> None:
+    command = render_shell("printf %s {{ v }}", {"v": value})
+    assert shlex.split(command) == ["printf", "%s", value]
+
+
+def test_shell_sees_injection_attempts_as_data() -> None:
+    evil = "x; touch /tmp/boxkeeper-pwned $(id) `id` && echo"
+    out = subprocess.run(
+        ["sh", "-c", render_shell("printf %s {{ v }}", {"v": evil})],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout == evil
+
+
+def test_argv_values_are_quoted_word_by_word() -> None:
+    assert render_shell("{{ cmd }}", {"cmd": ("kill", "-USR2", "a b")}) == "kill -USR2 'a b'"
+
+
+def test_unknown_name_raises() -> None:
+    with pytest.raises(KeyError):
+        render_shell("{{ nope }}", {})
+
+
+def test_plain_rendering_for_urls() -> None:
+    rendered = render_plain("http://{{ h }}/x?{{ captured.v }}", {"h": "a b", "captured.v": "1"})
+    assert rendered == "http://a b/x?1"
+
+
+@pytest.mark.parametrize(
+    ("template", "bad"),
+    [
+        ("echo {{ a }}", False),
+        ("echo '{{ a }}'", True),
+        ('echo "x {{ a }} y"', True),
+        ("echo 'x' {{ a }} \"y\"", False),
+        ("echo \\' {{ a }}", False),
+        ("awk '{print $1}' {{ a }}", False),
+        ("sh -c 'echo {{ a }}'", True),
+    ],
+)
+def test_placeholders_inside_quotes_are_refused(template: str, bad: bool) -> None:
+    assert (quoting_problem(template) is not None) == bad
+
+
+def test_redactor_hides_raw_and_quoted_forms() -> None:
+    redact = Redactor(["s3cr'et", ""])
+    command = render_shell("mysql -p{{ p }}", {"p": "s3cr'et"})
+    assert "s3cr" not in redact(command)
+    assert redact("password=s3cr'et; again s3cr'et") == "password=***; again ***"
+    assert redact("nothing secret") == "nothing secret"

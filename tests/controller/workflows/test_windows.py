@@ -1,0 +1,177 @@
+"""Update windows on APScheduler's persistent job store (the controller's SQLite database)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.orm import Session
+
+from controller.errors import ConfigError
+from controller.store.db import Database
+from controller.workflows.models import UpdateWindow, WorkflowRun
+from controller.workflows.runs import RunSummary
+from controller.workflows.windows import (
+    JOBS_TABLE,
+    WindowScheduler,
+    add_window,
+    last_start,
+    occurrences,
+    trigger_for,
+)
+from tests.controller.workflows.conftest import RecordingIncidents
+
+
+class Runner:
+    def __init__(self, states: dict[str, str] | None = None) -> None:
+        self.calls: list[str] = []
+        self.states = states or {}
+
+    def __call__(self, window: UpdateWindow, host: str, ends_at: float) -> RunSummary:
+        self.calls.append(host)
+        state = self.states.get(host, "SUCCEEDED")
+        return RunSummary(len(self.calls), host, "p", state, False, None, None, {}, 0.0, 1.0)
+
+
+def no_mute(session: Session, host: str, until: float = 0.0, reason: str = "") -> None:
+    return None
+
+
+def scheduler(store: Database, runner: Runner, incidents: RecordingIncidents) -> WindowScheduler:
+    return WindowScheduler(store, hosts_of=lambda target: ["canary", "web2", "web3"], run_host=runner,
+                           incidents=incidents, mute=no_mute, unmute=no_mute)
+
+
+def make_window(store: Database, duration: int = 120) -> int:
+    with store.session() as s:
+        return add_window(s, name="sat-night", target="client:acme", playbook="bitrix-modules-update",
+                          cron="0 3 * * 6", duration_minutes=duration, timezone="Europe/Moscow", variables={},
+                          now=time.time()).id
+
+
+def test_window_validation(store: Database) -> None:
+    with store.session() as s, pytest.raises(ConfigError, match="cron: expected a 5-field cron"):
+        add_window(s, name="x", target="h", playbook="p", cron="every saturday", duration_minutes=60,
+                   timezone="UTC", variables={}, now=0)
+    with store.session() as s, pytest.raises(ConfigError, match="timezone: expected an IANA time zone"):
+        add_window(s, name="x", target="h", playbook="p", cron="0 3 * * 6", duration_minutes=60,
+                   timezone="Mars/Olympus", variables={}, now=0)
+
+
+def test_cron_weekdays_mean_what_cron_means() -> None:
+    monday = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    for expr, weekday in (("0 3 * * 6", 5), ("0 3 * * 0", 6), ("0 3 * * 7", 6), ("0 3 * * 1-5", 1)):
+        nxt = trigger_for(expr, "UTC").get_next_fire_time(None, monday)
+        assert nxt is not None and nxt.weekday() == weekday, expr
+
+
+def test_window_is_scheduled_in_its_time_zone_and_survives_a_restart(store: Database) -> None:
+    window_id = make_window(store)
+    first = scheduler(store, Runner(), RecordingIncidents())
+    first.start(paused=True)
+    nxt = first.next_start(window_id)
+    first.stop()
+    assert nxt is not None and nxt.astimezone().utcoffset() is not None
+    assert nxt.astimezone(UTC).hour == 0 and nxt.weekday() == 5  # 03:00 Moscow = 00:00 UTC, Saturday
+    again = scheduler(store, Runner(), RecordingIncidents())
+    again.start(paused=True)
+    try:
+        assert again.next_start(window_id) == nxt  # the persistent job store kept it
+    finally:
+        again.stop()
+
+
+def test_window_missed_while_down_is_recorded_and_notified_never_run_late(store: Database) -> None:
+    window_id = make_window(store)
+    down = scheduler(store, Runner(), RecordingIncidents())
+    down.start(paused=True)
+    down.stop()
+    # The controller went down just before the window's start and comes back 10 minutes after it:
+    # the persisted job's next run time is now 10 minutes in the past.
+    jobs = SQLAlchemyJobStore(engine=store.engine, tablename=JOBS_TABLE)
+    jobs.start(BackgroundScheduler(), "default")
+    job = jobs.lookup_job(f"window-{window_id}")
+    job._modify(next_run_time=datetime.now(UTC) - timedelta(minutes=10))
+    jobs.update_job(job)
+
+    runner, incidents = Runner(), RecordingIncidents()
+    back = scheduler(store, runner, incidents)
+    back.start()
+    try:
+        assert back.done.wait(30)
+    finally:
+        back.stop()
+    assert runner.calls == []  # not run late
+    with store.session() as s:
+        [missed] = occurrences(s, window_id)
+    assert missed["status"] == "missed" and "not run late" in missed["detail"]
+    [incident] = incidents.opened
+    assert incident.cause == "update_window_missed" and incident.severity == "warning"
+
+
+def test_window_runs_canary_first_and_halts_on_a_rollback(store: Database) -> None:
+    now = datetime.now(UTC)
+    with store.session() as s:  # a daily window that started this minute
+        window_id = add_window(s, name="now", target="client:acme", playbook="bitrix-modules-update",
+                               cron=f"{now.minute} {now.hour} * * *", duration_minutes=120, timezone="UTC",
+                               variables={}, now=time.time()).id
+    runner = Runner({"web2": "ROLLED_BACK"})
+    sched = scheduler(store, runner, RecordingIncidents())
+    sched.start(paused=True)
+    sched.scheduler.modify_job(f"window-{window_id}", next_run_time=datetime.now(UTC))
+    sched.scheduler.resume()
+    try:
+        assert sched.done.wait(30)
+    finally:
+        sched.stop()
+    assert runner.calls == ["canary", "web2"]  # web3 not started after web2 rolled back
+    with store.session() as s:
+        [occurrence] = occurrences(s, window_id)
+    assert occurrence["status"] == "halted" and occurrence["run_ids"] == [1, 2]
+
+
+def test_host_whose_expected_duration_does_not_fit_is_not_started(store: Database) -> None:
+    with store.session() as s:  # web3's updates took 3 hours before
+        for i in range(3):
+            s.add(WorkflowRun(host="web3", playbook="bitrix-modules-update", playbook_path="/p", variables={},
+                              dry_run=False, lock_token=f"t{i}", state="SUCCEEDED", phase_status="done",
+                              captured={}, created_at=0.0, updated_at=0.0, finished_at=3 * 3600.0))
+    window_id = make_window(store, duration=120)
+    runner = Runner()
+    sched = scheduler(store, runner, RecordingIncidents())
+    with store.session() as s:
+        window = s.get(UpdateWindow, window_id)
+        assert window is not None
+        s.expunge(window)
+    sched.clock = lambda: last_start(window, time.time()) + 60  # one minute into the window
+    sched.run_window(window_id)
+    assert runner.calls == ["canary", "web2"]
+    with store.session() as s:
+        [occurrence] = occurrences(s, window_id)
+    assert "web3: not started: expected 180 min no longer fits" in occurrence["detail"]
+
+
+def test_windows_cli_add_and_list(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from controller.cli import main
+
+    base = Path(str(tmp_path))
+    cfg = base / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"state_dir": str(base), "database": f"sqlite:///{base}/bk.db",
+                                   "clients": [{"name": "acme", "timezone": "Europe/Moscow",
+                                                "hosts": [{"name": "portal-01"}]}]}))
+    assert main(["--config", str(cfg), "windows", "add", "sat", "--client", "acme", "--playbook",
+                 "bitrix-modules-update", "--cron", "0 3 * * 6", "--duration", "120"]) == 0
+    assert "Europe/Moscow" in capsys.readouterr().out  # the client's zone by default
+    assert main(["--config", str(cfg), "windows", "add", "bad", "--host", "portal-01", "--playbook", "p",
+                 "--cron", "soon", "--duration", "5"]) == 2
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "windows", "list", "--json"]) == 0
+    [window] = __import__("json").loads(capsys.readouterr().out)
+    assert window["target"] == "client:acme" and window["cron"] == "0 3 * * 6"
