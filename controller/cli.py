@@ -10,7 +10,8 @@
     boxkeeper status [--json]                        fleet table
     boxkeeper operators add NAME                     prints the new operator token once
     boxkeeper operators list | remove NAME
-    boxkeeper incidents ...                          (from controller.incidents.cli, when installed)
+    boxkeeper incidents ... | maintenance ...        (controller.incidents.cli)
+    boxkeeper update ... | runs ... | windows ...    (controller.workflows.cli)
 
 Every subcommand takes ``--config F`` (default ``$BOXKEEPER_CONFIG``). Exit codes: 0 ok,
 1 the operation failed (unknown host, database error), 2 the config (or a usage) is wrong.
@@ -87,15 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(func=cmd_operators_remove)
 
-    try:
-        register = importlib.import_module("controller.incidents.cli").register
-    except ImportError:
-        pass
-    else:
-        register(sub)
-        for action in sub.choices.values():  # D's parsers get --config too
-            if not any("--config" in a.option_strings for a in action._actions):
-                add_config_argument(action)
+    # Subcommands of the other parts of the controller: incidents + maintenance, and update
+    # workflows (update, runs, windows, hosts trust|unquarantine).
+    for module in ("controller.incidents.cli", "controller.workflows.cli"):
+        importlib.import_module(module).register(sub)
+    for action in sub.choices.values():  # their parsers get --config too
+        if not any("--config" in a.option_strings for a in action._actions):
+            add_config_argument(action)
     return parser
 
 
