@@ -6,7 +6,7 @@ Authentication per route:
 - ``GET /healthz``: none (load balancers); says whether the database answers.
 - ``GET /metrics``: none by default (Prometheus on a trusted network); with
   ``metrics: {require_token: true}`` an operator token is required.
-- everything else (hosts, checks, incidents): an operator token (Bearer).
+- everything else (hosts, checks, incidents, update runs and windows): an operator token (Bearer).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from controller.fleet_metrics import ControllerHealth, FleetCollector
 from controller.ingest import REPORT_ADAPTER
 from controller.operators import OperatorTokens
 from controller.store.db import Database
+from controller.workflows import api as workflows_api
+from controller.workflows.runtime import WorkflowRuntime
 
 log = logging.getLogger("boxkeeper.controller")
 
@@ -43,15 +45,22 @@ class MonitorLike(Protocol):
 
 def create_app(
     cfg: ControllerConfig, db: Database, *, monitor: MonitorLike | None = None,
-    clock: Callable[[], float] = time.time,
+    workflows: WorkflowRuntime | None = None, clock: Callable[[], float] = time.time,
 ) -> FastAPI:
+    """``workflows``: given (by ``serve``), unfinished runs are reconciled at start and update
+    windows are scheduled while the app runs; not given, the API still starts and lists runs."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if monitor is not None:
             monitor.start()
+        if workflows is not None:
+            workflows.start_service()
         try:
             yield
         finally:
+            if workflows is not None:
+                workflows.stop_service()
             if monitor is not None:
                 monitor.stop()
 
@@ -65,6 +74,7 @@ def create_app(
     app.state.cfg = cfg
     app.state.db = db
     app.state.monitor = monitor
+    app.state.workflows = workflows or WorkflowRuntime(cfg, db)
     app.state.clock = clock
     app.state.registry = registry
     app.state.health = health_metrics
@@ -79,6 +89,7 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(hosts.router)
     app.include_router(health.router)
+    app.include_router(workflows_api.router)
     try:
         incidents_router = importlib.import_module("controller.incidents.api").router
     except ImportError:

@@ -17,25 +17,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from controller.cli_common import add_config_argument, open_db
-from controller.config import ControllerConfig, HostConfig
-from controller.errors import ConfigError
+from controller.config import HostConfig
 from controller.workflows import hostkeys
 from controller.workflows import runs as store
 from controller.workflows.errors import ExecutorError, RunRefused, UnknownRunError
-from controller.workflows.loader import find_playbook, load_playbook, parse_var_args
+from controller.workflows.loader import parse_var_args
 from controller.workflows.runs import RunSummary
-from controller.workflows.ssh import SSHExecutor, SSHTarget, parse_jump
+from controller.workflows.runtime import (
+    PLAYBOOKS_ENV,
+    SHIPPED_PLAYBOOKS,
+    WorkflowRuntime,
+    host_config,
+    known_hosts_file,
+    ssh_executor,
+)
+from controller.workflows.ssh import parse_jump
 from controller.workflows.state import EXIT_CODES, RunState
 
-PLAYBOOKS_ENV = "BOXKEEPER_PLAYBOOKS"
-SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 REFUSED = 3
 SubParsers = argparse._SubParsersAction  # argparse has no public name for it
 
@@ -98,34 +100,10 @@ def _subparsers_of(parser: argparse.ArgumentParser) -> SubParsers[argparse.Argum
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def known_hosts_path(cfg: ControllerConfig, args: argparse.Namespace) -> str:
-    return str(getattr(args, "known_hosts", None) or Path(cfg.state_dir) / "known_hosts")
-
-
-def host_config(cfg: ControllerConfig, name: str) -> HostConfig:
-    found = cfg.host(name)
-    if found is None:
-        raise ConfigError(cfg.source, f"clients[].hosts[name={name}]", "the host in the controller config")
-    host = found[1]
-    if host.ssh_address is None:
-        raise ConfigError(cfg.source, f"clients[].hosts[name={name}].ssh.address",
-                          "an SSH address (host:port)")
-    return host
-
-
-def make_executor(cfg: ControllerConfig, host: HostConfig, known_hosts: str) -> SSHExecutor:
-    assert host.ssh_address is not None
-    address, port = host.ssh_address
-    return SSHExecutor(SSHTarget(host.name, address, port, host.ssh_user or "root", host.ssh_key_file,
-                                 host.ssh_jump, known_hosts))
-
-
-def _engine(db: Any) -> Any:
-    from controller.workflows.engine import Engine
-    from controller.workflows.health import StoreHealth
-    from controller.workflows.outcomes import ServiceIncidents
-
-    return Engine(db.session, incidents=ServiceIncidents(), health=StoreHealth(db))
+def runtime(args: argparse.Namespace) -> WorkflowRuntime:
+    cfg, db = open_db(args)
+    return WorkflowRuntime(cfg, db, known_hosts=getattr(args, "known_hosts", None),
+                           playbooks_dir=getattr(args, "playbooks_dir", None))
 
 
 def format_summary(run: RunSummary) -> str:
@@ -160,29 +138,18 @@ def format_summary(run: RunSummary) -> str:
 
 
 def cmd_update_run(args: argparse.Namespace) -> int:
-    cfg, db = open_db(args)
-    host = host_config(cfg, args.host)
-    search = Path(args.playbooks_dir or os.environ.get(PLAYBOOKS_ENV) or SHIPPED_PLAYBOOKS)
-    playbook = load_playbook(find_playbook(args.playbook, search))
-    overrides = parse_var_args(args.var)
-    if host.portal_url and playbook.variable("portal_url") and "portal_url" not in overrides:
-        overrides["portal_url"] = host.portal_url
-    executor = make_executor(cfg, host, known_hosts_path(cfg, args))
+    rt = runtime(args)
     try:
-        result = _engine(db).run(playbook, host.name, executor, overrides, dry_run=args.dry_run)
+        result = rt.run(args.playbook, args.host, parse_var_args(args.var), dry_run=args.dry_run)
     except RunRefused as exc:
         print(f"boxkeeper: refused: {exc}", file=sys.stderr)
         return REFUSED
-    finally:
-        executor.close()
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_summary(result))
     return EXIT_CODES[RunState(result.state)]
 
 
 def cmd_update_reconcile(args: argparse.Namespace) -> int:
-    cfg, db = open_db(args)
-    known = known_hosts_path(cfg, args)
-    results = _engine(db).reconcile(lambda name: make_executor(cfg, host_config(cfg, name), known))
+    results = runtime(args).reconcile()
     for run in results:
         print(f"run {run.id} on {run.host}: {run.state}")
     print(f"{len(results)} unfinished run(s) reconciled")
@@ -224,13 +191,13 @@ def cmd_hosts_trust(args: argparse.Namespace) -> int:
     host = host_config(cfg, args.host)
     assert host.ssh_address is not None
     address, port = host.ssh_address
-    known = known_hosts_path(cfg, args)
+    known = known_hosts_file(cfg, args.known_hosts)
     try:
         if host.ssh_jump:
             user, jump_host, jump_port = parse_jump(host.ssh_jump, host.ssh_user or "root")
             jump = HostConfig(name=f"{host.name} (jump)", ssh_address=(jump_host, jump_port), ssh_user=user,
                               ssh_key_file=host.ssh_key_file)
-            executor = make_executor(cfg, jump, known)
+            executor = ssh_executor(jump, known)
             conn = executor._connection()
             assert conn.transport is not None
             channel = conn.transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0))

@@ -90,8 +90,12 @@ class Engine:
     def run(self, playbook: Playbook, host: str, executor: Executor, overrides: Mapping[str, str], *,
             dry_run: bool = False) -> RunSummary:
         run_id = self.start(playbook, host, overrides, dry_run=dry_run)
-        secrets = {k: v for k, v in resolve_variables(playbook, overrides).items() if _is_secret(playbook, k)}
-        return self.execute(run_id, playbook, executor, secrets=secrets)
+        return self.execute(run_id, playbook, executor, secrets=self.secrets(playbook, overrides))
+
+    @staticmethod
+    def secrets(playbook: Playbook, overrides: Mapping[str, str]) -> dict[str, Value]:
+        """The secret variables' values: kept in memory for the run, never stored."""
+        return {k: v for k, v in resolve_variables(playbook, overrides).items() if _is_secret(playbook, k)}
 
     def execute(self, run_id: int, playbook: Playbook, executor: Executor, *,
                 secrets: Mapping[str, Value] | None = None) -> RunSummary:

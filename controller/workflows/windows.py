@@ -93,6 +93,16 @@ def add_window(session: Session, *, name: str, target: str, playbook: str, cron:
     return window
 
 
+def describe_windows(session: Session, recent: int = 5) -> list[dict[str, Any]]:
+    """Every window with its last ``recent`` occurrences (started, missed, skipped and why)."""
+    return [
+        {"id": w.id, "name": w.name, "target": w.target, "playbook": w.playbook, "cron": w.cron,
+         "timezone": w.timezone, "duration_minutes": w.duration_minutes, "enabled": w.enabled,
+         "occurrences": occurrences(session, w.id)[-recent:]}
+        for w in session.scalars(select(UpdateWindow).order_by(UpdateWindow.name))
+    ]
+
+
 def expected_duration(session: Session, host: str, playbook: str) -> float:
     """Median wall time of the host's last 5 successful real runs of the playbook (default 15 min)."""
     rows = session.execute(select(WorkflowRun.created_at, WorkflowRun.finished_at).where(

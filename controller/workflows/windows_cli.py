@@ -15,18 +15,11 @@ import json
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from controller.cli_common import open_db
-from controller.config import ControllerConfig
-from controller.workflows.errors import RunRefused
-from controller.workflows.loader import find_playbook, load_playbook, parse_var_args
-from controller.workflows.models import UpdateWindow
-from controller.workflows.runs import RunSummary
-from controller.workflows.windows import WindowScheduler, add_window, occurrences
+from controller.workflows.loader import parse_var_args
+from controller.workflows.windows import add_window, describe_windows
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -51,13 +44,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_windows_scheduler)
 
 
-def hosts_of(cfg: ControllerConfig, target: str) -> list[str]:
-    if target.startswith("client:"):
-        client = cfg.client(target.removeprefix("client:"))
-        return [h.name for h in client.hosts] if client else []
-    return [target]
-
-
 def cmd_windows_add(args: argparse.Namespace) -> int:
     cfg, db = open_db(args)
     if args.client:
@@ -78,11 +64,7 @@ def cmd_windows_add(args: argparse.Namespace) -> int:
 def cmd_windows_list(args: argparse.Namespace) -> int:
     _cfg, db = open_db(args)
     with db.session() as s:
-        rows: list[dict[str, Any]] = [
-            {"id": w.id, "name": w.name, "target": w.target, "playbook": w.playbook, "cron": w.cron,
-                 "timezone": w.timezone, "duration_minutes": w.duration_minutes, "enabled": w.enabled,
-                 "occurrences": occurrences(s, w.id)[-5:]}
-                for w in s.scalars(select(UpdateWindow).order_by(UpdateWindow.name))]
+        rows = describe_windows(s)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -96,31 +78,10 @@ def cmd_windows_list(args: argparse.Namespace) -> int:
 
 
 def cmd_windows_scheduler(args: argparse.Namespace) -> int:
-    from controller.workflows.cli import (
-        SHIPPED_PLAYBOOKS,
-        _engine,
-        host_config,
-        known_hosts_path,
-        make_executor,
-    )
-    from controller.workflows.outcomes import ServiceIncidents
+    from controller.workflows.runtime import WorkflowRuntime
 
     cfg, db = open_db(args)
-    known = known_hosts_path(cfg, args)
-
-    def run_host(window: UpdateWindow, host: str, ends_at: float) -> RunSummary | None:
-        playbook = load_playbook(find_playbook(window.playbook, Path(SHIPPED_PLAYBOOKS)))
-        executor = make_executor(cfg, host_config(cfg, host), known)
-        try:
-            result: RunSummary = _engine(db).run(playbook, host, executor, dict(window.variables))
-            return result
-        except RunRefused:
-            return None
-        finally:
-            executor.close()
-
-    scheduler = WindowScheduler(db, hosts_of=lambda target: hosts_of(cfg, target), run_host=run_host,
-                                incidents=ServiceIncidents())
+    scheduler = WorkflowRuntime(cfg, db, known_hosts=getattr(args, "known_hosts", None)).window_scheduler()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     scheduler.start()

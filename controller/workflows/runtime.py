@@ -1,0 +1,177 @@
+"""From the controller config to running workflows: playbooks, SSH executors, the engine.
+
+One place that the CLI (``boxkeeper update run``), the API (``POST /api/v1/runs``) and ``boxkeeper
+serve`` (crash reconciliation at start, the update-window scheduler) all go through, so that a run
+started any of these ways uses the same pinned host keys, the same playbooks and the same engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from controller.config import ControllerConfig, HostConfig
+from controller.errors import ConfigError
+from controller.store.db import Database
+from controller.workflows.engine import Engine
+from controller.workflows.errors import RunRefused
+from controller.workflows.health import StoreHealth
+from controller.workflows.loader import find_playbook, load_playbook
+from controller.workflows.models import UpdateWindow
+from controller.workflows.outcomes import ServiceIncidents
+from controller.workflows.playbook import Playbook
+from controller.workflows.runs import RunSummary
+from controller.workflows.ssh import SSHExecutor, SSHTarget
+from controller.workflows.windows import WindowScheduler
+
+log = logging.getLogger("boxkeeper.workflows")
+
+PLAYBOOKS_ENV = "BOXKEEPER_PLAYBOOKS"
+SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+
+
+def host_config(cfg: ControllerConfig, name: str) -> HostConfig:
+    """The host's config, which must have an SSH address for any workflow."""
+    found = cfg.host(name)
+    if found is None:
+        raise ConfigError(cfg.source, f"clients[].hosts[name={name}]", "the host in the controller config")
+    host = found[1]
+    if host.ssh_address is None:
+        raise ConfigError(cfg.source, f"clients[].hosts[name={name}].ssh.address",
+                          "an SSH address (host:port)")
+    return host
+
+
+def hosts_of(cfg: ControllerConfig, target: str) -> list[str]:
+    """A window's target: ``client:NAME`` (every host of the client) or one host name."""
+    if target.startswith("client:"):
+        client = cfg.client(target.removeprefix("client:"))
+        return [h.name for h in client.hosts] if client else []
+    return [target]
+
+
+def known_hosts_file(cfg: ControllerConfig, override: str | None = None) -> str:
+    """The pinned host keys: ``--known-hosts``, else ``<state_dir>/known_hosts``."""
+    return override or str(Path(cfg.state_dir) / "known_hosts")
+
+
+def ssh_executor(host: HostConfig, known_hosts: str) -> SSHExecutor:
+    assert host.ssh_address is not None
+    address, port = host.ssh_address
+    return SSHExecutor(SSHTarget(host.name, address, port, host.ssh_user or "root", host.ssh_key_file,
+                                 host.ssh_jump, known_hosts))
+
+
+class WorkflowRuntime:
+    def __init__(self, cfg: ControllerConfig, db: Database, *, known_hosts: str | None = None,
+                 playbooks_dir: str | None = None) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.known_hosts = known_hosts_file(cfg, known_hosts)
+        self.playbooks_dir = Path(playbooks_dir or os.environ.get(PLAYBOOKS_ENV) or SHIPPED_PLAYBOOKS)
+        self._threads: list[threading.Thread] = []
+        self._windows: WindowScheduler | None = None
+
+    # ------------------------------------------------------------------ building blocks
+
+    def engine(self) -> Engine:
+        return Engine(self.db.session, incidents=ServiceIncidents(), health=StoreHealth(self.db))
+
+    def executor(self, host: str) -> SSHExecutor:
+        return ssh_executor(host_config(self.cfg, host), self.known_hosts)
+
+    def playbook(self, name: str) -> Playbook:
+        return load_playbook(find_playbook(name, self.playbooks_dir))
+
+    def overrides(self, host: str, playbook: Playbook, given: Mapping[str, str]) -> dict[str, str]:
+        """``--var`` values, plus the host's portal URL for playbooks that take one."""
+        values = dict(given)
+        h = host_config(self.cfg, host)
+        if h.portal_url and playbook.variable("portal_url") and "portal_url" not in values:
+            values["portal_url"] = h.portal_url
+        return values
+
+    # ------------------------------------------------------------------ runs
+
+    def run(self, playbook_name: str, host: str, given: Mapping[str, str], *,
+            dry_run: bool = False) -> RunSummary:
+        """Run to a final state in this thread. Raises RunRefused when the host is busy/quarantined."""
+        playbook = self.playbook(playbook_name)
+        overrides = self.overrides(host, playbook, given)
+        executor = self.executor(host)
+        try:
+            return self.engine().run(playbook, host, executor, overrides, dry_run=dry_run)
+        finally:
+            executor.close()
+
+    def start(self, playbook_name: str, host: str, given: Mapping[str, str], *,
+              dry_run: bool = False) -> int:
+        """Take the host's lease now (RunRefused if it can't) and drive the run in a thread."""
+        playbook = self.playbook(playbook_name)
+        overrides = self.overrides(host, playbook, given)
+        executor = self.executor(host)
+        engine = self.engine()
+        try:
+            run_id = engine.start(playbook, host, overrides, dry_run=dry_run)
+        except BaseException:
+            executor.close()
+            raise
+        secrets = engine.secrets(playbook, overrides)
+
+        def drive() -> None:
+            try:
+                engine.execute(run_id, playbook, executor, secrets=secrets)
+            except Exception:
+                log.exception("run %d on %s stopped with an error; `boxkeeper update reconcile` "
+                              "finishes it", run_id, host)
+            finally:
+                executor.close()
+
+        thread = threading.Thread(target=drive, name=f"run-{run_id}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return run_id
+
+    def reconcile(self) -> list[RunSummary]:
+        """Bring every run a controller crash left unfinished to a final state (see DESIGN.md)."""
+        return self.engine().reconcile(self.executor)
+
+    # ------------------------------------------------------------------ update windows
+
+    def run_window_host(self, window: UpdateWindow, host: str, ends_at: float) -> RunSummary | None:
+        try:
+            return self.run(window.playbook, host, dict(window.variables))
+        except RunRefused:
+            return None
+
+    def window_scheduler(self) -> WindowScheduler:
+        return WindowScheduler(self.db, hosts_of=lambda target: hosts_of(self.cfg, target),
+                               run_host=self.run_window_host, incidents=ServiceIncidents())
+
+    # ------------------------------------------------------------------ inside `boxkeeper serve`
+
+    def start_service(self) -> None:
+        """Reconcile unfinished runs, then schedule update windows (in the background)."""
+        def begin() -> None:
+            try:
+                for run in self.reconcile():
+                    log.warning("reconciled run %d on %s after a controller stop: %s",
+                                run.id, run.host, run.state)
+            except Exception:
+                log.exception("reconciling unfinished runs failed; run `boxkeeper update reconcile`")
+            self._windows = self.window_scheduler()
+            self._windows.start()
+
+        thread = threading.Thread(target=begin, name="workflows-start", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def stop_service(self, timeout: float = 5.0) -> None:
+        if self._windows is not None:
+            self._windows.stop()
+            self._windows = None
+        for thread in self._threads:
+            thread.join(timeout)
