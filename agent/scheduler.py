@@ -1,13 +1,21 @@
-"""Runs the checks on time, each in a worker thread with its own timeout, and keeps their states.
+"""Runs the checks on time on a bounded pool of reused worker threads, each run with its own timeout,
+and keeps their states.
 
-Threads
-    Each run of a check happens in its own daemon thread. At most ``max_workers`` runs are active
-    at once; a check that is due while all slots are busy waits for a free one. A run still going
-    ``timeout`` (+ a short grace, so a check that enforces its own timeout reports first) after it
-    started is reported UNKNOWN "timed out after 10s" and *abandoned*: its slot is freed, its thread
-    is left to finish (Python cannot kill a thread), and while it is still alive the same check is
-    not started again — each due time reports UNKNOWN "still hung since ..." instead. So at most
-    ``max_workers`` active threads plus one abandoned thread per hung check exist.
+Workers
+    Runs go to a :class:`~agent.workers.WorkerPool` of at most ``max_workers`` threads that are
+    started when first needed and then reused (no thread start per run). At most ``max_workers``
+    runs are active at once; a check that is due while all slots are busy waits for a free one. A
+    run still going ``timeout`` (+ a short grace, so a check that enforces its own timeout reports
+    first) after it started is reported UNKNOWN "timed out after 10s" and *abandoned*: its slot is
+    freed, its worker is written off (it leaves the pool when the stuck call returns; Python cannot
+    kill a thread) and replaced by a fresh one when needed, and while it is still alive the same
+    check is not started again — each due time reports UNKNOWN "still hung since ..." instead. So
+    at most ``max_workers`` pool workers plus one stuck worker per hung check exist.
+
+Stopping
+    :meth:`CheckScheduler.stop` stops scheduling, closes every check that has a ``close()`` (a
+    command check then kills the process groups of its plugins still running, hung ones included,
+    and does not start new ones) and closes the pool.
 
 Timing
     ``clock`` (monotonic) drives due times and timeouts, ``wall`` stamps ``last_change`` and
@@ -20,8 +28,12 @@ Callback
     hard state — and when flapping starts or stops, so the service can push a report at once.
     An exception in the callback is logged and does not stop the scheduler.
 
-:meth:`CheckScheduler.tick` is one scheduling step (collect finished and timed-out runs, start due
-checks); :meth:`start` calls it from a background thread; tests call it with a fake clock.
+:meth:`CheckScheduler.tick` is one scheduling step (time out overdue runs, make the callbacks of
+finished ones, start due checks); :meth:`start` calls it from a background thread; tests call it
+with a fake clock. A finished run's result is applied to its check's state by the worker, under
+the lock, as it finishes; the worker wakes the scheduler thread only when there is something to
+do at once (a hard change to report, a check waiting for its slot, a sooner retry), not after
+every run.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ from agent.checks.base import Check, CheckResult, seconds_text
 from agent.config import CheckConfig
 from agent.report import CheckReport, Status
 from agent.state import CheckState, StatePolicy, advance, next_delay, pending, policy_for, to_report
+from agent.workers import Job, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +62,8 @@ MAX_SLEEP_SECONDS = 1.0
 class _Run:
     started: float  # clock()
     started_wall: float
-    thread: threading.Thread | None = None
+    job: Job | None = None
     done: bool = False
-    result: CheckResult | None = None
     duration: float = 0.0
     abandoned: bool = False
 
@@ -93,6 +105,10 @@ class CheckScheduler:
         ]
         self._cond = threading.Condition()
         self._active = 0  # runs holding a worker slot
+        self._pool = WorkerPool(max_workers, name="check-worker")
+        self._events: list[CheckReport] = []  # hard changes applied by workers, for the callback
+        self._waiters = 0  # run_once / wait_idle callers waiting for runs to finish
+        self._starved = False  # a due check is waiting for a free slot
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -108,9 +124,9 @@ class CheckScheduler:
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop scheduling and close the checks (a ``close()`` kills running plugins' process
-        groups; a closed command check does not run again); other runs in progress are left to
-        finish on their own (daemon threads)."""
+        """Stop scheduling and close the checks: a command check's ``close()`` kills the process
+        groups of its plugins still running (hung ones too) and it does not run again; other runs
+        in progress are left to finish on their own (daemon worker threads)."""
         with self._cond:
             self._stopping = True
             thread, self._thread = self._thread, None
@@ -124,6 +140,12 @@ class CheckScheduler:
                     close()
                 except Exception:
                     log.exception("closing check %s failed", entry.cfg.name)
+        self._pool.close()
+
+    @property
+    def worker_threads_started(self) -> int:
+        """Worker threads started so far (a pool: far fewer than runs)."""
+        return self._pool.threads_started
 
     def snapshot(self) -> tuple[CheckReport, ...]:
         """The latest state of every check, in config order (thread-safe)."""
@@ -139,7 +161,8 @@ class CheckScheduler:
         todo = list(self._entries)
         events: list[CheckReport] = []
         with self._cond:
-            events += self._collect(self._clock())  # results of the background loop, not lost
+            events += self._take_events()  # results of the background loop, not lost
+            events += self._collect(self._clock())
             launched: set[int] = set()
             for entry in todo:
                 if entry.run is not None and entry.run.abandoned and not entry.run.done:
@@ -147,6 +170,7 @@ class CheckScheduler:
                     launched.add(id(entry))
             while True:
                 now = self._clock()
+                events += self._take_events()
                 events += self._collect(now)
                 for entry in todo:
                     if id(entry) in launched or self._active >= self._max_workers:
@@ -156,15 +180,17 @@ class CheckScheduler:
                     launched.add(id(entry))  # else: a run in progress, awaited below
                 busy = self._busy()
                 if len(launched) == len(todo) and not busy:
+                    events += self._take_events()
                     break
-                self._cond.wait(self._sleep_for(now, busy, idle=False))
+                self._wait(self._sleep_for(now, busy, idle=False))
             reports = tuple(to_report(e.state, e.policy) for e in self._entries)
         self._notify(events)
         return reports
 
     def wait_idle(self, timeout: float, names: Collection[str] | None = None) -> bool:
         """Wait (real time) until no run (of the ``names`` checks, default all) is in progress, hung
-        runs aside; False on timeout. Finished results are applied by the next :meth:`tick`.
+        runs aside; False on timeout. Finished runs' states are applied when they finish; their
+        ``on_hard_change`` callbacks are made by the next :meth:`tick`.
         """
         end = time.monotonic() + timeout
         with self._cond:
@@ -172,14 +198,16 @@ class CheckScheduler:
                 left = end - time.monotonic()
                 if left <= 0:
                     return False
-                self._cond.wait(min(left, MAX_SLEEP_SECONDS))
+                self._wait(min(left, MAX_SLEEP_SECONDS))
             return True
 
     def tick(self) -> float:
         """One scheduling step; returns seconds until something is due (for the loop to sleep)."""
         with self._cond:
             now = self._clock()
-            events = self._collect(now)
+            events = self._take_events()
+            events += self._collect(now)
+            self._starved = False
             for entry in self._entries:
                 if entry.due > now:
                     continue
@@ -190,7 +218,8 @@ class CheckScheduler:
                         entry.due = now + next_delay(entry.state, entry.cfg)
                     continue  # active run: collected when it ends or times out
                 if self._active >= self._max_workers:
-                    continue  # waits for a free slot
+                    self._starved = True  # waits for a free slot: a finishing run wakes us
+                    continue
                 self._launch(entry, now)
             delay = self._sleep_for(now, self._busy())
         self._notify(events)
@@ -213,6 +242,18 @@ class CheckScheduler:
                     return
                 self._cond.wait(min(max(delay, 0.01), MAX_SLEEP_SECONDS))
 
+    def _wait(self, timeout: float) -> None:
+        """Wait on the condition as a caller that finishing runs must wake."""
+        self._waiters += 1
+        try:
+            self._cond.wait(timeout)
+        finally:
+            self._waiters -= 1
+
+    def _take_events(self) -> list[CheckReport]:
+        events, self._events = self._events, []
+        return events
+
     def _busy(self) -> list[_Entry]:
         return [e for e in self._entries if e.run is not None and not e.run.done and not e.run.abandoned]
 
@@ -229,7 +270,7 @@ class CheckScheduler:
     def _launch(self, entry: _Entry, now: float) -> None:
         run = _Run(started=now, started_wall=self._wall())
         entry.run = run
-        entry.due = now + entry.cfg.interval  # provisional; set properly when the result is in
+        provisional = entry.due = now + entry.cfg.interval  # set properly when the result is in
         self._active += 1
         check, timeout = entry.check, entry.cfg.timeout
 
@@ -242,33 +283,36 @@ class CheckScheduler:
                 result = CheckResult(Status.UNKNOWN, f"check crashed: {type(exc).__name__}: {exc}")
             duration = self._clock() - started
             with self._cond:
-                run.result, run.duration, run.done = result, duration, True
+                run.duration, run.done = duration, True
                 if run.abandoned:
                     log.warning("check %s finished %.1fs after it was reported hung; result dropped",
                                 entry.cfg.name, duration - timeout)
-                else:
-                    self._active -= 1
-                self._cond.notify_all()
+                    return
+                self._active -= 1
+                events = self._apply(entry, result, duration)
+                entry.due = run.started + next_delay(entry.state, entry.cfg)
+                self._events += events
+                # Wake the scheduler thread only when it has something to do now: deliver a hard
+                # change, start a check that waits for this slot, or reschedule a sooner retry.
+                if events or self._waiters or self._starved or entry.due < provisional:
+                    self._cond.notify_all()
 
-        thread = threading.Thread(target=work, name=f"check-{entry.cfg.name}", daemon=True)
-        run.thread = thread
-        thread.start()
+        run.job = self._pool.submit(work, entry.cfg.name)
 
     def _collect(self, now: float) -> list[CheckReport]:
-        """Apply finished runs and time out overdue ones; returns reports for the callback."""
+        """Time out overdue runs (finished ones were applied by their worker); returns reports for
+        the callback."""
         events: list[CheckReport] = []
         for entry in self._entries:
             run = entry.run
-            if run is None or run.abandoned:
+            if run is None or run.abandoned or run.done:
                 continue
-            if run.done and run.result is not None:
-                events += self._apply(entry, run.result, run.duration)
-                run.result = None  # applied once
-                entry.due = run.started + next_delay(entry.state, entry.cfg)
-            elif not run.done and now >= run.started + entry.cfg.timeout + self._grace:
+            if now >= run.started + entry.cfg.timeout + self._grace:
                 run.abandoned = True
                 self._active -= 1
-                log.warning("check %s timed out after %s; its thread is abandoned",
+                if run.job is not None:
+                    self._pool.retire(run.job)  # a fresh worker takes its place
+                log.warning("check %s timed out after %s; its worker is written off",
                             entry.cfg.name, seconds_text(entry.cfg.timeout))
                 result = CheckResult(Status.UNKNOWN, f"timed out after {seconds_text(entry.cfg.timeout)}")
                 events += self._apply(entry, result, now - run.started)

@@ -130,7 +130,9 @@ class AgentService:
 
         def make(check: CheckConfig) -> Check:
             if check.type == "process":
-                return ProcessCheck.from_config(check, psutil=processes)
+                match = check.options.get("match")  # the check skips every other name anyway
+                view = processes.named(match) if match else processes
+                return ProcessCheck.from_config(check, psutil=view)
             return build_check(check)
 
         self._scheduler = CheckScheduler(

@@ -1,7 +1,8 @@
 """``command`` check: run a Nagios/monitoring-plugins plugin (argv list, never a shell).
 
 The plugin runs with ``LANG=C``/``LC_ALL=C`` (so its output does not depend on the box's locale),
-stdin from /dev/null, in its own process group. At the timeout the whole group is killed
+stdin from /dev/null, in its own process group (``os.posix_spawn`` with ``setsid``; see
+:func:`_spawn`). At the timeout the whole group is killed
 (SIGKILL), so a plugin's children cannot outlive it, and the result is UNKNOWN
 "timed out after Ns". Exit codes 0/1/2/3 map to OK/WARNING/CRITICAL/UNKNOWN; anything else
 (including death by a signal) is UNKNOWN.
@@ -10,10 +11,15 @@ stdin from /dev/null, in its own process group. At the timeout the whole group i
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
+import math
 import os
+import select
+import shutil
 import signal
-import subprocess
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +27,8 @@ from agent.checks.base import CheckResult, timed_out
 from agent.checks.nagios import parse_output
 from agent.config import CheckConfig
 from agent.report import Status
+
+log = logging.getLogger(__name__)
 
 #: Output beyond this is cut (a plugin is expected to print a few lines).
 MAX_OUTPUT_BYTES = 64 * 1024
@@ -36,9 +44,9 @@ def plugin_environment(base: Mapping[str, str], extra: Mapping[str, str]) -> dic
     return env
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # pgid == pid: start_new_session=True
+        os.killpg(pid, signal.SIGKILL)  # pgid == pid: the plugin was started with setsid
 
 
 class _Running:
@@ -46,8 +54,9 @@ class _Running:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.procs: set[subprocess.Popen[bytes]] = set()
+        self.pids: set[int] = set()
         self.closed = False
+        self.env: dict[str, str] | None = None  # built on the first run, then reused
 
 
 @dataclass(frozen=True)
@@ -62,9 +71,9 @@ class CommandCheck:
         """Kill the process groups of plugins still running (the agent is stopping)."""
         with self._running.lock:
             self._running.closed = True
-            procs = list(self._running.procs)
-        for proc in procs:
-            _kill_group(proc)
+            pids = list(self._running.pids)
+        for pid in pids:
+            _kill_group(pid)
 
     @classmethod
     def from_config(cls, cfg: CheckConfig) -> CommandCheck:
@@ -72,44 +81,121 @@ class CommandCheck:
 
     def run(self, timeout: float) -> CheckResult:
         running = self._running
+        deadline = time.monotonic() + timeout
         with running.lock:
             if running.closed:
                 return CheckResult(Status.UNKNOWN, "not run: the agent is stopping")
+            if running.env is None:  # the agent's environment does not change while it runs
+                running.env = plugin_environment(os.environ, self.env)
             try:
-                proc = subprocess.Popen(
-                    list(self.command),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=plugin_environment(os.environ, self.env),
-                    start_new_session=True,
-                    close_fds=True,
-                )
+                pid, out_fd, err_fd = _spawn(self.command, running.env)
             except OSError as exc:
                 return CheckResult(Status.UNKNOWN, f"cannot run {self.command[0]}: {exc.strerror or exc}")
-            running.procs.add(proc)
+            running.pids.add(pid)
+        reaped = False
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            _reap(proc)
-            return timed_out(timeout)
+            output = _read_until_exit(pid, out_fd, err_fd, deadline)
+            if output is None:
+                _kill_group(pid)
+                _reap(pid)
+                reaped = True
+                return timed_out(timeout)
+            out, err, status = output
+            reaped = True
         finally:
-            _kill_group(proc)  # leftovers a plugin left running in its group die with it
+            os.close(out_fd)
+            os.close(err_fd)
+            if not reaped:  # an unexpected error: do not leave the plugin behind
+                _kill_group(pid)
+                _reap(pid)
+            _kill_group(pid)  # leftovers a plugin left running in its group die with it
             with running.lock:
-                running.procs.discard(proc)
-        return interpret(proc.returncode, out, err, self.command)
+                running.pids.discard(pid)
+        return interpret(os.waitstatus_to_exitcode(status), out, err, self.command)
 
 
-def _reap(proc: subprocess.Popen[bytes]) -> None:
-    """Collect a killed child; pipes held open by an escaped grandchild must not block us."""
+def _spawn(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, int, int]:
+    """Start ``argv`` in a new session (its own process group), stdin /dev/null, stdout and stderr
+    to pipes; returns (pid, stdout fd, stderr fd).
+
+    ``os.posix_spawn`` (vfork + exec in the C library) instead of ``subprocess.Popen``: the same
+    child for about half the agent's CPU per run. The pipes' write ends are close-on-exec in the
+    agent and duplicated onto 1 and 2 in the child only; every other descriptor of the agent is
+    close-on-exec too (PEP 446), so the plugin inherits nothing else. A name without a slash is
+    looked up in the plugin's ``PATH``, as ``Popen`` does.
+    """
+    path = argv[0]
+    if "/" not in path:
+        found = shutil.which(path, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        path = found
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     try:
-        proc.communicate(timeout=2.0)
-    except subprocess.TimeoutExpired:
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-        proc.wait(timeout=2.0)
+        pid = os.posix_spawn(
+            path, list(argv), env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, out_w, 1),
+                (os.POSIX_SPAWN_DUP2, err_w, 2),
+            ],
+            setsid=True,
+        )
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    return pid, out_r, err_r
+
+
+def _read_until_exit(pid: int, out_fd: int, err_fd: int, deadline: float) -> tuple[bytes, bytes, int] | None:
+    """Read stdout and stderr to their end (keeping the first MAX_OUTPUT_BYTES of each) and reap
+    the plugin; ``(stdout, stderr, wait status)``, or None when ``deadline`` passed first (a
+    plugin still running, or a child of it still holding the pipes open)."""
+    buffers = {out_fd: bytearray(), err_fd: bytearray()}
+    poller = select.poll()
+    for fd in buffers:
+        poller.register(fd, select.POLLIN)
+    pending = len(buffers)
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        for fd, _event in poller.poll(max(1, math.ceil(left * 1000))):
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                poller.unregister(fd)
+                pending -= 1
+                continue
+            buf = buffers[fd]
+            if len(buf) < MAX_OUTPUT_BYTES:
+                buf += chunk[: MAX_OUTPUT_BYTES - len(buf)]
+    delay = 0.001
+    while True:  # both pipes closed: the plugin has exited or is about to
+        waited, status = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return bytes(buffers[out_fd]), bytes(buffers[err_fd]), status
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 0.05)
+
+
+def _reap(pid: int, patience: float = 5.0) -> None:
+    """Collect a killed plugin's zombie; a process stuck in the kernel (D state, e.g. on a hung
+    NFS mount) dies only when the call returns: after ``patience`` seconds it is left behind."""
+    end = time.monotonic() + patience
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(pid, os.WNOHANG)[0] != pid:
+            if time.monotonic() > end:
+                log.warning("plugin process %d does not die after SIGKILL; leaving it", pid)
+                return
+            time.sleep(0.01)
 
 
 def interpret(returncode: int, stdout: bytes, stderr: bytes, argv: Sequence[str] = ()) -> CheckResult:

@@ -5,7 +5,8 @@ includes the blocks reserved for root, "avail" is what ordinary users such as ``
 ``mysql`` can still write), ``boxkeeper_filesystem_{files,files_free}{mountpoint}`` (inodes).
 
 A hung NFS/CIFS server blocks ``statvfs`` in the kernel, uninterruptibly. So every mount is
-queried in its own daemon thread that is abandoned after ``timeout`` seconds: the mount is
+queried on a reused worker thread (:class:`~agent.workers.WorkerPool` of one) and the call is
+abandoned after ``timeout`` seconds (its thread is written off and replaced): the mount is
 skipped, a WARNING is logged once, ``boxkeeper_filesystem_stat_timeouts_total{mountpoint}`` counts
 each collection that had to skip it and ``boxkeeper_filesystem_unresponsive{mountpoint}`` is 1.
 While the abandoned call is still blocked no second call is started on that mount (threads do not
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from agent.report import Sample
+from agent.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +47,17 @@ class PartitionSource(Protocol):
 
 
 class _Call:
-    """One statvfs call running in its own daemon thread."""
+    """One statvfs call, run by a worker of the collector's pool."""
 
-    def __init__(self, statvfs: Callable[[str], Any], mountpoint: str) -> None:
+    __slots__ = ("_mountpoint", "_statvfs", "done", "error", "job", "result")
+
+    def __init__(self, statvfs: Callable[[str], Any], mountpoint: str, pool: WorkerPool) -> None:
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
         self._statvfs = statvfs
         self._mountpoint = mountpoint
-        self.thread = threading.Thread(target=self._run, name=f"statvfs {mountpoint}", daemon=True)
-        self.thread.start()
+        self.job = pool.submit(self._run, f"statvfs {mountpoint}")
 
     def _run(self) -> None:
         try:
@@ -83,6 +86,7 @@ class FilesystemCollector:
         self._skip_fstypes = frozenset(skip_fstypes)
         self._skip_mountpoints = re.compile(skip_mountpoints)
         self._lock = threading.Lock()
+        self._pool = WorkerPool(1, name="statvfs")  # one reused thread; a hung one is replaced
         self._hung: dict[str, _Call] = {}
         self._timeouts: dict[str, int] = {}
         self._failed: set[str] = set()
@@ -130,8 +134,9 @@ class FilesystemCollector:
                 return None
             del self._hung[mountpoint]
             log.info("filesystem %s answers again", mountpoint)
-        call = _Call(self._statvfs, mountpoint)
+        call = _Call(self._statvfs, mountpoint, self._pool)
         if not call.done.wait(self._timeout):
+            self._pool.retire(call.job)  # its thread stays blocked in the kernel; a new one serves
             self._hung[mountpoint] = call
             self._timeouts[mountpoint] = self._timeouts.get(mountpoint, 0) + 1
             log.warning(

@@ -306,3 +306,47 @@ def test_stop_kills_plugins_still_running(tmp_path: Path) -> None:
         sched.stop()
     wait_for(lambda: not pid_alive(pid))
     assert command.run(5).summary == "not run: the agent is stopping"
+
+
+# -- the worker pool ------------------------------------------------------------------------------
+
+
+def test_worker_threads_are_reused_not_started_per_run(fake_clock: FakeClock) -> None:
+    checks = [FakeCheck(f"c{i}") for i in range(3)]
+    sched = CheckScheduler(
+        [(cfg(c.name, interval=1), c) for c in checks], clock=fake_clock, wall=fake_clock, max_workers=8
+    )
+    for _ in range(10):
+        step(sched, *checks)
+        fake_clock.advance(1)
+    assert [c.started for c in checks] == [10, 10, 10]
+    assert sched.worker_threads_started <= 3  # at most one per check running at once, then reused
+
+
+def test_a_hung_run_does_not_eat_the_pool(fake_clock: FakeClock) -> None:
+    hung, other = FakeCheck("hung", block=True), FakeCheck("other")
+    sched = CheckScheduler(
+        [(cfg("hung", interval=1, timeout=1), hung), (cfg("other", interval=1), other)],
+        clock=fake_clock,
+        wall=fake_clock,
+        max_workers=1,  # the hung run holds the only worker...
+        grace=0.5,
+    )
+    try:
+        sched.tick()
+        wait_for(lambda: hung.started == 1)
+        fake_clock.advance(1.5)
+        sched.tick()  # ...until it times out: its worker is written off, a fresh one serves
+        assert by_name(sched.snapshot())["hung"].summary.endswith("timed out after 1s)")  # still hung
+        for _ in range(5):
+            step(sched, other)
+            fake_clock.advance(1)
+        assert other.finished >= 5, "the other check starved behind the hung run"
+        assert hung.started == 1, "a hung check was started again"
+        assert sched.worker_threads_started == 2  # the stuck one and its replacement, no more
+    finally:
+        hung.release.set()
+    wait_for(lambda: hung.finished == 1)  # the stuck worker ends; the check runs again when due
+    step(sched, hung, other)
+    assert hung.started == 2
+    assert sched.worker_threads_started <= 3

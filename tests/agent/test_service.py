@@ -5,7 +5,10 @@ Addresses: 127.0.1.110-127.0.1.130 (the agent tests' share of 127.0.1.0/24 for t
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +18,7 @@ import psutil
 import pytest
 
 from tests.agent.agentproc import AgentProcess, free_port, wait_for
+from tests.agent.conftest import pid_alive
 from tests.agent.pushsink import PushSink
 
 TOKEN = "t0ken-for-tests-only"
@@ -272,3 +276,56 @@ def test_a_hard_state_change_is_pushed_at_once_not_at_the_next_push_interval(
     )
     assert_gapless(sink.seqs())
     assert agent.terminate() == 0
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    members = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
+def test_sigterm_kills_the_process_groups_of_hanging_plugins(
+    tmp_path: Path,
+    agents: Callable[..., AgentProcess],
+) -> None:
+    plugin_pid, child_pid = tmp_path / "plugin.pid", tmp_path / "child.pid"
+    # The plugin leaves a background child in its process group, then hangs; the check's timeout
+    # (10 min) is far away, so only the agent's shutdown can end them.
+    script = (
+        f"sleep 100000 & echo $! > {shlex.quote(str(child_pid))}; "
+        f"echo $$ > {shlex.quote(str(plugin_pid))}; exec sleep 100000"
+    )
+    config = agent_config(tmp_path, None, None)
+    config["checks"] = [
+        {"name": "hangs", "type": "command", "command": ["/bin/sh", "-c", script], "timeout": "10m"},
+        {"name": "root-disk", "type": "disk", "path": "/"},
+    ]
+    agent = agents(config).start()
+    agent.wait_ready()
+
+    def pids() -> tuple[int, int] | None:
+        try:
+            return int(plugin_pid.read_text()), int(child_pid.read_text())
+        except (OSError, ValueError):
+            return None
+
+    plugin, child = wait_for("the plugin and its child to start", pids)
+    try:
+        assert os.getpgid(plugin) == plugin  # the plugin leads its own group (start_new_session)
+        assert sorted(_group_members(plugin)) == sorted([plugin, child])
+        assert agent.proc is not None
+        agent.proc.send_signal(signal.SIGTERM)  # not agent.terminate(): that reaps children itself
+        assert agent.proc.wait(60) == 0
+        wait_for("the plugin and its child to be gone",
+                 lambda: not pid_alive(plugin) and not pid_alive(child), timeout=30)
+        assert _group_members(plugin) == []
+        assert "received SIGTERM, stopping" in agent.log()
+    finally:  # leave nothing behind even when the agent did
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(plugin, signal.SIGKILL)

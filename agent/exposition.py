@@ -1,0 +1,209 @@
+"""Serving /metrics cheaply: the Prometheus text format and a small HTTP server for it.
+
+The agent is scraped every 15-60 s by Prometheus and must cost less CPU per scrape than
+node_exporter. prometheus-client's own path (``start_http_server``: a WSGI server through
+wsgiref, a new thread per request, e-mail header parsing, and ``generate_latest`` validating
+and escaping every name of every sample) cost about 2.7 ms of CPU per scrape of the agent's
+~150 samples; this module does the same job for about a third of that.
+
+:func:`render_text` writes the text exposition format 0.0.4 of a prometheus-client registry,
+byte for byte what ``prometheus_client.generate_latest`` writes for metric and label names that
+are valid classic Prometheus names (all of the agent's are); a registry with any other name is
+handed to ``generate_latest`` unchanged.
+
+:class:`MetricsServer` answers ``GET``/``HEAD`` on ``/metrics`` (and ``/``) with that text, 404
+elsewhere, 405 for other methods; one short-lived thread per connection (a slow client cannot
+hold up the next scrape), ``Connection: close``, a request head of at most 64 KiB read within
+``CLIENT_TIMEOUT`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+
+from prometheus_client import generate_latest
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CLIENT_TIMEOUT = 10.0
+MAX_HEAD_BYTES = 64 * 1024
+_LEGACY_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_TYPES = {"counter": "counter", "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram",
+          "unknown": "untyped"}
+_SUFFIX = {"counter": "_total", "info": "_info"}
+_OM_SUFFIXES = ("_created", "_gsum", "_gcount")
+
+
+class _NotLegacy(Exception):
+    """A name that needs prometheus-client's escaping: fall back to generate_latest."""
+
+
+def _value(v: float) -> str:
+    """``floatToGoString(v)``, without its function calls for the common finite floats."""
+    if type(v) is float and -1e300 < v < 1e300:
+        s = repr(v)
+        if v > 0:
+            dot = s.find(".")
+            if dot > 6:  # Go switches to exponents sooner than Python
+                mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
+                return f"{mantissa}e+{dot - 1:02d}"
+        return s
+    return str(floatToGoString(v))  # type: ignore[no-untyped-call]
+
+
+def _escape_value(v: str) -> str:
+    if "\\" in v or "\n" in v or '"' in v:
+        return v.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return v
+
+
+def _help(text: str) -> str:
+    return text.replace("\\", r"\\").replace("\n", r"\n")
+
+
+class TextRenderer:
+    """Renders a registry; remembers the formatted ``name{labels}`` of the series it has seen
+    (at most ``max_series``, then it starts over), since series stay the same between scrapes."""
+
+    def __init__(self, registry: Collector, *, max_series: int = 20_000) -> None:
+        self._registry = registry
+        self._max = max_series
+        self._valid: dict[str, bool] = {}
+        self._series: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+
+    def render(self) -> bytes:
+        """The text exposition, as ``generate_latest(registry)`` would write it."""
+        try:
+            return self._render()
+        except _NotLegacy:
+            return bytes(generate_latest(self._registry))
+
+    def _legacy(self, name: str) -> str:
+        ok = self._valid.get(name)
+        if ok is None:
+            ok = self._valid[name] = _LEGACY_NAME.match(name) is not None
+        if not ok:
+            raise _NotLegacy(name)
+        return name
+
+    def _render(self) -> bytes:
+        if len(self._series) > self._max:
+            self._series.clear()
+        series, legacy = self._series, self._legacy
+        out: list[str] = []
+        for metric in self._registry.collect():
+            family, mtype = metric.name, metric.type
+            mname = legacy(family + _SUFFIX.get(mtype, ""))
+            doc = _help(metric.documentation)
+            out.append(f"# HELP {mname} {doc}\n# TYPE {mname} {_TYPES.get(mtype, mtype)}\n")
+            extra: dict[str, list[str]] = {}
+            for sample in metric.samples:
+                name, labels = sample.name, sample.labels
+                key = (name, tuple(labels.items()))
+                prefix = series.get(key)
+                if prefix is None:
+                    prefix = series[key] = _series_text(name, labels, legacy)
+                line = f"{prefix} {_value(sample.value)}\n"
+                if sample.timestamp is not None:
+                    line = f"{line[:-1]} {int(float(sample.timestamp) * 1000):d}\n"
+                if name.startswith(family) and name[len(family):] in _OM_SUFFIXES:
+                    extra.setdefault(name[len(family):], []).append(line)  # OpenMetrics-only: last
+                else:
+                    out.append(line)
+            for suffix, lines in sorted(extra.items()):
+                name = legacy(family + suffix)
+                out.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
+                out.extend(lines)
+        return "".join(out).encode("utf-8")
+
+
+def render_text(registry: Collector) -> bytes:
+    """The text exposition of ``registry``, as ``generate_latest(registry)`` would write it."""
+    return TextRenderer(registry).render()
+
+
+def _series_text(name: str, labels: dict[str, str], legacy: Callable[[str], str]) -> str:
+    legacy(name)
+    if not labels:
+        return name
+    pairs = ",".join(f'{legacy(k)}="{_escape_value(labels[k])}"' for k in sorted(labels))
+    return f"{name}{{{pairs}}}"
+
+
+# -- the HTTP server -----------------------------------------------------------------------------
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    timeout = CLIENT_TIMEOUT
+    server: MetricsServer
+
+    def handle(self) -> None:
+        try:
+            request = self.rfile.readline(MAX_HEAD_BYTES + 1)
+            size = len(request)
+            while True:  # the headers: nothing in them changes the answer
+                line = self.rfile.readline(MAX_HEAD_BYTES + 1)
+                size += len(line)
+                if line in (b"\r\n", b"\n", b"") or size > MAX_HEAD_BYTES:
+                    break
+        except OSError:  # timed out or reset: nothing to answer
+            return
+        parts = request.split()
+        if len(parts) < 2 or size > MAX_HEAD_BYTES:
+            self._answer(400, b"Bad Request", b"bad request\n")
+            return
+        method, target = parts[0], parts[1]
+        if method not in (b"GET", b"HEAD"):
+            self._answer(405, b"Method Not Allowed", b"only GET and HEAD\n", b"Allow: GET, HEAD\r\n")
+            return
+        path = target.split(b"?", 1)[0]
+        if path not in (b"/metrics", b"/"):
+            self._answer(404, b"Not Found", b"not found: try /metrics\n")
+            return
+        try:
+            body = self.server.render()
+        except Exception:
+            log.exception("rendering /metrics failed")
+            self._answer(500, b"Internal Server Error", b"rendering the metrics failed\n")
+            return
+        self._answer(200, b"OK", body, content_type=CONTENT_TYPE.encode(), head=method == b"HEAD")
+
+    def _answer(self, code: int, reason: bytes, body: bytes, extra: bytes = b"", *,
+                content_type: bytes = b"text/plain; charset=utf-8", head: bool = False) -> None:
+        header = (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n%s\r\n"
+                  % (code, reason, content_type, len(body), extra))
+        with contextlib.suppress(OSError):  # the client went away
+            self.wfile.write(header if head else header + body)
+
+
+class MetricsServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """Serves a registry's text exposition; ``server_port`` is the bound port (0 picks one)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+    def __init__(self, registry: Collector, host: str, port: int) -> None:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, _, _, _, sockaddr = infos[0]
+        self.address_family = family
+        self._renderer = TextRenderer(registry)
+        self._render_lock = threading.Lock()
+        super().__init__((str(sockaddr[0]), port), _Handler)
+
+    @property
+    def server_port(self) -> int:
+        return int(self.server_address[1])
+
+    def render(self) -> bytes:
+        with self._render_lock:  # concurrent scrapes: one collection at a time
+            return self._renderer.render()

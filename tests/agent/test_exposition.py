@@ -1,0 +1,78 @@
+"""/metrics text and server: byte-for-byte what prometheus-client writes, answered over real HTTP."""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from agent.exposition import MetricsServer, TextRenderer, render_text
+from agent.metrics import serve, shutdown
+
+HOST = "127.0.1.112"  # the agent tests' share of 127.0.1.0/24
+
+
+def mixed_registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    Counter("bk_requests", "Requests\nwith a \\ newline.", ["path"], registry=registry).labels(
+        path='/a "quoted" \\ path\n'
+    ).inc(3)
+    gauge = Gauge("bk_sizes_bytes", "Sizes.", ["mountpoint", "fstype"], registry=registry)
+    for i, value in enumerate((0.0, -1.5, 1e6, 123456789.0, 2.5e-9, float("inf"), float("nan"))):
+        gauge.labels(mountpoint=f"/m{i}", fstype="ext4").set(value)
+    Histogram("bk_latency_seconds", "Latency.", registry=registry).observe(0.3)
+    Info("bk_build", "Build info.", registry=registry).info({"version": "1.0"})
+    return registry
+
+
+def test_text_is_byte_for_byte_what_prometheus_client_writes() -> None:
+    registry = mixed_registry()
+    renderer = TextRenderer(registry)
+    assert renderer.render() == generate_latest(registry)
+    assert renderer.render() == generate_latest(registry)  # again, from the remembered series
+    assert render_text(registry) == generate_latest(registry)
+
+
+def test_names_outside_the_classic_charset_fall_back_to_prometheus_client() -> None:
+    class Odd(Collector):
+        def collect(self) -> Iterator[GaugeMetricFamily]:
+            family = GaugeMetricFamily("bk.dotted", "A UTF-8 era name.", labels=["a"])
+            family.add_metric(["x"], 1.0)
+            yield family
+
+    registry = CollectorRegistry()
+    registry.register(Odd())
+    assert render_text(registry) == generate_latest(registry)
+
+
+@pytest.fixture
+def server() -> Iterator[MetricsServer]:
+    srv, thread = serve(mixed_registry(), HOST, 0)
+    yield srv
+    shutdown(srv, thread)
+
+
+def request(server: MetricsServer, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection(HOST, server.server_port, timeout=10)
+    try:
+        conn.request(method, path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_server_answers_get_and_head_on_metrics_only(server: MetricsServer) -> None:
+    status, headers, body = request(server, "GET", "/metrics?x=1")
+    assert status == 200
+    assert headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert int(headers["content-length"]) == len(body) and b"bk_requests_total{" in body
+    status, headers, body = request(server, "HEAD", "/metrics")
+    assert (status, body) == (200, b"") and int(headers["content-length"]) > 0
+    assert request(server, "GET", "/other")[0] == 404
+    status, headers, _ = request(server, "POST", "/metrics")
+    assert status == 405 and headers["allow"] == "GET, HEAD"
