@@ -74,7 +74,8 @@ checks:
   - {name: controller-api, type: http, url: "http://$controller_addr/healthz", expect_status: [200], retries: 3, retry_interval: 5s}
   - {name: controller-port, type: tcp, address: "$controller_addr"}
   - {name: root-disk, type: disk, path: /, warning: 85%, critical: 95%}
-  - {name: boxkeeper-agent, type: process, cmdline_regex: "boxkeeper-agent run", min_count: 1}
+  # The agent never counts its own process, so it watches the controller's (not itself).
+  - {name: boxkeeper-controller, type: process, cmdline_regex: "boxkeeper serve", min_count: 1}
 EOF
 fi
 
@@ -99,12 +100,16 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT  # else the script goes on after `wait -n` and says a process stopped
+trap 'cleanup; exit 143' TERM
 
 "$bk" serve >>"$dir/controller.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
-  curl -fsS "http://$controller_addr/healthz" >/dev/null 2>&1 && break
+  # The venv's Python, not curl: a fresh Debian has no curl (the loop would wait out its 20 s).
+  .venv/bin/python -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+    "http://$controller_addr/healthz" >/dev/null 2>&1 && break
   kill -0 "${pids[0]}" 2>/dev/null || { say "controller did not start; see $dir/controller.log"; tail -n 20 "$dir/controller.log"; exit 1; }
   sleep 0.2
 done

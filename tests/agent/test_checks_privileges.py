@@ -19,9 +19,18 @@ import pytest
 
 from tests.agent.conftest import LOOPBACK, PLUGINS, REPO, HttpServer, respond
 
+
+
+def _others_can_reach(path: Path) -> bool:
+    """Whether a user with no rights of its own can walk down to ``path`` (o+x on every parent)."""
+    return all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents))
+
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv"),
+    pytest.mark.skipif(not _others_can_reach(REPO), reason=f"user nobody cannot reach the checkout {REPO} "
+                       "(a parent directory lacks o+x, e.g. /root is 0700): clone it elsewhere to run this"),
 ]
 
 NOBODY = 65534

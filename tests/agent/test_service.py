@@ -224,9 +224,14 @@ def test_a_check_that_hangs_forever_is_unknown_and_metrics_keep_answering(
     agent = agents(config).start()
     try:
         agent.wait_ready()
+        # Before the first round every check is a soft UNKNOWN "pending": wait for the hung check's
+        # *hard* UNKNOWN (its run timed out) so the assertions below are about real results.
         text = wait_for(
-            "the hung check to show UNKNOWN",
-            lambda: (t := agent.scrape()) and 'boxkeeper_check_status{check="hangs"} 3.0' in t and t,
+            "the hung check to time out (hard UNKNOWN)",
+            lambda: (t := agent.scrape())
+            and 'boxkeeper_check_status{check="hangs"} 3.0' in t
+            and 'boxkeeper_check_hard_state{check="hangs"} 1.0' in t
+            and t,
         )
         assert 'boxkeeper_check_status{check="true"} 0.0' in text
         for _ in range(5):  # and /metrics goes on answering while the check keeps hanging

@@ -12,7 +12,11 @@ from .layout import DB_NAME, DB_USER, BoxLayout
 
 SOURCE = Path(__file__).with_name("portal")
 RELEASES_DIR = Path(__file__).with_name("releases")
-EMPTY_DIRS = ("bitrix/updates", "bitrix/backup", "bitrix/stack_cache", "bitrix/tmp")
+# Directories the portal needs that hold no file in the repository (git keeps no empty directory).
+EMPTY_DIRS = (
+    "bitrix/updates", "bitrix/backup", "bitrix/stack_cache", "bitrix/tmp",
+    "bitrix/php_interface", "bitrix/modules/main/admin",
+)
 
 
 def releases() -> list[str]:
