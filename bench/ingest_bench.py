@@ -1,21 +1,35 @@
 """Ingest benchmark: simulated agents push reports to one controller; Pushgateway as the peer.
 
-Command (from the repository root; about 3 minutes; needs PostgreSQL 15 and prometheus-pushgateway):
+Command (from the repository root; about 2 minutes, 5 with `--generator wrk,python`; needs PostgreSQL 15,
+prometheus-pushgateway and wrk — ``apt-get install wrk``, checked at start):
 
     .venv/bin/python bench/ingest_bench.py --out bench/results/ingest.md
 
-Each report has 20 checks and 100 samples (about 15 KB of JSON); every simulated agent is a
-distinct host with its own token. For each target the same two phases run:
+Each report has 20 checks and 100 samples (about 20 KB of JSON); every simulated agent is a
+distinct host with its own token, and every push carries a new ``seq`` (no duplicates). For each
+target the same phases run:
 
 1. closed loop: ``--concurrency`` keep-alive connections push back to back for ``--seconds``
-   (the most the target sustains);
-2. open loop: pushes are scheduled at ``--rate`` per second for ``--seconds``; latency is measured
-   from the scheduled time (so queueing in the client counts, no coordinated omission).
+   (the most the target sustains, and the latency at that load);
+2. paced: pushes are scheduled at ``--rate`` per second for ``--seconds``.
+
+Load generators (``--generator``, comma-separated; each runs every phase):
+
+- ``wrk`` (default; C + LuaJIT, pre-built bodies, the seq spliced in per push): cheap enough to leave
+  the CPU to the server. Its paced phase schedules each thread's pushes on a clock, but measures the
+  latency from the actual send (when the target falls behind, the schedule slips: compare the achieved
+  rate with the offered one).
+- ``python`` (asyncio, raw sockets, pre-built requests): its paced phase measures the latency from the
+  scheduled time (no coordinated omission), but the generator itself needs a large share of a core.
+
+The CPU seconds used by the generator, by the server (for PostgreSQL: the controller and the
+PostgreSQL processes) and by the whole machine are measured per phase and reported per push, so
+the share taken by the generator and by other jobs on this shared machine is visible.
 
 Targets: the controller on SQLite (WAL, synchronous=NORMAL), the controller on PostgreSQL 15
 (fsync on, default settings, started here on 127.0.0.1), and prometheus-pushgateway receiving the
 equivalent pushes (the same 100 samples + 20 check gauges in the text format, PUT
-/metrics/job/boxkeeper/instance/<host>). The load generator runs on the same 2-core machine.
+/metrics/job/boxkeeper/instance/<host>). Everything runs on the same machine.
 Everything is bounded: fixed duration per phase, fixed number of hosts.
 """
 
@@ -221,23 +235,244 @@ class Load:
         }
 
 
-def run_phases(target: Target, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+WRK_SCRIPT = r"""
+-- boxkeeper ingest bench: cycle through pre-built per-host requests, a new seq in every push.
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bk_timespec;
+int clock_gettime(int clk_id, bk_timespec *tp);
+]]
+local ts = ffi.new("bk_timespec")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+
+local dir = os.getenv("BK_DIR")
+local nhosts = tonumber(os.getenv("BK_HOSTS"))
+local nthreads = tonumber(os.getenv("BK_THREADS"))
+local seqbase = tonumber(os.getenv("BK_SEQ"))
+local with_seq = os.getenv("BK_WITH_SEQ") == "1"
+local rate = tonumber(os.getenv("BK_RATE") or "0")
+local created = 0
+
+function setup(thread)
+  thread:set("tid", created)
+  created = created + 1
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+local heads, pres, sufs, seqs = {}, {}, {}, {}
+local idx = 0
+local interval, next_due = 0, nil
+
+function init(args)
+  for h = tid, nhosts - 1, nthreads do
+    heads[#heads + 1] = slurp(dir .. "/" .. h .. ".head")
+    pres[#pres + 1] = slurp(dir .. "/" .. h .. ".pre")
+    sufs[#sufs + 1] = slurp(dir .. "/" .. h .. ".suf")
+    seqs[#seqs + 1] = seqbase
+  end
+  if rate > 0 then interval = 1000.0 * nthreads / rate end
+end
+
+function request()
+  idx = idx % #heads + 1
+  local body = pres[idx]
+  if with_seq then
+    seqs[idx] = seqs[idx] + 1
+    body = body .. string.format("%d", seqs[idx]) .. sufs[idx]
+  end
+  return heads[idx] .. #body .. "\r\n\r\n" .. body
+end
+
+if rate > 0 then
+  -- paced: each push of this thread takes the next slot of a fixed schedule
+  function delay()
+    local t = now_ms()
+    if next_due == nil or next_due < t - 1000 then next_due = t end
+    next_due = next_due + interval
+    local d = next_due - t
+    if d < 0 then return 0 end
+    return math.floor(d)
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  local f = assert(io.open(os.getenv("BK_OUT"), "w"))
+  f:write(string.format(
+    '{"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, "status": %d, ' ..
+    '"timeout": %d, "p50_us": %d, "p99_us": %d, "p999_us": %d, "max_us": %d, "mean_us": %f}',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))
+  f:close()
+end
+"""
+
+
+def require_wrk() -> str:
+    binary = shutil.which("wrk")
+    if binary is None:
+        sys.exit("wrk not found: apt-get install wrk (Debian package), or run with --generator python")
+    return binary
+
+
+def _tree_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) of these processes, their reaped children and live descendants."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+            for child in proc.children(recursive=True):
+                try:
+                    c = child.cpu_times()
+                    total += c.user + c.system
+                except psutil.NoSuchProcess:
+                    pass
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _machine_cpu() -> float:
+    import psutil
+
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
+                 - getattr(t, "guest_nice", 0.0))
+
+
+class CpuMeter:
+    """CPU seconds used during a phase by the server processes and by the whole machine."""
+
+    def __init__(self, server_pids: list[int]) -> None:
+        self.server_pids = server_pids
+        self.server0 = _tree_cpu(server_pids)
+        self.machine0 = _machine_cpu()
+        self.self0 = time.process_time()
+
+    def finish(self, result: dict[str, float], generator_cpu: float | None = None) -> dict[str, float]:
+        server = _tree_cpu(self.server_pids) - self.server0
+        machine = _machine_cpu() - self.machine0
+        gen = time.process_time() - self.self0 if generator_cpu is None else generator_cpu
+        n = max(1.0, result["ok"])
+        seconds = result["seconds"]
+        result.update({
+            "server_cpu_s": server, "generator_cpu_s": gen, "machine_cpu_s": machine,
+            "other_cpu_s": max(0.0, machine - server - gen),
+            "server_cpu_ms_per_push": 1000 * server / n, "generator_cpu_ms_per_push": 1000 * gen / n,
+            "server_cores": server / seconds, "generator_cores": gen / seconds,
+            "other_cores": max(0.0, machine - server - gen) / seconds,
+        })
+        return result
+
+
+def write_wrk_data(target: Target, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    mark = str(SEQ_MARK).encode()
+    for i, (head, body) in enumerate(target.requests):
+        (directory / f"{i}.head").write_bytes(head.removesuffix(b"%d\r\n\r\n"))
+        if target.kind == "controller":
+            pre, suf = body.split(mark, 1)
+        else:
+            pre, suf = body, b""
+        (directory / f"{i}.pre").write_bytes(pre)
+        (directory / f"{i}.suf").write_bytes(suf)
+
+
+def run_wrk(target: Target, data_dir: Path, seconds: float, connections: int, seq_base: int,
+            rate: float, server_pids: list[int]) -> dict[str, float]:
+    script = data_dir / "bench.lua"
+    script.write_text(WRK_SCRIPT, encoding="utf-8")
+    out = data_dir / "result.json"
+    out.unlink(missing_ok=True)
+    threads = 1
+    env = {**os.environ, "BK_DIR": str(data_dir), "BK_HOSTS": str(len(target.requests)),
+           "BK_THREADS": str(threads), "BK_SEQ": str(seq_base), "BK_OUT": str(out),
+           "BK_WITH_SEQ": "1" if target.kind == "controller" else "0", "BK_RATE": str(rate)}
+    cmd = [require_wrk(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+           "--timeout", "30s", "-s", str(script), f"http://{target.host}:{target.port}/"]
+    meter = CpuMeter(server_pids)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    if proc.returncode != 0 or not out.exists():
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {output[-2000:]}")
+    w = json.loads(out.read_text())
+    n = int(w["requests"])
+    errors = int(w["connect"] + w["read"] + w["write"] + w["status"] + w["timeout"])
+    elapsed = w["duration_us"] / 1e6
+    result = {
+        "requests": n, "ok": n - errors, "errors": errors, "seconds": elapsed, "rate": (n - errors) / elapsed,
+        "p50_ms": w["p50_us"] / 1000, "p99_ms": w["p99_us"] / 1000, "p999_ms": w["p999_us"] / 1000,
+        "max_ms": w["max_us"] / 1000, "mean_ms": w["mean_us"] / 1000, "unsent": 0,
+    }
+    return meter.finish(result, usage.ru_utime + usage.ru_stime)
+
+
+def run_phases(target: Target, args: argparse.Namespace, server_pids: list[int],
+               tmp: Path) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {"load": {"before": os.getloadavg()[0]}}
+    base = 1_000_000 * (int(time.time()) % 1000)
     warm = Load(target)
+    warm.seq = [base] * len(target.requests)
     asyncio.run(warm.closed(min(4, args.concurrency), 2.0))  # warm-up, not reported
-    load = Load(target)
-    load.seq = [s + 10_000_000 for s in warm.seq]
-    elapsed = asyncio.run(load.closed(args.concurrency, args.seconds))
-    results["closed"] = load.summary(elapsed)
-    print(f"  closed loop ({args.concurrency} connections): {results['closed']}", flush=True)
-    for n, rate in enumerate(args.rates):
-        load2 = Load(target)
-        load2.seq = [s + 20_000_000 * (n + 1) for s in warm.seq]
-        elapsed = asyncio.run(load2.open(rate, args.seconds, args.concurrency))
-        results[f"open {rate:g}/s"] = load2.summary(elapsed)
-        print(f"  open loop ({rate:g}/s offered): {results[f'open {rate:g}/s']}", flush=True)
+    step = 0
+    for generator in args.generators:
+        if generator == "wrk":
+            data = tmp / "wrk"
+            write_wrk_data(target, data)
+            step += 1
+            r = run_wrk(target, data, args.seconds, args.concurrency, base + 10_000_000 * step, 0.0,
+                        server_pids)
+            results["wrk closed"] = r
+            print(f"  wrk, closed loop ({args.concurrency} connections): {_short(r)}", flush=True)
+            for rate in args.rates:
+                step += 1
+                r = run_wrk(target, data, args.seconds, args.concurrency, base + 10_000_000 * step, rate,
+                            server_pids)
+                results[f"wrk paced {rate:g}/s"] = r
+                print(f"  wrk, paced ({rate:g}/s offered): {_short(r)}", flush=True)
+        else:
+            step += 1
+            load = Load(target)
+            load.seq = [base + 10_000_000 * step] * len(target.requests)
+            meter = CpuMeter(server_pids)
+            elapsed = asyncio.run(load.closed(args.concurrency, args.seconds))
+            r = meter.finish(load.summary(elapsed))
+            results["python closed"] = r
+            print(f"  python, closed loop ({args.concurrency} connections): {_short(r)}", flush=True)
+            for rate in args.rates:
+                step += 1
+                load2 = Load(target)
+                load2.seq = [base + 10_000_000 * step] * len(target.requests)
+                meter = CpuMeter(server_pids)
+                elapsed = asyncio.run(load2.open(rate, args.seconds, args.concurrency))
+                r = meter.finish(load2.summary(elapsed))
+                results[f"python open {rate:g}/s"] = r
+                print(f"  python, open loop ({rate:g}/s offered): {_short(r)}", flush=True)
     results["load"]["after"] = os.getloadavg()[0]
     return results
+
+
+def _short(r: dict[str, float]) -> str:
+    return (f"{r['rate']:.0f}/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+            f"errors {r['errors']:.0f}, "
+            f"server {r['server_cpu_ms_per_push']:.2f} ms CPU/push ({r['server_cores']:.2f} cores), "
+            f"generator {r['generator_cpu_ms_per_push']:.2f} ms CPU/push ({r['generator_cores']:.2f} cores), "
+            f"other {r['other_cores']:.2f} cores")
 
 
 def start_controller(
@@ -293,12 +528,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def bench_controller(
     name: str, database: str, tmp: Path, hosts: list[str], args: argparse.Namespace,
+    extra_pids: list[int] | None = None,
 ) -> dict[str, dict[str, float]]:
     print(f"{name}: starting controller", flush=True)
     proc, port, tokens = start_controller(tmp, database, hosts, args.workers)
     try:
         target = Target(name, "127.0.0.1", port, controller_requests(hosts, tokens, port), "controller")
-        results = run_phases(target, args)
+        results = run_phases(target, args, [proc.pid, *(extra_pids or [])], tmp)
         from sqlalchemy import create_engine, text
 
         engine = create_engine(database)
@@ -320,47 +556,52 @@ def bench_pushgateway(tmp: Path, hosts: list[str], args: argparse.Namespace) -> 
     try:
         _wait_http(port, "/-/ready", proc)
         target = Target("pushgateway", "127.0.0.1", port, pushgateway_requests(hosts, port), "pushgateway")
-        return run_phases(target, args)
+        return run_phases(target, args, [proc.pid], tmp)
     finally:
         stop(proc)
 
 
 def write_markdown(path: Path, results: dict[str, dict[str, dict[str, float]]], args: argparse.Namespace,
                    sizes: dict[str, int]) -> None:
-    cpu = platform.processor() or platform.machine()
+    """The raw table of this run (the analysis is written by hand below it, see ingest.md)."""
     try:
         with open("/proc/cpuinfo") as fh:
             model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
-        model = cpu
+        model = platform.processor() or platform.machine()
     lines = [
         "# Ingest benchmark", "",
-        f"Command: `.venv/bin/python bench/ingest_bench.py --hosts {args.hosts} --seconds {args.seconds} "
-        f"--concurrency {args.concurrency} --rate {args.rate} --workers {args.workers}`", "",
+        f"Command: `.venv/bin/python bench/ingest_bench.py --hosts {args.hosts} --seconds {args.seconds:g} "
+        f"--concurrency {args.concurrency} --rate {args.rate} --workers {args.workers} "
+        f"--generator {args.generator}`", "",
         f"Machine: {os.cpu_count()} CPU ({model}), {platform.system()} {platform.release()}, Python "
-        f"{platform.python_version()}; the load generator (asyncio, keep-alive connections) runs on the same "
-        "machine and competes for the same 2 cores.", "",
+        f"{platform.python_version()}; generator, server and database share these cores.", "",
         f"Payload: 20 checks + 100 samples per report, {args.hosts} distinct hosts; controller body "
         f"{sizes['controller']} bytes of JSON, Pushgateway body {sizes['pushgateway']} bytes of text "
         "format.", "",
-        "| target | phase | offered | sustained reports/s | p50 ms | p99 ms | errors | not sent in time |",
-        "|---|---|---|---|---|---|---|---|",
+        "| target | generator | phase | offered | achieved pushes/s | p50 ms | p99 ms | errors | "
+        "server CPU ms/push | generator CPU ms/push | server cores | generator cores | other jobs cores |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for target, phases in results.items():
         for phase, r in phases.items():
             if phase in ("stored", "load"):
                 continue
-            if phase == "closed":
-                kind, offered = "closed loop", f"{args.concurrency} conns, back to back"
-            else:
-                kind, offered = "open loop", phase.removeprefix("open ")
-            lines.append(f"| {target} | {kind} | {offered} | {r['rate']:.0f} | {r['p50_ms']:.1f} | "
-                         f"{r['p99_ms']:.1f} | {r['errors']:.0f} | {r.get('unsent', 0):.0f} |")
+            generator, kind, *rest = phase.split(" ")
+            offered = rest[0] if rest else f"{args.concurrency} conns, back to back"
+            kind = {"closed": "closed loop", "paced": "paced (latency from send)",
+                    "open": "open loop (latency from schedule)"}[kind]
+            unsent = f" (+{r['unsent']:.0f} not sent in time)" if r.get("unsent") else ""
+            lines.append(
+                f"| {target} | {generator} | {kind} | {offered} | {r['rate']:.0f} | {r['p50_ms']:.1f} | "
+                f"{r['p99_ms']:.1f} | {r['errors']:.0f}{unsent} | {r['server_cpu_ms_per_push']:.2f} | "
+                f"{r['generator_cpu_ms_per_push']:.2f} | {r['server_cores']:.2f} | "
+                f"{r['generator_cores']:.2f} | {r['other_cores']:.2f} |")
     lines.append("")
     for target, phases in results.items():
         load = phases.get("load", {})
         lines.append(f"- {target}: 1-minute load average {load.get('before', 0):.1f} before, "
-                     f"{load.get('after', 0):.1f} after (other jobs share this machine).")
+                     f"{load.get('after', 0):.1f} after.")
         if "stored" in phases:
             stored = phases["stored"]["reports"]
             lines.append(f"- {target}: {stored:.0f} reports in the `reports` table after the run.")
@@ -373,13 +614,20 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rate", default="1000,200",
+    parser.add_argument("--rate", default="1000",
                         help="offered rates of the open-loop phases, comma-separated (reports/s)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the controller")
     parser.add_argument("--only", default="sqlite,postgresql,pushgateway")
+    parser.add_argument("--generator", default="wrk",
+                        help="load generators, comma-separated: wrk (C, needs apt-get install wrk), python")
     parser.add_argument("--out", type=Path, default=None, help="write a Markdown table here")
     args = parser.parse_args()
     args.rates = [float(r) for r in str(args.rate).split(",") if r]
+    args.generators = [g for g in args.generator.split(",") if g]
+    if any(g not in ("wrk", "python") for g in args.generators):
+        parser.error("--generator: wrk and/or python")
+    if "wrk" in args.generators:
+        require_wrk()
     hosts = [f"bench-{i:05d}" for i in range(args.hosts)]
     only = set(args.only.split(","))
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -403,8 +651,9 @@ def main() -> int:
                                 settings={"fsync": "on", "max_connections": "200"})
             pg.start()
             try:
+                assert pg.proc is not None
                 results["controller, PostgreSQL"] = bench_controller(
-                    "postgresql", pg.new_database(), tmp, hosts, args)
+                    "postgresql", pg.new_database(), tmp, hosts, args, extra_pids=[pg.proc.pid])
             finally:
                 pg.stop()
         if "pushgateway" in only:

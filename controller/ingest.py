@@ -19,6 +19,7 @@ A report older than the newest one stored (``seq`` below ``last_seq``: it arrive
 from __future__ import annotations
 
 import math
+import operator
 import re
 import time
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from agent.report import (
     MAX_SUMMARY_LENGTH,
     Report,
 )
-from controller import inventory
+from controller import inventory, tokens
 from controller.errors import AuthError, ForbiddenError, InvalidReportError
 from controller.store.db import Database
 from controller.store.models import CheckState, HostState, StateChange
@@ -199,25 +200,25 @@ class _Raw:
 
     def __init__(self, stmt: Any) -> None:
         self.stmt = stmt
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+        self._compiled: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None]] = {}
 
-    def _sql(self, conn: Connection) -> tuple[str, tuple[str, ...] | None]:
+    def _sql(self, conn: Connection) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None]:
         name = conn.dialect.name
         if name not in self._compiled:
             compiled = self.stmt.compile(dialect=conn.dialect)
             order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-            self._compiled[name] = (compiled.string, order)
+            getter: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
+            if order is not None:  # a positional paramstyle (SQLite's qmark): dict → tuple, in C
+                getter = operator.itemgetter(*order) if len(order) > 1 else (lambda p, k=order[0]: (p[k],))
+            self._compiled[name] = (compiled.string, getter)
         return self._compiled[name]
 
     def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Any:
         """Execute; returns the DB-API cursor (``fetchone()``, iteration)."""
-        sql, order = self._sql(conn)
+        sql, getter = self._sql(conn)
         args: Any = params
-        if order is not None:
-            if isinstance(params, list):
-                args = [tuple(p[k] for k in order) for p in params]
-            else:
-                args = tuple(params[k] for k in order)
+        if getter is not None:
+            args = list(map(getter, params)) if isinstance(params, list) else getter(params)
         cursor = conn.connection.cursor()
         try:
             if isinstance(params, list):
@@ -243,6 +244,8 @@ def _values(*names: str) -> dict[str, Any]:
     return {name: bindparam(name) for name in names}
 
 
+# inventory.token_owner's query, on the raw cursor (it ran once per push through SQLAlchemy).
+_TOKEN_OWNER = _Raw(inventory._TOKEN_OWNER)
 _CHECK_COLUMNS = ("type", "status", "hard", "flapping", "summary", "attempt", "max_attempts",
                   "duration_seconds", "perfdata", "last_change", "updated_at", "report_seq")
 _LOCK_STATE = _Raw(
@@ -376,31 +379,60 @@ def _raced(db: Database, host_id: int, host: str, seq: int, error: IntegrityErro
     return IngestResult("duplicate", host, seq)
 
 
+def store_in(
+    conn: Connection, token: str, parsed: Report | InvalidReportError, body: bytes, now: float,
+) -> IngestResult:
+    """Authenticate and store one parsed report inside the caller's transaction ``conn``.
+
+    Raises AuthError (401), then the report's InvalidReportError (422), then ForbiddenError (403),
+    each before anything of this report is written; a database error propagates (the caller rolls
+    back). Used by :func:`ingest` (one transaction per report) and by the group-commit writer
+    (several reports in one transaction, see :mod:`controller.ingest_writer`).
+    """
+    row = _TOKEN_OWNER.run(conn, {"digest": tokens.hash_token(token)}).fetchone()
+    if row is None:
+        raise AuthError("unknown or revoked agent token")
+    owner = inventory.TokenOwner(row[0], row[1], row[2])
+    if isinstance(parsed, InvalidReportError):
+        raise parsed
+    if parsed.host != owner.host:
+        raise ForbiddenError(f"this token belongs to host {owner.host!r}, not {parsed.host[:100]!r}")
+    return _store(conn, owner, parsed, body, now)
+
+
+def parse_or_error(body: bytes) -> Report | InvalidReportError:
+    try:
+        return parse_report(body)
+    except InvalidReportError as exc:
+        return exc
+
+
 def ingest(
     db: Database, token: str | None, body: bytes, *, clock: Callable[[], float] = time.time,
 ) -> IngestResult:
-    """Authenticate, validate and store one pushed report (raises IngestError subclasses).
+    """Authenticate, validate and store one pushed report in its own transaction (raises
+    IngestError subclasses).
 
     The body is parsed before the database is touched; the token lookup, the host check and the
     storage share one transaction. A request with a bad token gets 401 whatever its body.
     """
     if not token:
         raise AuthError("agent token required (Authorization: Bearer <token>)")
-    try:
-        report = parse_report(body)
-    except InvalidReportError:
-        authenticate(db, token)  # 401 before 422
-        raise
-    owner: inventory.TokenOwner | None = None
+    parsed = parse_or_error(body)
     try:
         with db.transaction() as conn:
-            owner = inventory.token_owner(conn, token)
-            if owner is None:
-                raise AuthError("unknown or revoked agent token")
-            if report.host != owner.host:
-                raise ForbiddenError(f"this token belongs to host {owner.host!r}, not {report.host[:100]!r}")
-            return _store(conn, owner, report, body, clock())
+            return store_in(conn, token, parsed, body, clock())
     except IntegrityError as exc:
-        if owner is None:
+        if isinstance(parsed, InvalidReportError):
             raise
-        return _raced(db, owner.host_id, owner.host, report.seq, exc)
+        return raced(db, token, parsed, exc)
+
+
+def raced(db: Database, token: str, report: Report, error: IntegrityError) -> IngestResult:
+    """After an IntegrityError: "duplicate" only if another push of this (host, seq) won the race
+    (the unique constraint), otherwise the error was something else: re-raise it."""
+    with db.read_session() as session:
+        owner = inventory.token_owner(session.connection(), token)
+    if owner is None:
+        raise error
+    return _raced(db, owner.host_id, owner.host, report.seq, error)

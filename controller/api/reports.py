@@ -1,4 +1,8 @@
-"""``POST /api/v1/reports``: an agent pushes one report (see :mod:`controller.ingest`)."""
+"""``POST /api/v1/reports``: an agent pushes one report (see :mod:`controller.ingest`).
+
+Concurrent pushes are stored together by the app's group-commit writer
+(:mod:`controller.ingest_writer`); each is answered only after its transaction committed.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 
 from controller import tokens
 from controller.errors import AuthError, IngestError, PayloadTooLargeError
-from controller.ingest import ingest
+from controller.ingest_writer import IngestWriter
 
 router = APIRouter(tags=["ingest"])
 log = logging.getLogger("boxkeeper.controller.ingest")
@@ -46,6 +49,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLargeError(f"report body over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _writer(app: Any) -> IngestWriter:
+    """The app's group-commit writer (created on first use; see :mod:`controller.ingest_writer`)."""
+    writer: IngestWriter | None = getattr(app.state, "ingest_writer", None)
+    if writer is None:
+        writer = app.state.ingest_writer = IngestWriter(app.state.db, clock=app.state.clock)
+    return writer
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -83,7 +94,7 @@ async def push_report(request: Request) -> JSONResponse:
         if token is None:
             raise AuthError("agent token required (Authorization: Bearer <token>)")
         body = await _read_body(request, app.state.cfg.max_report_bytes)
-        result = await run_in_threadpool(ingest, app.state.db, token, body, clock=app.state.clock)
+        result = await _writer(app).submit(token, body)
         code = 200
         monitor = app.state.monitor
         if monitor is not None and result.status == "stored" and hasattr(monitor, "notify_report"):

@@ -10,11 +10,21 @@ to trade throughput for durability against power loss too.
 Write transactions on SQLite start with ``BEGIN IMMEDIATE`` (take the write lock up front, so two
 writers queue on ``busy_timeout`` instead of one failing on a lock upgrade); :meth:`read_session`
 uses a plain deferred ``BEGIN`` so that long reads (a ``/metrics`` scrape) never hold the write lock.
+
+Writers queue before ``BEGIN IMMEDIATE``: threads of one process on a lock, processes (``serve
+--workers N``) on an ``flock`` of ``<database>-writer.lock`` polled every ≤ 2 ms. SQLite's own busy
+handler sleeps up to 100 ms between tries, which left a worker idle while the other had long
+finished. The file lock is only a queue: after ``busy_timeout`` of waiting the writer goes ahead
+and SQLite's locking (which stays in charge of correctness) decides.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,16 +68,64 @@ class Database:
         # One writer at a time inside this process (SQLite only): threads queue on a lock instead of
         # polling SQLite's busy handler, which sleeps up to 100 ms between tries.
         self._write_lock: threading.RLock | None = threading.RLock() if self.is_sqlite else None
+        self._busy_timeout = busy_timeout_ms / 1000
+        self._lock_path: str | None = None
+        self._lock_fd: int | None = None
+        self._lock_depth = 0
+        if self.is_sqlite and self.url.database and self.url.database != ":memory:":
+            self._lock_path = self.url.database + "-writer.lock"
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="BEGIN"), expire_on_commit=False,
         )
 
     @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """Queue for SQLite's write lock (see the module docstring); re-entrant within a thread."""
+        assert self._write_lock is not None
+        with self._write_lock:
+            if self._lock_path is None or self._lock_depth:
+                self._lock_depth += 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth -= 1
+                return
+            locked = self._flock()
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+                if locked and self._lock_fd is not None:
+                    with contextlib.suppress(OSError):
+                        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _flock(self) -> bool:
+        """Take the inter-process writer lock, polling; False when not taken (go ahead anyway)."""
+        assert self._lock_path is not None
+        try:
+            if self._lock_fd is None:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            deadline = time.monotonic() + self._busy_timeout
+            pause = 0.0002
+            while True:
+                try:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return False
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.002)
+        except OSError:  # e.g. a read-only directory: SQLite's busy handler alone
+            return False
+
+    @contextmanager
     def session(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends normally, rolled back on any error."""
         if self._write_lock is not None:
-            with self._write_lock, self._sessions() as session:
+            with self._writer(), self._sessions() as session:
                 try:
                     yield session
                     session.commit()
@@ -87,7 +145,7 @@ class Database:
     def transaction(self) -> Iterator[Connection]:
         """A write transaction on a bare Core connection (no ORM session): the ingest hot path."""
         if self._write_lock is not None:
-            with self._write_lock, self.engine.begin() as connection:
+            with self._writer(), self.engine.begin() as connection:
                 yield connection
             return
         with self.engine.begin() as connection:
@@ -125,6 +183,10 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
