@@ -22,6 +22,7 @@ from controller import inventory
 from controller.api import create_app
 from controller.config import ControllerConfig
 from controller.store.db import Database
+from controller.workflows.runtime import WorkflowRuntime
 
 log = logging.getLogger("boxkeeper.controller")
 
@@ -98,7 +99,10 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
     if workers > 1:
         return _serve_workers(cfg, db, sock, workers, monitor=monitor, log_level=log_level,
                               access_log=access_log)
-    app = create_app(cfg, db, monitor=make_monitor(cfg, db) if monitor else None)
+    # The background side (outage detection, notifications, crash reconciliation of update runs,
+    # update windows) runs with the app; --no-monitor serves the API alone.
+    app = create_app(cfg, db, monitor=make_monitor(cfg, db) if monitor else None,
+                     workflows=WorkflowRuntime(cfg, db) if monitor else None)
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=10, server_header=False)
     server = uvicorn.Server(config)
@@ -134,11 +138,16 @@ def _serve_workers(cfg: ControllerConfig, db: Database, sock: socket.socket, wor
                             log_level=log_level, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=10, server_header=False)
     mon = make_monitor(cfg, db) if monitor else None
+    workflows = WorkflowRuntime(cfg, db) if monitor else None
     if mon is not None:
         mon.start()
+    if workflows is not None:
+        workflows.start_service()
     try:
         Multiprocess(config, sockets=[sock]).run()
     finally:
+        if workflows is not None:
+            workflows.stop_service()
         if mon is not None:
             mon.stop()
         sock.close()

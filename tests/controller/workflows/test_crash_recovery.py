@@ -86,3 +86,44 @@ def test_kill_9_then_reconcile(box: Box, tmp_path: Path, kill_at: str, release: 
     assert portal_version(box) == (200, expected)
     assert box.layout.cron_file.read_text() == cron_before
     assert not (box.layout.run / "boxkeeper-update.lock").exists()
+
+
+def test_serve_reconciles_a_run_left_by_a_crash_at_start(box: Box, tmp_path: Path) -> None:
+    """No operator action: the next `boxkeeper serve` finishes the run (an update in doubt → rollback)."""
+    cfg = str(write_config(box, tmp_path))
+    db = tmp_path / "state" / "boxkeeper.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    assert subprocess.run(cli("--config", cfg, "hosts", "trust", box.name, "--yes"), env=env, cwd=REPO,
+                          capture_output=True, check=False).returncode == 0
+    box.stage("hang")
+    run = subprocess.Popen(cli("--config", cfg, "update", "run", "bitrix-modules-update", "--host", box.name,
+                               *var_args(box, update_timeout="600")),
+                           env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        reached = procs.wait_until(
+            lambda: step_started(db, "update modules") or run.poll() is not None, 120, 0.02)
+        assert reached and run.poll() is None, dump_timeline(db)
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+
+    def final_state() -> str | None:
+        with sqlite3.connect(db, timeout=5) as conn:
+            [(state,)] = conn.execute("SELECT state FROM workflow_runs").fetchall()
+        return str(state) if state in ("SUCCEEDED", "FAILED", "ROLLED_BACK", "QUARANTINED") else None
+
+    assert final_state() is None  # the crash left it unfinished
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        serve = subprocess.Popen(cli("--config", cfg, "serve", "--listen", "127.0.2.250:0"), env=env,
+                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            assert procs.wait_until(lambda: final_state() is not None or serve.poll() is not None, 240, 0.2)
+            assert serve.poll() is None, log.read_text()
+            assert final_state() == "ROLLED_BACK", dump_timeline(db)
+        finally:
+            serve.terminate()
+            serve.wait(30)
+    assert "reconciled run 1" in log.read_text()
+    assert portal_version(box) == (200, "25.100.200")
+    assert not (box.layout.run / "boxkeeper-update.lock").exists()
