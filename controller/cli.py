@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", parents=[common], help="run the controller (API, metrics, monitor)")
     p.add_argument("--listen", metavar="ADDR", help="override listen (e.g. 127.0.0.1:8470; port 0 = any)")
     p.add_argument("--ready-file", metavar="F", help="write the bound address here once listening")
-    p.add_argument("--no-monitor", action="store_true", help="serve the API only: no detection, notifications, run reconciliation or update windows here")
+    p.add_argument("--no-monitor", action="store_true",
+                   help="API only: no detection, notifications, run reconciliation, update windows")
     p.add_argument("--workers", type=int, default=int(os.environ.get("BOXKEEPER_WORKERS", "1")),
                    help="API worker processes sharing the socket (default 1; $BOXKEEPER_WORKERS)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

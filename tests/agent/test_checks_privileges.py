@@ -20,7 +20,6 @@ import pytest
 from tests.agent.conftest import LOOPBACK, PLUGINS, REPO, HttpServer, respond
 
 
-
 def _others_can_reach(path: Path) -> bool:
     """Whether a user with no rights of its own can walk down to ``path`` (o+x on every parent)."""
     return all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents))
