@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,6 +29,10 @@ from controller.workflows.ssh import SSHExecutor, SSHTarget
 from controller.workflows.windows import WindowScheduler
 
 log = logging.getLogger("boxkeeper.workflows")
+
+#: A run's host is muted this long at most; the mute is removed when the run ends, and lapses by
+#: itself if the controller dies mid-run (reconciliation then decides, not the alerts).
+RUN_MUTE_SECONDS = 6 * 3600
 
 PLAYBOOKS_ENV = "BOXKEEPER_PLAYBOOKS"
 SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
@@ -94,6 +99,30 @@ class WorkflowRuntime:
             values["portal_url"] = h.portal_url
         return values
 
+    # ------------------------------------------------------------------ alerts during a run
+
+    def mute(self, host: str, run_label: str) -> int | None:
+        """Mute the host's notifications while a run changes it (its own verification decides)."""
+        from controller.incidents.mutes import mute_host
+
+        try:
+            with self.db.session() as s:
+                return mute_host(s, host=host, until=time.time() + RUN_MUTE_SECONDS,
+                                 reason=f"update {run_label}", actor="boxkeeper-update").id
+        except LookupError:
+            return None  # a host the inventory does not know has no alerts to mute
+
+    def unmute(self, mute_id: int | None) -> None:
+        """Remove this run's mute only (an operator's maintenance mute stays)."""
+        from controller.incidents.models import HostMute
+
+        if mute_id is None:
+            return
+        with self.db.session() as s:
+            row = s.get(HostMute, mute_id)
+            if row is not None:
+                s.delete(row)
+
     # ------------------------------------------------------------------ runs
 
     def run(self, playbook_name: str, host: str, given: Mapping[str, str], *,
@@ -102,10 +131,12 @@ class WorkflowRuntime:
         playbook = self.playbook(playbook_name)
         overrides = self.overrides(host, playbook, given)
         executor = self.executor(host)
+        mute_id = None if dry_run else self.mute(host, playbook.name)
         try:
             return self.engine().run(playbook, host, executor, overrides, dry_run=dry_run)
         finally:
             executor.close()
+            self.unmute(mute_id)
 
     def start(self, playbook_name: str, host: str, given: Mapping[str, str], *,
               dry_run: bool = False) -> int:
@@ -120,6 +151,7 @@ class WorkflowRuntime:
             executor.close()
             raise
         secrets = engine.secrets(playbook, overrides)
+        mute_id = None if dry_run else self.mute(host, f"run {run_id}")
 
         def drive() -> None:
             try:
@@ -129,6 +161,7 @@ class WorkflowRuntime:
                               "finishes it", run_id, host)
             finally:
                 executor.close()
+                self.unmute(mute_id)
 
         thread = threading.Thread(target=drive, name=f"run-{run_id}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]

@@ -13,6 +13,7 @@ import pytest
 from controller import inventory, operators
 from controller.api import create_app
 from controller.config import load
+from controller.incidents.mutes import is_muted, mute_host
 from controller.store.db import Database
 from tests.boxes.box import Box
 from tests.controller.workflows.boxkit import bitrix_vars, portal_version
@@ -31,6 +32,11 @@ def wait_for_run(url: str, headers: dict[str, str], run_id: int, deadline: float
             return run
         time.sleep(0.5)
     raise AssertionError(f"run {run_id} did not finish within {deadline}s")
+
+
+def muted(db: Database, host: str) -> str | None:
+    with db.read_session() as s:
+        return is_muted(s, host=host, client="acme", now=time.time())
 
 
 def test_start_a_run_follow_it_and_refuse_a_second(
@@ -54,10 +60,13 @@ def test_start_a_run_follow_it_and_refuse_a_second(
                          headers=auth, timeout=10)
     assert bad_var.status_code == 422
 
+    with db.session() as s:  # an operator's own mute, which the run must leave alone
+        mute_host(s, host=box.name, until=time.time() + 3600, reason="disk swap tonight", actor="alice")
     box.stage("good")
     started = httpx.post(f"{url}/api/v1/runs", json=body, headers=auth, timeout=30)
     assert started.status_code == 202, started.text
     run_id = started.json()["id"]
+    assert muted(db, box.name) == f"muted: update run {run_id}"  # no pages while the run restarts services
     # The first run holds the host's lease from the moment it was accepted.
     second = httpx.post(f"{url}/api/v1/runs", json=body, headers=auth, timeout=30)
     assert second.status_code == 409, second.text
@@ -66,6 +75,7 @@ def test_start_a_run_follow_it_and_refuse_a_second(
     assert run["state"] == "SUCCEEDED", run["error"]
     assert [e for e in run["timeline"] if e["kind"] == "transition"][-1]["name"] == "VERIFY → SUCCEEDED"
     assert portal_version(box) == (200, "25.100.300")
+    assert muted(db, box.name) == "muted: disk swap tonight"  # the run's mute ended, the operator's stays
     listed = httpx.get(f"{url}/api/v1/runs", headers=auth, timeout=10).json()
     assert [r["id"] for r in listed] == [run_id]
     assert httpx.get(f"{url}/api/v1/runs/999", headers=auth, timeout=10).status_code == 404
