@@ -244,7 +244,10 @@ class Engine:
             r.errors.append(f"{name}/{step.name}: {outcome.message}")
             if r.failed_step is None:
                 r.failed_step = f"{name}/{step.name}"
-                r.failed_output = (outcome.stdout + "\n" + outcome.stderr).strip()[-2000:]
+                # What the step saw: a command's output tails, or for an http/testinfra/wait step
+                # (no output of its own) the reason it failed, e.g. "HTTP 500 from ...".
+                output = (outcome.stdout + "\n" + outcome.stderr).strip()
+                r.failed_output = (output or outcome.message)[-2000:]
         with self.sessions() as s:
             store.finish_entry(s, entry, status=status, now=self.clock(), command=outcome.command,
                                exit_code=outcome.exit_code, duration=outcome.duration, stdout=outcome.stdout,
