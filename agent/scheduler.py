@@ -274,6 +274,8 @@ class CheckScheduler:
         self._active += 1
         check, timeout = entry.check, entry.cfg.timeout
 
+        outcome: list[tuple[CheckResult, float]] = []
+
         def work() -> None:
             started = self._clock()
             try:
@@ -281,7 +283,10 @@ class CheckScheduler:
             except Exception as exc:
                 log.exception("check %s crashed", entry.cfg.name)
                 result = CheckResult(Status.UNKNOWN, f"check crashed: {type(exc).__name__}: {exc}")
-            duration = self._clock() - started
+            outcome.append((result, self._clock() - started))
+
+        def publish() -> None:  # runs once the worker is free again (WorkerPool.submit)
+            result, duration = outcome[0]
             with self._cond:
                 run.duration, run.done = duration, True
                 if run.abandoned:
@@ -297,7 +302,7 @@ class CheckScheduler:
                 if events or self._waiters or self._starved or entry.due < provisional:
                     self._cond.notify_all()
 
-        run.job = self._pool.submit(work, entry.cfg.name)
+        run.job = self._pool.submit(work, entry.cfg.name, after=publish)
 
     def _collect(self, now: float) -> list[CheckReport]:
         """Time out overdue runs (finished ones were applied by their worker); returns reports for

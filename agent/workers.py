@@ -30,10 +30,11 @@ log = logging.getLogger(__name__)
 class Job:
     """One submitted callable. ``retired`` once its owner gave up waiting for it."""
 
-    __slots__ = ("done", "fn", "name", "retired")
+    __slots__ = ("after", "done", "fn", "name", "retired")
 
-    def __init__(self, fn: Callable[[], None], name: str) -> None:
+    def __init__(self, fn: Callable[[], None], name: str, after: Callable[[], None] | None = None) -> None:
         self.fn = fn
+        self.after = after
         self.name = name
         self.retired = False
         self.done = False
@@ -63,9 +64,16 @@ class WorkerPool:
         with self._cond:
             return self._workers
 
-    def submit(self, fn: Callable[[], None], name: str = "job") -> Job:
-        """Queue ``fn``; it runs as soon as a worker is free (a new one is started if allowed)."""
-        job = Job(fn, name)
+    def submit(self, fn: Callable[[], None], name: str = "job",
+               after: Callable[[], None] | None = None) -> Job:
+        """Queue ``fn``; it runs as soon as a worker is free (a new one is started if allowed).
+
+        ``after`` runs on the same worker once ``fn`` returned *and the worker is counted free*:
+        publish a job's result there, so that whoever reacts to it (submitting the next job) finds
+        the worker available instead of starting another thread. A retired job's ``after`` runs
+        too (late), on the worker that then leaves the pool.
+        """
+        job = Job(fn, name, after)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the worker pool is closed")
@@ -74,6 +82,7 @@ class WorkerPool:
                 self._cond.notify()
             elif self._workers < self._max:
                 self._workers += 1
+                self._idle += 1  # free from its creation: else a round may start one too many
                 self._started += 1
                 thread = threading.Thread(
                     target=self._work, name=f"{self._name}-{self._started}", daemon=True
@@ -91,6 +100,7 @@ class WorkerPool:
             self._workers -= 1
             if self._queue and self._workers < self._max and self._idle < len(self._queue):
                 self._workers += 1
+                self._idle += 1
                 self._started += 1
                 threading.Thread(target=self._work, name=f"{self._name}-{self._started}", daemon=True).start()
 
@@ -100,10 +110,9 @@ class WorkerPool:
             self._closed = True
             self._cond.notify_all()
 
-    def _work(self) -> None:
+    def _work(self) -> None:  # counted idle by whoever started it
         while True:
             with self._cond:
-                self._idle += 1
                 while not self._queue and not self._closed:
                     self._cond.wait()
                 self._idle -= 1
@@ -117,5 +126,13 @@ class WorkerPool:
                 log.exception("worker job %s failed", job.name)
             with self._cond:
                 job.done = True
-                if job.retired:  # written off while it ran: already not counted
-                    return
+                retired = job.retired  # written off while it ran: already not counted
+                if not retired:
+                    self._idle += 1  # free again before the result is published (see submit)
+            if job.after is not None:
+                try:
+                    job.after()
+                except BaseException:
+                    log.exception("worker job %s failed", job.name)
+            if retired:
+                return
