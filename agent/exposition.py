@@ -71,14 +71,16 @@ def _help(text: str) -> str:
 
 
 class TextRenderer:
-    """Renders a registry; remembers the formatted ``name{labels}`` of the series it has seen
-    (at most ``max_series``, then it starts over), since series stay the same between scrapes."""
+    """Renders a registry; remembers the formatted ``name{labels}`` of the series and the HELP/TYPE
+    lines of the families it has seen (at most ``max_series`` of each, then it starts over), since
+    they stay the same between scrapes."""
 
     def __init__(self, registry: Collector, *, max_series: int = 20_000) -> None:
         self._registry = registry
         self._max = max_series
         self._valid: dict[str, bool] = {}
         self._series: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._headers: dict[tuple[str, str, str], tuple[str, str]] = {}  # HELP/TYPE lines, doc
 
     def render(self) -> bytes:
         """The text exposition, as ``generate_latest(registry)`` would write it."""
@@ -96,15 +98,23 @@ class TextRenderer:
         return name
 
     def _render(self) -> bytes:
-        if len(self._series) > self._max:
+        if len(self._series) > self._max or len(self._headers) > self._max:
             self._series.clear()
+            self._headers.clear()
         series, legacy = self._series, self._legacy
         out: list[str] = []
+        headers = self._headers
         for metric in self._registry.collect():
             family, mtype = metric.name, metric.type
-            mname = legacy(family + _SUFFIX.get(mtype, ""))
-            doc = _help(metric.documentation)
-            out.append(f"# HELP {mname} {doc}\n# TYPE {mname} {_TYPES.get(mtype, mtype)}\n")
+            hkey = (family, mtype, metric.documentation)
+            header = headers.get(hkey)
+            if header is None:  # the same families come back every scrape: format each once
+                mname = legacy(family + _SUFFIX.get(mtype, ""))
+                doc = _help(metric.documentation)
+                text = f"# HELP {mname} {doc}\n# TYPE {mname} {_TYPES.get(mtype, mtype)}\n"
+                header = headers[hkey] = (text, doc)
+            out.append(header[0])
+            doc = header[1]
             extra: dict[str, list[str]] = {}
             for sample in metric.samples:
                 name, labels = sample.name, sample.labels

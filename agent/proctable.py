@@ -12,8 +12,9 @@ the process check (``process_iter(attrs)`` yielding objects with an ``.info`` di
   ProcessCollector) with ``os.open``/``os.read``: pid and name for every process (about 0.4 ms
   per scan of ~140 processes), and the rest lazily, once per snapshot, only when a check asks:
   ``cmdline`` (for ``cmdline_regex`` checks) and ``username`` (for ``user`` filters) for every
-  process when a check names them in ``process_iter(attrs)``, ``memory_info``/``cpu_times`` only
-  for the processes a check matched (through the yielded object's methods, as with psutil).
+  process when a check names them in ``process_iter(attrs)``, ``memory_info``/``cpu_times`` (one
+  ``stat`` read for both) only for the processes a check matched (through the yielded object's
+  methods, as with psutil).
 
 Names follow psutil: the kernel's ``comm``, extended from the command line when the kernel
 truncated it to 15 characters. A process that exits mid-scan is skipped; an attribute that cannot
@@ -38,6 +39,9 @@ PRELOAD_ATTRS = ("cmdline", "username")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _CHUNK = 64 * 1024
+# indexes into the fields of /proc/<pid>/stat after "(comm)" (proc(5) numbers them from 1:
+# field 3, state, is index 0)
+_UTIME, _STIME, _RSS = 11, 12, 21
 
 
 def _read(path: str, whole: bool = False) -> bytes | None:
@@ -100,18 +104,19 @@ class _LazyInfo(dict[str, Any]):
                     except KeyError:
                         value = str(uid)
                     self._users[uid] = value
-        elif key == "memory_info":
-            raw = _read(f"{self._dir}/statm")
-            fields = raw.split() if raw is not None else []
-            if len(fields) > 1:
-                value = SimpleNamespace(rss=int(fields[1]) * PAGE_SIZE)
-        elif key == "cpu_times":
+        elif key in ("memory_info", "cpu_times"):
+            # one read of ``stat`` gives both (its rss field is statm's): a matched process is
+            # asked for both
             raw = _read(f"{self._dir}/stat")
-            if raw is not None:
-                fields = raw.rsplit(b")", 1)[-1].split()
-                if len(fields) > 12:
-                    user, system = int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
-                    value = SimpleNamespace(user=user, system=system)
+            fields = raw.rsplit(b")", 1)[-1].split() if raw is not None else []
+            memory = cpu = None
+            if len(fields) > _RSS:
+                memory = SimpleNamespace(rss=int(fields[_RSS]) * PAGE_SIZE)
+            if len(fields) > _STIME:
+                user, system = int(fields[_UTIME]) / CLOCK_TICKS, int(fields[_STIME]) / CLOCK_TICKS
+                cpu = SimpleNamespace(user=user, system=system)
+            self["memory_info"], self["cpu_times"] = memory, cpu
+            return memory if key == "memory_info" else cpu
         self[key] = value
         return value
 

@@ -11,9 +11,11 @@ WARNING under ``tls_warning_days``, CRITICAL under ``tls_critical_days``.
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -122,11 +124,7 @@ class HttpCheck:
     # -- I/O ------------------------------------------------------------------------------------
 
     def _context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.ca_file)
-        if not self.verify_tls:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
+        return tls_context(self.ca_file, self.verify_tls)
 
     def _exchange(self, deadline: float, timeout: float) -> _Answer:
         url = self.url
@@ -204,6 +202,42 @@ class HttpCheck:
             raise _Failure(f"cannot connect to {url}: {exc.strerror or exc}") from None
         finally:
             conn.close()
+
+
+_CONTEXTS: dict[tuple[str | None, bool, tuple[float | None, ...]], ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def tls_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
+    """A client context (verifying unless ``verify`` is False), shared by the runs of the checks.
+
+    ``ssl.create_default_context`` loads the whole CA store (a few ms of CPU) and an SSLContext may
+    be shared by threads, so it is built once per (CA file, verify) and built again only when the
+    CA file, or the system store (its file and directory), changed on disk (mtime): a renewed CA
+    is picked up without a restart, as before. Settings are the same as for a fresh context.
+    """
+    paths = ssl.get_default_verify_paths()
+    key = (ca_file, verify, tuple(_mtime(p) for p in (ca_file, paths.cafile, paths.capath)))
+    with _CONTEXTS_LOCK:
+        ctx = _CONTEXTS.get(key)
+        if ctx is None:
+            ctx = ssl.create_default_context(cafile=ca_file)
+            if not verify:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            if len(_CONTEXTS) >= 64:  # stale keys (CA files replaced) do not pile up
+                _CONTEXTS.clear()
+            _CONTEXTS[key] = ctx
+        return ctx
+
+
+def _mtime(path: str | None) -> float | None:
+    if path is None:
+        return None
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
 
 
 def _shrink_timeout(sock: socket.socket, seconds: float) -> None:

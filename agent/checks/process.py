@@ -11,9 +11,10 @@ time, seconds; it drops when a process exits) of the matching processes.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -82,13 +83,17 @@ class ProcessCheck:
             parts.append(f"user {self.user!r}")
         return " and ".join(parts)
 
+    @functools.cached_property
+    def _search(self) -> Callable[[str], object] | None:
+        """``cmdline_regex`` compiled once (not looked up in ``re``'s cache per process)."""
+        return None if self.cmdline_regex is None else re.compile(self.cmdline_regex).search
+
     def matches(self, info: dict[str, Any]) -> bool:
         if self.match is not None and info.get("name") != self.match:
             return False
-        if self.cmdline_regex is not None:
-            cmdline = " ".join(info.get("cmdline") or [])
-            if not re.search(self.cmdline_regex, cmdline):
-                return False
+        search = self._search
+        if search is not None and not search(" ".join(info.get("cmdline") or [])):
+            return False
         return self.user is None or info.get("username") == self.user
 
     def collect(self) -> ProcessStats:

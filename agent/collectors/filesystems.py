@@ -5,8 +5,10 @@ includes the blocks reserved for root, "avail" is what ordinary users such as ``
 ``mysql`` can still write), ``boxkeeper_filesystem_{files,files_free}{mountpoint}`` (inodes).
 
 A hung NFS/CIFS server blocks ``statvfs`` in the kernel, uninterruptibly. So every mount is
-queried on a reused worker thread (:class:`~agent.workers.WorkerPool` of one) and the call is
-abandoned after ``timeout`` seconds (its thread is written off and replaced): the mount is
+queried on a reused worker thread (:class:`~agent.workers.WorkerPool` of one; the mounts of one
+collection one after the other in one job, so one thread hand-over per collection) and each call
+is abandoned after ``timeout`` seconds (its thread is written off and replaced, and the mounts
+after it are queried on the new one): the mount is
 skipped, a WARNING is logged once, ``boxkeeper_filesystem_stat_timeouts_total{mountpoint}`` counts
 each collection that had to skip it and ``boxkeeper_filesystem_unresponsive{mountpoint}`` is 1.
 While the abandoned call is still blocked no second call is started on that mount (threads do not
@@ -47,25 +49,44 @@ class PartitionSource(Protocol):
 
 
 class _Call:
-    """One statvfs call, run by a worker of the collector's pool."""
+    """One statvfs call of one mount (run by a :class:`_Batch`)."""
 
-    __slots__ = ("_mountpoint", "_statvfs", "done", "error", "job", "result")
+    __slots__ = ("done", "error", "mountpoint", "result")
 
-    def __init__(self, statvfs: Callable[[str], Any], mountpoint: str, pool: WorkerPool) -> None:
+    def __init__(self, mountpoint: str) -> None:
         self.result: Any = None
         self.error: BaseException | None = None
         self.done = threading.Event()
-        self._statvfs = statvfs
-        self._mountpoint = mountpoint
-        self.job = pool.submit(self._run, f"statvfs {mountpoint}")
+        self.mountpoint = mountpoint
 
-    def _run(self) -> None:
+    def run(self, statvfs: Callable[[str], Any]) -> None:
         try:
-            self.result = self._statvfs(self._mountpoint)
+            self.result = statvfs(self.mountpoint)
         except BaseException as exc:
             self.error = exc
         finally:
             self.done.set()
+
+
+class _Batch:
+    """The statvfs calls of several mounts, one after the other, as one job of the collector's
+    pool: one hand-over to the worker thread per collection instead of one per mount. The
+    collector still waits for each call with its own timeout; when one hangs, the batch is
+    ``abandoned`` (its worker, blocked in that call, does no more of it) and the mounts after it
+    go to a new batch."""
+
+    __slots__ = ("abandoned", "calls", "job")
+
+    def __init__(self, statvfs: Callable[[str], Any], mountpoints: list[str], pool: WorkerPool) -> None:
+        self.calls = [_Call(m) for m in mountpoints]
+        self.abandoned = False
+        self.job = pool.submit(lambda: self._run(statvfs), "statvfs " + " ".join(mountpoints))
+
+    def _run(self, statvfs: Callable[[str], Any]) -> None:
+        for call in self.calls:
+            if self.abandoned:
+                return
+            call.run(statvfs)
 
 
 class FilesystemCollector:
@@ -103,8 +124,10 @@ class FilesystemCollector:
     def collect(self) -> tuple[Sample, ...]:
         with self._lock:
             samples: list[Sample] = []
-            for mountpoint, fstype in self.mounts():
-                st = self._stat(mountpoint)
+            mounts = self.mounts()
+            stats = self._stat_all([m for m, _ in mounts if self._may_query(m)])
+            for mountpoint, fstype in mounts:
+                st = stats.get(mountpoint)
                 if st is None:
                     continue
                 space = {"mountpoint": mountpoint, "fstype": fstype}
@@ -126,24 +149,46 @@ class FilesystemCollector:
                 ]
             return tuple(samples)
 
-    def _stat(self, mountpoint: str) -> Any:
+    def _may_query(self, mountpoint: str) -> bool:
+        """False while an earlier, abandoned statvfs of the mount is still blocked (counted)."""
         previous = self._hung.get(mountpoint)
         if previous is not None:
             if not previous.done.is_set():
                 self._timeouts[mountpoint] += 1
-                return None
+                return False
             del self._hung[mountpoint]
             log.info("filesystem %s answers again", mountpoint)
-        call = _Call(self._statvfs, mountpoint, self._pool)
-        if not call.done.wait(self._timeout):
-            self._pool.retire(call.job)  # its thread stays blocked in the kernel; a new one serves
-            self._hung[mountpoint] = call
-            self._timeouts[mountpoint] = self._timeouts.get(mountpoint, 0) + 1
-            log.warning(
-                "filesystem %s did not answer statvfs within %.1fs; skipping it until it does",
-                mountpoint, self._timeout,
-            )
-            return None
+        return True
+
+    def _stat_all(self, mountpoints: list[str]) -> dict[str, Any]:
+        """statvfs of each mount (None: failed or timed out), each call bounded by ``timeout``."""
+        results: dict[str, Any] = {}
+        pending = mountpoints
+        while pending:
+            batch = _Batch(self._statvfs, pending, self._pool)
+            pending = []
+            for i, call in enumerate(batch.calls):
+                # the call started when the one before it returned, so it gets at least `timeout`
+                if not call.done.wait(self._timeout):
+                    batch.abandoned = True
+                    self._pool.retire(batch.job)  # its thread stays blocked in the kernel
+                    self._timed_out(call)
+                    pending = [c.mountpoint for c in batch.calls[i + 1 :]]
+                    break
+                results[call.mountpoint] = self._result(call)
+        return results
+
+    def _timed_out(self, call: _Call) -> None:
+        mountpoint = call.mountpoint
+        self._hung[mountpoint] = call
+        self._timeouts[mountpoint] = self._timeouts.get(mountpoint, 0) + 1
+        log.warning(
+            "filesystem %s did not answer statvfs within %.1fs; skipping it until it does",
+            mountpoint, self._timeout,
+        )
+
+    def _result(self, call: _Call) -> Any:
+        mountpoint = call.mountpoint
         if call.error is not None:
             if mountpoint not in self._failed:
                 self._failed.add(mountpoint)

@@ -33,6 +33,7 @@ def fake_proc(
     (d / "status").write_text(f"Name:\t{comm[:15]}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n")
     (d / "statm").write_text(f"1000 {rss_pages} 50 1 0 100 0\n")
     fields = ["S", "1", str(pid), str(pid), "0", "-1", "0", "0", "0", "0", "0", str(utime), str(stime)]
+    fields += ["0", "0", "20", "0", "1", "0", "100", "1000", str(rss_pages)]  # ... starttime vsize rss
     (d / "stat").write_text(f"{pid} ({comm[:15]}) " + " ".join(fields + ["0"] * 30) + "\n")
 
 
