@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from controller.configkit import boolean, text, timezone
 from controller.errors import ConfigError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
@@ -95,8 +95,8 @@ class ControllerConfig:
 
 def parse_address(value: object, what: str = "127.0.0.1:8470") -> tuple[str, int]:
     """``127.0.0.1:8470``, ``[::1]:8470`` → (host, port)."""
-    text = str(value).strip()
-    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\s\[\]]+):(\d+)", text)
+    given = str(value).strip()
+    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\s\[\]]+):(\d+)", given)
     if not m or isinstance(value, bool):
         raise ValueError(f"an address such as {what}")
     host = m.group(1) or m.group(3)
@@ -122,48 +122,27 @@ def parse_size(value: object) -> int:
     return size
 
 
-def _str(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("a non-empty string")
-    return value
-
-
-def _bool(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("true or false")
-    return value
-
-
 def _name(value: object) -> str:
-    text = _str(value)
-    if not NAME_RE.match(text):
+    given = text(value)
+    if not NAME_RE.match(given):
         raise ValueError("a name of letters, digits, '_', '.', ':' or '-' (at most 100)")
-    return text
-
-
-def _timezone(value: object) -> str:
-    text = _str(value)
-    try:
-        ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("an IANA time zone such as Europe/Moscow") from None
-    return text
+    return given
 
 
 def _url(value: object) -> str:
-    text = _str(value)
-    if not re.match(r"^https?://[^/\s]+", text):
+    given = text(value)
+    if not re.match(r"^https?://[^/\s]+", given):
         raise ValueError("an http:// or https:// URL")
-    return text
+    return given
 
 
 def _database(value: object) -> str:
-    text = _str(value)
-    if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", text):
+    given = text(value)
+    if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", given):
         raise ValueError("a database URL: sqlite:////path/to/file.db or postgresql+psycopg://user@host/db")
-    if text.startswith("postgresql://"):
-        text = "postgresql+psycopg://" + text[len("postgresql://"):]
-    return text
+    if given.startswith("postgresql://"):
+        given = "postgresql+psycopg://" + given[len("postgresql://"):]
+    return given
 
 
 def _labels(value: object) -> dict[str, str]:
@@ -217,32 +196,32 @@ def _host(source: str, raw: object, path: str, client_tz: str) -> HostConfig:
     r = _Reader(source, raw, path)
     name = r.get("name", _name)
     portal_url = r.get("portal_url", _url, None)
-    timezone = r.get("timezone", _timezone, client_tz)
+    zone = r.get("timezone", timezone, client_tz)
     labels = r.get("labels", _labels, {})
     ssh_address = ssh_user = ssh_key = ssh_jump = None
     ssh_raw = r.raw("ssh")
     if ssh_raw is not None:
         s = _Reader(source, ssh_raw, r.key("ssh"))
         ssh_address = s.get("address", lambda v: parse_address(v, "203.0.113.5:22"))
-        ssh_user = s.get("user", _str, None)
-        ssh_key = s.get("key_file", _str, None)
-        ssh_jump = s.get("jump", _str, None)
+        ssh_user = s.get("user", text, None)
+        ssh_key = s.get("key_file", text, None)
+        ssh_jump = s.get("jump", text, None)
         s.reject_unknown()
     r.reject_unknown()
-    return HostConfig(name, portal_url, ssh_address, ssh_user, ssh_key, ssh_jump, timezone, labels)
+    return HostConfig(name, portal_url, ssh_address, ssh_user, ssh_key, ssh_jump, zone, labels)
 
 
 def _client(source: str, raw: object, path: str) -> ClientConfig:
     r = _Reader(source, raw, path)
     name = r.get("name", _name)
-    timezone = r.get("timezone", _timezone, "UTC")
+    zone = r.get("timezone", timezone, "UTC")
     hosts_raw = r.raw("hosts")
     hosts_raw = [] if hosts_raw is None else hosts_raw
     if not isinstance(hosts_raw, list):
         raise ConfigError(source, r.key("hosts"), "a list of hosts", hosts_raw)
-    hosts = tuple(_host(source, h, f"{r.key('hosts')}[{i}]", timezone) for i, h in enumerate(hosts_raw))
+    hosts = tuple(_host(source, h, f"{r.key('hosts')}[{i}]", zone) for i, h in enumerate(hosts_raw))
     r.reject_unknown()
-    return ClientConfig(name, timezone, hosts)
+    return ClientConfig(name, zone, hosts)
 
 
 def _d_sections(source: str, r: _Reader) -> tuple[tuple[Any, ...], tuple[Any, ...], Any]:
@@ -287,9 +266,9 @@ def parse(
     raw.update(overrides or {})
     r = _Reader(source, raw, "")
     listen_host, listen_port = r.get("listen", parse_address, ("127.0.0.1", 8470))
-    state_dir = str(base / r.get("state_dir", _str, DEFAULT_STATE_DIR))
+    state_dir = str(base / r.get("state_dir", text, DEFAULT_STATE_DIR))
     database = r.get("database", _database, f"sqlite:///{state_dir}/boxkeeper.db")
-    tokens_file = str(base / r.get("operator_tokens_file", _str, str(Path(state_dir) / "operators.yaml")))
+    tokens_file = str(base / r.get("operator_tokens_file", text, str(Path(state_dir) / "operators.yaml")))
     max_report_bytes = 1024 * 1024
     ingest_raw = r.raw("ingest")
     if ingest_raw is not None:
@@ -300,7 +279,7 @@ def parse(
     metrics_raw = r.raw("metrics")
     if metrics_raw is not None:
         m = _Reader(source, metrics_raw, "metrics")
-        metrics_require_token = m.get("require_token", _bool, False)
+        metrics_require_token = m.get("require_token", boolean, False)
         m.reject_unknown()
     clients_raw = r.raw("clients")
     clients_raw = [] if clients_raw is None else clients_raw
@@ -352,11 +331,11 @@ def load(
         return parse({}, "<defaults>", merged)
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        content = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, "(file)", "a readable YAML file", exc.strerror or str(exc)) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(content)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(file)"

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.errors import ConfigError
-from controller.incidents.configkit import (
+from controller.configkit import (
     Reader,
     boolean,
     duration,
@@ -31,6 +30,7 @@ from controller.incidents.configkit import (
     positive_number,
     severity,
 )
+from controller.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from typing import Any
 
 from controller import inventory
 from controller.cli_common import add_config_argument, open_db
+from controller.configkit import duration
 from controller.incidents import queries, service
-from controller.incidents.configkit import duration
 from controller.incidents.models import Incident
 from controller.incidents.mutes import active_mutes, mute_host, unmute_host
 from controller.notify.enqueue import NotifyPolicy

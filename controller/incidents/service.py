@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controller.incidents.configkit import SEVERITIES, severity_rank
+from controller.configkit import SEVERITIES, severity_rank
 from controller.incidents.models import ACKNOWLEDGED, OPEN, RESOLVED, Incident, IncidentEvent
 from controller.notify.enqueue import NotifyPolicy, sync_notifications
 from controller.store.models import Client, Host

@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from controller.errors import ConfigError
-from controller.incidents.configkit import (
+from controller.configkit import (
     Reader,
     address,
     boolean,
@@ -41,8 +40,10 @@ from controller.incidents.configkit import (
     severity,
     text,
     text_list,
+    timezone,
     url,
 )
+from controller.errors import ConfigError
 
 ChannelType = Literal["telegram", "email", "webhook", "alertmanager"]
 CHANNEL_TYPES: tuple[str, ...] = ("telegram", "email", "webhook", "alertmanager")
@@ -203,15 +204,6 @@ def parse_channels(source: str, raw: object, path: str = "notify") -> tuple[Chan
     return tuple(channels)
 
 
-def _timezone(value: object) -> str:
-    name = text(value)
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("an IANA time zone such as Europe/Moscow") from None
-    return name
-
-
 def _cron(value: object) -> str:
     from controller.notify.maintenance import cron_trigger  # maintenance imports this module
     expr = text(value)
@@ -247,7 +239,7 @@ def parse_maintenance(source: str, raw: object, path: str = "maintenance") -> tu
     for i, item in enumerate(raw):
         item_path = f"{path}[{i}]"
         r = Reader.of(source, item, item_path, "a mapping with cron+duration or start+end")
-        zone = r.value("timezone", _timezone, "UTC")
+        zone = r.value("timezone", timezone, "UTC")
         cron = r.get("cron", _cron)
         span = r.get("duration", duration)
         start = r.get("start", _local_time)

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from controller.configkit import severity_rank
 from controller.detection.classify import CHECK_KINDS, HOST_KINDS
-from controller.incidents.configkit import severity_rank
 from controller.incidents.models import (
     ACKNOWLEDGED,
     OPEN,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.incidents.configkit import severity_rank
+from controller.configkit import severity_rank
 from controller.notify.config import ChannelConfig
 
 

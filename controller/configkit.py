@@ -1,4 +1,5 @@
-"""Small pure helpers shared by the parsers of the ``notify``, ``maintenance`` and ``detection`` sections.
+"""Small pure helpers shared by the controller's config parsers (top level, ``notify``,
+``maintenance``, ``detection``).
 
 They walk a raw (YAML-decoded) mapping and keep the key path, so that every error names the file,
 the key path and what was expected::
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from controller.errors import ConfigError
 
@@ -48,6 +50,16 @@ def text(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("a non-empty string")
     return value
+
+
+def timezone(value: object) -> str:
+    """An IANA time zone name that this machine's tz database knows."""
+    name = text(value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA time zone such as Europe/Moscow") from None
+    return name
 
 
 def boolean(value: object) -> bool:
