@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -124,16 +124,8 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends normally, rolled back on any error."""
-        if self._write_lock is not None:
-            with self._writer(), self._sessions() as session:
-                try:
-                    yield session
-                    session.commit()
-                except BaseException:
-                    session.rollback()
-                    raise
-            return
-        with self._sessions() as session:
+        writer = self._writer() if self._write_lock is not None else nullcontext()
+        with writer, self._sessions() as session:
             try:
                 yield session
                 session.commit()
