@@ -16,6 +16,7 @@ code matter more than its metrics.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -24,15 +25,6 @@ from agent.report import PerfValue
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _VALUE_RE = re.compile(rf"^({_NUMBER})([A-Za-z%]*)$")
 _NUMBER_RE = re.compile(rf"^{_NUMBER}$")
-
-#: Units of the guidelines (plus the common GB/KiB family) → (factor, base unit).
-_BASE_UNITS: dict[str, tuple[float, str]] = {
-    "s": (1.0, "s"), "ms": (1e-3, "s"), "us": (1e-6, "s"),
-    "B": (1.0, "B"), "KB": (1024.0, "B"), "MB": (1024.0**2, "B"), "GB": (1024.0**3, "B"),
-    "TB": (1024.0**4, "B"), "KiB": (1024.0, "B"), "MiB": (1024.0**2, "B"), "GiB": (1024.0**3, "B"),
-    "TiB": (1024.0**4, "B"),
-}
-
 
 @dataclass(frozen=True)
 class PluginOutput:
@@ -133,6 +125,8 @@ def _item(label: str, data: str) -> PerfValue | None:
         value = float(m.group(1))
     except ValueError:
         return None
+    if not math.isfinite(value):  # "1e999": JSON has no infinity, the controller would refuse the report
+        return None
     rest = [*fields[1:5], "", "", "", ""][:4]
     return PerfValue(
         label=label,
@@ -149,7 +143,8 @@ def _number(text: str) -> float | None:
     text = text.strip().replace(",", ".")
     if not _NUMBER_RE.match(text):
         return None
-    return float(text)
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
 def _threshold(text: str) -> float | None:
@@ -167,18 +162,3 @@ def _threshold(text: str) -> float | None:
     if end.strip():
         return _number(end)
     return None if start.strip() in ("", "~") else _number(start)
-
-
-def to_base_units(item: PerfValue) -> PerfValue:
-    """``ms``/``us`` → seconds, ``KB``/``MB``/... → bytes (thresholds too); other units unchanged."""
-    factor, unit = _BASE_UNITS.get(item.unit, (1.0, item.unit))
-    if factor == 1.0 and unit == item.unit:
-        return item
-
-    def scale(v: float | None) -> float | None:
-        return None if v is None else v * factor
-
-    return PerfValue(
-        label=item.label, value=item.value * factor, unit=unit, warn=scale(item.warn),
-        crit=scale(item.crit), min=scale(item.min), max=scale(item.max),
-    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.checks.nagios import parse_output, parse_perfdata, to_base_units
+from agent.checks.nagios import parse_output, parse_perfdata
 from agent.report import PerfValue
 
 
@@ -83,7 +83,10 @@ def test_real_check_load_output() -> None:
     ]
 
 
-def test_base_units() -> None:
-    assert to_base_units(PerfValue("t", 250, "ms", 100, 200)) == PerfValue("t", 0.25, "s", 0.1, 0.2)
-    assert to_base_units(PerfValue("m", 2, "MB")).value == 2 * 1024**2
-    assert to_base_units(PerfValue("p", 5, "%")) == PerfValue("p", 5, "%")
+def test_numbers_beyond_float_range_are_skipped_not_sent_as_infinity() -> None:
+    # 1e999 parses to inf, which JSON cannot carry: the whole report would be refused (422).
+    items = parse_perfdata("huge=1e999 thr=5;1e999;-1e999;0;1e999 ok=3")
+    assert [(p.label, p.value, p.warn, p.crit, p.max) for p in items] == [
+        ("thr", 5.0, None, None, None),
+        ("ok", 3.0, None, None, None),
+    ]
