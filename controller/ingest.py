@@ -4,7 +4,7 @@ Steps, each with its HTTP answer when it refuses:
 
 1. ``Authorization: Bearer <agent token>`` must be an active token → else 401.
 2. the body must be within ``max_report_bytes`` → else 413 (checked by the API before parsing).
-3. the body must be a valid ``boxkeeper.report/1`` (pydantic, strict types, limits of
+3. the body must be a valid ``boxkeeper.report/1`` (msgspec, strict types, limits of
    ``agent.report``, finite numbers, Prometheus-valid sample names) → else 422 naming the field.
 4. ``report.host`` must be the token's host → else 403.
 5. one transaction: the host's state row is locked (``FOR UPDATE`` on PostgreSQL; SQLite's
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-import pydantic_core
-from pydantic import TypeAdapter, ValidationError
+import msgspec
+from pydantic import TypeAdapter
 from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -45,11 +45,24 @@ from controller.store.db import Database
 from controller.store.models import CheckState, HostState, StateChange
 from controller.store.models import Report as ReportRow
 
+#: The report's JSON schema for /openapi.json (validation itself is msgspec's, below).
 REPORT_ADAPTER: TypeAdapter[Report] = TypeAdapter(Report)
 METRIC_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 Outcome = Literal["stored", "stored_late", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated report with its JSON columns already encoded: done before the write transaction,
+    so that the database's write lock is held for SQL only."""
+
+    report: Report
+    body: str
+    facts: str
+    samples: str
+    perfdata: tuple[str, ...]  # per check, in report order
 
 
 @dataclass(frozen=True)
@@ -70,24 +83,42 @@ def authenticate(db: Database, token: str | None) -> inventory.TokenOwner:
     return owner
 
 
-def _loc(parts: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(body)"
+_DECODER = msgspec.json.Decoder(Report)
+_AT = re.compile(r" - at `\$\.?(.*)`$")
+_BYTE = re.compile(r"\(byte (\d+)\)")
+
+
+def _decode_error(body: bytes, exc: Exception) -> InvalidReportError:
+    """msgspec's message, with the field path (``checks[0].status``) or, for malformed JSON, the
+    text around the offending byte (``NaN`` is not JSON: the snippet shows which field had it)."""
+    if isinstance(exc, msgspec.ValidationError):
+        text = str(exc)
+        m = _AT.search(text)
+        where = (m.group(1) or "(body)") if m else "(body)"
+        what = text[: m.start()] if m else text
+        return InvalidReportError(f"invalid report: {where}: {what}")
+    text = str(exc) if isinstance(exc, msgspec.DecodeError) else "not UTF-8"
+    m = _BYTE.search(text)
+    if m:
+        at = int(m.group(1))
+        near = body[max(0, at - 40): at + 20].decode("utf-8", errors="replace")
+        text += f" near {near!r}"
+    return InvalidReportError(f"invalid report: Invalid JSON: {text}")
 
 
 def parse_report(body: bytes) -> Report:
-    """Validate a report body; InvalidReportError's message names what is wrong and where."""
+    """Validate a report body; InvalidReportError's message names what is wrong and where.
+
+    Types are checked strictly by msgspec against the dataclasses of :mod:`agent.report` (no
+    coercion: ``"1"`` is not an int, ``1`` is not a bool); the limits below are checked after.
+    The OpenAPI schema of the same dataclasses comes from pydantic (:data:`REPORT_ADAPTER`).
+    """
     if b"\\u0000" in body:
         raise InvalidReportError("invalid report: NUL characters (\\u0000) are not allowed in any string")
     try:
-        report = REPORT_ADAPTER.validate_json(body, strict=True)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        shown = "; ".join(f"{_loc(tuple(e['loc']))}: {e['msg']}" for e in errors[:5])
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        raise InvalidReportError(f"invalid report: {shown}{more}") from None
+        report = _DECODER.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise _decode_error(body, exc) from None
     _check_limits(report)
     return report
 
@@ -139,8 +170,53 @@ def _check_limits(r: Report) -> None:
         raise _bad("checks", f"at most {MAX_CHECKS} checks")
     if len(r.samples) > MAX_SAMPLES:
         raise _bad("samples", f"at most {MAX_SAMPLES} samples")
+    _name("facts.hostname", r.facts.hostname, MAX_SUMMARY_LENGTH)
     if not _all_finite(r):
         _check_finite(r)
+    if not _items_ok(r):
+        _check_items(r)
+
+
+def _items_ok(r: Report) -> bool:
+    """Fast path of :func:`_check_items`: True when every check and sample is within the limits and
+    every sample and label name was seen valid before (whole-report min/max and set operations in C
+    instead of a Python loop per item). False means "look closer", not "invalid"."""
+    checks, samples = r.checks, r.samples
+    if checks:
+        names = [c.name for c in checks]
+        if len(set(names)) != len(names):
+            return False
+        for values in (names, [c.type for c in checks]):
+            if min(map(len, values)) < 1 or max(map(len, values)) > MAX_NAME_LENGTH:
+                return False
+        if max(len(c.summary) for c in checks) > MAX_SUMMARY_LENGTH:
+            return False
+        attempts = [c.attempt for c in checks] + [c.max_attempts for c in checks]
+        if min(attempts) < 0 or max(attempts) > 1000:
+            return False
+        perf = [c.perfdata for c in checks]
+        if max(map(len, perf)) > MAX_LABELS * 4:
+            return False
+        labels = [p.label for items in perf for p in items]
+        if labels and (min(map(len, labels)) < 1 or max(map(len, labels)) > MAX_NAME_LENGTH):
+            return False
+    if samples:
+        if not {s.name for s in samples} <= _GOOD_NAMES:
+            return False
+        label_sets = [s.labels for s in samples]
+        if max(map(len, label_sets)) > MAX_LABELS:
+            return False
+        if not set().union(*label_sets) <= _GOOD_LABELS:
+            return False
+        values = [v for labels in label_sets for v in labels.values()]
+        if values and max(map(len, values)) > MAX_SUMMARY_LENGTH:
+            return False
+    return True
+
+
+def _check_items(r: Report) -> None:
+    """Each check and sample, one by one: raises naming the first offending item (and remembers
+    the valid sample and label names for :func:`_items_ok`)."""
     names: set[str] = set()
     for i, c in enumerate(r.checks):
         _name(f"checks[{i}].name", c.name)
@@ -175,7 +251,6 @@ def _check_limits(r: Report) -> None:
                         good_labels.add(key)
                 if len(value) > MAX_SUMMARY_LENGTH:
                     raise _bad(f"samples[{i}].labels.{key}", f"at most {MAX_SUMMARY_LENGTH} characters")
-    _name("facts.hostname", r.facts.hostname, MAX_SUMMARY_LENGTH)
 
 
 def _check_finite(r: Report) -> None:
@@ -231,8 +306,12 @@ class _Raw:
         return cursor
 
 
+_ENCODE = msgspec.json.Encoder().encode
+
+
 def _json(value: Any) -> str:
-    return pydantic_core.to_json(value).decode("utf-8")
+    """JSON text of dicts, lists and the report's dataclasses (encoded field by field, in C)."""
+    return _ENCODE(value).decode("utf-8")
 
 
 _T_STATE = cast(Table, HostState.__table__)
@@ -281,6 +360,13 @@ _NEWEST_STATE = _Raw(
 )
 
 
+def prepared(report: Report, body: bytes) -> Prepared:
+    return Prepared(
+        report, body.decode("utf-8", errors="replace"), _json(report.facts), _json(report.samples),
+        tuple(_json(c.perfdata) for c in report.checks),
+    )
+
+
 def store_report(
     db: Database, owner: inventory.TokenOwner, report: Report, body: bytes, *,
     clock: Callable[[], float] = time.time,
@@ -288,14 +374,13 @@ def store_report(
     """Store one validated report in one transaction (see the module docstring)."""
     try:
         with db.transaction() as conn:
-            return _store(conn, owner, report, body, clock())
+            return _store(conn, owner, prepared(report, body), clock())
     except IntegrityError as exc:
         return _raced(db, owner.host_id, owner.host, report.seq, exc)
 
 
-def _store(
-    conn: Connection, owner: inventory.TokenOwner, report: Report, body: bytes, now: float,
-) -> IngestResult:
+def _store(conn: Connection, owner: inventory.TokenOwner, ready: Prepared, now: float) -> IngestResult:
+    report = ready.report
     host_id = owner.host_id
     row = _LOCK_STATE.run(conn, {"host_id": host_id}).fetchone()
     if row is None:
@@ -307,41 +392,36 @@ def _store(
         return IngestResult("duplicate", owner.host, report.seq)
     _ADD_REPORT.run(conn, {
         "host_id": host_id, "seq": report.seq, "received_at": now, "sent_at": report.sent_at,
-        "body": body.decode("utf-8", errors="replace"),
+        "body": ready.body,
     })
     if last_seq is not None and report.seq < last_seq:
         _TOUCH_STATE.run(conn, {"b_host_id": host_id, "last_report_at": now, "reports_total": total + 1})
         return IngestResult("stored_late", owner.host, report.seq)
-    changes = _apply_checks(conn, host_id, report, now)
-    facts = report.facts
+    changes = _apply_checks(conn, host_id, ready, now)
     _NEWEST_STATE.run(conn, {
         "b_host_id": host_id, "last_report_at": now, "reports_total": total + 1, "last_seq": report.seq,
         "last_sent_at": report.sent_at, "push_interval_seconds": report.push_interval_seconds,
         "agent_version": report.agent_version,
-        "facts": _json({"hostname": facts.hostname, "os": facts.os, "kernel": facts.kernel,
-                        "boot_time": facts.boot_time}),
-        "samples": _json([{"name": s.name, "kind": s.kind, "value": s.value, "labels": s.labels}
-                          for s in report.samples]),
+        "facts": ready.facts,
+        "samples": ready.samples,
     })
     return IngestResult("stored", owner.host, report.seq, changes)
 
 
-def _apply_checks(conn: Connection, host_id: int, report: Report, now: float) -> int:
+def _apply_checks(conn: Connection, host_id: int, ready: Prepared, now: float) -> int:
+    report = ready.report
     rows = _CHECKS_OF_HOST.run(conn, {"host_id": host_id})
     existing = {name: (status, hard) for name, status, hard in rows}
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
     seq = report.seq
-    for c in report.checks:
+    for c, perfdata in zip(report.checks, ready.perfdata, strict=True):
         status = int(c.status)
         row = {
             "type": c.type, "status": status, "hard": c.hard, "flapping": c.flapping, "summary": c.summary,
             "attempt": c.attempt, "max_attempts": c.max_attempts, "duration_seconds": c.duration_seconds,
-            "perfdata": _json([
-                {"label": p.label, "value": p.value, "unit": p.unit, "warn": p.warn, "crit": p.crit,
-                 "min": p.min, "max": p.max} for p in c.perfdata
-            ]),
+            "perfdata": perfdata,
             "last_change": c.last_change, "updated_at": now, "report_seq": seq,
         }
         before = existing.pop(c.name, None)
@@ -379,9 +459,7 @@ def _raced(db: Database, host_id: int, host: str, seq: int, error: IntegrityErro
     return IngestResult("duplicate", host, seq)
 
 
-def store_in(
-    conn: Connection, token: str, parsed: Report | InvalidReportError, body: bytes, now: float,
-) -> IngestResult:
+def store_in(conn: Connection, token: str, parsed: Prepared | InvalidReportError, now: float) -> IngestResult:
     """Authenticate and store one parsed report inside the caller's transaction ``conn``.
 
     Raises AuthError (401), then the report's InvalidReportError (422), then ForbiddenError (403),
@@ -395,16 +473,19 @@ def store_in(
     owner = inventory.TokenOwner(row[0], row[1], row[2])
     if isinstance(parsed, InvalidReportError):
         raise parsed
-    if parsed.host != owner.host:
-        raise ForbiddenError(f"this token belongs to host {owner.host!r}, not {parsed.host[:100]!r}")
-    return _store(conn, owner, parsed, body, now)
+    host = parsed.report.host
+    if host != owner.host:
+        raise ForbiddenError(f"this token belongs to host {owner.host!r}, not {host[:100]!r}")
+    return _store(conn, owner, parsed, now)
 
 
-def parse_or_error(body: bytes) -> Report | InvalidReportError:
+def prepare(body: bytes) -> Prepared | InvalidReportError:
+    """Validate and encode a body (no database): the report ready to store, or why it is invalid."""
     try:
-        return parse_report(body)
+        report = parse_report(body)
     except InvalidReportError as exc:
         return exc
+    return prepared(report, body)
 
 
 def ingest(
@@ -418,14 +499,14 @@ def ingest(
     """
     if not token:
         raise AuthError("agent token required (Authorization: Bearer <token>)")
-    parsed = parse_or_error(body)
+    parsed = prepare(body)
     try:
         with db.transaction() as conn:
-            return store_in(conn, token, parsed, body, clock())
+            return store_in(conn, token, parsed, clock())
     except IntegrityError as exc:
         if isinstance(parsed, InvalidReportError):
             raise
-        return raced(db, token, parsed, exc)
+        return raced(db, token, parsed.report, exc)
 
 
 def raced(db: Database, token: str, report: Report, error: IntegrityError) -> IngestResult:

@@ -30,9 +30,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.report import Report
 from controller.errors import IngestError, InvalidReportError
-from controller.ingest import IngestResult, ingest, parse_or_error, store_in
+from controller.ingest import IngestResult, Prepared, ingest, prepare, store_in
 from controller.store.db import Database
 
 log = logging.getLogger("boxkeeper.controller.ingest")
@@ -44,7 +43,7 @@ class _Job:
     body: bytes
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[IngestResult]
-    parsed: Report | InvalidReportError | None = None
+    parsed: Prepared | InvalidReportError | None = None
     outcome: IngestResult | BaseException | None = field(default=None)
 
 
@@ -122,14 +121,14 @@ class IngestWriter:
 
     def _process(self, batch: list[_Job]) -> None:
         for job in batch:
-            job.parsed = parse_or_error(job.body)
+            job.parsed = prepare(job.body)
         outcomes: list[IngestResult | BaseException] = []
         try:
             with self.db.transaction() as conn:
                 for job in batch:
                     assert job.parsed is not None
                     try:
-                        outcomes.append(store_in(conn, job.token, job.parsed, job.body, self.clock()))
+                        outcomes.append(store_in(conn, job.token, job.parsed, self.clock()))
                     except IngestError as exc:  # refused before anything of it was written
                         outcomes.append(exc)
         except Exception as exc:

@@ -20,6 +20,7 @@ import uvicorn
 
 from controller import inventory
 from controller.api import create_app
+from controller.api.reports import IngestFastPath
 from controller.config import ControllerConfig
 from controller.store.db import Database
 from controller.workflows.runtime import WorkflowRuntime
@@ -79,7 +80,7 @@ def worker_app() -> Any:
     cfg = load(path, overrides={"listen": listen} if listen else None)
     app = create_app(cfg, Database(cfg.database), monitor=None)
     tune_gc()
-    return app
+    return IngestFastPath(app)
 
 
 def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool = True,
@@ -103,7 +104,7 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
     # update windows) runs with the app; --no-monitor serves the API alone.
     app = create_app(cfg, db, monitor=make_monitor(cfg, db) if monitor else None,
                      workflows=WorkflowRuntime(cfg, db) if monitor else None)
-    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
+    config = uvicorn.Config(IngestFastPath(app), log_level=log_level, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=10, server_header=False)
     server = uvicorn.Server(config)
     tune_gc()

@@ -8,6 +8,7 @@ from typing import Any
 
 from controller import inventory, operators
 from controller.api import create_app
+from controller.api.reports import IngestFastPath
 from controller.config import ControllerConfig, parse
 from controller.store.db import Database
 
@@ -39,8 +40,11 @@ def make_config(tmp: Path, **extra: Any) -> ControllerConfig:
 
 
 def start_api(
-    tmp: Path, live_server: Any, *, database_url: str | None = None, monitor: Any = None, **extra: Any
+    tmp: Path, live_server: Any, *, database_url: str | None = None, monitor: Any = None,
+    fast_path: bool = True, **extra: Any,
 ) -> Api:
+    """Served as ``serve`` serves it (ingest through :class:`IngestFastPath`), or with
+    ``fast_path=False`` as the bare FastAPI app (ingest through its route)."""
     cfg = make_config(tmp, **extra)
     db = Database(database_url or cfg.database)
     db.upgrade()
@@ -50,5 +54,5 @@ def start_api(
     }
     op_token = operators.add_operator(Path(cfg.operator_tokens_file), "alice")
     app = create_app(cfg, db, monitor=monitor)
-    url = live_server(app)
+    url = live_server(IngestFastPath(app) if fast_path else app)
     return Api(url, cfg, db, app, agent_tokens, op_token)

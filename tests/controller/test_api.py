@@ -40,9 +40,14 @@ def monitor() -> RecordingMonitor:
     return RecordingMonitor()
 
 
-@pytest.fixture
-def api(tmp_path: Path, live_server: Callable[..., str], monitor: RecordingMonitor) -> Iterator[Api]:
-    started = start_api(tmp_path, live_server, monitor=monitor)
+@pytest.fixture(params=[True, False], ids=["as-served", "fastapi-route"])
+def api(
+    tmp_path: Path, live_server: Callable[..., str], monitor: RecordingMonitor,
+    request: pytest.FixtureRequest,
+) -> Iterator[Api]:
+    """Ingest has two entries with one handler: ``serve``'s fast path and the FastAPI route; every
+    test here runs against both."""
+    started = start_api(tmp_path, live_server, monitor=monitor, fast_path=request.param)
     yield started
     started.db.dispose()
 
