@@ -23,7 +23,7 @@ import operator
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import msgspec
@@ -40,7 +40,7 @@ from agent.report import (
     Report,
 )
 from controller import inventory, tokens
-from controller.errors import AuthError, ForbiddenError, InvalidReportError
+from controller.errors import AuthError, ForbiddenError, IngestError, InvalidReportError
 from controller.store.db import Database
 from controller.store.models import CheckState, HostState, StateChange
 from controller.store.models import Report as ReportRow
@@ -398,24 +398,37 @@ def _store(conn: Connection, owner: inventory.TokenOwner, ready: Prepared, now: 
         _TOUCH_STATE.run(conn, {"b_host_id": host_id, "last_report_at": now, "reports_total": total + 1})
         return IngestResult("stored_late", owner.host, report.seq)
     changes = _apply_checks(conn, host_id, ready, now)
-    _NEWEST_STATE.run(conn, {
-        "b_host_id": host_id, "last_report_at": now, "reports_total": total + 1, "last_seq": report.seq,
-        "last_sent_at": report.sent_at, "push_interval_seconds": report.push_interval_seconds,
-        "agent_version": report.agent_version,
-        "facts": ready.facts,
-        "samples": ready.samples,
-    })
+    _NEWEST_STATE.run(conn, _newest_state(host_id, ready, now, total + 1))
     return IngestResult("stored", owner.host, report.seq, changes)
 
 
-def _apply_checks(conn: Connection, host_id: int, ready: Prepared, now: float) -> int:
+@dataclass
+class _Writes:
+    """Rows to write, collected first and then written with one ``executemany`` per statement."""
+
+    check_inserts: list[dict[str, Any]] = field(default_factory=list)
+    check_updates: list[dict[str, Any]] = field(default_factory=list)
+    check_deletes: list[tuple[int, list[str]]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def flush(self, conn: Connection) -> None:
+        if self.check_inserts:
+            _ADD_CHECK.run(conn, self.check_inserts)
+        if self.check_updates:
+            _UPDATE_CHECK.run(conn, self.check_updates)
+        for host_id, names in self.check_deletes:
+            conn.execute(delete(_T_CHECKS).where(_T_CHECKS.c.host_id == host_id, _T_CHECKS.c.name.in_(names)))
+        if self.changes:
+            _ADD_CHANGE.run(conn, self.changes)
+
+
+def _plan_checks(host_id: int, ready: Prepared, now: float, existing: dict[str, tuple[int, Any]],
+                 out: _Writes) -> int:
+    """The check-state rows of one newest report, given the host's stored (status, hard) per check;
+    returns the number of state changes (history rows)."""
     report = ready.report
-    rows = _CHECKS_OF_HOST.run(conn, {"host_id": host_id})
-    existing = {name: (status, hard) for name, status, hard in rows}
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    changes: list[dict[str, Any]] = []
     seq = report.seq
+    changes = 0
     for c, perfdata in zip(report.checks, ready.perfdata, strict=True):
         status = int(c.status)
         row = {
@@ -427,26 +440,37 @@ def _apply_checks(conn: Connection, host_id: int, ready: Prepared, now: float) -
         before = existing.pop(c.name, None)
         if before is None:
             row["host_id"], row["name"] = host_id, c.name
-            inserts.append(row)
+            out.check_inserts.append(row)
         else:
             row["b_host_id"], row["b_name"] = host_id, c.name
-            updates.append(row)
+            out.check_updates.append(row)
         if before is None or before[0] != status or bool(before[1]) != c.hard:
-            changes.append({
+            changes += 1
+            out.changes.append({
                 "host_id": host_id, "check_name": c.name, "at": now, "report_seq": seq,
                 "old_status": before[0] if before else None, "new_status": status,
                 "old_hard": bool(before[1]) if before else None, "new_hard": c.hard, "summary": c.summary,
             })
-    if inserts:
-        _ADD_CHECK.run(conn, inserts)
-    if updates:
-        _UPDATE_CHECK.run(conn, updates)
     if existing:  # checks no longer in the agent's config
-        conn.execute(delete(_T_CHECKS).where(_T_CHECKS.c.host_id == host_id,
-                                             _T_CHECKS.c.name.in_(list(existing))))
-    if changes:
-        _ADD_CHANGE.run(conn, changes)
-    return len(changes)
+        out.check_deletes.append((host_id, list(existing)))
+    return changes
+
+
+def _newest_state(host_id: int, ready: Prepared, now: float, total: int) -> dict[str, Any]:
+    report = ready.report
+    return {
+        "b_host_id": host_id, "last_report_at": now, "reports_total": total, "last_seq": report.seq,
+        "last_sent_at": report.sent_at, "push_interval_seconds": report.push_interval_seconds,
+        "agent_version": report.agent_version, "facts": ready.facts, "samples": ready.samples,
+    }
+
+
+def _apply_checks(conn: Connection, host_id: int, ready: Prepared, now: float) -> int:
+    rows = _CHECKS_OF_HOST.run(conn, {"host_id": host_id})
+    out = _Writes()
+    changes = _plan_checks(host_id, ready, now, {name: (status, hard) for name, status, hard in rows}, out)
+    out.flush(conn)
+    return changes
 
 
 def _raced(db: Database, host_id: int, host: str, seq: int, error: IntegrityError) -> IngestResult:
@@ -477,6 +501,120 @@ def store_in(conn: Connection, token: str, parsed: Prepared | InvalidReportError
     if host != owner.host:
         raise ForbiddenError(f"this token belongs to host {owner.host!r}, not {host[:100]!r}")
     return _store(conn, owner, parsed, now)
+
+
+#: Batch reads: ``{hosts}`` / ``{seqs}`` / ``{digests}`` become as many placeholders as values
+#: (:func:`_fetch` fills in only placeholders, never values), ``{lock}`` FOR UPDATE on PostgreSQL.
+_OWNERS_SQL = (
+    "SELECT t.token_sha256, h.id, h.name, c.name FROM agent_tokens t JOIN hosts h ON t.host_id = h.id"
+    " JOIN clients c ON h.client_id = c.id WHERE t.revoked_at IS NULL AND t.token_sha256 IN ({digests})"
+)
+_STATES_SQL = (
+    "SELECT host_id, last_seq, reports_total FROM host_states"
+    " WHERE host_id IN ({hosts}) ORDER BY host_id{lock}"
+)
+_SEEN_SQL = "SELECT host_id, seq FROM reports WHERE host_id IN ({hosts}) AND seq IN ({seqs})"
+_CHECKS_SQL = "SELECT host_id, name, status, hard FROM check_states WHERE host_id IN ({hosts})"
+
+
+def _fetch(conn: Connection, template: str, **values: list[Any]) -> list[tuple[Any, ...]]:
+    """Run a batch read (above) on the transaction's DB-API cursor; errors are wrapped as
+    SQLAlchemy's, like :class:`_Raw`."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+    sql = template.format(lock=lock, **{k: ", ".join([mark] * len(v)) for k, v in values.items()})
+    args = [value for group in values.values() for value in group]
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, args)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, args, exc, conn.dialect.loaded_dbapi.Error,
+                                  dialect=conn.dialect) from exc
+    return [tuple(row) for row in cursor.fetchall()]
+
+
+BatchOutcome = IngestResult | IngestError
+
+
+def store_batch(conn: Connection, jobs: list[tuple[str, Prepared | InvalidReportError]],
+                now: float) -> list[BatchOutcome]:
+    """Authenticate and store several pushes inside the caller's transaction, with a few statements
+    for the whole batch instead of several per report (the SQLite write lock is held for less).
+
+    Per report the outcome is what :func:`store_in` gives it alone: the refused ones (401, 422,
+    403, in that order) write nothing; a (host, seq) already stored is "duplicate"; an older seq
+    is "stored_late". Two reports of one host in a batch are stored one after the other by
+    :func:`_store`. A database error propagates (the caller rolls back the batch).
+    """
+    digests = [tokens.hash_token(token) for token, _ in jobs]
+    owners = {
+        row[0]: inventory.TokenOwner(row[1], row[2], row[3])
+        for row in _fetch(conn, _OWNERS_SQL, digests=sorted(set(digests)))
+    }
+    outcomes: list[BatchOutcome | None] = [None] * len(jobs)
+    valid: list[tuple[int, inventory.TokenOwner, Prepared]] = []
+    for i, ((_, parsed), digest) in enumerate(zip(jobs, digests, strict=True)):
+        owner = owners.get(digest)
+        if owner is None:
+            outcomes[i] = AuthError("unknown or revoked agent token")
+        elif isinstance(parsed, InvalidReportError):
+            outcomes[i] = parsed
+        elif parsed.report.host != owner.host:
+            host = parsed.report.host
+            outcomes[i] = ForbiddenError(f"this token belongs to host {owner.host!r}, not {host[:100]!r}")
+        else:
+            valid.append((i, owner, parsed))
+    host_ids = sorted({owner.host_id for _, owner, _ in valid})
+    if len(host_ids) < len(valid):
+        for i, owner, ready in valid:
+            outcomes[i] = _store(conn, owner, ready, now)
+    elif valid:
+        _store_hosts(conn, valid, host_ids, now, outcomes)
+    assert all(outcome is not None for outcome in outcomes)
+    return cast(list[BatchOutcome], outcomes)
+
+
+def _store_hosts(conn: Connection, valid: list[tuple[int, inventory.TokenOwner, Prepared]],
+                 host_ids: list[int], now: float, outcomes: list[BatchOutcome | None]) -> None:
+    """:func:`store_batch` for reports of distinct hosts: read once, decide per report, write once.
+    On PostgreSQL the host rows are locked in host_id order (two batches never deadlock)."""
+    states = {row[0]: (row[1], row[2] or 0) for row in _fetch(conn, _STATES_SQL, hosts=host_ids)}
+    missing = [host_id for host_id in host_ids if host_id not in states]
+    if missing:
+        _NEW_STATE.run(conn, [{"host_id": host_id, "reports_total": 0, "facts": "{}", "samples": "[]"}
+                              for host_id in missing])
+        states.update({host_id: (None, 0) for host_id in missing})
+    seqs = sorted({ready.report.seq for _, _, ready in valid})
+    seen = set(_fetch(conn, _SEEN_SQL, hosts=host_ids, seqs=seqs))
+    existing: dict[int, dict[str, tuple[int, Any]]] = {host_id: {} for host_id in host_ids}
+    for host_id, name, status, hard in _fetch(conn, _CHECKS_SQL, hosts=host_ids):
+        existing[host_id][name] = (status, hard)
+    out = _Writes()
+    reports: list[dict[str, Any]] = []
+    touched: list[dict[str, Any]] = []
+    newest: list[dict[str, Any]] = []
+    for i, owner, ready in valid:
+        host_id, seq = owner.host_id, ready.report.seq
+        if (host_id, seq) in seen:
+            outcomes[i] = IngestResult("duplicate", owner.host, seq)
+            continue
+        last_seq, total = states[host_id]
+        reports.append({"host_id": host_id, "seq": seq, "received_at": now, "sent_at": ready.report.sent_at,
+                        "body": ready.body})
+        if last_seq is not None and seq < last_seq:
+            touched.append({"b_host_id": host_id, "last_report_at": now, "reports_total": total + 1})
+            outcomes[i] = IngestResult("stored_late", owner.host, seq)
+            continue
+        changes = _plan_checks(host_id, ready, now, existing[host_id], out)
+        newest.append(_newest_state(host_id, ready, now, total + 1))
+        outcomes[i] = IngestResult("stored", owner.host, seq, changes)
+    if reports:
+        _ADD_REPORT.run(conn, reports)
+    out.flush(conn)
+    if touched:
+        _TOUCH_STATE.run(conn, touched)
+    if newest:
+        _NEWEST_STATE.run(conn, newest)
 
 
 def prepare(body: bytes) -> Prepared | InvalidReportError:

@@ -30,8 +30,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from controller.errors import IngestError, InvalidReportError
-from controller.ingest import IngestResult, Prepared, ingest, prepare, store_in
+from controller.errors import InvalidReportError
+from controller.ingest import IngestResult, Prepared, ingest, prepare, store_batch
 from controller.store.db import Database
 
 log = logging.getLogger("boxkeeper.controller.ingest")
@@ -122,15 +122,10 @@ class IngestWriter:
     def _process(self, batch: list[_Job]) -> None:
         for job in batch:
             job.parsed = prepare(job.body)
-        outcomes: list[IngestResult | BaseException] = []
         try:
             with self.db.transaction() as conn:
-                for job in batch:
-                    assert job.parsed is not None
-                    try:
-                        outcomes.append(store_in(conn, job.token, job.parsed, self.clock()))
-                    except IngestError as exc:  # refused before anything of it was written
-                        outcomes.append(exc)
+                jobs = [(job.token, job.parsed) for job in batch if job.parsed is not None]
+                outcomes = store_batch(conn, jobs, self.clock())
         except Exception as exc:
             # The batch is rolled back: store each report on its own (a race on (host, seq) becomes
             # "duplicate", a failing report fails alone).

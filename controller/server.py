@@ -131,6 +131,11 @@ def _serve_workers(cfg: ControllerConfig, db: Database, sock: socket.socket, wor
     from uvicorn.supervisors import Multiprocess
 
     os.environ[_WORKER_ENV] = cfg.source if cfg.source not in ("<defaults>", "<config>") else ""
+    # The workers share one listening socket. libuv (uvloop) accepts every pending connection in one
+    # go, so one worker took all of a burst of new keep-alive connections and the other idled
+    # (measured: 1.0 of 2 cores busy). One accept per wake-up spreads them (libuv's option for
+    # multi-process servers, as Node's cluster uses).
+    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
     os.environ["BOXKEEPER_LISTEN"] = cfg.listen
     os.environ["BOXKEEPER_DATABASE"] = cfg.database
     os.environ["BOXKEEPER_STATE_DIR"] = cfg.state_dir

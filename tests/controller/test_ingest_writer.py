@@ -88,3 +88,70 @@ def test_a_database_error_in_one_report_fails_it_alone_and_stores_nothing_of_it(
         web1_checks = [(c.status, c.report_seq) for c in
                        s.scalars(select(CheckState).where(CheckState.host_id == owner.host_id))]
     assert web1_checks and set(web1_checks) == {(0, 1)}
+
+
+def _snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything ingest writes, by host name (ids differ between two databases)."""
+    from sqlalchemy import text
+
+    queries = {
+        "reports": "SELECT h.name, r.seq, r.received_at, r.body FROM reports r"
+                   " JOIN hosts h ON h.id = r.host_id",
+        "checks": "SELECT h.name, c.name, c.type, c.status, c.hard, c.summary, c.perfdata, c.updated_at,"
+                  " c.report_seq FROM check_states c JOIN hosts h ON h.id = c.host_id",
+        "history": "SELECT h.name, s.check_name, s.at, s.report_seq, s.old_status, s.new_status, s.old_hard,"
+                   " s.new_hard, s.summary FROM state_changes s JOIN hosts h ON h.id = s.host_id",
+        "states": "SELECT h.name, s.last_report_at, s.last_seq, s.reports_total, s.facts, s.samples"
+                  " FROM host_states s JOIN hosts h ON h.id = s.host_id",
+    }
+    with db.read_session() as s:
+        return {k: sorted(tuple(str(v) for v in row) for row in s.execute(text(q)))
+                for k, q in queries.items()}
+
+
+def test_a_batch_of_distinct_hosts_stores_exactly_what_one_by_one_stores(
+    db: Database, tmp_path: Any, request: pytest.FixtureRequest,
+) -> None:
+    """The batch path (reads and writes shared by the reports of a batch) against the one-report-
+    per-transaction path, round by round: new hosts, status changes, a removed check, a late report,
+    a replayed one, a refused one. Both databases must end up identical."""
+    from controller.ingest import ingest
+
+    if db.is_sqlite:
+        single = Database(f"sqlite:///{tmp_path}/single.db")
+    else:  # a second database on the same PostgreSQL server
+        single = Database(request.getfixturevalue("postgres_server").new_database())
+    single.upgrade()
+    hosts = [f"web{i}" for i in range(5)]
+    batch_tokens = {h: inventory.add_host(db, h, "acme", cfg=CFG) for h in hosts}
+    single_tokens = {h: inventory.add_host(single, h, "acme", cfg=CFG) for h in hosts}
+    rounds = [
+        {h: make_report(h, 1, sent_at=1.0) for h in hosts},
+        {"web0": make_report("web0", 2, statuses={"check_1": 2}, sent_at=2.0),
+         "web1": make_report("web1", 2, checks=2, sent_at=2.0),  # check_2 removed
+         "web2": make_report("web2", 1, sent_at=1.0),  # replayed
+         "web3": make_report("web3", 5, hard=False, sent_at=5.0)},
+        {"web0": make_report("web0", 3, statuses={"check_1": 0}, sent_at=3.0),
+         "web3": make_report("web3", 4, sent_at=4.0),  # late: older than 5
+         "web4": make_report("web0", 9, sent_at=9.0)},  # web4's token, web0's report: refused
+    ]
+    try:
+        for n, reports in enumerate(rounds):
+            clock = 1000.0 + n
+            writer = IngestWriter(db, max_batch=len(reports), clock=lambda c=clock: c)
+            pushes = [(batch_tokens[h], body(r)) for h, r in reports.items()]
+            answers = asyncio.run(_push_all(writer, pushes))
+            assert writer.batches == 1
+            expected: list[Any] = []
+            for h, r in reports.items():
+                try:
+                    expected.append(ingest(single, single_tokens[h], body(r), clock=lambda c=clock: c).status)
+                except Exception as exc:
+                    expected.append(type(exc))
+            got = [a.status if isinstance(a, IngestResult) else type(a) for a in answers]
+            assert got == expected
+        assert got == ["stored", "stored_late", ForbiddenError]
+        assert _snapshot(db) == _snapshot(single)
+        assert len(_snapshot(db)["history"]) > len(hosts) * 3  # the status changes were recorded
+    finally:
+        single.dispose()
