@@ -378,11 +378,17 @@ class CpuMeter:
         return result
 
 
-def write_wrk_data(target: Target, directory: Path) -> None:
+def write_wrk_data(target: Target, directory: Path, *, close: bool = False) -> None:
+    """Per-host request parts for the Lua script; ``close``: each request says ``Connection: close``
+    (the server closes after answering, wrk connects again: one TCP connection per push, as the
+    agent does)."""
     directory.mkdir(parents=True, exist_ok=True)
     mark = str(SEQ_MARK).encode()
     for i, (head, body) in enumerate(target.requests):
-        (directory / f"{i}.head").write_bytes(head.removesuffix(b"%d\r\n\r\n"))
+        head = head.removesuffix(b"%d\r\n\r\n")
+        if close:
+            head = head.replace(b"\r\nContent-Length: ", b"\r\nConnection: close\r\nContent-Length: ")
+        (directory / f"{i}.head").write_bytes(head)
         if target.kind == "controller":
             pre, suf = body.split(mark, 1)
         else:
@@ -432,19 +438,22 @@ def run_phases(target: Target, args: argparse.Namespace, server_pids: list[int],
     step = 0
     for generator in args.generators:
         if generator == "wrk":
-            data = tmp / "wrk"
-            write_wrk_data(target, data)
-            step += 1
-            r = run_wrk(target, data, args.seconds, args.concurrency, base + 10_000_000 * step, 0.0,
-                        server_pids)
-            results["wrk closed"] = r
-            print(f"  wrk, closed loop ({args.concurrency} connections): {_short(r)}", flush=True)
-            for rate in args.rates:
+            for mode in args.connection_modes:
+                close = mode == "per-push"
+                label = "wrk,new-connection-per-push" if close else "wrk"
+                data = tmp / ("wrk-close" if close else "wrk")
+                write_wrk_data(target, data, close=close)
                 step += 1
-                r = run_wrk(target, data, args.seconds, args.concurrency, base + 10_000_000 * step, rate,
+                r = run_wrk(target, data, args.seconds, args.concurrency, base + 10_000_000 * step, 0.0,
                             server_pids)
-                results[f"wrk paced {rate:g}/s"] = r
-                print(f"  wrk, paced ({rate:g}/s offered): {_short(r)}", flush=True)
+                results[f"{label} closed"] = r
+                print(f"  {label}, closed loop ({args.concurrency} connections): {_short(r)}", flush=True)
+                for rate in args.rates:
+                    step += 1
+                    r = run_wrk(target, data, args.seconds, args.concurrency, base + 10_000_000 * step, rate,
+                                server_pids)
+                    results[f"{label} paced {rate:g}/s"] = r
+                    print(f"  {label}, paced ({rate:g}/s offered): {_short(r)}", flush=True)
         else:
             step += 1
             load = Load(target)
@@ -573,7 +582,7 @@ def write_markdown(path: Path, results: dict[str, dict[str, dict[str, float]]], 
         "# Ingest benchmark", "",
         f"Command: `.venv/bin/python bench/ingest_bench.py --hosts {args.hosts} --seconds {args.seconds:g} "
         f"--concurrency {args.concurrency} --rate {args.rate} --workers {args.workers} "
-        f"--generator {args.generator}`", "",
+        f"--generator {args.generator} --connections {args.connections}`", "",
         f"Machine: {os.cpu_count()} CPU ({model}), {platform.system()} {platform.release()}, Python "
         f"{platform.python_version()}; generator, server and database share these cores.", "",
         f"Payload: 20 checks + 100 samples per report, {args.hosts} distinct hosts; controller body "
@@ -588,7 +597,7 @@ def write_markdown(path: Path, results: dict[str, dict[str, dict[str, float]]], 
             if phase in ("stored", "load"):
                 continue
             generator, kind, *rest = phase.split(" ")
-            offered = rest[0] if rest else f"{args.concurrency} conns, back to back"
+            offered = rest[0] if rest else f"{args.concurrency} at a time, back to back"
             kind = {"closed": "closed loop", "paced": "paced (latency from send)",
                     "open": "open loop (latency from schedule)"}[kind]
             unsent = f" (+{r['unsent']:.0f} not sent in time)" if r.get("unsent") else ""
@@ -620,8 +629,14 @@ def main() -> int:
     parser.add_argument("--only", default="sqlite,postgresql,pushgateway")
     parser.add_argument("--generator", default="wrk",
                         help="load generators, comma-separated: wrk (C, needs apt-get install wrk), python")
+    parser.add_argument("--connections", default="keep-alive,per-push",
+                        help="wrk phases: keep-alive (16 long-lived connections) and/or per-push (a new "
+                             "connection for every push, as boxkeeper-agent does)")
     parser.add_argument("--out", type=Path, default=None, help="write a Markdown table here")
     args = parser.parse_args()
+    args.connection_modes = [m for m in args.connections.split(",") if m]
+    if any(m not in ("keep-alive", "per-push") for m in args.connection_modes):
+        parser.error("--connections: keep-alive and/or per-push")
     args.rates = [float(r) for r in str(args.rate).split(",") if r]
     args.generators = [g for g in args.generator.split(",") if g]
     if any(g not in ("wrk", "python") for g in args.generators):

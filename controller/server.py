@@ -48,6 +48,39 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _listen_reuseport(family: int, host: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+class WorkerListener(socket.socket):
+    """The address of ``serve --workers N``: bound here (port 0 is resolved) but not listening; each
+    worker process that unpickles it gets its own ``SO_REUSEPORT`` listening socket on that address.
+
+    The kernel then spreads new connections over the workers' sockets. With one shared listening
+    socket, the worker that woke first accepted a whole burst of connections (libuv accepts all
+    pending ones at once): measured, one worker at 100 % and the other idle for as long as those
+    keep-alive connections lasted.
+    """
+
+    @classmethod
+    def bind_address(cls, host: str, port: int) -> WorkerListener:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = cls(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        return sock
+
+    def __reduce__(self) -> tuple[Any, tuple[int, str, int]]:
+        host, port = self.getsockname()[:2]
+        return _listen_reuseport, (int(self.family), host, port)
+
+
 #: gen-0 threshold of the cyclic garbage collector while serving (CPython's default is 700).
 GC_GEN0_THRESHOLD = 50_000
 
@@ -88,7 +121,8 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
     db = Database(cfg.database)
     db.upgrade()
     inventory.sync_config(cfg, db)
-    sock = bind(cfg.listen_host, cfg.listen_port)
+    sock = bind(cfg.listen_host, cfg.listen_port) if workers <= 1 else \
+        WorkerListener.bind_address(cfg.listen_host, cfg.listen_port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     log.info("boxkeeper controller on http://%s:%s (API /api/v1, /metrics, /healthz, /docs); database %r",
@@ -97,7 +131,7 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
         tmp = Path(ready_file + ".tmp")
         tmp.write_text(f"{shown}:{port}\n", encoding="utf-8")
         os.replace(tmp, ready_file)
-    if workers > 1:
+    if isinstance(sock, WorkerListener):
         return _serve_workers(cfg, db, sock, workers, monitor=monitor, log_level=log_level,
                               access_log=access_log)
     # The background side (outage detection, notifications, crash reconciliation of update runs,
@@ -121,7 +155,7 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
     return 0
 
 
-def _serve_workers(cfg: ControllerConfig, db: Database, sock: socket.socket, workers: int, *, monitor: bool,
+def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, workers: int, *, monitor: bool,
                    log_level: str, access_log: bool) -> int:
     """N uvicorn worker processes on one listening socket; the monitor runs once, in this process.
 
@@ -131,11 +165,6 @@ def _serve_workers(cfg: ControllerConfig, db: Database, sock: socket.socket, wor
     from uvicorn.supervisors import Multiprocess
 
     os.environ[_WORKER_ENV] = cfg.source if cfg.source not in ("<defaults>", "<config>") else ""
-    # The workers share one listening socket. libuv (uvloop) accepts every pending connection in one
-    # go, so one worker took all of a burst of new keep-alive connections and the other idled
-    # (measured: 1.0 of 2 cores busy). One accept per wake-up spreads them (libuv's option for
-    # multi-process servers, as Node's cluster uses).
-    os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
     os.environ["BOXKEEPER_LISTEN"] = cfg.listen
     os.environ["BOXKEEPER_DATABASE"] = cfg.database
     os.environ["BOXKEEPER_STATE_DIR"] = cfg.state_dir
