@@ -116,7 +116,16 @@ class Transport(Protocol):
 
 
 class HttpTransport:
-    """One POST per report over http.client; a fresh connection each time (pushes are rare)."""
+    """One POST per report over http.client, on a kept-alive connection.
+
+    The connection stays open between pushes when the controller allows it (``serve`` keeps idle
+    connections for 75 s, longer than the usual push interval), which saves the controller a TCP
+    (and TLS) handshake per report: measured, a new connection per push cost it ~0.5 ms of CPU more
+    per report and a third of its ingest rate (docs/benchmarks.md). A kept connection the
+    controller has closed in the meantime (restart, idle timeout) is noticed on the next push, which
+    is then sent once more on a new connection; a report sent twice is harmless (the controller
+    answers "duplicate"). Anything else closes the connection; the next push opens a new one.
+    """
 
     def __init__(
         self, base_url: str, token: str, *, timeout: float = 10.0, ca_file: Path | None = None,
@@ -131,6 +140,8 @@ class HttpTransport:
         self._token = token
         self._timeout = timeout
         self._context: ssl.SSLContext | None = None
+        self._kept: http.client.HTTPConnection | None = None
+        self.connections = 0  # TCP connections opened (for /metrics and tests)
         if self._https:
             self._context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self.url = public_url(f"{parts.scheme}://{parts.netloc}{self._path}")
@@ -143,7 +154,12 @@ class HttpTransport:
         return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
 
     def send(self, body: bytes) -> PushResult:
-        conn = self._connection()
+        conn, reused = self._kept, self._kept is not None
+        self._kept = None
+        if conn is None:
+            conn = self._connection()
+            self.connections += 1
+        keep = False
         try:
             conn.request("POST", self._path, body=body, headers={
                 "Authorization": f"Bearer {self._token}",
@@ -151,7 +167,13 @@ class HttpTransport:
                 "User-Agent": f"boxkeeper-agent/{__version__}",
             })
             response = conn.getresponse()
-            return classify(response.status, _message(response.read(64 * 1024)))
+            answer = response.read(64 * 1024)
+            keep = not response.will_close and response.isclosed()  # all read, and the server keeps it
+            return classify(response.status, _message(answer))
+        except _STALE as exc:
+            if reused:  # the kept connection was closed by the controller: once more, on a new one
+                return self.send(body)
+            return PushResult(Outcome.RETRY, "connection", None, f"{type(exc).__name__}: {exc}")
         except TimeoutError:
             return PushResult(Outcome.RETRY, "timeout", None, f"no answer within {self._timeout:g}s")
         except ssl.SSLError as exc:
@@ -159,7 +181,19 @@ class HttpTransport:
         except (OSError, http.client.HTTPException) as exc:
             return PushResult(Outcome.RETRY, "connection", None, f"{type(exc).__name__}: {exc}")
         finally:
-            conn.close()
+            if keep:
+                self._kept = conn
+            else:
+                conn.close()
+
+    def close(self) -> None:
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
+
+
+#: What sending on a kept-alive connection that the other side has closed raises.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
 @dataclass(frozen=True)
@@ -270,6 +304,12 @@ class Pusher:
                 hint = "; check the token file and the host's token on the controller"
             log.log(level, "push to %s failed (%s, %s)%s; %d report(s) kept in the spool, next try in %.1fs",
                     self._url, result.reason, what, hint, waiting, delay)
+
+    def close(self) -> None:
+        """Close the transport's kept-alive connection, if it keeps one."""
+        close = getattr(self._transport, "close", None)
+        if close is not None:
+            close()
 
     def stats(self) -> PushStats:
         with self._lock:

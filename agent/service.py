@@ -169,6 +169,8 @@ class AgentService:
             self._scheduler.stop()
         for thread in self._threads:
             thread.join(timeout=15)
+        if self._push is not None:
+            self._push.pusher.close()  # the kept-alive connection to the controller
         if self._server is not None and self._server_thread is not None:
             shutdown(self._server, self._server_thread)
         log.info("boxkeeper-agent stopped")

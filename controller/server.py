@@ -81,6 +81,10 @@ class WorkerListener(socket.socket):
         return _listen_reuseport, (int(self.family), host, port)
 
 
+#: How long an idle keep-alive connection stays open: longer than the usual push interval (15 s),
+#: so that agents push over one connection instead of one TCP (and TLS) handshake per report.
+KEEP_ALIVE_SECONDS = 75
+
 #: gen-0 threshold of the cyclic garbage collector while serving (CPython's default is 700).
 GC_GEN0_THRESHOLD = 50_000
 
@@ -139,7 +143,8 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
     app = create_app(cfg, db, monitor=make_monitor(cfg, db) if monitor else None,
                      workflows=WorkflowRuntime(cfg, db) if monitor else None)
     config = uvicorn.Config(IngestFastPath(app), log_level=log_level, access_log=access_log, lifespan="on",
-                            timeout_graceful_shutdown=10, server_header=False)
+                            timeout_graceful_shutdown=10, server_header=False,
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS)
     server = uvicorn.Server(config)
     tune_gc()
     # uvicorn handles SIGTERM/SIGINT (graceful stop), then re-raises the signal to the handlers that
@@ -171,7 +176,8 @@ def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, wo
     os.environ["BOXKEEPER_OPERATOR_TOKENS_FILE"] = cfg.operator_tokens_file
     config = uvicorn.Config("controller.server:worker_app", factory=True, workers=workers,
                             log_level=log_level, access_log=access_log, lifespan="on",
-                            timeout_graceful_shutdown=10, server_header=False)
+                            timeout_graceful_shutdown=10, server_header=False,
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS)
     mon = make_monitor(cfg, db) if monitor else None
     workflows = WorkflowRuntime(cfg, db) if monitor else None
     if mon is not None:

@@ -273,3 +273,62 @@ def test_credentials_in_the_controller_url_never_reach_a_log_line() -> None:
 
     assert public_url("https://agent:hunter2@boxkeeper.example.org:8443/x") == "https://boxkeeper.example.org:8443/x"
     assert public_url("https://boxkeeper.example.org") == "https://boxkeeper.example.org"
+
+
+class _KeepAliveServer:
+    """HTTP/1.1 on 127.0.1.x that answers 200 and keeps the connection open, unless told to close
+    it right after the next answer (as a controller's idle timeout or restart does)."""
+
+    def __init__(self) -> None:
+        outer = self
+        self.connections: set[tuple[str, int]] = set()
+        self.bodies: list[bytes] = []
+        self.close_after_answer = False
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                outer.connections.add(self.client_address)
+                outer.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                data = b'{"status": "stored"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                if outer.close_after_answer:
+                    self.close_connection = True  # closed after the answer, without saying so
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((HOST, 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://{HOST}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.integration
+def test_pushes_share_one_kept_alive_connection_and_survive_its_closing() -> None:
+    server = _KeepAliveServer()
+    try:
+        transport = HttpTransport(server.url, TOKEN, timeout=5)
+        for seq in (1, 2, 3):
+            assert transport.send(report(seq)).outcome is Outcome.DELIVERED
+        assert len(server.connections) == 1 and transport.connections == 1  # one TCP connection
+        server.close_after_answer = True
+        assert transport.send(report(4)).outcome is Outcome.DELIVERED
+        server.close_after_answer = False
+        # The kept connection is gone now: the push goes out once more on a new connection.
+        assert transport.send(report(5)).outcome is Outcome.DELIVERED
+        assert transport.send(report(6)).outcome is Outcome.DELIVERED
+        assert transport.connections == 2 and len(server.connections) == 2
+        assert server.bodies == [report(seq) for seq in (1, 2, 3, 4, 5, 6)]  # each exactly once here
+        transport.close()
+    finally:
+        server.stop()
