@@ -101,6 +101,20 @@ class IngestWriter:
                         self._threads -= 1
                         return
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
+            for job in batch:
+                job.parsed = prepare(job.body)
+            # While another process holds the database's write lock (serve --workers N on SQLite),
+            # parse what has arrived meanwhile instead of waiting: the batch grows, and the lock and
+            # the per-transaction costs are taken once for all of it.
+            while len(batch) < self.max_batch and self.db.writer_busy():
+                with self._cond:
+                    room = min(len(self._queue), self.max_batch - len(batch))
+                    more = [self._queue.popleft() for _ in range(room)]
+                if not more:
+                    break
+                for job in more:
+                    job.parsed = prepare(job.body)
+                batch += more
             # Row locks are taken in token order (a stable sort: one host's reports keep their order).
             batch.sort(key=lambda job: job.token)
             try:
@@ -120,8 +134,6 @@ class IngestWriter:
                 loop.call_soon_threadsafe(_settle, jobs)
 
     def _process(self, batch: list[_Job]) -> None:
-        for job in batch:
-            job.parsed = prepare(job.body)
         try:
             with self.db.transaction() as conn:
                 jobs = [(job.token, job.parsed) for job in batch if job.parsed is not None]

@@ -128,6 +128,29 @@ class Database:
         except OSError:  # e.g. a read-only directory: SQLite's busy handler alone
             return False
 
+    def writer_busy(self) -> bool:
+        """Whether someone else holds the SQLite write lock at this moment (a hint for batching:
+        it may be free a moment later). False on PostgreSQL."""
+        if self._write_lock is None:
+            return False
+        if not self._write_lock.acquire(blocking=False):
+            return True  # another thread of this process is writing
+        try:
+            if self._lock_depth or self._lock_path is None:
+                return False
+            if self._lock_fd is None:
+                return False  # never written from this process yet: nothing to go by
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True  # another process (serve --workers, the CLI) is writing
+            except OSError:
+                return False
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            self._write_lock.release()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends normally, rolled back on any error."""

@@ -219,3 +219,28 @@ def test_sqlite_wal_is_checkpointed_by_the_background_thread(tmp_path: Any) -> N
             assert check.execute("SELECT count(*) FROM reports").fetchone() == (40,)
     finally:
         db.dispose()
+
+
+def test_writer_busy_tells_when_another_process_holds_the_sqlite_write_lock(tmp_path: Any) -> None:
+    """The group-commit writer keeps parsing (a bigger batch) while another serve worker writes."""
+    import fcntl
+    import os
+
+    path = tmp_path / "busy.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        db.upgrade()
+        _store(db, _owner(db), 1)  # the writer lock file exists from the first write on
+        assert db.writer_busy() is False
+        other = os.open(f"{path}-writer.lock", os.O_RDWR)  # another open file: as another process
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX)
+            assert db.writer_busy() is True
+            fcntl.flock(other, fcntl.LOCK_UN)
+            assert db.writer_busy() is False
+            with db.transaction():  # our own transaction holds it: not "someone else"
+                assert db.writer_busy() is False
+        finally:
+            os.close(other)
+    finally:
+        db.dispose()
