@@ -16,9 +16,6 @@ Writers queue before ``BEGIN IMMEDIATE``: threads of one process on a lock, proc
 handler sleeps up to 100 ms between tries, which left a worker idle while the other had long
 finished. The file lock is only a queue: after ``busy_timeout`` of waiting the writer goes ahead
 and SQLite's locking (which stays in charge of correctness) decides.
-
-WAL checkpoints run in a background thread after writes (:mod:`controller.store.checkpoint`), not
-inside a writer's commit.
 """
 
 from __future__ import annotations
@@ -37,8 +34,6 @@ import pydantic_core
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
-
-from controller.store.checkpoint import FALLBACK_PAGES, JOURNAL_SIZE_LIMIT, WalCheckpointer
 
 
 def _to_json(value: Any) -> str:
@@ -77,10 +72,8 @@ class Database:
         self._lock_path: str | None = None
         self._lock_fd: int | None = None
         self._lock_depth = 0
-        self._checkpointer: WalCheckpointer | None = None
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
             self._lock_path = self.url.database + "-writer.lock"
-            self._checkpointer = WalCheckpointer(self.url.database, busy_timeout_ms=busy_timeout_ms)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="BEGIN"), expire_on_commit=False,
@@ -162,8 +155,6 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
-        if self._checkpointer is not None:
-            self._checkpointer.wrote()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -171,8 +162,6 @@ class Database:
         if self._write_lock is not None:
             with self._writer(), self.engine.begin() as connection:
                 yield connection
-            if self._checkpointer is not None:
-                self._checkpointer.wrote()
             return
         with self.engine.begin() as connection:
             yield connection
@@ -208,8 +197,6 @@ class Database:
             return False
 
     def dispose(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
         self.engine.dispose()
         if self._lock_fd is not None:
             with contextlib.suppress(OSError):
@@ -229,8 +216,6 @@ def _sqlite_events(engine: Engine, synchronous: str, busy_timeout_ms: int) -> No
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")  # the background thread's bound
-        cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -191,36 +191,6 @@ def test_a_check_gone_from_the_report_is_dropped(db: Database) -> None:
         assert [c.name for c in s.scalars(select(CheckState))] == ["check_0"]
 
 
-def test_sqlite_wal_is_checkpointed_by_the_background_thread(tmp_path: Any) -> None:
-    """Writers leave the WAL checkpoint to a background thread (it used to run inside a commit,
-    under the write lock): after writes, the pages reach the database file by themselves."""
-    import sqlite3
-    import time
-
-    path = tmp_path / "ckpt.db"
-    db = Database(f"sqlite:///{path}")
-    try:
-        db.upgrade()
-        owner = _owner(db)
-        size_before = path.stat().st_size
-        for seq in range(1, 41):  # ~40 reports: well under the writers' own 16,384-page bound
-            _store(db, owner, seq)
-        assert db._checkpointer is not None
-        deadline = time.monotonic() + 20
-        while db._checkpointer.checkpoints == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert db._checkpointer.checkpoints >= 1
-        with sqlite3.connect(path) as check:
-            assert check.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)  # a new connection
-            busy, wal_frames, done = check.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        assert busy == 0 and wal_frames == done  # nothing was left for us to copy
-        assert path.stat().st_size > size_before  # the reports are in the database file itself
-        with sqlite3.connect(path) as check:
-            assert check.execute("SELECT count(*) FROM reports").fetchone() == (40,)
-    finally:
-        db.dispose()
-
-
 def test_writer_busy_tells_when_another_process_holds_the_sqlite_write_lock(tmp_path: Any) -> None:
     """The group-commit writer keeps parsing (a bigger batch) while another serve worker writes."""
     import fcntl

@@ -39,5 +39,5 @@ def test_a_failing_pass_is_logged_and_the_loop_goes_on(
         monitor.stop()
     assert len(calls) >= 3 and monitor.pass_errors == 1
     assert "detection pass failed" in caplog.text and "database went away" in caplog.text
-    db.dispose()
     assert not [t for t in threading.enumerate() if t.name.startswith("boxkeeper-")]
+    db.dispose()
