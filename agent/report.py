@@ -1,9 +1,9 @@
 """The report an agent pushes to the controller: one versioned schema, shared by both sides.
 
 This module is the only part of ``agent/`` that the controller imports. It uses the standard
-library alone (frozen dataclasses), so the agent stays small; the controller validates incoming
-JSON against these same dataclasses with pydantic (``TypeAdapter(Report)``), which also gives the
-OpenAPI schema.
+library alone (frozen dataclasses), so the agent stays small; the controller decodes and checks
+incoming JSON against these same dataclasses with msgspec, and pydantic (``TypeAdapter(Report)``)
+gives the OpenAPI schema of them.
 
 Wire format (JSON), schema ``boxkeeper.report/1``::
 
