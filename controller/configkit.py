@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.config import parse_duration
 from controller.errors import ConfigError
 
 T = TypeVar("T")
@@ -21,29 +22,14 @@ T = TypeVar("T")
 SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+#: ``15s``, ``5m``, ``2h``, ``1d``, ``500ms`` or a number of seconds → seconds (> 0): the agent's
+#: syntax, so one config language covers both.
+duration = parse_duration
 
 
 def severity_rank(severity: str) -> int:
     """Order of severities: info < warning < critical (unknown names rank lowest)."""
     return _SEVERITY_RANK.get(severity, -1)
-
-
-def duration(value: object) -> float:
-    """``15s``, ``5m``, ``2h``, ``1d``, ``500ms`` or a number of seconds → seconds (> 0)."""
-    if isinstance(value, bool):
-        raise ValueError("a duration such as 10s, 5m or 1h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        m = _DURATION_RE.match(str(value))
-        if not m:
-            raise ValueError("a duration such as 10s, 5m or 1h")
-        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    if seconds <= 0:
-        raise ValueError("a duration greater than zero")
-    return seconds
 
 
 def text(value: object) -> str:
