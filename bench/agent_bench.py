@@ -135,8 +135,28 @@ def stand_in_processes(workdir: Path) -> Iterator[None]:
             proc.wait(10)
 
 
-def bench_checks(portal: Portal, tcp_port: int, backup_glob: str) -> list[dict[str, Any]]:
-    """The example config's checks, retargeted at local things, every check at 1 s."""
+def closing_listener(host: str) -> socket.socket:
+    """A listening socket on a free port that accepts and closes every connection (a stand-in
+    for a service port that a tcp check probes); close it to stop."""
+    listener = socket.socket()
+    listener.bind((host, 0))
+    listener.listen(64)
+
+    def accept_forever() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # listener closed at the end
+            conn.close()
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    return listener
+
+
+def bench_checks(portal: Any, tcp_port: int, backup_glob: str) -> list[dict[str, Any]]:
+    """The example config's checks, retargeted at local things, every check at 1 s (``portal``:
+    anything with ``url(path)``)."""
     example = yaml.safe_load((REPO / "config" / "agent.example.yaml").read_text())
     checks: list[dict[str, Any]] = []
     for check in example["checks"]:
@@ -183,19 +203,7 @@ def footprint(
     portal = Portal(HOST)
     portal.start()
     sink = PushSink(HOST, token=TOKEN).start()
-    listener = socket.socket()  # stands in for MySQL's port: accepts and closes each connection
-    listener.bind((HOST, 0))
-    listener.listen(64)
-
-    def accept_forever() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return  # listener closed at the end
-            conn.close()
-
-    threading.Thread(target=accept_forever, daemon=True).start()
+    listener = closing_listener(HOST)  # stands in for MySQL's port
     backup = workdir / "backup" / "bench.tar.gz"
     backup.parent.mkdir()
     backup.write_bytes(os.urandom(1024 * 1024 + 1))

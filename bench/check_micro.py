@@ -17,36 +17,84 @@ Nothing is asserted; the figures are indicative (shared machine, ±20 %).
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import yaml
+from agent_bench import PORTAL_PAGE, bench_checks, closing_listener, stand_in_processes
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from agent.checks import build_check  # noqa: E402
-from agent.checks.process import ProcessCheck  # noqa: E402
-from agent.config import parse  # noqa: E402
-from agent.proctable import ProcessTable  # noqa: E402
+from agent.checks import build_check
+from agent.checks.process import ProcessCheck
+from agent.config import parse
+from agent.proctable import ProcessTable
 
 HOST = "127.0.0.1"
-PLUGINS = Path("/usr/lib/nagios/plugins")
-NAMES = ("nginx", "httpd", "mysqld", "redis-server", "memcached", "crond")
+
+
+class _StaticPortal:
+    """The portal page served by ``python -m http.server`` in a child process, so that serving it
+    does not count in this process's CPU (agent_bench's Portal runs in the bench's own process)."""
+
+    def __init__(self, directory: Path) -> None:
+        for sub in ("", "backend"):
+            (directory / sub).mkdir(exist_ok=True)
+            (directory / sub / "index.html").write_bytes(PORTAL_PAGE)
+        with socket.socket() as probe:
+            probe.bind((HOST, 0))
+            self.port = probe.getsockname()[1]
+        self.proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", HOST, str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=directory)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://{HOST}:{self.port}{path}"
 
 
 def _cpu(who: int) -> float:
     r = resource.getrusage(who)
     return r.ru_utime + r.ru_stime
+
+
+def _make(table: ProcessTable, c: Any) -> Any:
+    if c.type == "process":
+        match = c.options.get("match")
+        return ProcessCheck.from_config(c, psutil=table.named(match) if match else table)
+    return build_check(c)
+
+
+def _measure(objs: list[tuple[Any, Any]], table: ProcessTable, runs: int) -> None:
+    print(f"{'check':20s} {'type':9s} {'CPU ms/run':>10s} {'children ms/run':>16s}")
+    total = 0.0
+    for c, check in objs:
+        check.run(c.timeout)
+        own, children = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
+        for i in range(runs):
+            if c.type == "process" and i % 7 == 0:
+                table._taken = None  # a new scan, as once per agent cycle
+            check.run(c.timeout)
+        ms = (_cpu(resource.RUSAGE_SELF) - own) / runs * 1000
+        child_ms = (_cpu(resource.RUSAGE_CHILDREN) - children) / runs * 1000
+        total += ms
+        print(f"{c.name:20s} {c.type:9s} {ms:10.2f} {child_ms:16.2f}")
+    print(f"{'all checks, one run each':30s} {total:10.2f}")
+    rounds = max(5, runs // 2)
+    for mode in ("sequential", "8 threads"):
+        with ThreadPoolExecutor(8) as pool:
+            own = _cpu(resource.RUSAGE_SELF)
+            for _ in range(rounds):
+                table._taken = None
+                if mode == "sequential":
+                    for c, check in objs:
+                        check.run(c.timeout)
+                else:
+                    list(pool.map(lambda pair: pair[1].run(pair[0].timeout), objs))
+            ms = (_cpu(resource.RUSAGE_SELF) - own) / rounds * 1000
+        print(f"one round of all checks, {mode:10s}: {ms:.2f} ms")
 
 
 def main() -> int:
@@ -55,85 +103,20 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.runs <= 1000:
         parser.error("--runs 1..1000")
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        http_port = probe.getsockname()[1]
     tmp = Path(tempfile.mkdtemp(prefix="bk-check-micro-"))
-    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", HOST, str(http_port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
-    listener = socket.socket()
-    listener.bind((HOST, 0))
-    listener.listen(64)
-
-    def accept_forever() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            conn.close()
-
-    threading.Thread(target=accept_forever, daemon=True).start()
-    (tmp / "backup.tar.gz").write_bytes(os.urandom(1024 * 1024 + 1))
-    sleepers = [subprocess.Popen(["bash", "-c", f"exec -a {name} sleep 600"]) for name in NAMES]
+    portal = _StaticPortal(tmp / "www")
+    listener = closing_listener(HOST)
+    (tmp / "backup").mkdir()
+    (tmp / "backup" / "bench.tar.gz").write_bytes(b"\0" * (1024 * 1024 + 1))
+    checks = bench_checks(portal, listener.getsockname()[1], str(tmp / "backup" / "*.tar.gz"))
     try:
-        time.sleep(1.0)  # the HTTP server starts
-        example = yaml.safe_load((REPO / "config" / "agent.example.yaml").read_text())
-        checks: list[dict[str, Any]] = []
-        for check in example["checks"]:
-            check = dict(check)
-            if check["type"] == "http":
-                check["url"] = f"http://{HOST}:{http_port}/"
-                check.pop("body_regex", None)
-                check.pop("body_not_regex", None)
-            elif check["name"] == "mysql-port":
-                check["address"] = f"{HOST}:{listener.getsockname()[1]}"
-            elif check["name"] == "backup-fresh":
-                check["glob"] = str(tmp / "*.tar.gz")
-            elif check["type"] == "command":
-                check["command"] = [str(PLUGINS / Path(check["command"][0]).name), *check["command"][1:]]
-            checks.append(check)
-        cfg = parse({"host": "bench", "checks": checks}, "<bench>")
-        table = ProcessTable()
-
-        def make(c: Any) -> Any:
-            if c.type == "process":
-                match = c.options.get("match")
-                return ProcessCheck.from_config(c, psutil=table.named(match) if match else table)
-            return build_check(c)
-
-        objs = [(c, make(c)) for c in cfg.checks]
-        print(f"{'check':20s} {'type':9s} {'CPU ms/run':>10s} {'children ms/run':>16s}")
-        total = 0.0
-        for c, check in objs:
-            check.run(c.timeout)
-            own, children = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
-            for i in range(args.runs):
-                if c.type == "process" and i % 7 == 0:
-                    table._taken = None  # a new scan, as once per agent cycle
-                check.run(c.timeout)
-            ms = (_cpu(resource.RUSAGE_SELF) - own) / args.runs * 1000
-            child_ms = (_cpu(resource.RUSAGE_CHILDREN) - children) / args.runs * 1000
-            total += ms
-            print(f"{c.name:20s} {c.type:9s} {ms:10.2f} {child_ms:16.2f}")
-        print(f"{'all checks, one run each':30s} {total:10.2f}")
-        rounds = max(5, args.runs // 2)
-        for mode in ("sequential", "8 threads"):
-            with ThreadPoolExecutor(8) as pool:
-                own = _cpu(resource.RUSAGE_SELF)
-                for _ in range(rounds):
-                    table._taken = None
-                    if mode == "sequential":
-                        for c, check in objs:
-                            check.run(c.timeout)
-                    else:
-                        list(pool.map(lambda pair: pair[1].run(pair[0].timeout), objs))
-                ms = (_cpu(resource.RUSAGE_SELF) - own) / rounds * 1000
-            print(f"one round of all checks, {mode:10s}: {ms:.2f} ms")
+        with stand_in_processes(tmp):
+            time.sleep(1.0)  # the HTTP server starts
+            table = ProcessTable()
+            cfg = parse({"host": "bench", "checks": checks}, "<bench>")
+            _measure([(c, _make(table, c)) for c in cfg.checks], table, args.runs)
     finally:
-        server.kill()
-        for proc in sleepers:
-            proc.kill()
+        portal.proc.kill()
         listener.close()
     return 0
 
