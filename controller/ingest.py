@@ -323,22 +323,13 @@ def _values(*names: str) -> dict[str, Any]:
     return {name: bindparam(name) for name in names}
 
 
-# inventory.token_owner's query, on the raw cursor (it ran once per push through SQLAlchemy).
-_TOKEN_OWNER = _Raw(inventory._TOKEN_OWNER)
 _CHECK_COLUMNS = ("type", "status", "hard", "flapping", "summary", "attempt", "max_attempts",
                   "duration_seconds", "perfdata", "last_change", "updated_at", "report_seq")
-_LOCK_STATE = _Raw(
-    select(_T_STATE.c.last_seq, _T_STATE.c.reports_total)
-    .where(_T_STATE.c.host_id == bindparam("host_id")).with_for_update()
-)
 _NEW_STATE = _Raw(insert(_T_STATE).values(_values("host_id", "reports_total", "facts", "samples")))
 _SEEN = _Raw(select(_T_REPORTS.c.id).where(
     _T_REPORTS.c.host_id == bindparam("host_id"), _T_REPORTS.c.seq == bindparam("seq"),
 ))
 _ADD_REPORT = _Raw(insert(_T_REPORTS).values(_values("host_id", "seq", "received_at", "sent_at", "body")))
-_CHECKS_OF_HOST = _Raw(select(_T_CHECKS.c.name, _T_CHECKS.c.status, _T_CHECKS.c.hard).where(
-    _T_CHECKS.c.host_id == bindparam("host_id")
-))
 _ADD_CHECK = _Raw(insert(_T_CHECKS).values(_values("host_id", "name", *_CHECK_COLUMNS)))
 _UPDATE_CHECK = _Raw(
     update(_T_CHECKS)
@@ -374,32 +365,11 @@ def store_report(
     """Store one validated report in one transaction (see the module docstring)."""
     try:
         with db.transaction() as conn:
-            return _store(conn, owner, prepared(report, body), clock())
+            outcomes: list[BatchOutcome | None] = [None]
+            _store_hosts(conn, [(0, owner, prepared(report, body))], [owner.host_id], clock(), outcomes)
+            return cast(IngestResult, outcomes[0])
     except IntegrityError as exc:
         return _raced(db, owner.host_id, owner.host, report.seq, exc)
-
-
-def _store(conn: Connection, owner: inventory.TokenOwner, ready: Prepared, now: float) -> IngestResult:
-    report = ready.report
-    host_id = owner.host_id
-    row = _LOCK_STATE.run(conn, {"host_id": host_id}).fetchone()
-    if row is None:
-        _NEW_STATE.run(conn, {"host_id": host_id, "reports_total": 0, "facts": "{}", "samples": "[]"})
-        last_seq, total = None, 0
-    else:
-        last_seq, total = row[0], row[1] or 0
-    if _SEEN.run(conn, {"host_id": host_id, "seq": report.seq}).fetchone() is not None:
-        return IngestResult("duplicate", owner.host, report.seq)
-    _ADD_REPORT.run(conn, {
-        "host_id": host_id, "seq": report.seq, "received_at": now, "sent_at": report.sent_at,
-        "body": ready.body,
-    })
-    if last_seq is not None and report.seq < last_seq:
-        _TOUCH_STATE.run(conn, {"b_host_id": host_id, "last_report_at": now, "reports_total": total + 1})
-        return IngestResult("stored_late", owner.host, report.seq)
-    changes = _apply_checks(conn, host_id, ready, now)
-    _NEWEST_STATE.run(conn, _newest_state(host_id, ready, now, total + 1))
-    return IngestResult("stored", owner.host, report.seq, changes)
 
 
 @dataclass
@@ -465,14 +435,6 @@ def _newest_state(host_id: int, ready: Prepared, now: float, total: int) -> dict
     }
 
 
-def _apply_checks(conn: Connection, host_id: int, ready: Prepared, now: float) -> int:
-    rows = _CHECKS_OF_HOST.run(conn, {"host_id": host_id})
-    out = _Writes()
-    changes = _plan_checks(host_id, ready, now, {name: (status, hard) for name, status, hard in rows}, out)
-    out.flush(conn)
-    return changes
-
-
 def _raced(db: Database, host_id: int, host: str, seq: int, error: IntegrityError) -> IngestResult:
     """After an IntegrityError: "duplicate" only if another push of this (host, seq) won the race
     (the unique constraint), otherwise the error was something else: re-raise it."""
@@ -491,16 +453,10 @@ def store_in(conn: Connection, token: str, parsed: Prepared | InvalidReportError
     back). Used by :func:`ingest` (one transaction per report) and by the group-commit writer
     (several reports in one transaction, see :mod:`controller.ingest_writer`).
     """
-    row = _TOKEN_OWNER.run(conn, {"digest": tokens.hash_token(token)}).fetchone()
-    if row is None:
-        raise AuthError("unknown or revoked agent token")
-    owner = inventory.TokenOwner(row[0], row[1], row[2])
-    if isinstance(parsed, InvalidReportError):
-        raise parsed
-    host = parsed.report.host
-    if host != owner.host:
-        raise ForbiddenError(f"this token belongs to host {owner.host!r}, not {host[:100]!r}")
-    return _store(conn, owner, parsed, now)
+    outcome = store_batch(conn, [(token, parsed)], now)[0]
+    if isinstance(outcome, IngestError):
+        raise outcome
+    return outcome
 
 
 #: Batch reads: ``{hosts}`` / ``{seqs}`` / ``{digests}`` become as many placeholders as values
@@ -543,8 +499,8 @@ def store_batch(conn: Connection, jobs: list[tuple[str, Prepared | InvalidReport
 
     Per report the outcome is what :func:`store_in` gives it alone: the refused ones (401, 422,
     403, in that order) write nothing; a (host, seq) already stored is "duplicate"; an older seq
-    is "stored_late". Two reports of one host in a batch are stored one after the other by
-    :func:`_store`. A database error propagates (the caller rolls back the batch).
+    is "stored_late". Two reports of one host in a batch are stored one after the other (in two
+    rounds). A database error propagates (the caller rolls back the batch).
     """
     digests = [tokens.hash_token(token) for token, _ in jobs]
     owners = {
@@ -564,12 +520,17 @@ def store_batch(conn: Connection, jobs: list[tuple[str, Prepared | InvalidReport
             outcomes[i] = ForbiddenError(f"this token belongs to host {owner.host!r}, not {host[:100]!r}")
         else:
             valid.append((i, owner, parsed))
-    host_ids = sorted({owner.host_id for _, owner, _ in valid})
-    if len(host_ids) < len(valid):
-        for i, owner, ready in valid:
-            outcomes[i] = _store(conn, owner, ready, now)
-    elif valid:
-        _store_hosts(conn, valid, host_ids, now, outcomes)
+    # Rounds of distinct hosts: the n-th report of every host goes in round n, so one host's
+    # reports are stored in the order they came, each seeing the state the previous one left.
+    rounds: list[list[tuple[int, inventory.TokenOwner, Prepared]]] = []
+    per_host: dict[int, int] = {}
+    for item in valid:
+        n = per_host[item[1].host_id] = per_host.get(item[1].host_id, -1) + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(item)
+    for group in rounds:
+        _store_hosts(conn, group, sorted(owner.host_id for _, owner, _ in group), now, outcomes)
     assert all(outcome is not None for outcome in outcomes)
     return cast(list[BatchOutcome], outcomes)
 
