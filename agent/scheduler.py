@@ -3,14 +3,17 @@ and keeps their states.
 
 Workers
     Runs go to a :class:`~agent.workers.WorkerPool` of at most ``max_workers`` threads that are
-    started when first needed and then reused (no thread start per run). At most ``max_workers``
-    runs are active at once; a check that is due while all slots are busy waits for a free one. A
-    run still going ``timeout`` (+ a short grace, so a check that enforces its own timeout reports
-    first) after it started is reported UNKNOWN "timed out after 10s" and *abandoned*: its slot is
-    freed, its worker is written off (it leaves the pool when the stuck call returns; Python cannot
-    kill a thread) and replaced by a fresh one when needed, and while it is still alive the same
-    check is not started again — each due time reports UNKNOWN "still hung since ..." instead. So
-    at most ``max_workers`` pool workers plus one stuck worker per hung check exist.
+    started when first needed and then reused (no thread start per run). The pool runs the checks
+    due together one after the other on one worker (cheaper in CPU than running them at once), and
+    brings in another worker whenever the oldest waiting run has waited ``SPILL_SECONDS``, so a slow
+    or hung check holds up the others by that much at most. At most ``max_workers`` runs are active
+    at once; the others wait in the pool's queue. A run still going ``timeout`` (+ a short grace,
+    so a check that enforces its own timeout reports first) after it started is reported UNKNOWN
+    "timed out after 10s" and *abandoned*: its worker is written off (it leaves the pool when the
+    stuck call returns; Python cannot kill a thread) and replaced by a fresh one when needed, and
+    while it is still alive the same check is not started again — each due time reports UNKNOWN
+    "still hung since ..." instead. So at most ``max_workers`` pool workers plus one stuck worker
+    per hung check exist.
 
 Stopping
     :meth:`CheckScheduler.stop` stops scheduling, closes every check that has a ``close()`` (a
@@ -19,8 +22,9 @@ Stopping
 
 Timing
     ``clock`` (monotonic) drives due times and timeouts, ``wall`` stamps ``last_change`` and
-    "hung since". The next run is due ``interval`` after a run started, or ``retry_interval`` while
-    the check is soft-failing (see :mod:`agent.state`).
+    "hung since". The next run is due ``interval`` after the run was launched (so checks due
+    together stay together), or ``retry_interval`` while the check is soft-failing (see
+    :mod:`agent.state`); a run's timeout counts from when a worker took it.
 
 Callback
     ``on_hard_change(report)`` is called from the scheduler thread (or from the caller of
@@ -32,8 +36,7 @@ Callback
 finished ones, start due checks); :meth:`start` calls it from a background thread; tests call it
 with a fake clock. A finished run's result is applied to its check's state by the worker, under
 the lock, as it finishes; the worker wakes the scheduler thread only when there is something to
-do at once (a hard change to report, a check waiting for its slot, a sooner retry), not after
-every run.
+do at once (a hard change to report, a sooner retry), not after every run.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from agent.checks.base import Check, CheckResult, seconds_text
+from agent.checks.base import Check, CheckResult, seconds_text, timeout_text
 from agent.config import CheckConfig
 from agent.report import CheckReport, Status
 from agent.state import CheckState, StatePolicy, advance, next_delay, pending, policy_for, to_report
@@ -56,12 +59,16 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 1.0
 #: Longest the background thread sleeps between steps.
 MAX_SLEEP_SECONDS = 1.0
+#: How long a due check waits for the worker running the checks before it before another worker
+#: takes it (see agent.workers, "Lanes").
+SPILL_SECONDS = 0.05
 
 
 @dataclass(eq=False)
 class _Run:
-    started: float  # clock()
-    started_wall: float
+    queued: float  # clock() when launched
+    started: float | None = None  # clock() when its worker took it
+    started_wall: float = 0.0
     job: Job | None = None
     done: bool = False
     duration: float = 0.0
@@ -88,6 +95,7 @@ class CheckScheduler:
         wall: Callable[[], float] = time.time,
         max_workers: int = 8,
         grace: float = GRACE_SECONDS,
+        spill: float = SPILL_SECONDS,
         flap_low: float = 25.0,
         flap_high: float = 50.0,
     ) -> None:
@@ -104,11 +112,9 @@ class CheckScheduler:
             for cfg, check in checks
         ]
         self._cond = threading.Condition()
-        self._active = 0  # runs holding a worker slot
-        self._pool = WorkerPool(max_workers, name="check-worker")
+        self._pool = WorkerPool(max_workers, name="check-worker", spill_after=spill)
         self._events: list[CheckReport] = []  # hard changes applied by workers, for the callback
         self._waiters = 0  # run_once / wait_idle callers waiting for runs to finish
-        self._starved = False  # a due check is waiting for a free slot
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -153,7 +159,8 @@ class CheckScheduler:
             return tuple(to_report(e.state, e.policy) for e in self._entries)
 
     def run_once(self) -> tuple[CheckReport, ...]:
-        """Run every check once now (bounded by ``max_workers`` and each timeout); return the reports.
+        """Run every check once now (``max_workers`` at a time, each within its timeout); return the
+        reports.
 
         A check whose earlier run is still in progress is not started again: its run is awaited
         (or, if it is already past its timeout, reported as still hung).
@@ -163,23 +170,19 @@ class CheckScheduler:
         with self._cond:
             events += self._take_events()  # results of the background loop, not lost
             events += self._collect(self._clock())
-            launched: set[int] = set()
+            now = self._clock()
             for entry in todo:
                 if entry.run is not None and entry.run.abandoned and not entry.run.done:
                     events += self._apply(entry, self._hung_result(entry), 0.0)
-                    launched.add(id(entry))
+                elif entry.run is None or entry.run.done:
+                    self._launch(entry, now)
+                # else: a run in progress, awaited below
             while True:
                 now = self._clock()
                 events += self._take_events()
                 events += self._collect(now)
-                for entry in todo:
-                    if id(entry) in launched or self._active >= self._max_workers:
-                        continue
-                    if entry.run is None or entry.run.done:
-                        self._launch(entry, now)
-                    launched.add(id(entry))  # else: a run in progress, awaited below
                 busy = self._busy()
-                if len(launched) == len(todo) and not busy:
+                if not busy:
                     events += self._take_events()
                     break
                 self._wait(self._sleep_for(now, busy, idle=False))
@@ -207,7 +210,6 @@ class CheckScheduler:
             now = self._clock()
             events = self._take_events()
             events += self._collect(now)
-            self._starved = False
             for entry in self._entries:
                 if entry.due > now:
                     continue
@@ -217,9 +219,6 @@ class CheckScheduler:
                         events += self._apply(entry, self._hung_result(entry), 0.0)
                         entry.due = now + next_delay(entry.state, entry.cfg)
                     continue  # active run: collected when it ends or times out
-                if self._active >= self._max_workers:
-                    self._starved = True  # waits for a free slot: a finishing run wakes us
-                    continue
                 self._launch(entry, now)
             delay = self._sleep_for(now, self._busy())
         self._notify(events)
@@ -259,25 +258,26 @@ class CheckScheduler:
 
     def _sleep_for(self, now: float, busy: list[_Entry], *, idle: bool = True) -> float:
         """Until the next due check (``idle``) or the next run deadline; finished runs notify."""
-        times = [e.run.started + e.cfg.timeout + self._grace for e in busy if e.run is not None]
+        # (a run still queued in the pool: as if it started now, looked at again by then)
+        times = [(e.run.started if e.run.started is not None else now) + e.cfg.timeout + self._grace
+                 for e in busy if e.run is not None]
         if idle:
-            # A check due now but not started is waiting for a slot: a finishing run wakes us.
             times += [e.due for e in self._entries if e not in busy and e.due > now]
         if not times:
             return MAX_SLEEP_SECONDS
         return min(max(min(times) - now, 0.0), MAX_SLEEP_SECONDS)
 
     def _launch(self, entry: _Entry, now: float) -> None:
-        run = _Run(started=now, started_wall=self._wall())
+        run = _Run(queued=now)
         entry.run = run
         provisional = entry.due = now + entry.cfg.interval  # set properly when the result is in
-        self._active += 1
         check, timeout = entry.check, entry.cfg.timeout
 
         outcome: list[tuple[CheckResult, float]] = []
 
         def work() -> None:
-            started = self._clock()
+            run.started_wall = self._wall()
+            run.started = started = self._clock()  # its timeout counts from here
             try:
                 result = check.run(timeout)
             except Exception as exc:
@@ -293,13 +293,12 @@ class CheckScheduler:
                     log.warning("check %s finished %.1fs after it was reported hung; result dropped",
                                 entry.cfg.name, duration - timeout)
                     return
-                self._active -= 1
                 events = self._apply(entry, result, duration)
-                entry.due = run.started + next_delay(entry.state, entry.cfg)
+                entry.due = run.queued + next_delay(entry.state, entry.cfg)
                 self._events += events
                 # Wake the scheduler thread only when it has something to do now: deliver a hard
-                # change, start a check that waits for this slot, or reschedule a sooner retry.
-                if events or self._waiters or self._starved or entry.due < provisional:
+                # change, or reschedule a sooner retry.
+                if events or self._waiters or entry.due < provisional:
                     self._cond.notify_all()
 
         run.job = self._pool.submit(work, entry.cfg.name, after=publish)
@@ -310,18 +309,17 @@ class CheckScheduler:
         events: list[CheckReport] = []
         for entry in self._entries:
             run = entry.run
-            if run is None or run.abandoned or run.done:
-                continue
+            if run is None or run.abandoned or run.done or run.started is None:
+                continue  # (a run not started yet waits in the pool's queue)
             if now >= run.started + entry.cfg.timeout + self._grace:
                 run.abandoned = True
-                self._active -= 1
                 if run.job is not None:
                     self._pool.retire(run.job)  # a fresh worker takes its place
                 log.warning("check %s timed out after %s; its worker is written off",
                             entry.cfg.name, seconds_text(entry.cfg.timeout))
-                result = CheckResult(Status.UNKNOWN, f"timed out after {seconds_text(entry.cfg.timeout)}")
+                result = CheckResult(Status.UNKNOWN, timeout_text(entry.check, entry.cfg.timeout))
                 events += self._apply(entry, result, now - run.started)
-                entry.due = run.started + next_delay(entry.state, entry.cfg)
+                entry.due = run.queued + next_delay(entry.state, entry.cfg)
         return events
 
     def _hung_result(self, entry: _Entry) -> CheckResult:
@@ -329,7 +327,7 @@ class CheckScheduler:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.run.started_wall))
         return CheckResult(
             Status.UNKNOWN,
-            f"still hung since {since} (timed out after {seconds_text(entry.cfg.timeout)})",
+            f"still hung since {since} ({timeout_text(entry.check, entry.cfg.timeout)})",
         )
 
     def _apply(self, entry: _Entry, result: CheckResult, duration: float) -> list[CheckReport]:

@@ -33,6 +33,7 @@ from agent.checks import build_check
 from agent.checks.process import ProcessCheck
 from agent.config import parse
 from agent.proctable import ProcessTable
+from agent.scheduler import SPILL_SECONDS, CheckScheduler
 
 HOST = "127.0.0.1"
 
@@ -95,6 +96,17 @@ def _measure(objs: list[tuple[Any, Any]], table: ProcessTable, runs: int) -> Non
                     list(pool.map(lambda pair: pair[1].run(pair[0].timeout), objs))
             ms = (_cpu(resource.RUSAGE_SELF) - own) / rounds * 1000
         print(f"one round of all checks, {mode:10s}: {ms:.2f} ms")
+    for spill in (SPILL_SECONDS, 0.0):
+        sched = CheckScheduler(objs, max_workers=8, spill=spill)
+        sched.run_once()
+        own = _cpu(resource.RUSAGE_SELF)
+        for _ in range(rounds):
+            table._taken = None
+            sched.run_once()
+        ms = (_cpu(resource.RUSAGE_SELF) - own) / rounds * 1000
+        sched.stop()
+        how = f"lanes, spill after {spill * 1000:g} ms" if spill else "all at once (no lanes)"
+        print(f"CheckScheduler.run_once, {how}: {ms:.2f} ms")
 
 
 def main() -> int:

@@ -1,0 +1,111 @@
+"""The worker pool under the check scheduler: lanes, spilling over, the bound, written-off workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from agent.workers import WorkerPool
+
+
+def wait_for(predicate: Callable[[], bool], deadline: float = 10.0) -> None:
+    end = time.monotonic() + deadline
+    while not predicate():
+        assert time.monotonic() < end, "condition not reached in time"
+        time.sleep(0.005)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ran: list[tuple[str, str]] = []  # (job, thread)
+
+    def job(self, name: str, block: threading.Event | None = None) -> Callable[[], None]:
+        def run() -> None:
+            with self.lock:
+                self.ran.append((name, threading.current_thread().name))
+            if block is not None:
+                block.wait(30)
+        return run
+
+    def threads(self) -> set[str]:
+        with self.lock:
+            return {thread for _, thread in self.ran}
+
+
+def test_a_burst_of_quick_jobs_runs_in_order_on_one_worker() -> None:
+    rec, gate = Recorder(), threading.Event()
+    pool = WorkerPool(8, name="lane", spill_after=30.0)
+    try:
+        pool.submit(rec.job("gate", gate))  # holds the queue until the whole burst is in
+        for i in range(16):
+            pool.submit(rec.job(f"j{i}"))
+        gate.set()
+        wait_for(lambda: len(rec.ran) == 17)
+        assert [name for name, _ in rec.ran] == ["gate"] + [f"j{i}" for i in range(16)]
+        assert len(rec.threads()) == 1
+        assert pool.threads_started <= 2  # the worker, and at most one idle watcher
+    finally:
+        pool.close()
+
+
+def test_jobs_behind_a_slow_one_spill_over_to_another_worker() -> None:
+    rec, slow = Recorder(), threading.Event()
+    pool = WorkerPool(8, name="lane", spill_after=0.1)
+    try:
+        pool.submit(rec.job("slow", slow))
+        for i in range(5):
+            pool.submit(rec.job(f"quick{i}"))
+        wait_for(lambda: len(rec.ran) == 6)  # while "slow" still blocks its worker
+        assert not slow.is_set()
+        assert len(rec.threads()) >= 2  # (more than one helper if the machine is slow)
+    finally:
+        slow.set()
+        pool.close()
+
+
+def test_without_lanes_jobs_run_at_once_up_to_the_bound() -> None:
+    barrier = threading.Barrier(4, timeout=10)
+    pool = WorkerPool(4, name="eager")  # spill_after=0: every job to a free worker at once
+    done: list[int] = []
+    try:
+        for i in range(4):
+            pool.submit(lambda i=i: (barrier.wait(), done.append(i)))  # needs all 4 running together
+        wait_for(lambda: len(done) == 4)
+    finally:
+        pool.close()
+
+
+def test_no_more_than_max_workers_run_at_once() -> None:
+    rec, block = Recorder(), threading.Event()
+    pool = WorkerPool(2, name="bound", spill_after=0.02)
+    try:
+        for i in range(3):
+            pool.submit(rec.job(f"b{i}", block))
+        wait_for(lambda: len(rec.ran) == 2)
+        time.sleep(0.2)
+        assert len(rec.ran) == 2, "a third job ran beside two busy workers with max_workers=2"
+        block.set()
+        wait_for(lambda: len(rec.ran) == 3)
+    finally:
+        block.set()
+        pool.close()
+
+
+def test_a_retired_job_frees_its_place_for_a_fresh_worker() -> None:
+    rec, stuck = Recorder(), threading.Event()
+    pool = WorkerPool(1, name="one", spill_after=0.02)
+    try:
+        hung = pool.submit(rec.job("hung", stuck))
+        pool.submit(rec.job("next"))
+        wait_for(lambda: len(rec.ran) == 1)
+        time.sleep(0.1)
+        assert len(rec.ran) == 1  # the only worker is stuck
+        pool.retire(hung)
+        wait_for(lambda: len(rec.ran) == 2)  # a fresh worker took the queued job
+        assert len(rec.threads()) == 2
+        assert pool.workers == 1
+    finally:
+        stuck.set()
+        pool.close()
