@@ -2,7 +2,8 @@
 
 A check does its I/O inside ``run`` and must respect ``timeout`` itself where it can (sockets,
 subprocesses). The scheduler enforces the timeout as well: a check still running after it is
-reported UNKNOWN ("timed out after 10s") and the rest of the agent goes on.
+reported UNKNOWN ("timed out after 10s", or what the check's optional
+``timeout_summary(timeout)`` says) and the rest of the agent goes on.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ class Check(Protocol):
 def seconds_text(seconds: float) -> str:
     """``10`` → ``"10s"``, ``1.5`` → ``"1.5s"``: how timeouts read in summaries."""
     return f"{seconds:g}s"
+
+
+def timeout_text(check: object, timeout: float) -> str:
+    """How a run of ``check`` that did not finish within ``timeout`` is summarised."""
+    summary = getattr(check, "timeout_summary", None)
+    if callable(summary):
+        return str(summary(timeout))
+    return f"timed out after {seconds_text(timeout)}"
 
 
 def timed_out(timeout: float) -> CheckResult:

@@ -11,7 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from agent.checks.disk import DiskCheck, usage_from_statvfs
+from agent.config import parse
 from agent.report import Status
+from agent.scheduler import CheckScheduler
 
 
 def fake_statvfs(used_pct: float, inodes_pct: float, *, files: int = 1000) -> SimpleNamespace:
@@ -93,21 +95,35 @@ def test_hung_statvfs_is_abandoned_and_not_stacked() -> None:
         return fake_statvfs(10.0, 10.0)
 
     check = DiskCheck("nfs", "/mnt/nfs", statvfs=hanging)
+    disk = {"name": "nfs", "type": "disk", "path": "/mnt/nfs", "timeout": 0.2}
+    config = parse({"checks": [disk]}).checks[0]
+    sched = CheckScheduler([(config, check)], grace=0.1)
     try:
-        first = check.run(0.2)
+        first = sched.run_once()[0]
         assert first.status is Status.UNKNOWN
-        assert first.summary == "statvfs(/mnt/nfs) did not return within 0.2s (hung mount?)"
-        second = check.run(0.2)
+        assert first.summary == "statvfs(/mnt/nfs) did not return within 0.2s, hung mount?"
+        second = sched.run_once()[0]
         assert second.status is Status.UNKNOWN
-        assert second.summary.startswith("statvfs(/mnt/nfs) still hung since ")
+        assert second.summary.startswith("still hung since ")
+        assert second.summary.endswith("(statvfs(/mnt/nfs) did not return within 0.2s, hung mount?)")
         assert calls == ["/mnt/nfs"], "a second statvfs was started on a hung mount"
     finally:
         release.set()
     # once the mount answers again (the stuck call returns) the check works again
     deadline = time.monotonic() + 10
-    while check.run(1).status is not Status.OK and time.monotonic() < deadline:
+    while sched.run_once()[0].status is not Status.OK and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert check.run(1).status is Status.OK
+    assert sched.run_once()[0].status is Status.OK
+    sched.stop()
+
+
+def test_statvfs_error_is_unknown_with_the_reason() -> None:
+    def failing(path: str) -> SimpleNamespace:
+        raise PermissionError(13, "Permission denied")
+
+    result = DiskCheck("secret", "/root/private", statvfs=failing).run(1)
+    assert (result.status, result.summary) == (
+        Status.UNKNOWN, "cannot stat filesystem of /root/private: Permission denied")
 
 
 def test_missing_path_is_unknown(tmp_path: Path) -> None:
