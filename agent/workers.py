@@ -171,19 +171,18 @@ class WorkerPool:
         """As an idle worker, wait for a job to take; None when the pool is closed."""
         while True:
             if self._queue:
-                if self._wakes > 0 or self._running == 0:
-                    return self._take_idle()
-                wait = self._queue[0].queued + self._spill - self._clock()
-                if wait <= 0:  # the oldest job waited long enough: spill over to this worker
-                    job = self._take_idle()
-                    self._dispatch()  # the rest of the queue needs a watcher again
-                    return job
                 if self._watch_calls > 0:
-                    self._watch_calls -= 1
-                self._watchers += 1
-                self._cond.wait(wait)
-                self._watchers -= 1
-                continue
+                    self._watch_calls -= 1  # (this worker answers the call: it watches or takes)
+                if self._wakes == 0 and self._running > 0:
+                    wait = self._queue[0].queued + self._spill - self._clock()
+                    if wait > 0:  # watch: the oldest job has not waited long enough yet
+                        self._watchers += 1
+                        self._cond.wait(wait)
+                        self._watchers -= 1
+                        continue
+                job = self._take_idle()  # woken for it, nobody running, or spilling over
+                self._dispatch()  # the rest of the queue may need a watcher again
+                return job
             self._wakes = 0  # woken for jobs that others took
             self._watch_calls = 0
             if self._closed:

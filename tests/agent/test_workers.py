@@ -65,6 +65,20 @@ def test_jobs_behind_a_slow_one_spill_over_to_another_worker() -> None:
         pool.close()
 
 
+def test_each_slow_job_of_a_burst_gets_its_own_worker_in_turn() -> None:
+    rec, slow, quick = Recorder(), threading.Event(), threading.Event()
+    pool = WorkerPool(4, name="lane", spill_after=0.05)
+    try:
+        for i in range(3):
+            pool.submit(rec.job(f"slow{i}", slow))
+        pool.submit(quick.set)
+        assert quick.wait(5), "a quick job waited behind three slow ones with a fourth worker free"
+        assert len(rec.ran) == 3 and not slow.is_set()
+    finally:
+        slow.set()
+        pool.close()
+
+
 def test_without_lanes_jobs_run_at_once_up_to_the_bound() -> None:
     barrier = threading.Barrier(4, timeout=10)
     pool = WorkerPool(4, name="eager")  # spill_after=0: every job to a free worker at once
