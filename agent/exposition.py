@@ -12,9 +12,9 @@ are valid classic Prometheus names (all of the agent's are); a registry with any
 handed to ``generate_latest`` unchanged.
 
 :class:`MetricsServer` answers ``GET``/``HEAD`` on ``/metrics`` (and ``/``) with that text, 404
-elsewhere, 405 for other methods; one short-lived thread per connection (a slow client cannot
-hold up the next scrape), ``Connection: close``, a request head of at most 64 KiB read within
-``CLIENT_TIMEOUT`` seconds.
+elsewhere, 405 for other methods; connections handled on a few reused threads (a slow client
+holds up the next scrape by ``SPILL_SECONDS`` at most), ``Connection: close``, a request head of
+at most 64 KiB read within ``CLIENT_TIMEOUT`` seconds.
 """
 
 from __future__ import annotations
@@ -26,15 +26,22 @@ import socket
 import socketserver
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from agent.workers import WorkerPool
+
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CLIENT_TIMEOUT = 10.0
+#: Threads answering scrapes at most (a client slower than CLIENT_TIMEOUT is dropped).
+HANDLER_THREADS = 4
+#: How long a scrape waits behind a slow one before another thread takes it.
+SPILL_SECONDS = 0.05
 MAX_HEAD_BYTES = 64 * 1024
 _LEGACY_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _TYPES = {"counter": "counter", "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram",
@@ -196,7 +203,12 @@ class _Handler(socketserver.StreamRequestHandler):
 
 
 class MetricsServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """Serves a registry's text exposition; ``server_port`` is the bound port (0 picks one)."""
+    """Serves a registry's text exposition; ``server_port`` is the bound port (0 picks one).
+
+    Connections are handled on a :class:`~agent.workers.WorkerPool` of at most
+    ``HANDLER_THREADS`` reused threads (a thread started per scrape cost more than the HTTP
+    exchange); a connection waiting ``SPILL_SECONDS`` behind a slow client gets another thread.
+    """
 
     daemon_threads = True
     allow_reuse_address = True
@@ -208,7 +220,15 @@ class MetricsServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.address_family = family
         self._renderer = TextRenderer(registry)
         self._render_lock = threading.Lock()
+        self._pool = WorkerPool(HANDLER_THREADS, name="metrics-handler", spill_after=SPILL_SECONDS)
         super().__init__((str(sockaddr[0]), port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._pool.submit(lambda: self.process_request_thread(request, client_address), "scrape")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.close()
 
     @property
     def server_port(self) -> int:

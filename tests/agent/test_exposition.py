@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from agent.exposition import MetricsServer, TextRenderer, render_text
+from agent.exposition import HANDLER_THREADS, MetricsServer, TextRenderer, render_text
 from agent.metrics import serve, shutdown
 
 HOST = "127.0.1.112"  # the agent tests' share of 127.0.1.0/24
@@ -76,3 +77,15 @@ def test_server_answers_get_and_head_on_metrics_only(server: MetricsServer) -> N
     assert request(server, "GET", "/other")[0] == 404
     status, headers, _ = request(server, "POST", "/metrics")
     assert status == 405 and headers["allow"] == "GET, HEAD"
+
+
+def test_clients_that_send_nothing_do_not_hold_up_scrapes(server: MetricsServer) -> None:
+    # silent clients hold a handler thread each until CLIENT_TIMEOUT (10 s); the scrapes get the last
+    silent = [socket.create_connection((HOST, server.server_port)) for _ in range(HANDLER_THREADS - 1)]
+    try:
+        for _ in range(3):
+            status, _, body = request(server, "GET", "/metrics")
+            assert status == 200 and b"bk_requests_total{" in body
+    finally:
+        for sock in silent:
+            sock.close()
