@@ -202,7 +202,7 @@ def footprint(
     workdir.mkdir()
     portal = Portal(HOST)
     portal.start()
-    sink = PushSink(HOST, token=TOKEN).start()
+    sink = PushSink(HOST, token=TOKEN, keep_alive=True).start()  # as the controller: kept alive
     listener = closing_listener(HOST)  # stands in for MySQL's port
     backup = workdir / "backup" / "bench.tar.gz"
     backup.parent.mkdir()

@@ -15,10 +15,13 @@ from typing import Any
 
 
 class PushSink:
-    def __init__(self, host: str, port: int = 0, *, token: str) -> None:
+    def __init__(self, host: str, port: int = 0, *, token: str, keep_alive: bool = False) -> None:
         self.host = host
         self.port = port
         self.token = token
+        # keep_alive: answer HTTP/1.1 and keep the connection open, as the controller does (the
+        # benchmark); off by default so that stop() also ends every connection (the outage tests)
+        self.keep_alive = keep_alive
         self.status: int | None = None  # forced answer; None = behave like the controller
         self.reports: list[dict[str, Any]] = []  # every accepted report, in arrival order
         self.requests: list[tuple[int, dict[str, str], bytes]] = []  # (answer, headers, body) of all
@@ -35,6 +38,8 @@ class PushSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
