@@ -1,6 +1,6 @@
 """CPU of each check of config/agent.example.yaml when called directly (no scheduler, no agent).
 
-Command (from the repository root; about 30 s; needs monitoring-plugins-basic)::
+Command (from the repository root; about 90 s; needs monitoring-plugins-basic)::
 
     .venv/bin/python bench/check_micro.py
 
@@ -10,8 +10,11 @@ checks, a listening socket for the tcp check, ``sleep`` processes under the serv
 process checks, a 1 MiB backup file). Process checks share one ProcessTable, rescanned every seven
 runs as in one agent cycle. Reported per run: this process's CPU (user + system, ``getrusage``)
 and the CPU of the child processes (the plugins of command checks). A second part runs all
-checks as one round, sequentially and on 8 threads, to show what running them concurrently adds.
-Nothing is asserted; the figures are indicative (shared machine, ±20 %).
+checks as one round, sequentially and on 8 threads, to show what running them concurrently adds;
+a third runs the agent's CheckScheduler with every check due every second, with its lanes (due
+checks one after the other on one worker) and without (each due check to a free worker at once),
+alternating, ``--scheduler-seconds`` each. Nothing is asserted; the figures are indicative (shared
+machine, ±20 %).
 """
 
 from __future__ import annotations
@@ -96,25 +99,33 @@ def _measure(objs: list[tuple[Any, Any]], table: ProcessTable, runs: int) -> Non
                     list(pool.map(lambda pair: pair[1].run(pair[0].timeout), objs))
             ms = (_cpu(resource.RUSAGE_SELF) - own) / rounds * 1000
         print(f"one round of all checks, {mode:10s}: {ms:.2f} ms")
-    for spill in (SPILL_SECONDS, 0.0):
+
+
+
+def _scheduler(objs: list[tuple[Any, Any]], seconds: float) -> None:
+    """The agent's CheckScheduler running every check every second, as in the agent, with its
+    lanes and with every due check handed to a free worker at once (spill 0)."""
+    for spill in (SPILL_SECONDS, 0.0, SPILL_SECONDS, 0.0):
         sched = CheckScheduler(objs, max_workers=8, spill=spill)
-        sched.run_once()
-        own = _cpu(resource.RUSAGE_SELF)
-        for _ in range(rounds):
-            table._taken = None
-            sched.run_once()
-        ms = (_cpu(resource.RUSAGE_SELF) - own) / rounds * 1000
+        sched.start()
+        time.sleep(2.0)  # warm-up: every worker thread started
+        own, start = _cpu(resource.RUSAGE_SELF), time.monotonic()
+        time.sleep(seconds)
+        ms = (_cpu(resource.RUSAGE_SELF) - own) / (time.monotonic() - start) * 1000
         sched.stop()
-        how = f"lanes, spill after {spill * 1000:g} ms" if spill else "all at once (no lanes)"
-        print(f"CheckScheduler.run_once, {how}: {ms:.2f} ms")
+        how = f"lanes (spill after {spill * 1000:g} ms)" if spill else "all due checks at once    "
+        print(f"CheckScheduler, every check every 1 s, {how}: {ms:.2f} ms CPU per second, "
+              f"{sched.worker_threads_started} worker thread(s)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--scheduler-seconds", type=float, default=15.0,
+                        help="seconds per scheduler run (four runs; 0 to skip)")
     args = parser.parse_args()
-    if not 1 <= args.runs <= 1000:
-        parser.error("--runs 1..1000")
+    if not 1 <= args.runs <= 1000 or not 0 <= args.scheduler_seconds <= 120:
+        parser.error("--runs 1..1000, --scheduler-seconds 0..120")
     tmp = Path(tempfile.mkdtemp(prefix="bk-check-micro-"))
     portal = _StaticPortal(tmp / "www")
     listener = closing_listener(HOST)
@@ -125,8 +136,11 @@ def main() -> int:
         with stand_in_processes(tmp):
             time.sleep(1.0)  # the HTTP server starts
             table = ProcessTable()
-            cfg = parse({"host": "bench", "checks": checks}, "<bench>")
-            _measure([(c, _make(table, c)) for c in cfg.checks], table, args.runs)
+            cfg = parse({"host": "bench", "interval": "1s", "checks": checks}, "<bench>")
+            objs = [(c, _make(table, c)) for c in cfg.checks]
+            _measure(objs, table, args.runs)
+            if args.scheduler_seconds:
+                _scheduler(objs, args.scheduler_seconds)
     finally:
         portal.proc.kill()
         listener.close()
