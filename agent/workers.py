@@ -106,17 +106,19 @@ class WorkerPool:
         return job
 
     def retire(self, job: Job) -> None:
-        """Write off the worker running (or about to run) ``job``: it leaves the pool when ``job``
-        returns, and its place is free at once for a new worker."""
+        """Write off the worker running ``job`` (or the one that will take it, if it is still
+        queued): it leaves the pool when ``job`` returns, and its place is free for a new worker
+        at once (once taken, for a queued job)."""
         with self._cond:
             if job.retired or job.done:
                 return
             job.retired = True
-            self._workers -= 1
-            if job.counted:
+            if job.counted:  # running: its worker leaves the pool when it returns
                 job.counted = False
                 self._running -= 1
-            self._dispatch()
+                self._workers -= 1
+                self._dispatch()
+            # else still queued: the worker that takes it is written off then (_take)
 
     def close(self) -> None:
         """No more jobs: idle workers exit now, busy ones after their current job."""
@@ -162,7 +164,10 @@ class WorkerPool:
     def _take(self) -> Job:
         job = self._queue.popleft()
         job.started = self._clock()
-        if not job.retired:
+        if job.retired:  # written off before it started: so is the worker that runs it now
+            self._workers -= 1
+            self._dispatch()
+        else:
             job.counted = True
             self._running += 1
         return job

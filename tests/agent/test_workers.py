@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -120,6 +121,62 @@ def test_a_retired_job_frees_its_place_for_a_fresh_worker() -> None:
         wait_for(lambda: len(rec.ran) == 2)  # a fresh worker took the queued job
         assert len(rec.threads()) == 2
         assert pool.workers == 1
+    finally:
+        stuck.set()
+        pool.close()
+
+
+def test_random_mix_every_job_runs_once_within_the_bound() -> None:
+    """Quick, slow and stuck jobs submitted from several threads, stuck ones retired (as the
+    scheduler does on a timeout): every job runs exactly once, and never do more than
+    ``max_workers`` jobs that are not written off run at once."""
+    rng = random.Random(7)
+    pool = WorkerPool(3, name="mix", spill_after=0.01)
+    lock = threading.Lock()
+    ran: dict[int, int] = {}
+    active: set[int] = set()  # running and not written off
+    written_off: set[int] = set()
+    peak = [0]
+    stuck = threading.Event()
+
+    def make(i: int, kind: str) -> Callable[[], None]:
+        def run() -> None:
+            with lock:
+                ran[i] = ran.get(i, 0) + 1
+                if i not in written_off:
+                    active.add(i)
+                    peak[0] = max(peak[0], len(active))
+            if kind == "slow":
+                time.sleep(rng.uniform(0.001, 0.03))
+            elif kind == "stuck":
+                stuck.wait(30)
+            with lock:
+                active.discard(i)
+        return run
+
+    def submitter(first: int) -> None:
+        for i in range(first, first + 100):
+            kind = rng.choice(["quick"] * 6 + ["slow"] * 3 + ["stuck"])
+            job = pool.submit(make(i, kind), f"j{i}")
+            if kind == "stuck":
+                time.sleep(0.02)
+                with lock:
+                    written_off.add(i)
+                    pool.retire(job)
+                    active.discard(i)
+            time.sleep(rng.uniform(0, 0.002))
+
+    try:
+        threads = [threading.Thread(target=submitter, args=(n * 100,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        stuck.set()
+        wait_for(lambda: len(ran) == 300, deadline=30)
+        time.sleep(0.05)
+        assert set(ran.values()) == {1}, "a job ran twice"
+        assert peak[0] <= 3, f"{peak[0]} jobs ran at once with max_workers=3"
     finally:
         stuck.set()
         pool.close()
