@@ -59,8 +59,8 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 1.0
 #: Longest the background thread sleeps between steps.
 MAX_SLEEP_SECONDS = 1.0
-#: How long a due check waits for the worker running the checks before it before another worker
-#: takes it (see agent.workers, "Lanes").
+#: How long a due check may wait behind the checks queued before it until another worker takes it
+#: (see agent.workers, "Lanes").
 SPILL_SECONDS = 0.05
 
 
@@ -285,7 +285,7 @@ class CheckScheduler:
                 result = CheckResult(Status.UNKNOWN, f"check crashed: {type(exc).__name__}: {exc}")
             outcome.append((result, self._clock() - started))
 
-        def publish() -> None:  # runs once the worker is free again (WorkerPool.submit)
+        def publish() -> None:  # runs on the same worker right after work() (WorkerPool.submit)
             result, duration = outcome[0]
             with self._cond:
                 run.duration, run.done = duration, True

@@ -7,13 +7,13 @@ job is queued and no idle worker is there to take it, and idle workers wait for 
 
 Lanes (``spill_after``)
     Most checks take well under a millisecond of CPU, and running 16 of them at once on 8 threads
-    cost ~50 % more CPU than running them one after the other (the threads hand the GIL to each
-    other and wake each other up). With ``spill_after`` > 0 the pool runs queued jobs one after
-    the other on as few workers as it can: a worker that finishes a job takes the next one
-    straight away, and another worker joins only when the oldest queued job has waited
-    ``spill_after`` seconds (a slow or hung job then holds up the rest by that long, no more). An
-    idle worker watches the queue for that while jobs wait. ``spill_after=0`` (the default) hands
-    each job to a free worker at once.
+    cost 25-45 % more CPU than running them one after the other (the threads hand the GIL to
+    each other and wake each other up; bench/check_micro.py). With ``spill_after`` > 0 the pool
+    runs queued jobs one after the other on as few workers as it can: a worker that finishes a
+    job takes the next one straight away, and another worker joins only when the oldest queued
+    job has waited ``spill_after`` seconds (a slow or hung job then holds up the rest by that
+    long, no more). An idle worker watches the queue for that while jobs wait. ``spill_after=0``
+    (the default) hands each job to a free worker at once.
 
 Stuck workers
     Python cannot kill a thread. When a job runs past its deadline the owner calls
@@ -94,7 +94,6 @@ class WorkerPool:
         """Queue ``fn``; it runs as soon as a worker is free (see "Lanes" for ``spill_after``).
 
         ``after`` runs on the same worker once ``fn`` returned: publish a job's result there. A
-        job submitted from ``after`` is taken by the same worker next (no other thread woken); a
         retired job's ``after`` runs too (late), on the worker that then leaves the pool.
         """
         with self._cond:
