@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -89,3 +90,19 @@ def test_clients_that_send_nothing_do_not_hold_up_scrapes(server: MetricsServer)
     finally:
         for sock in silent:
             sock.close()
+
+
+def test_the_idle_accept_loop_does_not_poll_and_shutdown_still_stops_it() -> None:
+    srv, thread = serve(mixed_registry(), HOST, 0)
+    try:
+        assert request(srv, "GET", "/metrics")[0] == 200
+        time.sleep(0.3)  # the loop now sleeps in select() until a connection (or the stop) comes
+        with open(f"/proc/self/task/{thread.native_id}/status") as f:
+            before = int(f.read().split("\nvoluntary_ctxt_switches:")[1].split()[0])
+        time.sleep(1.2)  # socketserver's default would wake the loop twice in this time
+        with open(f"/proc/self/task/{thread.native_id}/status") as f:
+            after = int(f.read().split("\nvoluntary_ctxt_switches:")[1].split()[0])
+        assert after == before, "the idle accept loop woke up"
+    finally:
+        shutdown(srv, thread)  # (without the wake-up it would sleep out the hour-long select)
+    assert not thread.is_alive()
