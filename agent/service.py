@@ -46,6 +46,7 @@ log = logging.getLogger("agent")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FIRST_REPORT_DELAY = 2.0  # seconds after start: tells the controller quickly that the agent is up
 COALESCE = 0.2  # seconds to gather several hard changes into one report
+IDLE_WAKE_SECONDS = 60.0  # the main thread only waits for SIGTERM/SIGINT: no need to poll often
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -260,7 +261,7 @@ def run_agent(cfg: AgentConfig) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    while not service.wait(1.0):
+    while not service.wait(IDLE_WAKE_SECONDS):  # a signal's handler runs during the wait
         pass
     service.stop()
     return 0

@@ -350,3 +350,25 @@ def test_a_hung_run_does_not_eat_the_pool(fake_clock: FakeClock) -> None:
     step(sched, hung, other)
     assert hung.started == 2
     assert sched.worker_threads_started <= 3
+
+
+@pytest.mark.integration
+def test_the_scheduler_thread_sleeps_until_the_next_due_check() -> None:
+    check = FakeCheck("slow-interval", [OK] * 10)
+    sched = CheckScheduler([(cfg("slow-interval", interval=30), check)])
+    sched.start()
+    try:
+        wait_for(lambda: check.finished == 1)
+        time.sleep(0.2)
+        thread = next(t for t in threading.enumerate() if t.name == "check-scheduler")
+
+        def switches() -> int:
+            with open(f"/proc/self/task/{thread.native_id}/status") as f:
+                return int(f.read().split("\nvoluntary_ctxt_switches:")[1].split()[0])
+
+        before = switches()
+        time.sleep(2.5)  # nothing is due for 30 s: no reason to wake (a 1 s cap woke it twice)
+        assert switches() == before, "the idle scheduler thread woke up"
+        assert check.started == 1
+    finally:
+        sched.stop()
