@@ -16,7 +16,11 @@ Part 1 — footprint. Starts, on this machine and in the same run:
   all 16 checks + one report built, spooled (fsync) and pushed + one /metrics scrape;
 - ``prometheus-node-exporter`` with its default collectors on 127.0.0.1 and a free port.
 
-Both /metrics endpoints are scraped every second for ``--cycles`` cycles. Reported for each process:
+Both /metrics endpoints are scraped every second for ``--cycles`` cycles.
+
+``--interval 15`` runs the example config as it is instead (its own 15 s intervals and push
+interval; one push and one scrape per 15 s cycle), a single footprint run (``--cycles 20``:
+5 minutes; plus 5 for the run without checks). Reported for each process:
 RSS and PSS (psutil ``memory_full_info``) at the end, and CPU seconds per cycle/scrape = delta of
 the process's user+system CPU time over the cycles / cycles. The agent's children (the check_load
 and check_swap plugin processes it runs) are reported separately.
@@ -154,9 +158,11 @@ def closing_listener(host: str) -> socket.socket:
     return listener
 
 
-def bench_checks(portal: Any, tcp_port: int, backup_glob: str) -> list[dict[str, Any]]:
-    """The example config's checks, retargeted at local things, every check at 1 s (``portal``:
-    anything with ``url(path)``)."""
+def bench_checks(
+    portal: Any, tcp_port: int, backup_glob: str, every: str | None = "1s",
+) -> list[dict[str, Any]]:
+    """The example config's checks, retargeted at local things, every check at ``every`` (None: the
+    example's own intervals) (``portal``: anything with ``url(path)``)."""
     example = yaml.safe_load((REPO / "config" / "agent.example.yaml").read_text())
     checks: list[dict[str, Any]] = []
     for check in example["checks"]:
@@ -176,8 +182,9 @@ def bench_checks(portal: Any, tcp_port: int, backup_glob: str) -> list[dict[str,
                 check["command"] = [*check["command"], "-n", "ok"]
         elif name == "push-server":
             check["cmdline_regex"] = "push-server"
-        check["interval"] = "1s"
-        check["retry_interval"] = "1s"
+        if every is not None:
+            check["interval"] = every
+            check["retry_interval"] = every
         checks.append(check)
     return checks
 
@@ -196,8 +203,10 @@ def cpu_seconds(proc: psutil.Process) -> tuple[float, float]:
 
 
 def footprint(
-    cycles: int, basedir: Path, push_interval: float, *, with_checks: bool = True,
+    cycles: int, basedir: Path, push_interval: float, *, with_checks: bool = True, period: float = 1.0,
 ) -> dict[str, Any]:
+    """``cycles`` cycles of ``period`` seconds: the agent's checks run every ``period`` (at 15 s:
+    the example config's own intervals), both /metrics are scraped once per cycle."""
     workdir = basedir / f"footprint-push-{push_interval:g}s{'' if with_checks else '-no-checks'}"
     workdir.mkdir()
     portal = Portal(HOST)
@@ -210,11 +219,12 @@ def footprint(
     token = workdir / "agent.token"
     token.write_text(TOKEN + "\n")
     token.chmod(0o600)
-    checks = bench_checks(portal, listener.getsockname()[1], str(backup.parent / "*.tar.gz"))
+    every = "1s" if period == 1.0 else (None if period == 15.0 else f"{period:g}s")
+    checks = bench_checks(portal, listener.getsockname()[1], str(backup.parent / "*.tar.gz"), every)
     if not with_checks:
         checks = []
     config = {
-        "host": "bench-box", "interval": "1s", "listen": f"127.0.0.1:{free_port('127.0.0.1')}",
+        "host": "bench-box", "interval": f"{period:g}s", "listen": f"127.0.0.1:{free_port('127.0.0.1')}",
         "controller": {"url": sink.url, "token_file": str(token), "push_interval": f"{push_interval:g}s"},
         "spool": {"dir": str(workdir / f"spool-{push_interval:g}"), "max_bytes": "64MiB"},
         "checks": checks,
@@ -245,7 +255,7 @@ def footprint(
             for cycle in range(cycles):
                 agent_bytes = scrape(agent.metrics_url)
                 ne_bytes = scrape(ne_url)
-                time.sleep(max(0.0, start + cycle + 1 - time.monotonic()))
+                time.sleep(max(0.0, start + (cycle + 1) * period - time.monotonic()))
             a1, ac1 = cpu_seconds(agent_ps)
             n1, _ = cpu_seconds(ne_ps)
             elapsed = time.monotonic() - start
@@ -269,7 +279,7 @@ def footprint(
         listener.close()
     return {
         "cycles": cycles, "elapsed": elapsed, "push_interval": push_interval, "reports": reports,
-        "with_checks": with_checks,
+        "with_checks": with_checks, "period": period,
         "loadavg": os.getloadavg()[0], "loadavg_start": load_start, "agent_threads": agent_threads,
         "checks": len(checks),
         "statuses": statuses,
@@ -354,6 +364,15 @@ def mib(n: float) -> str:
 def write_results(fps: list[dict[str, Any]], outages: list[float], command: str, path: Path) -> str:
     cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                       if line.startswith("model name")), platform.machine())
+    period = fps[0]["period"]
+    if period == 1.0:
+        how = ("**every check every 1 s** (the example: 15 s); node_exporter with its default collectors. "
+               "Both /metrics endpoints scraped once per second. Two runs: reports pushed at the example's "
+               "push_interval (15 s), and every 1 s (worst case).")
+    else:
+        how = (f"the example config's own intervals, **one cycle = {period:g} s** (checks, push and scrape "
+               "once per cycle, as the example runs); node_exporter with its default collectors. Both "
+               f"/metrics endpoints scraped once every {period:g} s.")
     lines = [
         "# Agent benchmark",
         "",
@@ -367,14 +386,12 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
         "## Footprint, side by side in the same run",
         "",
         f"Agent: the {fps[0]['checks']} checks of config/agent.example.yaml pointed at local stand-ins "
-        "(see bench/agent_bench.py), **every check every 1 s** (the example: 15 s); node_exporter "
-        "with its default collectors. Both /metrics endpoints scraped once per second. "
-        "Two runs: reports pushed at the example's push_interval (15 s), and every 1 s (worst case).",
+        f"(see bench/agent_bench.py), {how}",
         "",
         "One agent cycle = 16 checks on the scheduler's reused worker threads (7 process checks "
         "sharing one /proc scan, 2 HTTP requests, a TCP connect, 3 statvfs, a glob, 2 plugin "
         "processes) + one /metrics scrape (+ one report built, fsync'd to the spool and POSTed, in "
-        "the 1 s push run). One node_exporter scrape = its collectors once.",
+        "a cycle with a push). One node_exporter scrape = its collectors once.",
         "",
     ]
     for fp in fps:
@@ -385,11 +402,11 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
                 "",
                 "The issue's comparison above puts 16 service checks plus a scrape against a scrape. To "
                 "compare like with like as well, the same agent binary with **no checks** (host "
-                "collectors, /metrics, a report every 15 s), scraped every second beside node_exporter "
-                "in the same way: CPU per scrape of the agent's metrics path against node_exporter's.",
+                "collectors, /metrics, a report every 15 s), scraped beside node_exporter in the same "
+                "way: CPU per scrape of the agent's metrics path against node_exporter's.",
                 "",
             ]
-        title = "no checks" if not fp["with_checks"] else f"{fp['checks']} checks every 1 s"
+        title = "no checks" if not fp["with_checks"] else f"{fp['checks']} checks, cycle {fp['period']:g} s"
         lines += [
             f"### {title}, push_interval {fp['push_interval']:g} s: {fp['cycles']} cycles in "
             f"{fp['elapsed']:.0f} s, "
@@ -449,21 +466,29 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--outages", type=int, default=3, help="outage detection runs (0 to skip)")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "agent.md")
+    parser.add_argument("--interval", type=float, default=1.0,
+                        help="cycle length in s: 1 (default) runs every check every second; 15 runs "
+                             "the example config's own intervals, one push and one scrape per cycle")
     parser.add_argument("--no-metrics-only", action="store_true",
                         help="skip the added run of the agent without checks (its metrics path alone)")
     args = parser.parse_args()
-    if not 1 <= args.cycles <= 1000 or not 0 <= args.outages <= 10:
-        parser.error("--cycles 1..1000, --outages 0..10")
+    if not 1 <= args.cycles <= 1000 or not 0 <= args.outages <= 10 or not 1 <= args.interval <= 60:
+        parser.error("--cycles 1..1000, --outages 0..10, --interval 1..60")
+    if args.cycles * args.interval > 3600:
+        parser.error("--cycles × --interval: one hour at most")
     command = ".venv/bin/python bench/agent_bench.py " + " ".join(sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="boxkeeper-bench-") as tmp:
         workdir = Path(tmp)
         fps = []
-        for push_interval in (15.0, 1.0):
-            print(f"footprint: {args.cycles} cycles at 1 s, push every {push_interval:g} s ...", flush=True)
-            fps.append(footprint(args.cycles, workdir, push_interval))
+        period = args.interval
+        for push_interval in (15.0, 1.0) if period == 1.0 else (period,):
+            print(f"footprint: {args.cycles} cycles of {period:g} s, push every {push_interval:g} s ...",
+                  flush=True)
+            fps.append(footprint(args.cycles, workdir, push_interval, period=period))
         if not args.no_metrics_only:
-            print(f"footprint: {args.cycles} cycles at 1 s, no checks (metrics path only) ...", flush=True)
-            fps.append(footprint(args.cycles, workdir, 15.0, with_checks=False))
+            print(f"footprint: {args.cycles} cycles of {period:g} s, no checks (metrics path only) ...",
+                  flush=True)
+            fps.append(footprint(args.cycles, workdir, 15.0, with_checks=False, period=period))
         print(f"outage detection: {args.outages} run(s) ...", flush=True)
         outages = outage_detection(args.outages, workdir) if args.outages else []
     print(write_results(fps, outages, command.strip(), args.output))
