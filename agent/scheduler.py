@@ -267,7 +267,8 @@ class CheckScheduler:
         times = [(e.run.started if e.run.started is not None else now) + e.cfg.timeout + self._grace
                  for e in busy if e.run is not None]
         if idle:
-            times += [e.due for e in self._entries if e not in busy and e.due > now]
+            # (a busy check's due time too: its run may end before it and leave it due then)
+            times += [e.due for e in self._entries if e.due > now]
         if not times:
             return MAX_SLEEP_SECONDS
         return min(max(min(times) - now, 0.0), MAX_SLEEP_SECONDS)

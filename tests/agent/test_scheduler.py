@@ -372,3 +372,15 @@ def test_the_scheduler_thread_sleeps_until_the_next_due_check() -> None:
         assert check.started == 1
     finally:
         sched.stop()
+
+
+@pytest.mark.integration
+def test_a_check_runs_at_its_interval_even_when_its_timeout_is_longer() -> None:
+    # the scheduler must wake for the next due time, not only for the running check's deadline
+    check = FakeCheck("often", [OK] * 100)
+    sched = CheckScheduler([(cfg("often", interval=0.2, timeout=30), check)])
+    sched.start()
+    try:
+        wait_for(lambda: check.finished >= 5, deadline=15)  # every 31 s if it slept to the deadline
+    finally:
+        sched.stop()
