@@ -214,9 +214,7 @@ class MetricsServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     exchange); a connection waiting ``SPILL_SECONDS`` behind a slow client gets another thread.
     """
 
-    daemon_threads = True
     allow_reuse_address = True
-    block_on_close = False
 
     def __init__(self, registry: Collector, host: str, port: int) -> None:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)

@@ -104,12 +104,9 @@ class CheckScheduler:
         flap_low: float = 25.0,
         flap_high: float = 50.0,
     ) -> None:
-        if max_workers < 1:
-            raise ValueError("max_workers must be 1 or more")
         self._clock = clock
         self._wall = wall
         self._on_hard_change = on_hard_change
-        self._max_workers = max_workers
         self._grace = grace
         now = clock()
         self._entries = [

@@ -39,10 +39,10 @@ log = logging.getLogger(__name__)
 
 
 class Job:
-    """One submitted callable. ``retired`` once its owner gave up waiting for it; ``started`` is
-    the pool clock's time its worker took it (None while queued)."""
+    """One submitted callable. ``retired`` once its owner gave up waiting for it; ``queued`` is the
+    pool clock's time it was submitted (for the spill-over)."""
 
-    __slots__ = ("after", "counted", "done", "fn", "name", "queued", "retired", "started")
+    __slots__ = ("after", "counted", "done", "fn", "name", "queued", "retired")
 
     def __init__(self, fn: Callable[[], None], name: str, after: Callable[[], None] | None,
                  queued: float) -> None:
@@ -50,7 +50,6 @@ class Job:
         self.after = after
         self.name = name
         self.queued = queued
-        self.started: float | None = None
         self.retired = False
         self.done = False
         self.counted = False  # its worker counts in WorkerPool._running
@@ -162,7 +161,6 @@ class WorkerPool:
 
     def _take(self) -> Job:
         job = self._queue.popleft()
-        job.started = self._clock()
         if job.retired:  # written off before it started: so is the worker that runs it now
             self._workers -= 1
             self._dispatch()

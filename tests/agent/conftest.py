@@ -265,6 +265,12 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         proc.wait(5)
 
 
+def voluntary_switches(thread: threading.Thread) -> int:
+    """How many times ``thread`` has gone to sleep so far (/proc: voluntary context switches)."""
+    with open(f"/proc/self/task/{thread.native_id}/status") as f:
+        return int(f.read().split("\nvoluntary_ctxt_switches:")[1].split()[0])
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:

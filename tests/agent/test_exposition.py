@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from agent.exposition import HANDLER_THREADS, MetricsServer, TextRenderer, render_text
 from agent.metrics import serve, shutdown
+from tests.agent.conftest import voluntary_switches
 
 HOST = "127.0.1.112"  # the agent tests' share of 127.0.1.0/24
 
@@ -97,12 +98,9 @@ def test_the_idle_accept_loop_does_not_poll_and_shutdown_still_stops_it() -> Non
     try:
         assert request(srv, "GET", "/metrics")[0] == 200
         time.sleep(0.3)  # the loop now sleeps in select() until a connection (or the stop) comes
-        with open(f"/proc/self/task/{thread.native_id}/status") as f:
-            before = int(f.read().split("\nvoluntary_ctxt_switches:")[1].split()[0])
+        before = voluntary_switches(thread)
         time.sleep(1.2)  # socketserver's default would wake the loop twice in this time
-        with open(f"/proc/self/task/{thread.native_id}/status") as f:
-            after = int(f.read().split("\nvoluntary_ctxt_switches:")[1].split()[0])
-        assert after == before, "the idle accept loop woke up"
+        assert voluntary_switches(thread) == before, "the idle accept loop woke up"
     finally:
         shutdown(srv, thread)  # (without the wake-up it would sleep out the hour-long select)
     assert not thread.is_alive()

@@ -14,7 +14,7 @@ from agent.checks.command import CommandCheck
 from agent.config import CheckConfig, parse
 from agent.report import CheckReport, Status
 from agent.scheduler import CheckScheduler
-from tests.agent.conftest import FakeClock, pid_alive
+from tests.agent.conftest import FakeClock, pid_alive, voluntary_switches
 
 OK, WARN, CRIT, UNK = Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN
 
@@ -361,14 +361,9 @@ def test_the_scheduler_thread_sleeps_until_the_next_due_check() -> None:
         wait_for(lambda: check.finished == 1)
         time.sleep(0.2)
         thread = next(t for t in threading.enumerate() if t.name == "check-scheduler")
-
-        def switches() -> int:
-            with open(f"/proc/self/task/{thread.native_id}/status") as f:
-                return int(f.read().split("\nvoluntary_ctxt_switches:")[1].split()[0])
-
-        before = switches()
+        before = voluntary_switches(thread)
         time.sleep(2.5)  # nothing is due for 30 s: no reason to wake (a 1 s cap woke it twice)
-        assert switches() == before, "the idle scheduler thread woke up"
+        assert voluntary_switches(thread) == before, "the idle scheduler thread woke up"
         assert check.started == 1
     finally:
         sched.stop()
