@@ -12,6 +12,7 @@ Exit codes: 0 clean stop, 1 cannot run (spool unusable, listen address taken), 2
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -122,7 +123,8 @@ class AgentService:
             )
             reporter = Reporter(
                 host=cfg.host, agent_version=__version__, push_interval=cfg.controller.push_interval, seq=seq,
-                checks=self._snapshot, samples=sampler.samples, facts=facts.facts,
+                checks=self._snapshot, facts=facts.facts,
+                samples=functools.partial(sampler.for_report, cfg.controller.push_interval),
             )
             pusher = Pusher(spool, transport, clock=self._clock, url=cfg.controller.url)
             self._push = _Push(spool, reporter, pusher, cfg.controller.push_interval)

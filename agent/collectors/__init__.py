@@ -5,8 +5,10 @@ The contract is one small Protocol, :class:`Collector`: a ``name`` and ``collect
 ``_total`` for counters) and bounded label values (devices, mount points, CPU modes; never PIDs).
 A collector never raises for a missing counter: it returns fewer samples. :class:`HostSampler`
 runs them all, isolates failures (logged once per collector, counted in
-``boxkeeper_collector_errors_total{collector}``) and caches the result briefly so a scrape and a
-report built in the same instant share one collection.
+``boxkeeper_collector_errors_total{collector}``) and caches the result: a scrape reuses a
+collection at most ``max_age`` (1 s) old; a report (:meth:`HostSampler.for_report`) carries what
+the latest scrape returned if that was less than one push interval ago, so a box scraped as often
+as it pushes collects once per scrape and not once more per report.
 
 Modules (one collector each): ``cpu``, ``memory`` (memory and swap), ``load``, ``filesystems``,
 ``diskio``, ``network``, ``facts`` (boot time and the :class:`~agent.report.Facts` of the box).
@@ -69,24 +71,43 @@ class HostSampler:
         self._lock = threading.Lock()
         self._cached: tuple[Sample, ...] = ()
         self._cached_at: float | None = None
+        self._scraped: tuple[Sample, ...] = ()  # what the latest scrape returned, and when
+        self._scraped_at: float | None = None
         self._errors: dict[str, int] = {c.name: 0 for c in self._collectors}
         self._failing: set[str] = set()
 
     def samples(self) -> tuple[Sample, ...]:
+        """Fresh values, or the latest collection if it is younger than ``max_age`` (for a scrape)."""
         with self._lock:
             now = self._clock()
-            if self._cached_at is not None and now - self._cached_at < self._max_age:
-                return self._cached
-            collected: list[Sample] = []
-            for collector in self._collectors:
-                collected.extend(self._run(collector))
-            collected.extend(
-                Sample("boxkeeper_collector_errors_total", float(count), "counter", {"collector": name})
-                for name, count in sorted(self._errors.items())
-            )
-            self._cached = tuple(collected)
-            self._cached_at = now
+            if self._cached_at is None or now - self._cached_at >= self._max_age:
+                self._collect(now)
+            self._scraped, self._scraped_at = self._cached, now
             return self._cached
+
+    def for_report(self, max_age: float) -> tuple[Sample, ...]:
+        """The values the latest scrape returned if that was less than ``max_age`` ago (a report
+        passes its push interval), else :meth:`samples`'s: a box that Prometheus scrapes as
+        often as it pushes collects once per scrape instead of once more for each report. A
+        report never reuses an earlier report's collection."""
+        with self._lock:
+            now = self._clock()
+            if self._scraped_at is not None and now - self._scraped_at < max_age:
+                return self._scraped
+            if self._cached_at is None or now - self._cached_at >= self._max_age:
+                self._collect(now)
+            return self._cached
+
+    def _collect(self, now: float) -> None:
+        collected: list[Sample] = []
+        for collector in self._collectors:
+            collected.extend(self._run(collector))
+        collected.extend(
+            Sample("boxkeeper_collector_errors_total", float(count), "counter", {"collector": name})
+            for name, count in sorted(self._errors.items())
+        )
+        self._cached = tuple(collected)
+        self._cached_at = now
 
     def _run(self, collector: Collector) -> tuple[Sample, ...]:
         try:

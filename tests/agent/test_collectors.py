@@ -179,6 +179,24 @@ def test_sampler_caches_within_max_age() -> None:
     assert ps.calls.count("cpu_times") == 2
 
 
+def test_a_report_carries_the_latest_scrape_within_its_push_interval() -> None:
+    now = [100.0]
+    ps = FakePsutil()
+    sampler = HostSampler([CpuCollector(ps)], max_age=1.0, clock=lambda: now[0])
+    scraped = sampler.samples()
+    now[0] += 10.0  # a report 10 s after the scrape, pushing every 15 s: no second collection
+    assert sampler.for_report(15.0) is scraped
+    assert ps.calls.count("cpu_times") == 1
+    now[0] += 6.0  # 16 s after the scrape: the report collects fresh values
+    sampler.for_report(15.0)
+    assert ps.calls.count("cpu_times") == 2
+    now[0] += 2.0  # a report never reuses an earlier report's collection, however young
+    sampler.for_report(15.0)
+    assert ps.calls.count("cpu_times") == 3
+    sampler.samples()  # but a scrape within max_age (1 s) of it does
+    assert ps.calls.count("cpu_times") == 3
+
+
 def test_default_collectors_cover_every_area() -> None:
     statvfs = FakeStatvfs()
     samples = HostSampler(default_collectors(FakePsutil(), statvfs=statvfs)).samples()
