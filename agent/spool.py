@@ -79,6 +79,7 @@ class Spool:
         self._bytes = 0
         self._dropped = 0
         self._rejected = 0
+        self._newest: tuple[int, bytes] | None = None  # the last report appended: read back free
         try:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._recover()
@@ -115,6 +116,7 @@ class Spool:
                 raise SpoolError(f"cannot write report {seq} to {self.dir}: {exc.strerror or exc}") from exc
             self._bytes += len(body) - self._sizes.get(seq, 0)
             self._sizes[seq] = len(body)
+            self._newest = (seq, body)
             self._enforce_bound()
 
     def _enforce_bound(self) -> None:
@@ -133,15 +135,24 @@ class Spool:
         )
 
     def _unlink(self, seq: int) -> None:
+        self._forget_newest(seq)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.dir / spool_name(seq))
         self._bytes -= self._sizes.pop(seq, 0)
 
+    def _forget_newest(self, seq: int) -> None:
+        if self._newest is not None and self._newest[0] == seq:
+            self._newest = None
+
     def oldest(self) -> tuple[int, bytes] | None:
-        """The oldest waiting report (seq, body), or None when the spool is empty."""
+        """The oldest waiting report (seq, body), or None when the spool is empty. When that is the
+        report appended last (the usual case: the controller is up), its body comes from memory
+        instead of being read back from the file just written."""
         with self._lock:
             while self._sizes:
                 seq = min(self._sizes)
+                if self._newest is not None and self._newest[0] == seq:
+                    return self._newest
                 try:
                     return seq, (self.dir / spool_name(seq)).read_bytes()
                 except FileNotFoundError:  # removed behind our back: forget it, go on
@@ -167,6 +178,7 @@ class Spool:
             try:
                 target_dir.mkdir(mode=0o700, exist_ok=True)
                 os.replace(self.dir / spool_name(seq), target)
+                self._forget_newest(seq)
                 self._bytes -= self._sizes.pop(seq, 0)
                 self._rejected += 1
                 kept = sorted(p for p in target_dir.iterdir() if _NAME_RE.match(p.name))

@@ -30,6 +30,20 @@ def test_replays_oldest_first_and_survives_a_restart(tmp_path: Path) -> None:
     assert Spool(tmp_path, max_bytes=10_000).seqs() == [2, 3]
 
 
+def test_the_report_just_stored_is_sent_from_memory_and_still_on_disk(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000)
+    spool.append(1, body(1))
+    (tmp_path / spool_name(1)).write_bytes(b"changed on disk")  # proves where oldest() read from
+    assert spool.oldest() == (1, body(1))  # the usual push: no read back of the file just written
+    spool.append(2, body(2))
+    assert spool.oldest() == (1, b"changed on disk")  # older reports come from their files
+    spool.remove(1)
+    assert spool.oldest() == (2, body(2))
+    assert (tmp_path / spool_name(2)).read_bytes() == body(2)  # durable all the same
+    spool.reject(2)
+    assert spool.oldest() is None
+
+
 def test_files_are_named_by_zero_padded_seq_and_private(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", max_bytes=10_000)
     spool.append(42, body(42))
