@@ -26,7 +26,8 @@ class NetworkCollector:
         self._exclude = re.compile(device_exclude)
 
     def collect(self) -> tuple[Sample, ...]:
-        counters = self._ps.net_io_counters(pernic=True) or {}
+        # nowrap=False: as in the diskio collector
+        counters = self._ps.net_io_counters(pernic=True, nowrap=False) or {}
         samples: list[Sample] = []
         for device in sorted(counters):
             if self._exclude.match(device):
