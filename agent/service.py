@@ -112,7 +112,7 @@ class AgentService:
 
         facts = FactsCollector(self._ps)
         collectors: Sequence[Collector] = (
-            CpuCollector(self._ps), LoadCollector(self._ps), MemoryCollector(self._ps),
+            CpuCollector(self._ps), LoadCollector(self._ps), MemoryCollector(),
             FilesystemCollector(self._ps), DiskIoCollector(self._ps), NetworkCollector(self._ps), facts,
         )
         sampler = HostSampler(collectors)

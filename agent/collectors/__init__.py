@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from agent.report import Sample
@@ -34,8 +35,11 @@ class Collector(Protocol):
     def collect(self) -> tuple[Sample, ...]: ...
 
 
-def default_collectors(ps: Any, **filesystem_options: Any) -> tuple[Collector, ...]:
-    """Every host collector reading through ``ps`` (the ``psutil`` module in production)."""
+def default_collectors(
+    ps: Any, *, meminfo: Path | None = None, **filesystem_options: Any,
+) -> tuple[Collector, ...]:
+    """Every host collector reading through ``ps`` (the ``psutil`` module in production); memory
+    from ``meminfo`` (default ``/proc/meminfo``)."""
     from agent.collectors.cpu import CpuCollector
     from agent.collectors.diskio import DiskIoCollector
     from agent.collectors.facts import FactsCollector
@@ -47,7 +51,7 @@ def default_collectors(ps: Any, **filesystem_options: Any) -> tuple[Collector, .
     return (
         CpuCollector(ps),
         LoadCollector(ps),
-        MemoryCollector(ps),
+        MemoryCollector(**({} if meminfo is None else {"meminfo": meminfo})),
         FilesystemCollector(ps, **filesystem_options),
         DiskIoCollector(ps),
         NetworkCollector(ps),

@@ -2,7 +2,8 @@
 
 :meth:`FactsCollector.facts` gives the :class:`~agent.report.Facts` sent with every report;
 :meth:`FactsCollector.collect` gives ``boxkeeper_boot_time_seconds`` (unix seconds, a gauge).
-The OS name and kernel are read once (they change only with a reboot, which restarts the agent).
+The OS name and boot time are read once (they change only with a reboot, which restarts the
+agent).
 """
 
 from __future__ import annotations
@@ -54,17 +55,25 @@ class FactsCollector:
     ) -> None:
         self._ps = ps
         self._uname = uname
+        self._boot: float | None = None
         self._os = read_os_release(os_release)
         if self._os == "unknown" and os_release == Path("/etc/os-release"):
             self._os = read_os_release(Path("/usr/lib/os-release"))
 
+    def boot_time(self) -> float:
+        """Boot time, read once (``psutil.boot_time()`` parses all of ``/proc/stat`` per call, and
+        the value is fixed for a boot, which restarts the agent); a failure is not cached."""
+        if self._boot is None:
+            self._boot = float(self._ps.boot_time())
+        return self._boot
+
     def facts(self) -> Facts:
         uname = self._uname()
         try:
-            boot: float | None = float(self._ps.boot_time())
+            boot: float | None = self.boot_time()
         except Exception:
             boot = None
         return Facts(hostname=uname.nodename, os=self._os, kernel=uname.release, boot_time=boot)
 
     def collect(self) -> tuple[Sample, ...]:
-        return (Sample("boxkeeper_boot_time_seconds", float(self._ps.boot_time())),)
+        return (Sample("boxkeeper_boot_time_seconds", self.boot_time()),)

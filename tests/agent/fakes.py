@@ -12,24 +12,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 scputimes = namedtuple("scputimes", "user nice system idle iowait irq softirq steal guest guest_nice")
-svmem = namedtuple("svmem", "total available percent used free")
-sswap = namedtuple("sswap", "total used free percent sin sout")
 sdiskpart = namedtuple("sdiskpart", "device mountpoint fstype opts")
 sdiskio = namedtuple("sdiskio", "read_count write_count read_bytes write_bytes read_time write_time")
 snetio = namedtuple("snetio", "bytes_sent bytes_recv packets_sent packets_recv errin errout dropin dropout")
 statvfs_result = namedtuple("statvfs_result", "f_bsize f_frsize f_blocks f_bfree f_bavail f_files f_ffree")
 
 CPU = scputimes(100.0, 1.0, 50.0, 1000.0, 5.0, 0.5, 0.25, 0.125, 0.0, 0.0)
-MEM = svmem(8 * 2**30, 6 * 2**30, 25.0, 2 * 2**30, 1 * 2**30)
-SWAP = sswap(2 * 2**30, 256 * 2**20, 2 * 2**30 - 256 * 2**20, 12.5, 0, 0)
 
 
 @dataclass
 class FakePsutil:
     cpu: scputimes = field(default_factory=lambda: CPU)
     load: tuple[float, float, float] = (0.5, 0.25, 0.125)
-    mem: svmem = field(default_factory=lambda: MEM)
-    swap: sswap = field(default_factory=lambda: SWAP)
     partitions: list[sdiskpart] = field(
         default_factory=lambda: [
             sdiskpart("/dev/vda1", "/", "ext4", "rw"),
@@ -64,12 +58,6 @@ class FakePsutil:
 
     def getloadavg(self) -> tuple[float, float, float]:
         return self.load
-
-    def virtual_memory(self) -> Any:
-        return self.mem
-
-    def swap_memory(self) -> Any:
-        return self.swap
 
     def disk_partitions(self, all: bool = False) -> Any:
         return list(self.partitions)

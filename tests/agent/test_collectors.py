@@ -47,16 +47,46 @@ def test_cpu_seconds_by_mode_are_counters() -> None:
     assert all(s.kind == "counter" for s in samples)
 
 
-def test_load_and_memory_in_base_units() -> None:
+MEMINFO = """\
+MemTotal:        8388608 kB
+MemFree:          524288 kB
+MemAvailable:    6291456 kB
+Buffers:           65536 kB
+SwapCached:            0 kB
+SwapTotal:       1048576 kB
+SwapFree:         786432 kB
+HugePages_Total:       0
+"""
+
+
+def test_load_and_memory_in_base_units(tmp_path: Path) -> None:
     ps = FakePsutil()
     load = LoadCollector(ps).collect()
     assert [s.value for s in load] == [0.5, 0.25, 0.125]
-    mem = MemoryCollector(ps).collect()
+    (tmp_path / "meminfo").write_text(MEMINFO)
+    mem = MemoryCollector(tmp_path / "meminfo").collect()
     assert value(mem, "boxkeeper_memory_total_bytes") == 8 * 2**30
     assert value(mem, "boxkeeper_memory_available_bytes") == 6 * 2**30
     assert value(mem, "boxkeeper_memory_used_bytes") == 2 * 2**30
+    assert value(mem, "boxkeeper_swap_total_bytes") == 2**30
     assert value(mem, "boxkeeper_swap_used_bytes") == 256 * 2**20
     assert all(s.kind == "gauge" for s in mem)
+
+
+def test_memory_agrees_with_psutil_on_this_machine() -> None:
+    import psutil
+
+    mem = MemoryCollector().collect()
+    vm, swap = psutil.virtual_memory(), psutil.swap_memory()
+    assert value(mem, "boxkeeper_memory_total_bytes") == vm.total
+    assert abs(value(mem, "boxkeeper_memory_available_bytes") - vm.available) < 64 * 2**20  # moves
+    assert value(mem, "boxkeeper_swap_total_bytes") == swap.total
+
+
+def test_memory_without_memavailable_leaves_out_what_it_cannot_know(tmp_path: Path) -> None:
+    (tmp_path / "meminfo").write_text("MemTotal: 1024 kB\nMemFree: 512 kB\n")  # kernels before 3.14
+    mem = MemoryCollector(tmp_path / "meminfo").collect()
+    assert [s.name for s in mem] == ["boxkeeper_memory_total_bytes"]
 
 
 def test_filesystems_space_and_inodes_skip_pseudo_and_duplicates() -> None:
@@ -132,13 +162,16 @@ def test_facts_from_os_release_uname_and_boot_time(tmp_path: Path) -> None:
     release = tmp_path / "os-release"
     release.write_text('NAME="Rocky Linux"\nVERSION_ID="9.4"\nPRETTY_NAME="Rocky Linux 9.4 (Blue Onyx)"\n')
     uname = os.uname_result(("Linux", "portal-01.acme.local", "5.14.0-427.el9.x86_64", "#1 SMP", "x86_64"))
-    collector = FactsCollector(FakePsutil(), os_release=release, uname=lambda: uname)
+    ps = FakePsutil()
+    collector = FactsCollector(ps, os_release=release, uname=lambda: uname)
     facts = collector.facts()
     assert facts.hostname == "portal-01.acme.local"
     assert facts.os == "Rocky Linux 9.4 (Blue Onyx)"
     assert facts.kernel == "5.14.0-427.el9.x86_64"
     assert facts.boot_time == 1_764_000_000.0
     assert collector.collect() == (Sample("boxkeeper_boot_time_seconds", 1_764_000_000.0),)
+    ps.boot = 1_764_000_001.0  # psutil's figure jitters with clock adjustments; a boot's is fixed
+    assert collector.facts().boot_time == 1_764_000_000.0
 
 
 def test_os_release_fallbacks(tmp_path: Path) -> None:
