@@ -25,11 +25,13 @@ import re
 import socket
 import socketserver
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from agent.workers import WorkerPool
@@ -81,6 +83,40 @@ def _help(text: str) -> str:
     return text.replace("\\", r"\\").replace("\n", r"\n")
 
 
+class SeriesFamily(Metric):
+    """A gauge or counter family kept as (label values, value) pairs.
+
+    For collectors that build the same families at every scrape: :class:`TextRenderer` writes the
+    pairs straight out (no prometheus-client ``Sample`` and labels dict per series, about half the
+    CPU of a ``GaugeMetricFamily``); anything else reading ``samples`` (``generate_latest``, tests)
+    gets the usual ``Sample`` values. A counter's name may end in ``_total`` (stripped from the
+    family name, as ``CounterMetricFamily`` does).
+    """
+
+    def __init__(self, name: str, documentation: str, typ: str, labels: Sequence[str] = ()) -> None:
+        if typ not in ("gauge", "counter"):
+            raise ValueError(f"SeriesFamily is for gauges and counters, not {typ!r}")
+        if typ == "counter" and name.endswith("_total"):
+            name = name[: -len("_total")]
+        super().__init__(name, documentation, typ)
+        self.label_names = tuple(labels)
+        self.sample_name = name + "_total" if typ == "counter" else name
+        self.pairs: list[tuple[tuple[str, ...], float]] = []
+
+    def add(self, values: tuple[str, ...], value: float) -> None:
+        """One series: ``values`` in the order of the family's label names."""
+        self.pairs.append((values, value))
+
+    @property
+    def samples(self) -> list[Sample]:
+        names, name = self.label_names, self.sample_name
+        return [Sample(name, dict(zip(names, values, strict=True)), value) for values, value in self.pairs]
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:  # Metric.__init__ sets [] (the pairs are kept)
+        pass
+
+
 class TextRenderer:
     """Renders a registry; remembers the formatted ``name{labels}`` of the series and the HELP/TYPE
     lines of the families it has seen (at most ``max_series`` of each, then it starts over), since
@@ -90,7 +126,7 @@ class TextRenderer:
         self._registry = registry
         self._max = max_series
         self._valid: dict[str, bool] = {}
-        self._series: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._series: dict[tuple[Any, ...], str] = {}  # (name, label items) or a SeriesFamily's key
         self._headers: dict[tuple[str, str, str], tuple[str, str]] = {}  # HELP/TYPE lines, doc
 
     def render(self) -> bytes:
@@ -125,6 +161,16 @@ class TextRenderer:
                 text = f"# HELP {mname} {doc}\n# TYPE {mname} {_TYPES.get(mtype, mtype)}\n"
                 header = headers[hkey] = (text, doc)
             out.append(header[0])
+            if type(metric) is SeriesFamily:
+                name, names = metric.sample_name, metric.label_names
+                for values, value in metric.pairs:
+                    skey = (name, names, values)
+                    prefix = series.get(skey)
+                    if prefix is None:
+                        labels = dict(zip(names, values, strict=True))
+                        prefix = series[skey] = _series_text(name, labels, legacy)
+                    out.append(f"{prefix} {_value(value)}\n")
+                continue
             doc = header[1]
             extra: dict[str, list[str]] = {}
             for sample in metric.samples:

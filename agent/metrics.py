@@ -38,7 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from agent.exposition import MetricsServer, render_text
+from agent.exposition import MetricsServer, SeriesFamily, render_text
 from agent.push import PushStats
 from agent.report import CheckReport, PerfValue, Sample
 from agent.spool import SpoolStats
@@ -85,15 +85,6 @@ def to_base_unit(perf: PerfValue) -> float:
     return perf.value * _UNIT_FACTORS.get(perf.unit.strip().lower(), 1.0)
 
 
-Family = GaugeMetricFamily | CounterMetricFamily
-
-
-def _family(name: str, help_text: str, kind: str, labels: Sequence[str]) -> Family:
-    if kind == "counter":
-        return CounterMetricFamily(name, help_text, labels=list(labels))
-    return GaugeMetricFamily(name, help_text, labels=list(labels))
-
-
 class AgentCollector(Collector):
     """Reads the agent's state through the callables it was given, at scrape time."""
 
@@ -127,62 +118,60 @@ class AgentCollector(Collector):
 
 
 def host_families(samples: Iterable[Sample]) -> list[Metric]:
-    families: dict[str, Family] = {}
-    label_sets: dict[str, list[str]] = {}
-    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    families: dict[str, SeriesFamily] = {}
+    seen: set[tuple[str, tuple[str, ...]]] = set()
     for sample in samples:
-        key = (sample.name, tuple(sorted(sample.labels.items())))
-        if key in seen:
-            continue
-        seen.add(key)
         family = families.get(sample.name)
-        label_names = sorted(sample.labels)
         if family is None:
             help_text = HOST_HELP.get(sample.name, f"Host metric {sample.name}.")
-            family = _family(sample.name, help_text, sample.kind, label_names)
-            families[sample.name] = family
-            label_sets[sample.name] = label_names
-        if label_sets[sample.name] != label_names:
+            kind = "counter" if sample.kind == "counter" else "gauge"
+            family = families[sample.name] = SeriesFamily(sample.name, help_text, kind, sorted(sample.labels))
+        labels = sample.labels
+        if len(labels) != len(family.label_names) or any(k not in labels for k in family.label_names):
             continue  # inconsistent label set: Prometheus would reject the family
-        family.add_metric([sample.labels[k] for k in label_names], sample.value)
+        values = tuple(labels[k] for k in family.label_names)
+        if (sample.name, values) in seen:
+            continue
+        seen.add((sample.name, values))
+        family.add(values, sample.value)
     return list(families.values())
 
 
 def check_families(checks: Sequence[CheckReport]) -> list[Metric]:
-    status = GaugeMetricFamily("boxkeeper_check_status",
-                               "Check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", labels=["check"])
-    hard = GaugeMetricFamily("boxkeeper_check_hard_state",
-                             "1 when the check's status is hard (confirmed after its retries), 0 while soft.",
-                             labels=["check"])
-    flapping = GaugeMetricFamily("boxkeeper_check_flapping", "1 while the check is flapping.",
-                                 labels=["check"])
-    duration = GaugeMetricFamily("boxkeeper_check_duration_seconds", "How long the check's last run took.",
-                                 labels=["check"])
-    changed = GaugeMetricFamily("boxkeeper_check_last_change_timestamp_seconds",
-                                "When the check last changed hard state, unix seconds.", labels=["check"])
-    perf = GaugeMetricFamily("boxkeeper_check_perfdata",
-                             "Check perfdata in base units: seconds, bytes, ratio (0..1) for percentages.",
-                             labels=["check", "label"])
-    process: dict[str, Family] = {
-        label: _family(name, help_text, kind, ["check"])
+    status = SeriesFamily("boxkeeper_check_status",
+                          "Check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", "gauge", ["check"])
+    hard = SeriesFamily("boxkeeper_check_hard_state",
+                        "1 when the check's status is hard (confirmed after its retries), 0 while soft.",
+                        "gauge", ["check"])
+    flapping = SeriesFamily("boxkeeper_check_flapping", "1 while the check is flapping.", "gauge", ["check"])
+    duration = SeriesFamily("boxkeeper_check_duration_seconds", "How long the check's last run took.",
+                            "gauge", ["check"])
+    changed = SeriesFamily("boxkeeper_check_last_change_timestamp_seconds",
+                           "When the check last changed hard state, unix seconds.", "gauge", ["check"])
+    perf = SeriesFamily("boxkeeper_check_perfdata",
+                        "Check perfdata in base units: seconds, bytes, ratio (0..1) for percentages.",
+                        "gauge", ["check", "label"])
+    process = {
+        label: SeriesFamily(name, help_text, kind, ["check"])
         for label, (name, help_text, kind) in PROCESS_PERFDATA.items()
     }
     for check in checks:
-        status.add_metric([check.name], float(int(check.status)))
-        hard.add_metric([check.name], 1.0 if check.hard else 0.0)
-        flapping.add_metric([check.name], 1.0 if check.flapping else 0.0)
-        duration.add_metric([check.name], check.duration_seconds)
+        key = (check.name,)
+        status.add(key, float(int(check.status)))
+        hard.add(key, 1.0 if check.hard else 0.0)
+        flapping.add(key, 1.0 if check.flapping else 0.0)
+        duration.add(key, check.duration_seconds)
         if check.last_change is not None:
-            changed.add_metric([check.name], check.last_change)
+            changed.add(key, check.last_change)
         labels_seen: set[str] = set()
         for item in check.perfdata:
             if item.label in labels_seen:
                 continue
             labels_seen.add(item.label)
             if check.type == "process" and item.label in process:
-                process[item.label].add_metric([check.name], to_base_unit(item))
+                process[item.label].add(key, to_base_unit(item))
             else:
-                perf.add_metric([check.name, item.label], to_base_unit(item))
+                perf.add((check.name, item.label), to_base_unit(item))
     return [status, hard, flapping, duration, changed, perf, *process.values()]
 
 

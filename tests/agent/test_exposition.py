@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from agent.exposition import HANDLER_THREADS, MetricsServer, TextRenderer, render_text
+from agent.exposition import HANDLER_THREADS, MetricsServer, SeriesFamily, TextRenderer, render_text
 from agent.metrics import serve, shutdown
 from tests.agent.conftest import voluntary_switches
 
@@ -38,6 +38,28 @@ def test_text_is_byte_for_byte_what_prometheus_client_writes() -> None:
     assert renderer.render() == generate_latest(registry)
     assert renderer.render() == generate_latest(registry)  # again, from the remembered series
     assert render_text(registry) == generate_latest(registry)
+
+
+def test_series_families_render_as_prometheus_client_would_write_them() -> None:
+    class Pairs(Collector):
+        def collect(self) -> Iterator[SeriesFamily]:
+            sizes = SeriesFamily("bk_fs_size_bytes", "Sizes\nper mount.", "gauge", ["mountpoint", "fstype"])
+            sizes.add(("/", "ext4"), 1e12)
+            sizes.add(('/mnt/a "b" \\ c\n', "nfs"), 2.5)
+            reads = SeriesFamily("bk_reads_total", "Reads.", "counter", ["device"])
+            reads.add(("vda",), 123456789.0)
+            up = SeriesFamily("bk_up", "Up.", "gauge")
+            up.add((), 1.0)
+            yield from (sizes, reads, up)
+
+    registry = CollectorRegistry()
+    registry.register(Pairs())
+    renderer = TextRenderer(registry)
+    text = renderer.render()
+    assert text == generate_latest(registry)  # generate_latest reads the usual Samples
+    assert renderer.render() == text  # again, from the remembered series
+    assert b'bk_fs_size_bytes{fstype="nfs",mountpoint="/mnt/a \\"b\\" \\\\ c\\n"} 2.5\n' in text
+    assert b"# TYPE bk_reads_total counter\nbk_reads_total{device=\"vda\"} 1.23456789e+08\n" in text
 
 
 def test_names_outside_the_classic_charset_fall_back_to_prometheus_client() -> None:
