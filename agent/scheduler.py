@@ -114,6 +114,7 @@ class CheckScheduler:
             for cfg, check in checks
         ]
         self._cond = threading.Condition()
+        self._reports: tuple[CheckReport, ...] | None = None  # snapshot() of the current states
         self._pool = WorkerPool(max_workers, name="check-worker", spill_after=spill)
         self._events: list[CheckReport] = []  # hard changes applied by workers, for the callback
         self._waiters = 0  # run_once / wait_idle callers waiting for runs to finish
@@ -156,9 +157,15 @@ class CheckScheduler:
         return self._pool.threads_started
 
     def snapshot(self) -> tuple[CheckReport, ...]:
-        """The latest state of every check, in config order (thread-safe)."""
+        """The latest state of every check, in config order (thread-safe). Built once per change of
+        state: a scrape and a report between two runs share it."""
         with self._cond:
-            return tuple(to_report(e.state, e.policy) for e in self._entries)
+            return self._snapshot()
+
+    def _snapshot(self) -> tuple[CheckReport, ...]:
+        if self._reports is None:
+            self._reports = tuple(to_report(e.state, e.policy) for e in self._entries)
+        return self._reports
 
     def run_once(self) -> tuple[CheckReport, ...]:
         """Run every check once now (``max_workers`` at a time, each within its timeout); return the
@@ -188,7 +195,7 @@ class CheckScheduler:
                     events += self._take_events()
                     break
                 self._wait(self._sleep_for(now, busy, idle=False))
-            reports = tuple(to_report(e.state, e.policy) for e in self._entries)
+            reports = self._snapshot()
         self._notify(events)
         return reports
 
@@ -336,6 +343,7 @@ class CheckScheduler:
     def _apply(self, entry: _Entry, result: CheckResult, duration: float) -> list[CheckReport]:
         t = advance(entry.state, result, duration=duration, now=self._wall(), policy=entry.policy)
         entry.state = t.state
+        self._reports = None
         if t.hard_changed or t.flapping_changed:
             return [to_report(t.state, entry.policy)]
         return []
