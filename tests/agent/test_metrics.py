@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 
 from agent.collectors import HostSampler, default_collectors
-from agent.metrics import AgentCollector, build_registry, render, serve, shutdown, to_base_unit
+from agent.metrics import AgentCollector, SelfCollector, build_registry, render, serve, shutdown, to_base_unit
 from agent.push import PushStats
 from agent.report import CheckReport, PerfValue, Status
 from agent.spool import SpoolStats
@@ -78,6 +78,22 @@ def test_registry_is_fresh_and_nothing_is_registered_at_import() -> None:
 
     assert REGISTRY.get_sample_value("boxkeeper_agent_info", {"version": "0.1.0"}) is None
     assert registry().get_sample_value("boxkeeper_agent_info", {"version": "0.1.0"}) == 1.0
+
+
+def test_own_process_metrics_are_what_prometheus_client_reports() -> None:
+    from prometheus_client.process_collector import ProcessCollector
+
+    ours = {m.name: m for m in SelfCollector().collect()}
+    theirs = {m.name: m for m in ProcessCollector(registry=None).collect()}
+    assert set(ours) == set(theirs)
+    for name, family in theirs.items():
+        assert (ours[name].type, ours[name].documentation) == (family.type, family.documentation)
+        [mine], [reference] = ours[name].samples, family.samples
+        assert mine.name == reference.name and mine.labels == reference.labels == {}
+        if name in ("process_start_time_seconds", "process_max_fds"):
+            assert mine.value == reference.value
+        else:  # read a moment apart: memory, CPU and fds may move a little
+            assert mine.value == pytest.approx(reference.value, rel=0.2, abs=2.0), name
 
 
 def test_check_states() -> None:
