@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,25 @@ def test_truncated_names_are_extended_like_psutil_and_vanished_processes_skipped
     assert names == {20: "kworker/u4:1-ev", 21: "bk-very-long-daemon-name"}
 
 
+def settled(proc: psutil.Process, timeout: float = 5.0) -> None:
+    """Wait (bounded) until a just-started process sleeps with the same RSS twice 50 ms apart."""
+    end = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < end:
+        rss = proc.memory_info().rss
+        if proc.status() == psutil.STATUS_SLEEPING and rss == last:
+            return
+        last = rss
+        time.sleep(0.05)
+
+
 def test_same_answers_as_psutil_for_real_processes(tmp_path: Path) -> None:
     marker = tmp_path / "bk-proctable-marker"
     marker.symlink_to("/bin/sleep")
     procs = [subprocess.Popen([str(marker), "300"]) for _ in range(2)]
     try:
+        for proc in procs:  # compare settled processes: while ld.so maps libc the RSS still grows
+            settled(psutil.Process(proc.pid))
         table = ProcessTable(max_age=10)
         results: list[Any] = []
         threads = [
