@@ -211,10 +211,11 @@ def push_families(stats: PushStats) -> list[Metric]:
 
 class SelfCollector(Collector):
     """The agent's own ``process_*`` metrics: the families, names and HELP texts of
-    prometheus-client's ``ProcessCollector`` (dashboards made for it work), for a third of its CPU
-    per scrape: one ``os.read`` of ``/proc/self/stat``, the fd limit from ``getrlimit``, and
-    :class:`~agent.exposition.SeriesFamily` values (instead of buffered ``open()`` calls, a parse of
-    ``/proc/self/limits`` and six ``GaugeMetricFamily`` objects). Nothing when /proc is absent."""
+    prometheus-client's ``ProcessCollector`` (dashboards made for it work), for less CPU per scrape
+    (0.20 against 0.29 ms with the caches cold, 0.045 against 0.11 ms warm): one ``os.read`` of
+    ``/proc/self/stat``, the fd limit from ``getrlimit``, and :class:`~agent.exposition.SeriesFamily`
+    values (instead of buffered ``open()`` calls, a parse of ``/proc/self/limits`` and six
+    ``GaugeMetricFamily`` objects). Nothing when /proc is absent."""
 
     def __init__(self, proc: str = "/proc") -> None:
         self._stat = f"{proc}/self/stat"

@@ -36,10 +36,10 @@ class Collector(Protocol):
 
 
 def default_collectors(
-    ps: Any, *, meminfo: Path | None = None, **filesystem_options: Any,
+    ps: Any, *, meminfo: Path = Path("/proc/meminfo"), **filesystem_options: Any,
 ) -> tuple[Collector, ...]:
     """Every host collector reading through ``ps`` (the ``psutil`` module in production); memory
-    from ``meminfo`` (default ``/proc/meminfo``)."""
+    from ``meminfo``."""
     from agent.collectors.cpu import CpuCollector
     from agent.collectors.diskio import DiskIoCollector
     from agent.collectors.facts import FactsCollector
@@ -51,7 +51,7 @@ def default_collectors(
     return (
         CpuCollector(ps),
         LoadCollector(ps),
-        MemoryCollector(**({} if meminfo is None else {"meminfo": meminfo})),
+        MemoryCollector(meminfo),
         FilesystemCollector(ps, **filesystem_options),
         DiskIoCollector(ps),
         NetworkCollector(ps),
