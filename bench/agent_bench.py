@@ -242,7 +242,11 @@ def footprint(
             agent.start()
             agent.wait_ready()
             wait_for("node_exporter /metrics", lambda: _try_scrape(ne_url), 60)
-            wait_for("a report at the sink", lambda: len(sink.seqs()) >= 1, 60)
+            try:
+                wait_for("a report at the sink", lambda: len(sink.seqs()) >= 1, 60)
+            except AssertionError:  # say why: the agent's log is in a directory about to go
+                print(agent.log_path.read_text(errors="replace")[-4000:], file=sys.stderr)
+                raise
             time.sleep(3)  # warm-up: every check has run a few times
             assert agent.proc is not None
             agent_ps, ne_ps = psutil.Process(agent.proc.pid), psutil.Process(node_exporter.pid)
