@@ -19,20 +19,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
 from agent import __version__
-from agent.collectors import Collector, HostSampler
-from agent.collectors.cpu import CpuCollector
-from agent.collectors.diskio import DiskIoCollector
+from agent.collectors import HostSampler, default_collectors
 from agent.collectors.facts import FactsCollector
-from agent.collectors.filesystems import FilesystemCollector
-from agent.collectors.load import LoadCollector
-from agent.collectors.memory import MemoryCollector
-from agent.collectors.network import NetworkCollector
 from agent.config import AgentConfig, CheckConfig
 from agent.errors import AgentError, SpoolError, TokenFileError
 from agent.metrics import AgentCollector, build_registry, serve, shutdown
@@ -111,11 +105,7 @@ class AgentService:
         from agent.scheduler import CheckScheduler
 
         facts = FactsCollector(self._ps)
-        collectors: Sequence[Collector] = (
-            CpuCollector(self._ps), LoadCollector(self._ps), MemoryCollector(),
-            FilesystemCollector(self._ps), DiskIoCollector(self._ps), NetworkCollector(self._ps), facts,
-        )
-        sampler = HostSampler(collectors)
+        sampler = HostSampler(default_collectors(self._ps, facts=facts))
 
         if cfg.controller is not None and token is not None:
             spool = Spool(cfg.spool.dir, cfg.spool.max_bytes)  # SpoolError

@@ -21,9 +21,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.report import Sample
+
+if TYPE_CHECKING:
+    from agent.collectors.facts import FactsCollector
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +39,11 @@ class Collector(Protocol):
 
 
 def default_collectors(
-    ps: Any, *, meminfo: Path = Path("/proc/meminfo"), **filesystem_options: Any,
+    ps: Any, *, meminfo: Path = Path("/proc/meminfo"), facts: FactsCollector | None = None,
+    **filesystem_options: Any,
 ) -> tuple[Collector, ...]:
     """Every host collector reading through ``ps`` (the ``psutil`` module in production); memory
-    from ``meminfo``."""
+    from ``meminfo``; ``facts``: a FactsCollector of the caller's (it also gives report facts)."""
     from agent.collectors.cpu import CpuCollector
     from agent.collectors.diskio import DiskIoCollector
     from agent.collectors.facts import FactsCollector
@@ -55,7 +59,7 @@ def default_collectors(
         FilesystemCollector(ps, **filesystem_options),
         DiskIoCollector(ps),
         NetworkCollector(ps),
-        FactsCollector(ps),
+        FactsCollector(ps) if facts is None else facts,
     )
 
 
@@ -84,10 +88,8 @@ class HostSampler:
         """Fresh values, or the latest collection if it is younger than ``max_age`` (for a scrape)."""
         with self._lock:
             now = self._clock()
-            if self._cached_at is None or now - self._cached_at >= self._max_age:
-                self._collect(now)
-            self._scraped, self._scraped_at = self._cached, now
-            return self._cached
+            self._scraped, self._scraped_at = self._latest(now), now
+            return self._scraped
 
     def for_report(self, max_age: float) -> tuple[Sample, ...]:
         """The values the latest scrape returned if that was less than ``max_age`` ago (a report
@@ -98,9 +100,13 @@ class HostSampler:
             now = self._clock()
             if self._scraped_at is not None and now - self._scraped_at < max_age:
                 return self._scraped
-            if self._cached_at is None or now - self._cached_at >= self._max_age:
-                self._collect(now)
-            return self._cached
+            return self._latest(now)
+
+    def _latest(self, now: float) -> tuple[Sample, ...]:
+        """The cached collection if younger than ``max_age``, else a fresh one (lock held)."""
+        if self._cached_at is None or now - self._cached_at >= self._max_age:
+            self._collect(now)
+        return self._cached
 
     def _collect(self, now: float) -> None:
         collected: list[Sample] = []
