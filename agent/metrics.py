@@ -41,6 +41,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from agent.exposition import MetricsServer, SeriesFamily, render_text
+from agent.proctable import CLOCK_TICKS, PAGE_SIZE, read_proc
 from agent.push import PushStats
 from agent.report import CheckReport, PerfValue, Sample
 from agent.spool import SpoolStats
@@ -212,16 +213,14 @@ def push_families(stats: PushStats) -> list[Metric]:
 class SelfCollector(Collector):
     """The agent's own ``process_*`` metrics: the families, names and HELP texts of
     prometheus-client's ``ProcessCollector`` (dashboards made for it work), for less CPU per scrape
-    (0.20 against 0.29 ms with the caches cold, 0.045 against 0.11 ms warm): one ``os.read`` of
-    ``/proc/self/stat``, the fd limit from ``getrlimit``, and :class:`~agent.exposition.SeriesFamily`
-    values (instead of buffered ``open()`` calls, a parse of ``/proc/self/limits`` and six
-    ``GaugeMetricFamily`` objects). Nothing when /proc is absent."""
+    (0.20 against 0.29 ms with the caches cold, 0.045 against 0.11 ms warm): one read of
+    ``/proc/self/stat`` (:func:`agent.proctable.read_proc`), the fd limit from ``getrlimit``, and
+    :class:`~agent.exposition.SeriesFamily` values (instead of buffered ``open()`` calls, a parse
+    of ``/proc/self/limits`` and six ``GaugeMetricFamily`` objects). Nothing when /proc is absent."""
 
     def __init__(self, proc: str = "/proc") -> None:
         self._stat = f"{proc}/self/stat"
         self._fd = f"{proc}/self/fd"
-        self._ticks = os.sysconf("SC_CLK_TCK")
-        self._page = resource.getpagesize()
         try:
             with open(f"{proc}/stat", "rb") as stat:
                 self._btime = next(float(line.split()[1]) for line in stat if line.startswith(b"btime "))
@@ -232,17 +231,16 @@ class SelfCollector(Collector):
         if not self._btime:
             return []
         families: list[Metric] = []
+        raw = read_proc(self._stat)
+        if raw is None:
+            return []
         try:
-            fd = os.open(self._stat, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                parts = os.read(fd, 4096).rsplit(b")", 1)[-1].split()
-            finally:
-                os.close(fd)
-            ticks = self._ticks
+            parts = raw.rsplit(b")", 1)[-1].split()
+            ticks = CLOCK_TICKS
             for name, help_text, kind, value in (
                 ("process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", float(parts[20])),
                 ("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge",
-                 float(parts[21]) * self._page),
+                 float(parts[21]) * PAGE_SIZE),
                 ("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
                  "gauge", float(parts[19]) / ticks + self._btime),
                 ("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter",

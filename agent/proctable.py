@@ -44,7 +44,7 @@ _CHUNK = 64 * 1024
 _UTIME, _STIME, _RSS = 11, 12, 21
 
 
-def _read(path: str, whole: bool = False) -> bytes | None:
+def read_proc(path: str, whole: bool = False) -> bytes | None:
     """The content of a /proc file (``os.open``/``os.read``: a third of ``open()``'s cost).
 
     One read returns all of ``comm``, ``stat``, ``statm`` and ``status``; ``whole`` reads on to
@@ -89,12 +89,12 @@ class _LazyInfo(dict[str, Any]):
     def load(self, key: str) -> Any:
         value: Any = None
         if key == "cmdline":
-            raw = _read(f"{self._dir}/cmdline", whole=True)
+            raw = read_proc(f"{self._dir}/cmdline", whole=True)
             # one decode, then split: the same as decoding each argument (NUL is never part of a
             # UTF-8 sequence), for a third of the cost
             value = [] if raw is None else list(filter(None, raw.decode(errors="replace").split("\0")))
         elif key == "username":
-            raw = _read(f"{self._dir}/status")
+            raw = read_proc(f"{self._dir}/status")
             uid = _status_uid(raw) if raw is not None else None
             if uid is not None:
                 value = self._users.get(uid)
@@ -107,7 +107,7 @@ class _LazyInfo(dict[str, Any]):
         elif key in ("memory_info", "cpu_times"):
             # one read of ``stat`` gives both (its rss field is statm's): a matched process is
             # asked for both
-            raw = _read(f"{self._dir}/stat")
+            raw = read_proc(f"{self._dir}/stat")
             fields = raw.rsplit(b")", 1)[-1].split() if raw is not None else []
             memory = cpu = None
             if len(fields) > _RSS:
@@ -204,7 +204,7 @@ class ProcessTable:
             if not entry.isdigit():
                 continue
             proc_dir = f"{root}/{entry}"
-            comm = _read(f"{proc_dir}/comm")
+            comm = read_proc(f"{proc_dir}/comm")
             if comm is None:
                 continue  # exited during the scan
             name = comm.rstrip(b"\n").decode(errors="replace")
