@@ -101,7 +101,6 @@ def _measure(objs: list[tuple[Any, Any]], table: ProcessTable, runs: int) -> Non
         print(f"one round of all checks, {mode:10s}: {ms:.2f} ms")
 
 
-
 def _scheduler(objs: list[tuple[Any, Any]], seconds: float) -> None:
     """The agent's CheckScheduler running every check every second, as in the agent, with its
     lanes and with every due check handed to a free worker at once (spill 0)."""
