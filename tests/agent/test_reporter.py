@@ -132,18 +132,23 @@ def test_fast_to_dict_matches_dataclasses_asdict(tmp_path: Path) -> None:
 
 
 def test_a_reinstalled_agent_numbers_after_everything_its_predecessor_sent(tmp_path: Path) -> None:
-    from agent.reporter import unix_millis
-
+    # A fresh agent starts numbering at the wall clock in milliseconds (agent.reporter.unix_millis):
+    # the predecessor sent far fewer reports than milliseconds passed (one per push interval), so
+    # the reinstalled agent's first seq is above its last. The clock is injected: the predecessor
+    # starts at t0 and sends 50 reports, the reinstall comes one minute later.
+    t0_ms = 1_796_000_000_000
     old = tmp_path / "old"
     old.mkdir()
     spool = Spool(old, max_bytes=10**6)
-    first = SeqCounter(old / SEQ_FILE, floor=spool.max_seq() or 0, initial=unix_millis)
+    first = SeqCounter(old / SEQ_FILE, floor=spool.max_seq() or 0, initial=lambda: t0_ms)
     for _ in range(50):
         first.commit(first.reserve())
     previous_highest = first.last
+    assert previous_highest == t0_ms + 50
     new = tmp_path / "new"  # /var/lib/boxkeeper wiped: no seq file, empty spool
     new.mkdir()
-    fresh = SeqCounter(new / SEQ_FILE, floor=Spool(new, max_bytes=10**6).max_seq() or 0, initial=unix_millis)
+    fresh = SeqCounter(new / SEQ_FILE, floor=Spool(new, max_bytes=10**6).max_seq() or 0,
+                       initial=lambda: t0_ms + 60_000)
     assert fresh.reserve() > previous_highest
-    restarted = SeqCounter(old / SEQ_FILE, floor=0, initial=unix_millis)
+    restarted = SeqCounter(old / SEQ_FILE, floor=0, initial=lambda: t0_ms + 60_000)
     assert restarted.reserve() == previous_highest + 1  # a restart continues, it does not jump
