@@ -112,17 +112,27 @@ def expected_duration(session: Session, host: str, playbook: str) -> float:
     return statistics.median(took) if took else DEFAULT_EXPECTED_SECONDS
 
 
+_LOOKBACK_DAYS = (1, 8, 32, 367, 1462)
+
+
 def last_start(window: UpdateWindow, now: float) -> float:
     """The window's latest scheduled start at or before ``now`` (unix seconds)."""
     trigger = trigger_for(window.cron, window.timezone)
     current = datetime.fromtimestamp(now, UTC)
-    probe = current - timedelta(minutes=window.duration_minutes, days=1)
-    found = probe
-    while True:
-        nxt = trigger.get_next_fire_time(None, probe)
-        if nxt is None or nxt > current:
+    # A cron trigger only looks forward: scan forward from a point far enough back to hold one
+    # start (a day for a daily cron, a week for a weekly one, ... four years for 29 February).
+    for days in _LOOKBACK_DAYS:
+        probe = current - timedelta(minutes=window.duration_minutes, days=days)
+        found: datetime | None = None
+        while True:
+            nxt = trigger.get_next_fire_time(None, probe)
+            if nxt is None or nxt > current:
+                break
+            found, probe = nxt, nxt + timedelta(seconds=1)
+        if found is not None:
             return found.timestamp()
-        found, probe = nxt, nxt + timedelta(seconds=1)
+    raise ValueError(f"window {window.name!r}: cron {window.cron!r} had no start in the last "
+                     f"{_LOOKBACK_DAYS[-1]} days")
 
 
 def fire(window_id: int) -> None:

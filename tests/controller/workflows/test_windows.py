@@ -133,6 +133,19 @@ def test_window_runs_canary_first_and_halts_on_a_rollback(store: Database) -> No
     assert occurrence["status"] == "halted" and occurrence["run_ids"] == [1, 2]
 
 
+def test_last_start_of_a_weekly_window_seen_days_later() -> None:
+    # Saturdays 03:00 Moscow time (00:00 UTC); asked on Wednesday 2026-12-02 12:00 UTC.
+    window = UpdateWindow(name="sat-night", target="client:acme", playbook="p", cron="0 3 * * 6",
+                          duration_minutes=120, timezone="Europe/Moscow", variables={})
+    wednesday = datetime(2026, 12, 2, 12, 0, tzinfo=UTC).timestamp()
+    assert last_start(window, wednesday) == datetime(2026, 11, 28, 0, 0, tzinfo=UTC).timestamp()
+    saturday_start = datetime(2026, 12, 5, 0, 0, tzinfo=UTC).timestamp()
+    assert last_start(window, saturday_start) == saturday_start
+    yearly = UpdateWindow(name="new-year", target="h", playbook="p", cron="0 3 1 1 *",
+                          duration_minutes=60, timezone="UTC", variables={})
+    assert last_start(yearly, wednesday) == datetime(2026, 1, 1, 3, 0, tzinfo=UTC).timestamp()
+
+
 def test_host_whose_expected_duration_does_not_fit_is_not_started(store: Database) -> None:
     with store.session() as s:  # web3's updates took 3 hours before
         for i in range(3):
