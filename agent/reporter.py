@@ -5,16 +5,20 @@ does, in one thread, in this order:
 
 1. build the report with ``seq = last + 1`` (:meth:`SeqCounter.reserve`, in memory);
 2. write it to the spool (temp file, fsync, rename, fsync of the directory);
-3. write ``seq`` to ``spool.dir/seq`` the same way (:meth:`SeqCounter.commit`).
+3. take ``seq`` as used (:meth:`SeqCounter.advance`, in memory: the spool file of step 2 is its
+   durable record).
 
-Only after step 3 does the same thread push the spool, so a report can leave the spool only once
-its seq is in the ``seq`` file. On start the counter continues after the larger of that file and
-the highest seq still in the spool (or its ``rejected/`` folder). A ``kill -9`` at any point
-therefore neither repeats a seq (it is either in the file or in the spool) nor skips one (a seq is
-only taken by a report that reached the spool). A lost or stale ``seq`` file cannot make a seq
-repeat while the spool holds a later one.
+The spool keeps the highest seq on disk from then on: the report stays queued until the
+controller took it, and then becomes the spool's ``delivered`` file (a rename, see
+agent/spool.py), or it moves to ``rejected/``. On start the counter continues after the larger of
+the spool's highest seq (queued, ``delivered`` or ``rejected/``) and the ``seq`` file that earlier
+agent versions wrote after every report (one more write and two more fsyncs per report; still
+read, so an upgraded agent continues where it was). A ``kill -9`` at any point therefore neither
+repeats a seq (it is in the spool) nor skips one (a seq is only taken by a report that reached the
+spool). A stale ``seq`` file cannot make a seq repeat while the spool holds a later one.
 
-A fresh agent (no usable ``seq`` file and an empty spool: a first install, a reinstall, a wiped
+A fresh agent (no usable ``seq`` or ``delivered`` file and an empty spool: a first install, a
+reinstall, a wiped
 ``/var/lib/boxkeeper``) does not start at 1: it starts after ``initial()``, the current unix time
 in milliseconds in production. Otherwise a reinstalled agent would repeat the seqs its
 predecessor already delivered and the controller, which is idempotent on (host, seq) and ignores
@@ -43,7 +47,7 @@ from agent.report import (
     Sample,
     to_json,
 )
-from agent.spool import Spool, write_atomic
+from agent.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,9 @@ def unix_millis() -> int:
 
 
 class SeqCounter:
-    """A persistent counter: :meth:`reserve` the next value, :meth:`commit` it once it is used."""
+    """The seq counter: :meth:`reserve` the next value, :meth:`advance` past it once the report
+    that carries it is spooled. Starts after the larger of ``floor`` (the spool's highest seq) and
+    the ``seq`` file of earlier agent versions, or after ``initial()`` when both are missing."""
 
     def __init__(self, path: Path, *, floor: int = 0, initial: Callable[[], int] = lambda: 0) -> None:
         self.path = Path(path)
@@ -87,26 +93,15 @@ class SeqCounter:
             return self._last
 
     def reserve(self) -> int:
-        """The next seq (last + 1). Calling it again before :meth:`commit` gives the same value."""
+        """The next seq (last + 1). Calling it again before :meth:`advance` gives the same value."""
         with self._lock:
             return self._last + 1
 
-    def commit(self, seq: int) -> None:
-        """Record durably that ``seq`` is used (fsync'd before returning)."""
+    def advance(self, seq: int) -> None:
+        """Take ``seq`` as used. Nothing is written here: the caller has stored the report that
+        carries it durably (the spool, see the module docstring)."""
         with self._lock:
-            if seq <= self._last:
-                return
-            try:
-                write_atomic(self.path, f"{seq}\n".encode())
-            except OSError as exc:
-                raise SpoolError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-            self._last = seq
-
-    def next(self) -> int:
-        """Reserve and commit at once (for callers that do not spool)."""
-        seq = self.reserve()
-        self.commit(seq)
-        return seq
+            self._last = max(self._last, seq)
 
 
 def _clip(check: CheckReport) -> CheckReport:
@@ -156,8 +151,9 @@ class Reporter:
         )
 
     def spool_next(self, spool: Spool) -> Report:
-        """Build the next report, store it in ``spool`` durably, then commit its seq."""
+        """Build the next report, store it in ``spool`` durably (which records its seq), then take
+        its seq as used."""
         report = self.build()
         spool.append(report.seq, to_json(report))
-        self._seq.commit(report.seq)
+        self._seq.advance(report.seq)
         return report

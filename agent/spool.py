@@ -4,20 +4,26 @@ Layout of ``spool.dir``::
 
     00000000000000000042.json     one report per file, named by its zero-padded seq
     .00000000000000000043.json.tmp  a report being written (discarded on start: torn by a crash)
-    seq                            the last seq handed out (see agent/reporter.py)
+    delivered                      the newest report the controller took (its seq is the counter's
+                                   floor after a restart, see agent/reporter.py)
+    seq                            written by earlier agent versions (read on start, no longer written)
     rejected/                      reports the controller refused with a 4xx (the last N kept)
 
 Writing a report: write a temp file, ``fsync`` it, ``rename`` it to its final name, ``fsync`` the
 directory. After :meth:`Spool.append` returns, the report survives ``kill -9`` and power loss.
-Replay is oldest seq first. The spool is bounded by ``max_bytes``: when an append takes it over,
-the oldest reports are deleted first (the newest one is always kept), counted in
-:attr:`SpoolStats.dropped_total` and logged as one WARNING naming how many and which seq range.
+Replay is oldest seq first. A delivered report leaves the queue by a rename to ``delivered``
+(replacing the one before), so the highest seq ever handed out is always on disk — in a queued
+report, in ``rejected/`` or in ``delivered`` — without a file write of its own. The spool is
+bounded by ``max_bytes``: when an append takes it over, the oldest reports are deleted first (the
+newest one is always kept), counted in :attr:`SpoolStats.dropped_total` and logged as one WARNING
+naming how many and which seq range.
 All methods are thread-safe (one lock; file I/O of a single report happens under it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -31,6 +37,7 @@ log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^(\d{20})\.json$")
 REJECTED_DIR = "rejected"
+DELIVERED_FILE = "delivered"
 
 
 def spool_name(seq: int) -> str:
@@ -80,6 +87,7 @@ class Spool:
         self._dropped = 0
         self._rejected = 0
         self._newest: tuple[int, bytes] | None = None  # the last report appended: read back free
+        self._delivered: int | None = None  # seq of the report in DELIVERED_FILE
         try:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._recover()
@@ -97,6 +105,7 @@ class Spool:
             if m and entry.is_file():
                 self._sizes[int(m.group(1))] = entry.stat().st_size
         self._bytes = sum(self._sizes.values())
+        self._delivered = self._read_delivered()
         if torn:
             log.warning("spool %s: discarded %d partly written report(s) left by a crash", self.dir, torn)
         if self._sizes:
@@ -104,6 +113,17 @@ class Spool:
                 "spool %s: %d report(s) waiting (seq %d..%d, %d bytes)",
                 self.dir, len(self._sizes), min(self._sizes), max(self._sizes), self._bytes,
             )
+
+    def _read_delivered(self) -> int | None:
+        try:
+            seq = json.loads((self.dir / DELIVERED_FILE).read_bytes())["seq"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("spool %s: cannot read the seq of %s (%s); going by the queued reports and "
+                        "the seq file", self.dir, DELIVERED_FILE, exc)
+            return None
+        return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
 
     # -- queue -----------------------------------------------------------------------------
 
@@ -164,9 +184,24 @@ class Spool:
             return sorted(self._sizes)
 
     def remove(self, seq: int) -> None:
-        """Forget a delivered report (fsync of the directory is not needed: redelivery is harmless)."""
+        """Take a delivered report off the queue: renamed to ``delivered`` when it is the newest
+        delivered so far (else deleted). No fsync of the directory: a rename lost in a crash leaves
+        the report queued, and delivering it twice is harmless (the next append's fsync of the
+        directory makes it durable anyway)."""
         with self._lock:
-            self._unlink(seq)
+            if seq not in self._sizes or (self._delivered is not None and seq < self._delivered):
+                self._unlink(seq)
+                return
+            self._forget_newest(seq)
+            try:
+                os.replace(self.dir / spool_name(seq), self.dir / DELIVERED_FILE)
+                self._delivered = seq
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise SpoolError(f"cannot move delivered report {seq} in {self.dir}: "
+                                 f"{exc.strerror or exc}") from exc
+            self._bytes -= self._sizes.pop(seq, 0)
 
     def reject(self, seq: int) -> Path | None:
         """Move a refused report to ``rejected/`` (keeping the newest ``keep_rejected``)."""
@@ -190,9 +225,12 @@ class Spool:
             return target
 
     def max_seq(self) -> int | None:
-        """The highest seq in the spool (or its rejected/ folder), for seq recovery after a crash."""
+        """The highest seq in the spool, its rejected/ folder or the delivered report: the floor of
+        the seq counter after a restart or a crash."""
         with self._lock:
             seqs = list(self._sizes)
+            if self._delivered is not None:
+                seqs.append(self._delivered)
         rejected = self.dir / REJECTED_DIR
         if rejected.is_dir():
             seqs += [int(m.group(1)) for p in rejected.iterdir() if (m := _NAME_RE.match(p.name))]

@@ -18,12 +18,12 @@ def check(name: str = "portal", summary: str = "HTTP 200") -> CheckReport:
     )
 
 
-def make(tmp_path: Path, checks: list[CheckReport] | None = None) -> Reporter:
+def make(tmp_path: Path, checks: list[CheckReport] | None = None, floor: int = 0) -> Reporter:
     return Reporter(
         host="portal-01",
         agent_version="0.1.0",
         push_interval=15.0,
-        seq=SeqCounter(tmp_path / SEQ_FILE),
+        seq=SeqCounter(tmp_path / SEQ_FILE, floor=floor),
         checks=lambda: checks if checks is not None else [check()],
         samples=lambda: [Sample("boxkeeper_load1", 0.3)],
         facts=lambda: Facts("portal-01.acme.local", "Rocky Linux 9.4", "5.14.0", 1.0),
@@ -53,10 +53,19 @@ def test_seq_grows_and_is_persisted_once_the_report_is_spooled(tmp_path: Path) -
     assert [reporter.spool_next(spool).seq for _ in range(3)] == [1, 2, 3]
     assert spool.seqs() == [1, 2, 3]
     assert json.loads((tmp_path / "00000000000000000002.json").read_bytes())["seq"] == 2
-    assert (tmp_path / SEQ_FILE).read_text().strip() == "3"
+    assert not (tmp_path / SEQ_FILE).exists()  # the spooled report is the seq's record: no second write
     for seq in (1, 2, 3):
         spool.remove(seq)  # delivered
-    assert make(tmp_path).spool_next(spool).seq == 4  # a restarted agent continues
+    assert spool.seqs() == []
+    restarted = Spool(tmp_path, max_bytes=10**6)
+    assert restarted.seqs() == [] and restarted.max_seq() == 3  # the delivered report keeps it
+    assert make(tmp_path, floor=restarted.max_seq() or 0).spool_next(restarted).seq == 4  # continues
+
+
+def test_a_seq_file_of_an_older_agent_is_still_honoured(tmp_path: Path) -> None:
+    (tmp_path / SEQ_FILE).write_text("41\n")  # written by an earlier agent version, spool empty
+    spool = Spool(tmp_path, max_bytes=10**6)
+    assert make(tmp_path, floor=spool.max_seq() or 0).spool_next(spool).seq == 42
 
 
 def test_a_report_that_was_never_spooled_does_not_use_up_a_seq(tmp_path: Path) -> None:
@@ -75,26 +84,36 @@ def test_crash_after_spooling_before_the_seq_file_continues_after_the_spool(tmp_
 
 
 def test_seq_survives_kill_9(tmp_path: Path) -> None:
+    # five reports spooled and delivered (the spool then holds only the "delivered" file), kill -9
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from agent.reporter import SeqCounter\n"
-        "c = SeqCounter(Path(sys.argv[1]))\n"
-        "for _ in range(5): c.next()\n"
+        "from agent.reporter import SEQ_FILE, SeqCounter\n"
+        "from agent.spool import Spool\n"
+        "d = Path(sys.argv[1])\n"
+        "spool = Spool(d, max_bytes=10**6)\n"
+        "c = SeqCounter(d / SEQ_FILE, floor=spool.max_seq() or 0)\n"
+        "for _ in range(5):\n"
+        "    seq = c.reserve()\n"
+        "    spool.append(seq, b'{\"seq\":%d}' % seq)\n"
+        "    c.advance(seq)\n"
+        "    spool.remove(seq)\n"
         "os.kill(os.getpid(), 9)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / SEQ_FILE)], check=False, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False, timeout=60)
     assert result.returncode == -9
-    assert SeqCounter(tmp_path / SEQ_FILE).next() == 6
+    spool = Spool(tmp_path, max_bytes=10**6)
+    assert spool.seqs() == []
+    assert SeqCounter(tmp_path / SEQ_FILE, floor=spool.max_seq() or 0).reserve() == 6
 
 
 def test_lost_seq_file_never_reuses_a_spooled_seq(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=10**6)
     spool.append(41, b"{}")
     (tmp_path / SEQ_FILE).write_text("7\n")  # stale (restored from an old backup, say)
-    assert SeqCounter(tmp_path / SEQ_FILE, floor=spool.max_seq() or 0).next() == 42
+    assert SeqCounter(tmp_path / SEQ_FILE, floor=spool.max_seq() or 0).reserve() == 42
     (tmp_path / SEQ_FILE).write_text("garbage")
-    assert SeqCounter(tmp_path / SEQ_FILE, floor=spool.max_seq() or 0).next() == 42
+    assert SeqCounter(tmp_path / SEQ_FILE, floor=spool.max_seq() or 0).reserve() == 42
 
 
 def test_long_summaries_and_too_many_checks_are_clipped_to_the_schema_limits(tmp_path: Path) -> None:
@@ -141,8 +160,11 @@ def test_a_reinstalled_agent_numbers_after_everything_its_predecessor_sent(tmp_p
     old.mkdir()
     spool = Spool(old, max_bytes=10**6)
     first = SeqCounter(old / SEQ_FILE, floor=spool.max_seq() or 0, initial=lambda: t0_ms)
-    for _ in range(50):
-        first.commit(first.reserve())
+    for _ in range(50):  # spooled and delivered, as Reporter.spool_next and the Pusher do
+        seq = first.reserve()
+        spool.append(seq, b'{"seq":%d}' % seq)
+        first.advance(seq)
+        spool.remove(seq)
     previous_highest = first.last
     assert previous_highest == t0_ms + 50
     new = tmp_path / "new"  # /var/lib/boxkeeper wiped: no seq file, empty spool
@@ -150,5 +172,6 @@ def test_a_reinstalled_agent_numbers_after_everything_its_predecessor_sent(tmp_p
     fresh = SeqCounter(new / SEQ_FILE, floor=Spool(new, max_bytes=10**6).max_seq() or 0,
                        initial=lambda: t0_ms + 60_000)
     assert fresh.reserve() > previous_highest
-    restarted = SeqCounter(old / SEQ_FILE, floor=0, initial=lambda: t0_ms + 60_000)
+    restarted = SeqCounter(old / SEQ_FILE, floor=Spool(old, max_bytes=10**6).max_seq() or 0,
+                           initial=lambda: t0_ms + 60_000)
     assert restarted.reserve() == previous_highest + 1  # a restart continues, it does not jump

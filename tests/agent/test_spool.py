@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import SpoolError
-from agent.spool import Spool, spool_name
+from agent.spool import DELIVERED_FILE, Spool, spool_name
 
 
 def body(seq: int, size: int = 100) -> bytes:
@@ -110,7 +110,23 @@ def test_reject_moves_aside_and_keeps_only_the_last_n(tmp_path: Path) -> None:
     assert spool.stats().rejected_total == 3
     assert spool.max_seq() == 4
     spool.remove(4)
-    assert spool.max_seq() == 3  # rejected reports still count for seq recovery
+    assert spool.max_seq() == 4  # the delivered report counts for seq recovery
+    (tmp_path / DELIVERED_FILE).unlink()
+    assert Spool(tmp_path, max_bytes=100_000).max_seq() == 3  # rejected reports count too
+
+
+def test_delivered_reports_keep_the_highest_seq_on_disk(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=100_000)
+    for seq in (5, 6, 7):
+        spool.append(seq, body(seq))
+    spool.remove(5)
+    spool.remove(7)  # delivered out of order: the newest delivered one is kept
+    spool.remove(6)
+    assert spool.seqs() == [] and spool.stats().reports == 0 and spool.stats().bytes == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DELIVERED_FILE]
+    assert Spool(tmp_path, max_bytes=100_000).max_seq() == 7  # after a restart (or kill -9)
+    (tmp_path / DELIVERED_FILE).write_bytes(b"torn")
+    assert Spool(tmp_path, max_bytes=100_000).max_seq() is None  # unreadable: ignored, not a crash
 
 
 def test_concurrent_appends_and_removes_keep_the_books_straight(tmp_path: Path) -> None:
