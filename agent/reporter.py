@@ -18,9 +18,8 @@ repeats a seq (it is in the spool) nor skips one (a seq is only taken by a repor
 spool). A stale ``seq`` file cannot make a seq repeat while the spool holds a later one.
 
 A fresh agent (no usable ``seq`` or ``delivered`` file and an empty spool: a first install, a
-reinstall, a wiped
-``/var/lib/boxkeeper``) does not start at 1: it starts after ``initial()``, the current unix time
-in milliseconds in production. Otherwise a reinstalled agent would repeat the seqs its
+reinstall, a wiped ``/var/lib/boxkeeper``) does not start at 1: it starts after ``initial()``, the
+current unix time in milliseconds in production. Otherwise a reinstalled agent would repeat the seqs its
 predecessor already delivered and the controller, which is idempotent on (host, seq) and ignores
 reports older than the newest it has, would take every new report for a duplicate or a late one.
 The previous agent's highest seq is its own start time in ms plus the number of reports it built,
