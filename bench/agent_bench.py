@@ -35,7 +35,9 @@ HTTP server; the bench stops the server and measures the time until a report wit
 hard CRITICAL arrives at the sink, then starts the server again and waits for hard OK.
 ``--outages`` times (bounded); min/median/max are reported.
 
-Results go to bench/results/agent.md (and stdout). Nothing is asserted here: these are figures.
+Results are printed; ``--output FILE`` writes them to a file too. bench/results/agent.md is the
+hand-kept history of every session's runs: copy a run's tables there, do not write over it.
+Nothing is asserted here: these are figures.
 """
 
 from __future__ import annotations
@@ -365,7 +367,7 @@ def mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-def write_results(fps: list[dict[str, Any]], outages: list[float], command: str, path: Path) -> str:
+def write_results(fps: list[dict[str, Any]], outages: list[float], command: str, path: Path | None) -> str:
     cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                       if line.startswith("model name")), platform.machine())
     period = fps[0]["period"]
@@ -453,8 +455,9 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
         lines.append("Each run: " + ", ".join(f"{x:.1f} s" for x in outages) + ".")
     lines.append("")
     text = "\n".join(lines)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     return text
 
 
@@ -469,7 +472,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--outages", type=int, default=3, help="outage detection runs (0 to skip)")
-    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "agent.md")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="also write the results to this file (Markdown)")
     parser.add_argument("--interval", type=float, default=1.0,
                         help="cycle length in s: 1 (default) runs every check every second; 15 runs "
                              "the example config's own intervals, one push and one scrape per cycle")
