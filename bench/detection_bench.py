@@ -353,7 +353,8 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each measurement (1-10)")
-    parser.add_argument("--out", default=str(ROOT / "bench/results/detection.md"))
+    parser.add_argument("--out", default=None,
+                        help="also write the results to this file (bench/results/ is hand-kept history)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) for debugging")
     args = parser.parse_args(argv)
     rounds = max(1, min(10, args.rounds))
@@ -416,8 +417,9 @@ Peer (not measured here, computed from the peer's documented defaults): Promethe
 Alertmanager `group_wait` 30 s — notifies a dead target after roughly 30 s to 2.5 min, and needs the
 box to be scrapeable (no NAT) to say anything at all; boxkeeper's push-based liveness needs neither.
 """
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
     print(text)
     return 0
 
