@@ -199,7 +199,8 @@ def recovery_seconds(result: Any) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", default=str(REPO / "bench/results/update.md"))
+    parser.add_argument("--out", default=None,
+                        help="also write the results to this file (bench/results/ is hand-kept history)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bk-bench-"))
     pool = BoxPool(ensure_state_dir(Path(tempfile.mkdtemp(prefix="bxb-", dir="/tmp")), with_1c=False))
@@ -237,7 +238,7 @@ def main() -> int:
     return 0
 
 
-def report(out: str, times: dict[str, list[float]], recover: list[float], commands: int, full: float,
+def report(out: str | None, times: dict[str, list[float]], recover: list[float], commands: int, full: float,
            testinfra: float, repeat: int) -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     load = os.getloadavg()
@@ -278,7 +279,8 @@ def report(out: str, times: dict[str, list[float]], recover: list[float], comman
         "OpenSSH (pipelining, ControlPersist, strict host keys).",
         "",
     ]
-    Path(out).write_text("\n".join(lines))
+    if out:
+        Path(out).write_text("\n".join(lines))
     print("\n".join(lines))
 
 
