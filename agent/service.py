@@ -27,6 +27,7 @@ from typing import Any
 from agent import __version__
 from agent.collectors import HostSampler, default_collectors
 from agent.collectors.facts import FactsCollector
+from agent.collectors.mounts import MountTable, open_mount_table
 from agent.config import AgentConfig, CheckConfig
 from agent.errors import AgentError, SpoolError, TokenFileError
 from agent.metrics import AgentCollector, build_registry, serve, shutdown
@@ -75,6 +76,7 @@ class AgentService:
         transport: Transport | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._own_ps = ps is None  # the real psutil: the real /proc/self/mounts goes with it
         if ps is None:
             import psutil
 
@@ -91,6 +93,7 @@ class AgentService:
         self._scheduler: Any = None
         self._scheduler_started = False
         self._push: _Push | None = None
+        self._mounts: MountTable | None = None
         self.metrics_url = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -105,7 +108,8 @@ class AgentService:
         from agent.scheduler import CheckScheduler
 
         facts = FactsCollector(self._ps)
-        sampler = HostSampler(default_collectors(self._ps, facts=facts))
+        self._mounts = open_mount_table() if self._own_ps else None  # None: psutil's (no /proc)
+        sampler = HostSampler(default_collectors(self._ps, facts=facts, partitions=self._mounts))
 
         if cfg.controller is not None and token is not None:
             spool = Spool(cfg.spool.dir, cfg.spool.max_bytes)  # SpoolError
@@ -168,6 +172,8 @@ class AgentService:
             self._push.pusher.close()  # the kept-alive connection to the controller
         if self._server is not None and self._server_thread is not None:
             shutdown(self._server, self._server_thread)
+        if self._mounts is not None:
+            self._mounts.close()
         log.info("boxkeeper-agent stopped")
 
     def wait(self, timeout: float | None = None) -> bool:

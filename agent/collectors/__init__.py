@@ -11,7 +11,8 @@ the latest scrape returned if that was less than one push interval ago, so a box
 as it pushes collects once per scrape and not once more per report.
 
 Modules (one collector each): ``cpu``, ``memory`` (memory and swap), ``load``, ``filesystems``,
-``diskio``, ``network``, ``facts`` (boot time and the :class:`~agent.report.Facts` of the box).
+``diskio``, ``network``, ``facts`` (boot time and the :class:`~agent.report.Facts` of the box);
+``mounts`` is the mount table the filesystem collector reads.
 """
 
 from __future__ import annotations
@@ -40,10 +41,12 @@ class Collector(Protocol):
 
 def default_collectors(
     ps: Any, *, meminfo: Path = Path("/proc/meminfo"), facts: FactsCollector | None = None,
-    **filesystem_options: Any,
+    partitions: Any = None, **filesystem_options: Any,
 ) -> tuple[Collector, ...]:
     """Every host collector reading through ``ps`` (the ``psutil`` module in production); memory
-    from ``meminfo``; ``facts``: a FactsCollector of the caller's (it also gives report facts)."""
+    from ``meminfo``; ``facts``: a FactsCollector of the caller's (it also gives report facts);
+    ``partitions``: where the filesystem collector gets the mounts (default ``ps``; the agent
+    passes a :class:`~agent.collectors.mounts.MountTable`)."""
     from agent.collectors.cpu import CpuCollector
     from agent.collectors.diskio import DiskIoCollector
     from agent.collectors.facts import FactsCollector
@@ -56,7 +59,7 @@ def default_collectors(
         CpuCollector(ps),
         LoadCollector(ps),
         MemoryCollector(meminfo),
-        FilesystemCollector(ps, **filesystem_options),
+        FilesystemCollector(ps if partitions is None else partitions, **filesystem_options),
         DiskIoCollector(ps),
         NetworkCollector(ps),
         FactsCollector(ps) if facts is None else facts,

@@ -14,6 +14,10 @@ each collection that had to skip it and ``boxkeeper_filesystem_unresponsive{moun
 While the abandoned call is still blocked no second call is started on that mount (threads do not
 pile up); once it returns the mount is queried again and an INFO line says it recovered.
 
+The mounts come from ``ps.disk_partitions(all=True)``: in the agent a
+:class:`~agent.collectors.mounts.MountTable`, which reads ``/proc/self/mounts`` again only when
+a mount or unmount happened (psutil where there is no /proc).
+
 Pseudo filesystems (``DEFAULT_SKIP_FSTYPES``) and kernel/container mount points
 (``DEFAULT_SKIP_MOUNTPOINTS``) are skipped; both are constructor options.
 """
@@ -111,15 +115,23 @@ class FilesystemCollector:
         self._hung: dict[str, _Call] = {}
         self._timeouts: dict[str, int] = {}
         self._failed: set[str] = set()
+        self._parts: object = None  # the partition list the cached mounts were made from
+        self._mounts: list[tuple[str, str]] = []
 
     def mounts(self) -> list[tuple[str, str]]:
-        """(mountpoint, fstype) of the filesystems this collector looks at, first mount wins."""
+        """(mountpoint, fstype) of the filesystems this collector looks at, first mount wins.
+        Made again only when the source returns a new list (a MountTable returns the same one
+        until the mount table changes; psutil a new one every time)."""
+        parts = self._ps.disk_partitions(all=True)
+        if parts is self._parts:
+            return self._mounts
         seen: dict[str, str] = {}
-        for part in self._ps.disk_partitions(all=True):
+        for part in parts:
             if part.fstype in self._skip_fstypes or self._skip_mountpoints.match(part.mountpoint):
                 continue
             seen.setdefault(part.mountpoint, part.fstype)
-        return sorted(seen.items())
+        self._parts, self._mounts = parts, sorted(seen.items())
+        return self._mounts
 
     def collect(self) -> tuple[Sample, ...]:
         with self._lock:
