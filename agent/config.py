@@ -292,20 +292,40 @@ def _str_map(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+_HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _http_method(value: object) -> str:
+    text = _str(value)
+    if not _HTTP_TOKEN.match(text):
+        raise ValueError("an HTTP method such as GET or HEAD")
+    return text
+
+
+def _header_map(value: object) -> dict[str, str]:
+    headers = _str_map(value)
+    for name, text in headers.items():
+        if not _HTTP_TOKEN.match(name):
+            raise ValueError(f"header names of letters, digits and '-' ({name!r} is not one)")
+        if re.search(r"[\r\n\0]", text):
+            raise ValueError(f"header values on one line ({name} has a line break or NUL)")
+    return headers
+
+
 # ---------------------------------------------------------------------------------------------
 # Per-type option schemas: key → (parser, default). ``...`` as default means required.
 
 _TYPE_OPTIONS: dict[str, dict[str, tuple[Any, Any]]] = {
     "http": {
         "url": (_url, ...),
-        "method": (_str, "GET"),
+        "method": (_http_method, "GET"),
         "expect_status": (_status_list, tuple(range(200, 400))),
         "body_regex": (_regex, None),
         "body_not_regex": (_regex, None),
         "follow_redirects": (_bool, True),
         "verify_tls": (_bool, True),
         "ca_file": (_str, None),
-        "headers": (_str_map, {}),
+        "headers": (_header_map, {}),
         "tls_warning_days": (_non_negative_int, 21),
         "tls_critical_days": (_non_negative_int, 7),
     },

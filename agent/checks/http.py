@@ -1,7 +1,8 @@
 """``http`` check: does the portal answer, with the expected status and body, in time?
 
-Standard library only (``http.client`` + ``ssl``), one deadline for the whole exchange including
-redirects. CRITICAL when: no connection, no answer within the timeout, an untrusted or expired
+Standard library only (``socket`` + ``ssl``; the HTTP/1.1 exchange in
+:mod:`agent.checks.httpwire`), one deadline for the whole exchange including redirects.
+CRITICAL when: no connection, no answer within the timeout, an untrusted or expired
 certificate (TLS is verified by default), a status outside ``expect_status``, a body that does not
 match ``body_regex`` or does match ``body_not_regex`` (e.g. the BitrixEnv "502 Bad Gateway" page).
 For https URLs the days left on the server certificate are reported (perfdata ``tls_cert_days``):
@@ -10,7 +11,6 @@ WARNING under ``tls_warning_days``, CRITICAL under ``tls_critical_days``.
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
 import socket
@@ -23,13 +23,13 @@ from urllib.parse import urljoin, urlsplit
 
 from agent import __version__
 from agent.checks.base import CheckResult, seconds_text
+from agent.checks.httpwire import ProtocolError, build_request, exchange, host_header
 from agent.config import CheckConfig
 from agent.report import PerfValue, Status
 
 MAX_REDIRECTS = 10
 MAX_BODY_BYTES = 1024 * 1024  # enough for a portal's front page; the rest is not read
 _REDIRECTS = (301, 302, 303, 307, 308)
-_CHUNK = 64 * 1024
 
 
 class _Failure(Exception):
@@ -159,35 +159,30 @@ class HttpCheck:
         except ValueError:
             raise _Failure(f"bad port in {url}") from None
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn: http.client.HTTPConnection
-        left = self._remaining(deadline, timeout, url)
-        if https:
-            conn = http.client.HTTPSConnection(host, port, timeout=left, context=self._context())
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=left)
+        headers = {"User-Agent": f"boxkeeper-agent/{__version__}", "Accept": "*/*", **self.headers}
         try:
-            conn.connect()
-            sock = conn.sock
-            days = _cert_days(sock, self.wall()) if https and isinstance(sock, ssl.SSLSocket) else None
-            headers = {"User-Agent": f"boxkeeper-agent/{__version__}", "Accept": "*/*", **self.headers}
-            conn.request(method, target, headers=headers)
-            sock.settimeout(self._remaining(deadline, timeout, url))
-            resp = conn.getresponse()  # may close `sock` already (HTTP/1.0, Connection: close)
-            chunks: list[bytes] = []
-            size = 0
-            while size < MAX_BODY_BYTES:
-                _shrink_timeout(sock, self._remaining(deadline, timeout, url))
-                chunk = resp.read(min(_CHUNK, MAX_BODY_BYTES - size))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-            charset = resp.headers.get_content_charset() or "utf-8"
+            request = build_request(method, target, host_header(host, port, https), headers)
+        except ValueError as exc:
+            raise _Failure(f"cannot send a request to {url}: {exc}") from None
+        sock: socket.socket | None = None
+        try:
+            sock = socket.create_connection((host, port), timeout=self._remaining(deadline, timeout, url))
+            if https:
+                sock = self._context().wrap_socket(sock, server_hostname=host)
+            days = _cert_days(sock, self.wall()) if isinstance(sock, ssl.SSLSocket) else None
+            connected = sock
+
+            def before_read() -> None:  # one deadline for the whole exchange
+                connected.settimeout(self._remaining(deadline, timeout, url))
+
+            resp = exchange(sock, request, head_only=method == "HEAD", max_body=MAX_BODY_BYTES,
+                            before_read=before_read)
+            charset = resp.charset() or "utf-8"
             try:
-                body = b"".join(chunks).decode(charset, errors="replace")
+                body = resp.body.decode(charset, errors="replace")
             except LookupError:
-                body = b"".join(chunks).decode("utf-8", errors="replace")
-            return resp.status, resp.getheader("Location"), body, size, days
+                body = resp.body.decode("utf-8", errors="replace")
+            return resp.status, resp.header("Location"), body, resp.size, days
         except _Failure:
             raise
         except ssl.SSLCertVerificationError as exc:
@@ -196,12 +191,13 @@ class HttpCheck:
             raise _Failure(f"no answer from {url}: timed out after {seconds_text(timeout)}") from None
         except ssl.SSLError as exc:
             raise _Failure(f"TLS error with {url}: {exc.reason or exc}") from None
-        except http.client.HTTPException as exc:
-            raise _Failure(f"bad HTTP answer from {url}: {type(exc).__name__} {exc}") from None
+        except ProtocolError as exc:
+            raise _Failure(f"bad HTTP answer from {url}: {exc}") from None
         except OSError as exc:
             raise _Failure(f"cannot connect to {url}: {exc.strerror or exc}") from None
         finally:
-            conn.close()
+            if sock is not None:
+                sock.close()
 
 
 _CONTEXTS: dict[tuple[str | None, bool, tuple[float | None, ...]], ssl.SSLContext] = {}
@@ -238,17 +234,6 @@ def _mtime(path: str | None) -> float | None:
         return os.stat(path).st_mtime
     except OSError:
         return None
-
-
-def _shrink_timeout(sock: socket.socket, seconds: float) -> None:
-    """Tighten the read timeout to what is left of the deadline.
-
-    http.client closes its socket object as soon as the response says the connection will close
-    (HTTP/1.0 servers, ``Connection: close``); the response still reads from the open file
-    underneath, with the timeout already set, which is then the bound that applies.
-    """
-    if sock.fileno() != -1:
-        sock.settimeout(seconds)
 
 
 def _cert_days(sock: ssl.SSLSocket, now: float) -> float | None:

@@ -187,6 +187,18 @@ def test_shipped_example_config_validates() -> None:
             "one of http, process, tcp, disk, file_age",
         ),
         ("checks:\n  - just-a-string\n", "checks[0]", "a mapping with at least name and type"),
+        (
+            "checks:\n  - {name: w, type: http, url: 'http://x/', headers: {X-A: \"1\\r\\nHost: y\"}}\n",
+            "checks[0].headers",
+            "header values on one line (X-A has a line break or NUL)",
+        ),
+        (
+            "checks:\n  - {name: w, type: http, url: 'http://x/', headers: {'X A': b}}\n",
+            "checks[0].headers",
+            "header names of letters, digits and '-' ('X A' is not one)",
+        ),
+        ("checks:\n  - {name: w, type: http, url: 'http://x/', method: 'GET /'}\n", "checks[0].method",
+         "an HTTP method"),
         ("checks: 5\n", "checks", "a list of checks"),
         ("- a\n- b\n", "(top level)", "a mapping of keys to values"),
     ],
