@@ -1,7 +1,7 @@
 """``http`` check: does the portal answer, with the expected status and body, in time?
 
 Standard library only (``socket`` + ``ssl``; the HTTP/1.1 exchange in
-:mod:`agent.checks.httpwire`), one deadline for the whole exchange including redirects.
+:mod:`agent.httpwire`), one deadline for the whole exchange including redirects.
 CRITICAL when: no connection, no answer within the timeout, an untrusted or expired
 certificate (TLS is verified by default), a status outside ``expect_status``, a body that does not
 match ``body_regex`` or does match ``body_not_regex`` (e.g. the BitrixEnv "502 Bad Gateway" page).
@@ -23,8 +23,8 @@ from urllib.parse import urljoin, urlsplit
 
 from agent import __version__
 from agent.checks.base import CheckResult, seconds_text
-from agent.checks.httpwire import ProtocolError, build_request, exchange, host_header
 from agent.config import CheckConfig
+from agent.httpwire import ProtocolError, build_request, exchange, host_header
 from agent.report import PerfValue, Status
 
 MAX_REDIRECTS = 10

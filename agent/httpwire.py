@@ -1,4 +1,5 @@
-"""One HTTP/1.1 exchange on a connected socket, for the ``http`` check: request out, response in.
+"""One HTTP/1.1 exchange on a connected socket, for the ``http`` check and the agent's push: request
+out, response in.
 
 Why not ``http.client``: it parses every response head with the ``email`` package (a ``Message``
 object, its policy, header classes), which made up about half of the check's CPU: measured on the
@@ -11,9 +12,10 @@ What it does:
 
 - the request: ``METHOD target HTTP/1.1`` with ``Host`` (as http.client writes it: no default
   port, IPv6 literals in brackets), ``Accept-Encoding: identity`` (no compressed body to
-  decode), the caller's headers (a caller's ``Host`` replaces ours), and ``Connection: close``:
-  the connection is not reused, so the body is framed by ``Content-Length``, by chunks, or by
-  the server closing;
+  decode), the caller's headers (a caller's ``Host`` replaces ours), a body with its
+  ``Content-Length``, and ``Connection: close`` (the check: one exchange per connection) unless
+  ``keep_alive`` (the push: :attr:`Response.reusable` says whether the connection may carry the
+  next request);
 - the response head, at most ``MAX_HEAD_BYTES``; interim ``1xx`` answers (``100 Continue``,
   ``103 Early Hints``) are skipped as http.client does; lines may end in CRLF or LF; folded header
   lines are joined to the line before; a header sent twice is joined with ``", "``;
@@ -21,7 +23,8 @@ What it does:
   extensions and trailers ignored); else ``Content-Length`` bytes; else up to the server's close.
   Reading stops after ``max_body`` bytes (``size`` counts what was read).
 
-Errors: :class:`ProtocolError` (not HTTP, a head too long, a body cut short, a bad chunk or
+Errors: :class:`ConnectionClosed` (closed before any answer: a kept-alive connection the server
+had closed), :class:`ProtocolError` (not HTTP, a head too long, a body cut short, a bad chunk or
 length) with a message for the check's summary; ``OSError``/``TimeoutError`` from the socket as
 they are. The socket's timeout is set by the caller before every read (``before_read``), so one
 deadline bounds the whole exchange.
@@ -48,12 +51,18 @@ class ProtocolError(Exception):
     """The server's answer is not HTTP/1.x as the check can read it (the message says how)."""
 
 
+class ConnectionClosed(ProtocolError):
+    """The server closed the connection before it sent anything: on a kept-alive connection, the
+    server had closed it in the meantime (send once more on a new one)."""
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
     headers: Mapping[str, str]  # lower-case names
     body: bytes  # at most max_body bytes
     size: int  # body bytes read
+    reusable: bool = False  # HTTP/1.1, not "Connection: close", body framed and read to its end
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -70,8 +79,10 @@ def host_header(host: str, port: int, https: bool) -> str:
     return name if port == (443 if https else 80) else f"{name}:{port}"
 
 
-def build_request(method: str, target: str, host: str, headers: Mapping[str, str]) -> bytes:
-    """The request head; ValueError for a method, target or header that would break it."""
+def build_request(method: str, target: str, host: str, headers: Mapping[str, str], *, body: bytes = b"",
+                  keep_alive: bool = False) -> bytes:
+    """The request (head, then ``body`` with its ``Content-Length``); ``keep_alive`` leaves out
+    ``Connection: close``. ValueError for a method, target or header that would break it."""
     if not _TOKEN.match(method):
         raise ValueError(f"method {method!r} is not an HTTP token")
     if _BAD_TARGET.search(target):
@@ -83,9 +94,14 @@ def build_request(method: str, target: str, host: str, headers: Mapping[str, str
         if _BAD_VALUE.search(value):
             raise ValueError(f"header {name} has a line break or NUL in its value")
         fields[name.lower()] = (name, value)
-    fields["connection"] = ("Connection", "close")  # one exchange per connection
+    if body or method in ("POST", "PUT", "PATCH"):
+        fields["content-length"] = ("Content-Length", str(len(body)))
+    if keep_alive:
+        fields.pop("connection", None)
+    else:
+        fields["connection"] = ("Connection", "close")  # one exchange per connection
     lines = [f"{method} {target} HTTP/1.1", *(f"{name}: {value}" for name, value in fields.values())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace") + body
 
 
 class _Reader:
@@ -129,7 +145,7 @@ class _Reader:
         return data
 
 
-def _head(reader: _Reader) -> tuple[int, dict[str, str]]:
+def _head(reader: _Reader) -> tuple[int, dict[str, str], str]:
     while True:
         match = _HEAD_END.search(reader.buf)
         if match is not None:
@@ -138,7 +154,7 @@ def _head(reader: _Reader) -> tuple[int, dict[str, str]]:
             raise ProtocolError(f"response head longer than {MAX_HEAD_BYTES // 1024} KiB")
         if not reader.fill():
             if not reader.buf:
-                raise ProtocolError("connection closed without a response")
+                raise ConnectionClosed("connection closed without a response")
             raise ProtocolError("connection closed in the middle of the response head")
     if match.start() > MAX_HEAD_BYTES:
         raise ProtocolError(f"response head longer than {MAX_HEAD_BYTES // 1024} KiB")
@@ -160,10 +176,11 @@ def _head(reader: _Reader) -> tuple[int, dict[str, str]]:
         last = name.lower()
         value = value.strip()
         headers[last] = f"{headers[last]}, {value}" if last in headers else value
-    return int(parts[1]), headers
+    return int(parts[1]), headers, parts[0]
 
 
-def _chunked(reader: _Reader, max_body: int) -> bytes:
+def _chunked(reader: _Reader, max_body: int) -> tuple[bytes, bool]:
+    """The body (at most ``max_body`` bytes) and whether it was read to its end, trailers too."""
     parts: list[bytes] = []
     size = 0
     while size < max_body:
@@ -171,8 +188,13 @@ def _chunked(reader: _Reader, max_body: int) -> bytes:
         if not line or any(c not in b"0123456789abcdefABCDEF" for c in line):
             raise ProtocolError(f"bad chunk size {line[:20]!r}")
         length = int(line, 16)
-        if length == 0:
-            break  # the last chunk; trailers are not needed
+        if length == 0:  # the last chunk; trailers up to the empty line are read and dropped
+            try:
+                while reader.line():
+                    pass
+            except ProtocolError:  # a server that closed without the final line end: body is whole
+                return b"".join(parts), False
+            return b"".join(parts), True
         want = min(length, max_body - size)
         data = reader.take(want)
         if len(data) < want:
@@ -183,7 +205,7 @@ def _chunked(reader: _Reader, max_body: int) -> bytes:
             break  # max_body reached: the rest is not read (the connection is closed after)
         if reader.line():
             raise ProtocolError("chunk not followed by a line end")
-    return b"".join(parts)
+    return b"".join(parts), False
 
 
 def exchange(
@@ -192,14 +214,15 @@ def exchange(
     """Send ``request`` (from :func:`build_request`) and read the response."""
     sock.sendall(request)
     reader = _Reader(sock, before_read)
-    status, headers = _head(reader)
+    status, headers, version = _head(reader)
     while 100 <= status < 200 and status != 101:  # interim answers: the final one follows
-        status, headers = _head(reader)
+        status, headers, version = _head(reader)
+    keep = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
     if head_only or status < 200 or status in _NO_BODY:
-        return Response(status, headers, b"", 0)
+        return Response(status, headers, b"", 0, keep and not reader.buf)
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = _chunked(reader, max_body)
-        return Response(status, headers, body, len(body))
+        body, complete = _chunked(reader, max_body)
+        return Response(status, headers, body, len(body), keep and complete and not reader.buf)
     length_text = headers.get("content-length")
     if length_text is not None:
         values = {v.strip() for v in length_text.split(",")}  # the same length sent twice is fine
@@ -210,7 +233,7 @@ def exchange(
         body = reader.take(want)
         if len(body) < want:
             raise ProtocolError(f"body cut short: {len(body)} of {length} bytes")
-        return Response(status, headers, body, len(body))
+        return Response(status, headers, body, len(body), keep and want == length and not reader.buf)
     while len(reader.buf) < max_body and reader.fill():  # framed by the server's close
         pass
     body = reader.buf[:max_body]

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from agent.checks.http import HttpCheck
-from agent.checks.httpwire import ProtocolError, build_request, exchange, host_header
+from agent.httpwire import ProtocolError, build_request, exchange, host_header
 from agent.report import Status
 
 pytestmark = pytest.mark.integration
@@ -162,3 +162,28 @@ def test_the_check_reads_the_charset_and_reports_a_garbled_answer(server: Script
     bad = HttpCheck("portal", url).run(5.0)
     assert bad.status is Status.CRITICAL
     assert bad.summary == f"bad HTTP answer from {url}: body cut short: 5 of 10 bytes"
+
+
+def _reusable(server: Scripted, *parts: bytes) -> bool:
+    server.parts = parts
+    sock = socket.create_connection((HOST, server.port), timeout=5)
+    try:
+        request = build_request("POST", "/api/v1/reports", "c", {}, body=b"{}", keep_alive=True)
+        answer = exchange(sock, request, head_only=False, max_body=64, before_read=lambda: sock.settimeout(5))
+        return answer.reusable
+    finally:
+        sock.close()
+
+
+def test_a_kept_alive_request_and_when_its_connection_may_carry_the_next(server: Scripted) -> None:
+    assert _reusable(server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    request = server.requests[-1]
+    assert b"Connection" not in request and b"\r\nContent-Length: 2\r\n" in request
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nT: 1\r\n\r\n"
+    assert _reusable(server, chunked)
+    assert not _reusable(server, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+    assert not _reusable(server, b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert not _reusable(server, b"HTTP/1.1 200 OK\r\n\r\nok")  # framed by the close
+    over_max_body = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 100
+    assert not _reusable(server, over_max_body)
+    assert not _reusable(server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA")  # bytes after it
