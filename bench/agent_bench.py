@@ -21,9 +21,12 @@ Both /metrics endpoints are scraped every second for ``--cycles`` cycles.
 ``--interval 15`` runs the example config as it is instead (its own 15 s intervals and push
 interval; one push and one scrape per 15 s cycle), a single footprint run (``--cycles 20``:
 5 minutes; plus 5 for the run without checks). Reported for each process:
-RSS and PSS (psutil ``memory_full_info``) at the end, and CPU seconds per cycle/scrape = delta of
-the process's user+system CPU time over the cycles / cycles. The agent's children (the check_load
-and check_swap plugin processes it runs) are reported separately.
+RSS and PSS (psutil ``memory_full_info``) at the end, and CPU seconds per cycle/scrape = the
+process's time on the CPU over the cycles / cycles, read two ways: exactly, as the sum over its
+threads of ``/proc/PID/task/TID/schedstat`` (nanoseconds; the figure to compare), and as psutil's
+user+system time, which the kernel reports in clock ticks of 10 ms (at 20 cycles of ~10 ms that
+is ±0.5 ms per cycle, too coarse for a ratio near 1). The agent's children (the check_load and
+check_swap plugin processes it runs) are reported separately.
 
 Part 1b — an added comparison, not the issue's target (skip with ``--no-metrics-only``): the same
 agent with **no checks** beside node_exporter, both scraped every second, so that the agent's
@@ -204,6 +207,27 @@ def cpu_seconds(proc: psutil.Process) -> tuple[float, float]:
     return t.user + t.system, t.children_user + t.children_system
 
 
+def task_cpu_ns(pid: int) -> dict[int, int]:
+    """Nanoseconds on the CPU of each thread of ``pid`` (``/proc/PID/task/TID/schedstat``, first
+    field): exact, where ``cpu_times()`` counts in clock ticks of 10 ms (±0.5 ms per cycle over 20
+    cycles of ~10 ms)."""
+    out: dict[int, int] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                out[int(tid)] = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # the thread ended just now
+    return out
+
+
+def task_cpu_delta(before: dict[int, int], after: dict[int, int]) -> tuple[float, int]:
+    """(seconds on the CPU between the two readings, threads that ended in between: their time
+    since ``before`` is missing, so the figure is then a lower bound)."""
+    total = sum(ns - before.get(tid, 0) for tid, ns in after.items())
+    return total / 1e9, len(set(before) - set(after))
+
+
 def footprint(
     cycles: int, basedir: Path, push_interval: float, *, with_checks: bool = True, period: float = 1.0,
 ) -> dict[str, Any]:
@@ -254,6 +278,7 @@ def footprint(
             agent_ps, ne_ps = psutil.Process(agent.proc.pid), psutil.Process(node_exporter.pid)
             a0, ac0 = cpu_seconds(agent_ps)
             n0, _ = cpu_seconds(ne_ps)
+            at0, nt0 = task_cpu_ns(agent_ps.pid), task_cpu_ns(ne_ps.pid)
             seq0 = len(sink.seqs())
             load_start = os.getloadavg()[0]
             agent_bytes = ne_bytes = 0
@@ -264,6 +289,8 @@ def footprint(
                 time.sleep(max(0.0, start + (cycle + 1) * period - time.monotonic()))
             a1, ac1 = cpu_seconds(agent_ps)
             n1, _ = cpu_seconds(ne_ps)
+            agent_exact, agent_gone = task_cpu_delta(at0, task_cpu_ns(agent_ps.pid))
+            ne_exact, ne_gone = task_cpu_delta(nt0, task_cpu_ns(ne_ps.pid))
             elapsed = time.monotonic() - start
             reports = len(sink.seqs()) - seq0
             agent_mem, ne_mem = agent_ps.memory_full_info(), ne_ps.memory_full_info()
@@ -290,8 +317,10 @@ def footprint(
         "checks": len(checks),
         "statuses": statuses,
         "agent": {"rss": agent_mem.rss, "pss": agent_mem.pss, "cpu": (a1 - a0) / cycles,
+                  "cpu_exact": agent_exact / cycles, "threads_gone": agent_gone,
                   "children_cpu": (ac1 - ac0) / cycles, "scrape_bytes": agent_bytes},
         "node_exporter": {"rss": ne_mem.rss, "pss": ne_mem.pss, "cpu": (n1 - n0) / cycles,
+                          "cpu_exact": ne_exact / cycles, "threads_gone": ne_gone,
                           "scrape_bytes": ne_bytes},
     }
 
@@ -423,8 +452,11 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
             "|---|---:|---:|---|",
             f"| RSS | {mib(a['rss'])} | {mib(n['rss'])} | agent ≤ 40 MB |",
             f"| PSS | {mib(a['pss'])} | {mib(n['pss'])} | |",
-            f"| CPU per cycle / scrape (own process) | {a['cpu'] * 1000:.1f} ms | {n['cpu'] * 1000:.1f} ms "
-            "| agent ≤ node_exporter |",
+            f"| CPU per cycle / scrape (own process, schedstat) | {a['cpu_exact'] * 1000:.2f} ms"
+            f"{_gone(a)} | {n['cpu_exact'] * 1000:.2f} ms{_gone(n)} | agent ≤ node_exporter |",
+            f"| ratio agent / node_exporter | ×{a['cpu_exact'] / n['cpu_exact']:.2f} | | ≤ ×1.00 |",
+            f"| CPU per cycle / scrape (own process, clock ticks of 10 ms) | {a['cpu'] * 1000:.1f} ms | "
+            f"{n['cpu'] * 1000:.1f} ms | |",
             "| CPU per cycle of child processes (check_load, check_swap) | "
             f"{a['children_cpu'] * 1000:.1f} ms | – | |",
             f"| /metrics size | {a['scrape_bytes'] / 1024:.1f} KiB | {n['scrape_bytes'] / 1024:.1f} KiB | |",
@@ -459,6 +491,11 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     return text
+
+
+def _gone(proc: dict[str, Any]) -> str:
+    gone = proc["threads_gone"]
+    return f" (≥: {gone} thread(s) ended during the run)" if gone else ""
 
 
 def _node_exporter_version() -> str:
