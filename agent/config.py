@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from agent.errors import ConfigError
+from agent.httpwire import is_one_line, is_token
 
 CheckType = Literal["http", "process", "tcp", "disk", "file_age", "command"]
 CHECK_TYPES: tuple[str, ...] = ("http", "process", "tcp", "disk", "file_age", "command")
@@ -292,12 +293,9 @@ def _str_map(value: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-_HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-
-
 def _http_method(value: object) -> str:
     text = _str(value)
-    if not _HTTP_TOKEN.match(text):
+    if not is_token(text):
         raise ValueError("an HTTP method such as GET or HEAD")
     return text
 
@@ -305,9 +303,9 @@ def _http_method(value: object) -> str:
 def _header_map(value: object) -> dict[str, str]:
     headers = _str_map(value)
     for name, text in headers.items():
-        if not _HTTP_TOKEN.match(name):
+        if not is_token(name):
             raise ValueError(f"header names of letters, digits and '-' ({name!r} is not one)")
-        if re.search(r"[\r\n\0]", text):
+        if not is_one_line(text):
             raise ValueError(f"header values on one line ({name} has a line break or NUL)")
     return headers
 

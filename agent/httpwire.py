@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -74,6 +75,28 @@ class Response:
         return match.group(1).lower() if match else None
 
 
+def is_token(text: str) -> bool:
+    """Whether ``text`` may be a method or a header name (an HTTP token)."""
+    return _TOKEN.match(text) is not None
+
+
+def is_one_line(value: str) -> bool:
+    """Whether a header value has no line break or NUL (which would end the header early)."""
+    return _BAD_VALUE.search(value) is None
+
+
+def connect(host: str, port: int, *, timeout: float, context: ssl.SSLContext | None = None) -> socket.socket:
+    """A connected socket, TLS-wrapped (SNI and hostname check: ``host``) when ``context`` is given."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    if context is None:
+        return sock
+    try:
+        return context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
 def host_header(host: str, port: int, https: bool) -> str:
     """``Host`` as http.client writes it: the port only when it is not the scheme's default."""
     name = f"[{host}]" if ":" in host else host
@@ -84,15 +107,15 @@ def build_request(method: str, target: str, host: str, headers: Mapping[str, str
                   keep_alive: bool = False) -> bytes:
     """The request (head, then ``body`` with its ``Content-Length``); ``keep_alive`` leaves out
     ``Connection: close``. ValueError for a method, target or header that would break it."""
-    if not _TOKEN.match(method):
+    if not is_token(method):
         raise ValueError(f"method {method!r} is not an HTTP token")
     if _BAD_TARGET.search(target):
         raise ValueError(f"request target {target!r} has a space or control character")
     fields = {"host": ("Host", host), "accept-encoding": ("Accept-Encoding", "identity")}
     for name, value in headers.items():
-        if not _TOKEN.match(name):
+        if not is_token(name):
             raise ValueError(f"header name {name!r} is not an HTTP token")
-        if _BAD_VALUE.search(value):
+        if not is_one_line(value):
             raise ValueError(f"header {name} has a line break or NUL in its value")
         fields[name.lower()] = (name, value)
     if body or method in ("POST", "PUT", "PATCH"):

@@ -49,7 +49,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from agent import __version__
-from agent.httpwire import ConnectionClosed, ProtocolError, build_request, exchange, host_header
+from agent.httpwire import ConnectionClosed, ProtocolError, build_request, connect, exchange, host_header
 from agent.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -155,16 +155,6 @@ class HttpTransport:
             self._context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self.url = public_url(f"{parts.scheme}://{parts.netloc}{self._path}")
 
-    def _connect(self) -> socket.socket:
-        sock = socket.create_connection((self._host, self._port), timeout=self._timeout)
-        if self._context is not None:
-            try:
-                return self._context.wrap_socket(sock, server_hostname=self._host)
-            except BaseException:
-                sock.close()
-                raise
-        return sock
-
     def send(self, body: bytes) -> PushResult:
         sock, reused = self._kept, self._kept is not None
         self._kept = None
@@ -172,7 +162,7 @@ class HttpTransport:
         try:
             if sock is None:
                 self.connections += 1
-                sock = self._connect()
+                sock = connect(self._host, self._port, timeout=self._timeout, context=self._context)
             request = build_request("POST", self._path, self._host_header, self._headers, body=body,
                                     keep_alive=True)
             connected = sock

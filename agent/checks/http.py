@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 from agent import __version__
 from agent.checks.base import CheckResult, seconds_text
 from agent.config import CheckConfig
-from agent.httpwire import ProtocolError, build_request, exchange, host_header
+from agent.httpwire import ProtocolError, build_request, connect, exchange, host_header
 from agent.report import PerfValue, Status
 
 MAX_REDIRECTS = 10
@@ -166,9 +166,8 @@ class HttpCheck:
             raise _Failure(f"cannot send a request to {url}: {exc}") from None
         sock: socket.socket | None = None
         try:
-            sock = socket.create_connection((host, port), timeout=self._remaining(deadline, timeout, url))
-            if https:
-                sock = self._context().wrap_socket(sock, server_hostname=host)
+            sock = connect(host, port, timeout=self._remaining(deadline, timeout, url),
+                           context=self._context() if https else None)
             days = _cert_days(sock, self.wall()) if isinstance(sock, ssl.SSLSocket) else None
             connected = sock
 
