@@ -1,1 +1,0 @@
-"""Notifications: routing, maintenance windows, the outbox and its dispatcher, the channels."""

@@ -1,1 +1,0 @@
-"""Notification channels: one module per kind, each a :class:`~controller.notify.channels.base.Sender`."""
