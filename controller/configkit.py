@@ -1,30 +1,113 @@
-"""Small pure helpers shared by the controller's config parsers (top level, ``notify``,
-``maintenance``, ``detection``).
+"""The controller's one validation path: YAML → frozen pydantic models, errors that name the place.
 
-They walk a raw (YAML-decoded) mapping and keep the key path, so that every error names the file,
-the key path and what was expected::
+Every config section, playbook and plug-in option set of the controller is a :class:`ConfigModel`
+(frozen, unknown keys refused) built from the scalar types below, and read with :func:`validate`.
+A failure becomes one :class:`~controller.errors.ConfigError` that names the file, the key path,
+what was expected and what was given::
 
     controller.yaml: notify[1].min_severity: expected one of critical, warning, info, got 'high'
+
+How the expected value is worded: a scalar type carries its wording (:class:`Expect`), which is
+used for every error on that key; otherwise pydantic's error type is put in words
+(:data:`_WORDS`); a ``ValueError`` raised by a parser or a model's own check is its message.
+Containers are lax (a YAML list fills a tuple), scalars strict (``"5"`` is not an integer, ``1``
+is not ``true``).
+
+A plug-in point (notification channels, playbook step kinds, executors) keeps a registry of its
+option models; a section holding plug-ins is a tuple of a discriminated union built from that
+registry (:func:`one_of`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+import types
+import typing
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agent.config import parse_duration
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import CoreSchema, core_schema
+
 from controller.errors import ConfigError
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigModel(BaseModel):
+    """Base of every config model: frozen values, unknown keys refused, a key given as ``null``
+    (``notify:`` with nothing after it) read as absent: its default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and any(v is None for v in data.values()):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
+
+
+class Invalid(ValueError):
+    """A model's own rule (between keys) failed: names the key (relative to the model) to blame."""
+
+    def __init__(self, key: str, expected: str, got: object = ...) -> None:
+        super().__init__(expected)
+        self.key = key
+        self.expected = expected
+        self.got = got
+
+
+@dataclass(frozen=True)
+class Expect:
+    """Annotation metadata of a scalar type: what its value should look like, in words, and
+    optionally the parser that turns the raw YAML value into it (a ValueError or TypeError from
+    the parser becomes "expected <text>")."""
+
+    text: str
+    parse: Callable[[object], Any] | None = None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        schema = handler(source)
+        if self.parse is None:
+            return schema
+        parse, text = self.parse, self.text
+
+        def before(value: object) -> Any:
+            try:
+                return parse(value)
+            except (ValueError, TypeError):
+                raise ValueError(text) from None
+
+        return core_schema.no_info_before_validator_function(before, schema)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scalar parsers (pure)
 
 SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-
-#: ``15s``, ``5m``, ``2h``, ``1d``, ``500ms`` or a number of seconds → seconds (> 0): the agent's
-#: syntax, so one config language covers both.
-duration = parse_duration
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|KB|MB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2, None: 1}
+_ADDRESS_RE = re.compile(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\s\[\]]+):(\d+)")
 
 
 def severity_rank(severity: str) -> int:
@@ -32,116 +115,307 @@ def severity_rank(severity: str) -> int:
     return _SEVERITY_RANK.get(severity, -1)
 
 
-def text(value: object) -> str:
+def parse_text(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("a non-empty string")
     return value
 
 
-def timezone(value: object) -> str:
-    """An IANA time zone name that this machine's tz database knows."""
-    name = text(value)
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("an IANA time zone such as Europe/Moscow") from None
+def parse_name(value: object) -> str:
+    name = parse_text(value)
+    if not _NAME_RE.match(name):
+        raise ValueError("a name")
     return name
 
 
-def boolean(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("true or false")
-    return value
+def parse_duration(value: object) -> float:
+    """``15s``, ``5m``, ``2h``, ``1d``, ``500ms`` or a number of seconds → seconds (> 0)."""
+    if isinstance(value, bool):
+        raise ValueError("a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = _DURATION_RE.match(str(value))
+        if not m:
+            raise ValueError("a duration")
+        seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    if not 0 < seconds < float("inf"):
+        raise ValueError("a duration greater than zero")
+    return seconds
 
 
-def positive_int(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("an integer of 1 or more")
-    return value
+def parse_size(value: object) -> int:
+    """``1MiB``, ``512KiB``, ``4096`` (bytes) → bytes, at least 1 KiB."""
+    m = _SIZE_RE.match(str(value)) if not isinstance(value, bool) else None
+    if not m:
+        raise ValueError("a size")
+    size = int(m.group(1)) * _SIZE_UNITS[m.group(2).lower() if m.group(2) else None]
+    if size < 1024:
+        raise ValueError("a size of at least 1KiB")
+    return size
 
 
-def positive_number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError("a number greater than zero")
-    return float(value)
-
-
-def severity(value: object) -> str:
-    if value not in SEVERITIES:
-        raise ValueError("one of " + ", ".join(SEVERITIES))
-    return str(value)
-
-
-def text_list(value: object) -> tuple[str, ...]:
-    """A string or a non-empty list of strings."""
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v for v in items):
-        raise ValueError("a non-empty list of names, e.g. [acme, globex]")
-    return tuple(items)
-
-
-def url(value: object) -> str:
-    result = text(value)
-    if not re.match(r"^https?://[^/\s]+", result):
-        raise ValueError("an http:// or https:// URL")
-    return result.rstrip("/")
-
-
-def address(value: object) -> tuple[str, int]:
-    """``smtp.example:587``, ``127.0.0.1:25`` or ``[::1]:25`` → (host, port)."""
-    raw = str(value).strip()
-    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\s\[\]]+):(\d+)", raw)
-    if not m or not 0 < int(m.group(2) or m.group(4)) < 65536:
-        raise ValueError("an address such as smtp.example.com:587")
+def parse_address(value: object) -> tuple[str, int]:
+    """``127.0.0.1:8470``, ``[::1]:8470``, ``smtp.example:587`` → (host, port 0-65535)."""
+    m = _ADDRESS_RE.fullmatch(str(value).strip()) if isinstance(value, str | int) else None
+    if not m or not 0 <= int(m.group(2) or m.group(4)) < 65536:
+        raise ValueError("an address")
     return (m.group(1) or m.group(3)), int(m.group(2) or m.group(4))
 
 
-class Reader:
-    """Reads keys of one mapping; remembers which were used so unknown keys can be refused."""
+def parse_url(value: object) -> str:
+    url = parse_text(value)
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ValueError("an http:// or https:// URL")
+    return url
 
-    def __init__(self, source: str, data: Mapping[str, Any], path: str) -> None:
-        self.source = source
-        self.data = data
-        self.path = path
-        self.used: set[str] = set()
 
-    @classmethod
-    def of(cls, source: str, raw: object, path: str, expected: str) -> Reader:
-        if not isinstance(raw, Mapping):
-            raise ConfigError(source, path, expected, raw)
-        return cls(source, raw, path)
+def parse_timezone(value: object) -> str:
+    """An IANA time zone name that this machine's tz database knows."""
+    zone = parse_text(value)
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA time zone") from None
+    return zone
 
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
 
-    def has(self, name: str) -> bool:
-        return self.data.get(name) is not None
+def parse_severity(value: object) -> str:
+    if value not in SEVERITIES:
+        raise ValueError("a severity")
+    return str(value)
 
-    def get(self, name: str, parse: Callable[[object], T], default: T | None = None) -> T | None:
-        """The parsed value, or ``default`` when the key is absent or null."""
-        self.used.add(name)
-        if self.data.get(name) is None:
-            return default
-        raw = self.data[name]
-        try:
-            return parse(raw)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(self.source, self.key(name), str(exc) or "a valid value", raw) from None
 
-    def need(self, name: str, parse: Callable[[object], T], expected: str) -> T:
-        """The parsed value of a required key."""
-        value = self.get(name, parse)
-        if value is None:
-            raise ConfigError(self.source, self.key(name), expected + " (required)")
-        return value
+def parse_names(value: object) -> tuple[str, ...]:
+    """A string or a non-empty list of strings."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items or not all(isinstance(v, str) and v for v in items):
+        raise ValueError("names")
+    return tuple(items)
 
-    def value(self, name: str, parse: Callable[[object], T], default: T) -> T:
-        """The parsed value, or ``default`` (never None)."""
-        result = self.get(name, parse)
-        return default if result is None else result
 
-    def reject_unknown(self) -> None:
-        for name in self.data:
-            if name not in self.used:
-                expected = "one of " + ", ".join(sorted(self.used))
-                raise ConfigError(self.source, self.key(str(name)), f"no such key; expected {expected}")
+# ---------------------------------------------------------------------------------------------
+# Scalar types (annotations for config models)
+
+Text = Annotated[str, Expect("a non-empty string", parse_text)]
+Name = Annotated[str, Expect("a name of letters, digits, '_', '.', ':' or '-' (at most 100)", parse_name)]
+Duration = Annotated[float, Expect("a duration such as 10s, 5m or 1h", parse_duration)]
+Size = Annotated[int, Expect("a size such as 1MiB or 512KiB (at least 1KiB)", parse_size)]
+Url = Annotated[str, Expect("an http:// or https:// URL", parse_url)]
+TimeZone = Annotated[str, Expect("an IANA time zone such as Europe/Moscow", parse_timezone)]
+Severity = Annotated[str, Expect("one of " + ", ".join(SEVERITIES), parse_severity)]
+Names = Annotated[tuple[str, ...], Expect("a non-empty list of names, e.g. [acme, globex]", parse_names)]
+FilePath = Annotated[Path, Expect("a file path", lambda v: v if isinstance(v, Path) else Path(parse_text(v)))]
+Bool = Annotated[bool, Strict(), Expect("true or false")]
+PositiveInt = Annotated[int, Strict(), Field(ge=1), Expect("an integer of 1 or more")]
+PositiveNumber = Annotated[float, Field(gt=0), Expect("a number greater than zero")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_yaml(path: str | Path, what: str = "a readable YAML file") -> Any:
+    """The YAML document of a file; ConfigError for an unreadable file or bad YAML (line, column)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, "(file)", what, exc.strerror or str(exc)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(file)"
+        raise ConfigError(source, where, "valid YAML", getattr(exc, "problem", None) or str(exc)) from None
+
+
+@lru_cache(maxsize=64)
+def _adapter(tp: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(tp)
+
+
+def validate(tp: type[T], raw: object, *, source: str, path: str = "") -> T:
+    """``raw`` validated as ``tp`` (a model, or any type pydantic knows); ConfigError naming the place
+    (``path`` is put before the key paths of errors: ``phases.update[0]``)."""
+    if raw is None and issubclass(tp, BaseModel):
+        raw = {}
+    adapter: TypeAdapter[T] = _adapter(cast(Hashable, tp))
+    try:
+        value = adapter.validate_python(raw, context={"source": source, "path": path})
+    except ValidationError as exc:
+        raise translate(exc, tp, raw, source, path) from None
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# From pydantic's error to ours
+
+_WORDS = {
+    "missing": "a value",
+    "string_type": "a string",
+    "string_too_short": "a non-empty string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "too_short": "a non-empty list",
+    "dict_type": "a mapping of keys to values",
+    "model_type": "a mapping of keys to values",
+    "model_attributes_type": "a mapping of keys to values",
+    "enum": "one of the listed values",
+}
+
+
+def translate(exc: ValidationError, tp: Any, raw: object, source: str, prefix: str = "") -> ConfigError:
+    """The first of pydantic's errors as a :class:`ConfigError` (key path, expectation, value)."""
+    error = exc.errors(include_url=False)[0]
+    kind = error["type"]
+    where = _walk(tp, raw, tuple(error["loc"]))
+    key = _join(prefix, where.path) or "(top level)"
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        allowed = ", ".join(sorted(where.parent_fields)) or "none"
+        return ConfigError(source, key, f"no such key; expected one of {allowed}")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        field = str(ctx.get("discriminator", "'type'")).strip("'")
+        tags = ", ".join(where.tags) or str(ctx.get("expected_tags", ""))
+        got = ctx.get("tag", ...)
+        required = " (required)" if got is ... else ""
+        return ConfigError(source, _join(key, field), f"one of {tags}{required}", got)
+    problem = ctx.get("error")
+    if isinstance(problem, Invalid):
+        value = where.value.get(problem.key) if isinstance(where.value, Mapping) else None
+        blamed = _join(_join(prefix, where.path), problem.key) or "(top level)"
+        return ConfigError(source, blamed, problem.expected, value if problem.got is ... else problem.got)
+    if kind == "value_error" and problem is not None:
+        expected = str(problem)
+    elif where.expect is not None:
+        expected = where.expect
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = next(iter(ctx.values()), "")
+        words = {"greater_than_equal": "or more", "greater_than": "exclusive, or more",
+                 "less_than_equal": "or less", "less_than": "exclusive, or less"}[kind]
+        expected = f"a number of {bound} {words}"
+    elif kind == "literal_error":
+        expected = "one of " + str(ctx.get("expected", "")).replace("'", "")
+    else:
+        expected = _WORDS.get(kind) or error["msg"][:1].lower() + error["msg"][1:]
+    if kind == "missing":
+        return ConfigError(source, key, expected + " (required)")
+    return ConfigError(source, key, expected, where.value)
+
+
+def _join(prefix: str, path: str) -> str:
+    if not prefix:
+        return path
+    if not path:
+        return prefix
+    return prefix + path if path.startswith("[") else f"{prefix}.{path}"
+
+
+@dataclass(frozen=True)
+class _Place:
+    path: str
+    value: object
+    expect: str | None
+    parent_fields: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+def _walk(tp: Any, raw: object, loc: tuple[str | int, ...]) -> _Place:
+    """Follow pydantic's error location through the type and the raw data at once."""
+    path = ""
+    value: object = raw
+    current: Any = tp
+    parent: tuple[str, ...] = _fields(tp)
+    for item in loc:
+        members = _tagged_members(current)
+        if members and isinstance(item, str) and item in members:
+            current = members[item]  # a discriminated union's tag: not a key of the data
+            parent = _fields(current)
+            continue
+        parent = _fields(current)
+        if isinstance(item, int):
+            path += f"[{item}]"
+            inside = isinstance(value, list | tuple) and -len(value) <= item < len(value)
+            value = value[item] if inside and isinstance(value, list | tuple) else None
+            current = _item_type(current)
+        else:
+            path = f"{path}.{item}" if path else str(item)
+            value = value.get(item) if isinstance(value, Mapping) else None
+            current = _field_type(current, item)
+    return _Place(path, value, _expect(current), parent, tuple(_tagged_members(current)))
+
+
+def _strip(tp: Any) -> tuple[Any, list[Any]]:
+    """(the type without Annotated and Optional, the Annotated metadata)."""
+    metadata: list[Any] = []
+    while True:
+        if typing.get_origin(tp) is Annotated:
+            args = typing.get_args(tp)
+            tp, metadata = args[0], [*metadata, *args[1:]]
+            continue
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(members) == 1:
+                tp = members[0]
+                continue
+        return tp, metadata
+
+
+def _expect(tp: Any) -> str | None:
+    for item in _strip(tp)[1]:
+        if isinstance(item, Expect):
+            return item.text
+    return None
+
+
+def _fields(tp: Any) -> tuple[str, ...]:
+    bare = _strip(tp)[0]
+    if isinstance(bare, type) and issubclass(bare, BaseModel):
+        return tuple(f.alias or name for name, f in bare.model_fields.items())
+    return ()
+
+
+def _field_type(tp: Any, key: str) -> Any:
+    bare = _strip(tp)[0]
+    if isinstance(bare, type) and issubclass(bare, BaseModel):
+        for name, info in bare.model_fields.items():
+            if key in (name, info.alias):
+                return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        return None
+    args = typing.get_args(bare)
+    return args[1] if typing.get_origin(bare) in (dict, Mapping) and len(args) == 2 else None
+
+
+def _item_type(tp: Any) -> Any:
+    bare = _strip(tp)[0]
+    args = typing.get_args(bare)
+    return args[0] if typing.get_origin(bare) in (tuple, list) and args else None
+
+
+def _tagged_members(tp: Any) -> dict[str, Any]:
+    """tag → model of a union of models that each have a ``Literal`` ``type`` (or ``kind``) field."""
+    bare = _strip(tp)[0]
+    if typing.get_origin(bare) not in (typing.Union, types.UnionType):
+        return {}
+    found: dict[str, Any] = {}
+    for member in typing.get_args(bare):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            for field in ("type", "kind"):
+                info = member.model_fields.get(field)
+                if info is not None and typing.get_origin(info.annotation) is typing.Literal:
+                    found.update({str(tag): member for tag in typing.get_args(info.annotation)})
+    return found
+
+
+def one_of(models: tuple[type[BaseModel], ...], field: str = "type") -> Any:
+    """A discriminated union of plug-in option models (each has ``field: Literal["name"]``)."""
+    if len(models) == 1:
+        return models[0]
+    return Annotated[typing.Union[models], Field(discriminator=field)]  # noqa: UP007 (built at run time)
