@@ -25,16 +25,18 @@ from typing import Any
 
 import httpx
 
+from controller.redact import Redactor
 from controller.workflows import runs as store
 from controller.workflows.errors import ExecutorError, HostKeyError
 from controller.workflows.executor import Command, Executor
 from controller.workflows.loader import load_playbook, resolve_variables
 from controller.workflows.outcomes import IncidentRequest, IncidentSink, RunFacts, incident_for
-from controller.workflows.playbook import Phase, Playbook, RunAction, Step
+from controller.workflows.playbook import Phase, Playbook
 from controller.workflows.runs import RunSummary, SessionFactory
 from controller.workflows.state import PHASE_OF, TERMINAL, RunState, check_transition
-from controller.workflows.steps import HealthSource, StepContext, StepOutcome, kind_of, run_step
-from controller.workflows.template import Redactor, Value, render_plain, render_shell
+from controller.workflows.steps.base import HealthSource, Step, StepContext, StepOutcome, run_step
+from controller.workflows.steps.run import RunAction
+from controller.workflows.template import Value, render_plain, render_shell
 
 S = RunState
 FORWARD = (S.LOCK, S.PREFLIGHT, S.BACKUP, S.BACKUP_VERIFY, S.UPDATE, S.VERIFY)
@@ -174,9 +176,8 @@ class Engine:
     def _recapture(self, r: _Run) -> bool:
         """Rerun the read-only preflight steps whose captured values were not stored (secrets)."""
         for step in r.playbook.steps(Phase.PREFLIGHT):
-            a = step.action
-            if isinstance(a, RunAction) and a.capture and f"captured.{a.capture.name}" not in r.values \
-                    and not self._step(r, Phase.PREFLIGHT, step):
+            missing = [c for c in step.action.captures() if f"captured.{c.name}" not in r.values]
+            if missing and not self._step(r, Phase.PREFLIGHT, step):
                 return False
         return True
 
@@ -195,14 +196,14 @@ class Engine:
         token = render_shell("{{ t }}", {"t": r.lock_token})
         text = (f'if [ -e {lock} ]; then held="$(cat {lock})"; [ "$held" = {token} ] && exit 0; '
                 f'echo "host is locked by $held"; exit 3; fi; set -o noclobber; echo {token} > {lock}')
-        step = Step("take the host lock file", RunAction(text), LOCK_TIMEOUT)
+        step = Step("take the host lock file", _rendered(text), LOCK_TIMEOUT)
         return self._step(r, Phase.PREFLIGHT, step, phase_name="lock", raw=True)
 
     def _unlock(self, r: _Run) -> None:
         lock = render_shell(r.playbook.lock_file, r.values)
         token = render_shell("{{ t }}", {"t": r.lock_token})
         text = f'if [ "$(cat {lock} 2>/dev/null)" = {token} ]; then rm -f {lock}; fi'
-        self._step(r, Phase.FINALLY, Step("remove the host lock file", RunAction(text), LOCK_TIMEOUT),
+        self._step(r, Phase.FINALLY, Step("remove the host lock file", _rendered(text), LOCK_TIMEOUT),
                    phase_name="unlock", raw=True)
 
     # ------------------------------------------------------------------ one step
@@ -211,7 +212,7 @@ class Engine:
               raw: bool = False) -> bool:
         name = phase_name or phase.value
         with self.sessions() as s:
-            entry = store.add_entry(s, r.id, kind=kind_of(step), phase=name, name=step.name, status="running",
+            entry = store.add_entry(s, r.id, kind=step.kind, phase=name, name=step.name, status="running",
                                     now=self.clock())
         ctx = StepContext(r.host, r.executor, {} if raw else r.values, r.redact, self.http, self.health,
                           self.clock, self.sleep)
@@ -344,6 +345,12 @@ class Engine:
     def _summary(self, run_id: int) -> RunSummary:
         with self.sessions() as s:
             return store.summary(s, run_id)
+
+
+def _rendered(command: str) -> RunAction:
+    """A ``run`` step of a command the engine wrote and rendered itself (its values are quoted
+    already, so the template rules of a playbook's commands do not apply)."""
+    return RunAction.model_construct(command=command)
 
 
 def _is_secret(playbook: Playbook, name: str) -> bool:

@@ -1,4 +1,4 @@
-"""The ``wait_healthy`` step's view of a host: what its agent last reported (C's store tables)."""
+"""The ``wait_healthy`` step's view of a host: what its agent last reported (the store's report tables)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from controller.store.db import Database
 from controller.store.models import CheckState, Host, HostState
-from controller.workflows.steps import HealthView
+from controller.workflows.steps.base import HealthView
 
 CRITICAL = 2
 

@@ -1,104 +1,52 @@
-"""Reading a playbook: YAML → the frozen values of playbook.py, refusing anything invalid with a
-ConfigError that names the file, the key path and what was expected; ``--var`` overrides, type-checked.
+"""Reading a playbook: YAML → configkit models (the controller's one validation path) → the frozen
+values of playbook.py; ``--var`` overrides, type-checked.
+
+Every mistake is one ConfigError naming the file, the key path and what was expected, e.g.
+``pb.yaml: phases.update[0].run.command: expected a safe command template: …``. The models check
+the shape: keys (unknown ones refused), types, a step's one kind key (its options model comes from
+steps/registry.py), ``after:`` only on verify steps, the required phases. What needs the whole
+playbook is checked once the models are built: placeholders name only declared variables, run_id,
+host or ``captured.<name>`` of a capture; ``timeout: "{{ var }}"`` names an int/float variable;
+each kind resolves its paths against the playbook's directory (a testinfra module must exist).
+A secret variable's value is shown as ``***`` in every error.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
-import yaml
+from pydantic import Field, PlainValidator, create_model, field_validator, model_validator
 
+from controller.configkit import Bool, ConfigModel, Expect, Invalid, Text, read_yaml, validate
 from controller.errors import ConfigError
-from controller.workflows.playbook import (
-    BUILTINS,
-    KINDS,
-    Action,
-    Capture,
-    GetAction,
-    HttpAction,
-    Phase,
-    Playbook,
-    PutAction,
-    Retry,
-    RunAction,
-    Step,
-    TestinfraAction,
-    Until,
-    Variable,
-    VarType,
-    WaitHealthyAction,
-)
+from controller.redact import MASK
+from controller.workflows.playbook import BUILTINS, REQUIRED_PHASES, Phase, Playbook, Variable, VarType
+from controller.workflows.steps.base import BOTH, Step
+from controller.workflows.steps.fields import IDENTIFIER, check_template
+from controller.workflows.steps.registry import StepSpec
 from controller.workflows.template import Value, placeholders, quoting_problem
 
+DEFAULT_LOCK_FILE = "/var/lock/boxkeeper-update.lock"
 
-class _Reader:
-    """Typed access to a YAML mapping, raising ConfigError with the key path."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, path: str, expected: str, got: object = ...) -> ConfigError:
-        return ConfigError(self.source, path, expected, got)
-
-    def mapping(self, raw: object, path: str, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
-        if not isinstance(raw, dict):
-            raise self.fail(path, "a mapping", raw)
-        if allowed is not None:
-            for key in raw:
-                if key not in allowed:
-                    raise self.fail(f"{path}.{key}", f"one of the keys {', '.join(allowed)}", key)
-        return raw
-
-    def string(self, raw: object, path: str) -> str:
-        if not isinstance(raw, str) or not raw:
-            raise self.fail(path, "a non-empty string", raw)
-        return raw
-
-    def number(self, raw: object, path: str, minimum: float = 0.0) -> float:
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < minimum:
-            raise self.fail(path, f"a number >= {minimum:g}", raw)
-        return float(raw)
-
-    def integer(self, raw: object, path: str, minimum: int = 0) -> int:
-        if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
-            raise self.fail(path, f"an integer >= {minimum}", raw)
-        return raw
-
-    def regex(self, raw: object, path: str) -> re.Pattern[str]:
-        text = self.string(raw, path)
-        try:
-            return re.compile(text, re.MULTILINE)
-        except re.error as exc:
-            raise self.fail(path, f"a valid regular expression ({exc})", raw) from None
-
-    def opt_regex(self, raw: dict[str, Any], key: str, path: str) -> re.Pattern[str] | None:
-        return None if raw.get(key) is None else self.regex(raw[key], f"{path}.{key}")
-
-    def codes(self, raw: object, path: str) -> tuple[int, ...]:
-        items = raw if isinstance(raw, list) else [raw]
-        if not items:
-            raise self.fail(path, "a non-empty list of integers", raw)
-        return tuple(self.integer(item, path) for item in items)
+_EXPECTED = {
+    VarType.STR: "a string",
+    VarType.PATH: "an absolute path",
+    VarType.INT: "an integer",
+    VarType.FLOAT: "a number",
+    VarType.BOOL: "true or false",
+    VarType.ARGV: "a list of words (or one string split like a shell would)",
+}
+_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 def convert(var: Variable, raw: object, source: str, path: str) -> Value:
     """Check (and from a ``--var`` string, convert) a value for a variable's type."""
-    expected = {
-        VarType.STR: "a string",
-        VarType.PATH: "an absolute path",
-        VarType.INT: "an integer",
-        VarType.FLOAT: "a number",
-        VarType.BOOL: "true or false",
-        VarType.ARGV: "a list of words (or one string split like a shell would)",
-    }[var.type]
-    shown: object = "***" if var.secret else raw
     value = _converted(var.type, raw)
     if value is None:
-        raise ConfigError(source, path, expected, shown)
+        raise ConfigError(source, path, _EXPECTED[var.type], MASK if var.secret else raw)
     return value
 
 
@@ -126,205 +74,154 @@ def _converted(vtype: VarType, raw: object) -> Value | None:
                 return tuple(shlex.split(raw))
             except ValueError:
                 return None
-        if isinstance(raw, list) and all(isinstance(w, str) for w in raw):
+        if isinstance(raw, list | tuple) and all(isinstance(w, str) for w in raw):
             return tuple(raw)
     return None
 
 
-_BOOLS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+# ---------------------------------------------------------------------------------------------
+# The YAML shape
 
 
-def _variables(r: _Reader, raw: object) -> tuple[Variable, ...]:
-    if raw is None:
-        return ()
-    found = []
-    for name, spec in r.mapping(raw, "variables").items():
-        path = f"variables.{name}"
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_]\w*", name) or name in BUILTINS:
-            raise r.fail(path, "a variable name (letters, digits, _; not run_id or host)", name)
-        spec = r.mapping(spec, path, ("type", "default", "secret", "description"))
-        try:
-            vtype = VarType(spec.get("type", "str"))
-        except ValueError:
-            raise r.fail(f"{path}.type", f"one of {', '.join(t.value for t in VarType)}",
-                         spec.get("type")) from None
-        secret = spec.get("secret", False)
-        if not isinstance(secret, bool):
-            raise r.fail(f"{path}.secret", "true or false", secret)
-        var = Variable(name, vtype, None, secret, str(spec.get("description", "")))
-        if spec.get("default") is not None:
-            var = Variable(name, vtype, convert(var, spec["default"], r.source, f"{path}.default"),
-                           secret, var.description)
-        found.append(var)
-    return tuple(found)
+def _lock_file(value: object) -> str:
+    text = check_template(value)
+    if quoting_problem(text):
+        raise Invalid("", "a path template without quotes", value)
+    return text
 
 
-def _action(r: _Reader, kind: str, raw: object, path: str, base: Path) -> Action:
-    if kind == "run":
-        if isinstance(raw, str):
-            raw = {"command": raw}
-        spec = r.mapping(raw, path, ("command", "ok_codes", "success_regex", "failure_regex",
-                                     "until", "capture"))
-        command = r.string(spec.get("command"), f"{path}.command")
-        problem = quoting_problem(command)
-        if problem:
-            raise r.fail(f"{path}.command", f"a safe command template: {problem}", command)
-        until = None
-        if spec.get("until") is not None:
-            upath = f"{path}.until"
-            u = r.mapping(spec["until"], upath, ("regex", "not_regex", "attempts", "delay"))
-            until = Until(r.integer(u.get("attempts"), f"{upath}.attempts", 1),
-                          r.number(u.get("delay", 0), f"{upath}.delay"),
-                          r.opt_regex(u, "regex", upath), r.opt_regex(u, "not_regex", upath))
-            if until.regex is None and until.not_regex is None:
-                raise r.fail(upath, "regex or not_regex (when to stop repeating)")
-        capture = None
-        if spec.get("capture") is not None:
-            cpath = f"{path}.capture"
-            c = r.mapping(spec["capture"], cpath, ("name", "regex", "secret"))
-            name = r.string(c.get("name"), f"{cpath}.name")
-            regex = r.regex(c.get("regex"), f"{cpath}.regex")
-            if regex.groups < 1:
-                raise r.fail(f"{cpath}.regex", "a regular expression with one capturing group", c["regex"])
-            secret = c.get("secret", False)
-            if not isinstance(secret, bool):
-                raise r.fail(f"{cpath}.secret", "true or false", secret)
-            capture = Capture(name, regex, secret)
-        return RunAction(command, r.codes(spec.get("ok_codes", [0]), f"{path}.ok_codes"),
-                         r.opt_regex(spec, "success_regex", path), r.opt_regex(spec, "failure_regex", path),
-                         until, capture)
-    if kind in ("put", "get"):
-        spec = r.mapping(raw, path, ("src", "dest"))
-        src, dest = r.string(spec.get("src"), f"{path}.src"), r.string(spec.get("dest"), f"{path}.dest")
-        if kind == "put":
-            return PutAction(src if src.startswith("/") else str(base / src), dest)
-        return GetAction(src, dest)
-    if kind == "http":
-        if isinstance(raw, str):
-            raw = {"url": raw}
-        spec = r.mapping(raw, path, ("url", "status", "body_regex", "body_not_regex"))
-        return HttpAction(r.string(spec.get("url"), f"{path}.url"),
-                          r.codes(spec.get("status", [200]), f"{path}.status"),
-                          r.opt_regex(spec, "body_regex", path), r.opt_regex(spec, "body_not_regex", path))
-    if kind == "testinfra":
-        if isinstance(raw, str):
-            raw = {"module": raw}
-        spec = r.mapping(raw, path, ("module",))
-        module = Path(r.string(spec.get("module"), f"{path}.module"))
-        module = module if module.is_absolute() else base / module
-        if not module.is_file():
-            raise r.fail(f"{path}.module", "an existing testinfra test module", str(module))
-        return TestinfraAction(module)
-    spec = r.mapping(raw, path, ("soak", "poll"))
-    return WaitHealthyAction(r.number(spec.get("soak"), f"{path}.soak", 1),
-                             r.number(spec.get("poll", 5), f"{path}.poll", 0.1))
+VarTypeName = Annotated[VarType, Expect("one of " + ", ".join(t.value for t in VarType))]
+Prose = Annotated[str, Expect("a text")]
+BoxKinds = Annotated[tuple[str, ...], Expect("a list of box kinds")]
+LockFile = Annotated[str, PlainValidator(_lock_file)]
+PathTemplate = Annotated[str, Expect("a path template")]
 
 
-_VAR_ONLY = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
+class VariableSpec(ConfigModel):
+    """``name: {type, default, secret, description}``; the default must fit the type."""
+
+    type: VarTypeName = VarType.STR
+    default: Any = None  # None: required (given with --var)
+    secret: Bool = False
+    description: Prose = ""
+
+    @model_validator(mode="after")
+    def _default_fits(self) -> Self:
+        if self.default is None:
+            return self
+        value = _converted(self.type, self.default)
+        if value is None:
+            raise Invalid("default", _EXPECTED[self.type], MASK if self.secret else self.default)
+        return self.model_copy(update={"default": value})
 
 
-def _step(r: _Reader, raw: object, path: str, phase: Phase, base: Path) -> Step:
-    spec = r.mapping(raw, path, ("name", "timeout", "retry", "after", *KINDS))
-    kinds = [k for k in KINDS if k in spec]
-    if len(kinds) != 1:
-        raise r.fail(path, f"exactly one of the step kinds {', '.join(KINDS)}", sorted(spec))
-    name = r.string(spec.get("name"), f"{path}.name")
-    action = _action(r, kinds[0], spec[kinds[0]], f"{path}.{kinds[0]}", base)
-    default_timeout = action.soak + 60 if isinstance(action, WaitHealthyAction) else 60
-    raw_timeout = spec.get("timeout", default_timeout)
-    timeout_var = None
-    m = _VAR_ONLY.fullmatch(raw_timeout.strip()) if isinstance(raw_timeout, str) else None
-    if m:
-        timeout_var, raw_timeout = m.group(1), default_timeout
-    timeout = r.number(raw_timeout, f"{path}.timeout", 1)
-    retry = Retry()
-    if spec.get("retry") is not None:
-        rt = r.mapping(spec["retry"], f"{path}.retry", ("attempts", "delay"))
-        retry = Retry(r.integer(rt.get("attempts", 1), f"{path}.retry.attempts", 1),
-                      r.number(rt.get("delay", 0), f"{path}.retry.delay"))
-    after = frozenset({"update", "rollback"})
-    if spec.get("after") is not None:
-        if phase is not Phase.VERIFY or spec["after"] not in ("update", "rollback"):
-            raise r.fail(f"{path}.after", "update or rollback (only on verify steps)", spec["after"])
-        after = frozenset({spec["after"]})
-    return Step(name, action, timeout, retry, after, timeout_var)
+def _phases_model() -> Any:
+    """The phases: one optional list of steps per phase (``finally`` is a Python keyword: no class)."""
+    phases: dict[str, Any] = {phase.value: (tuple[StepSpec, ...], ()) for phase in Phase}
+    return create_model("PhasesSpec", __base__=ConfigModel, __module__=__name__, **phases)
 
 
-def _templates(step: Step) -> list[tuple[str, str]]:
-    a = step.action
-    if isinstance(a, RunAction):
-        return [("command", a.command)]
-    if isinstance(a, PutAction | GetAction):
-        return [("src", a.src), ("dest", a.dest)]
-    if isinstance(a, HttpAction):
-        return [("url", a.url)]
-    return []
+if TYPE_CHECKING:
+    PhasesSpec = ConfigModel
+else:
+    PhasesSpec = _phases_model()
+
+
+def _steps(phases: PhasesSpec, phase: Phase) -> tuple[StepSpec, ...]:
+    steps: tuple[StepSpec, ...] = getattr(phases, phase.value)
+    return steps
+
+
+class PlaybookSpec(ConfigModel):
+    name: Text
+    description: Prose = ""
+    applies_to: BoxKinds = ()
+    lock_file: LockFile = DEFAULT_LOCK_FILE
+    variables: dict[str, VariableSpec] = Field(default_factory=dict)
+    phases: PhasesSpec
+    backup_location: PathTemplate = ""
+    rollback_notice: Prose = ""
+
+    @field_validator("variables", mode="before")
+    @classmethod
+    def _variable_names(cls, raw: Any) -> Any:
+        if isinstance(raw, Mapping):
+            for name in raw:
+                if not isinstance(name, str) or not IDENTIFIER.fullmatch(name) or name in BUILTINS:
+                    raise Invalid(str(name), "a variable name (letters, digits, _; not run_id or host)", name)
+        return raw
+
+    @field_validator("phases")
+    @classmethod
+    def _phase_rules(cls, phases: PhasesSpec) -> PhasesSpec:
+        for phase in Phase:
+            for i, step in enumerate(_steps(phases, phase)):
+                if step.after is not None and phase is not Phase.VERIFY:
+                    raise Invalid(f"{phase.value}[{i}].after", "update or rollback (only on verify steps)",
+                                  step.after)
+        for phase in REQUIRED_PHASES:
+            if not _steps(phases, phase):
+                raise Invalid(phase.value, "at least one step")
+        return phases
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
 
 
 def load_playbook(path: str | Path) -> Playbook:
     """Read and validate a playbook file."""
     path = Path(path)
     source = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(source, "(file)", "a readable playbook file", str(exc)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, "(file)", "valid YAML", str(exc)) from None
-    r = _Reader(source)
-    top = r.mapping(raw, "(top)", ("name", "description", "applies_to", "lock_file", "variables",
-                                   "phases", "backup_location", "rollback_notice"))
-    name = r.string(top.get("name"), "name")
-    applies = top.get("applies_to", [])
-    if not isinstance(applies, list) or not all(isinstance(a, str) for a in applies):
-        raise r.fail("applies_to", "a list of box kinds", applies)
-    variables = _variables(r, top.get("variables"))
-    lock_file = r.string(top.get("lock_file", "/var/lock/boxkeeper-update.lock"), "lock_file")
-    phases_raw = r.mapping(top.get("phases"), "phases", tuple(p.value for p in Phase))
-    phases: dict[Phase, tuple[Step, ...]] = {}
-    for phase in Phase:
-        items = phases_raw.get(phase.value) or []
-        if not isinstance(items, list):
-            raise r.fail(f"phases.{phase.value}", "a list of steps", items)
-        phases[phase] = tuple(_step(r, item, f"phases.{phase.value}[{i}]", phase, path.parent)
-                              for i, item in enumerate(items))
-    for required in (Phase.UPDATE, Phase.VERIFY, Phase.ROLLBACK):
-        if not phases[required]:
-            raise r.fail(f"phases.{required.value}", "at least one step")
-    backup_location = top.get("backup_location", "")
-    if not isinstance(backup_location, str):
-        raise r.fail("backup_location", "a path template", backup_location)
-    notice = top.get("rollback_notice", "")
-    if not isinstance(notice, str):
-        raise r.fail("rollback_notice", "a text", notice)
-    playbook = Playbook(name, source, str(top.get("description", "")), tuple(applies), lock_file,
-                        variables, phases, backup_location, notice.strip())
-    _check_names(r, playbook)
+    spec = validate(PlaybookSpec, read_yaml(path, "a readable playbook file"), source=source)
+    variables = tuple(Variable(name, v.type, v.default, v.secret, v.description)
+                      for name, v in spec.variables.items())
+    phases = {phase: tuple(_step(step, f"phases.{phase.value}[{i}]", source, path.parent)
+                           for i, step in enumerate(_steps(spec.phases, phase)))
+              for phase in Phase}
+    playbook = Playbook(spec.name, source, spec.description, spec.applies_to, spec.lock_file, variables,
+                        phases, spec.backup_location, spec.rollback_notice.strip())
+    _check_names(playbook)
     return playbook
 
 
-def _check_names(r: _Reader, playbook: Playbook) -> None:
+def _step(spec: StepSpec, path: str, source: str, base: Path) -> Step:
+    action = spec.action
+    try:
+        action = action.resolve(base)
+    except Invalid as exc:
+        raise ConfigError(source, f"{path}.{action.kind}.{exc.key}", exc.expected, exc.got) from None
+    timeout_var = spec.timeout if isinstance(spec.timeout, str) else None
+    timeout = spec.timeout if isinstance(spec.timeout, float) else action.default_timeout()
+    after = frozenset({spec.after}) if spec.after else BOTH
+    return Step(spec.name, action, timeout, spec.retry, after, timeout_var)
+
+
+def _check_names(playbook: Playbook) -> None:
+    """Placeholders only of what will have a value; ``timeout: "{{ var }}"`` only of a number."""
+    source = playbook.source
     known = {v.name for v in playbook.variables} | set(BUILTINS)
     captured = set(playbook.captures())
     checks: list[tuple[str, str]] = [("lock_file", playbook.lock_file),
                                      ("backup_location", playbook.backup_location)]
-    if quoting_problem(playbook.lock_file):
-        raise r.fail("lock_file", "a path template without quotes", playbook.lock_file)
     for phase, steps in playbook.phases.items():
         for i, step in enumerate(steps):
-            checks += [(f"phases.{phase.value}[{i}].{key}", t) for key, t in _templates(step)]
+            path = f"phases.{phase.value}[{i}]"
+            checks += [(f"{path}.{step.kind}.{key}", getattr(step.action, key))
+                       for key in step.action.templates]
             if step.timeout_var is not None:
                 var = playbook.variable(step.timeout_var)
                 if var is None or var.type not in (VarType.INT, VarType.FLOAT):
-                    raise r.fail(f"phases.{phase.value}[{i}].timeout",
-                                 "a number or {{ var }} of an int/float variable",
-                                 f"{{{{ {step.timeout_var} }}}}")
+                    raise ConfigError(source, f"{path}.timeout",
+                                      "a number or {{ var }} of an int/float variable",
+                                      f"{{{{ {step.timeout_var} }}}}")
     for path, template in checks:
         for name in placeholders(template):
             ok = name[len("captured."):] in captured if name.startswith("captured.") else name in known
             if not ok:
-                raise r.fail(path, "only declared variables, run_id, host, or captured.<name> of a capture",
-                             f"{{{{ {name} }}}}")
+                raise ConfigError(source, path,
+                                  "only declared variables, run_id, host, or captured.<name> of a capture",
+                                  f"{{{{ {name} }}}}")
 
 
 def resolve_variables(playbook: Playbook, overrides: Mapping[str, str]) -> dict[str, Value]:

@@ -2,9 +2,12 @@
 
 Every command runs as ``env LANG=C LC_ALL=C timeout -k GRACE T sh -c '<command>'``: the remote
 ``timeout`` kills the command's whole process group when it overruns, and the local side gives up
-a little later (and drops the connection) if the host does not answer at all. A dropped connection
-raises ConnectionLostError (the outcome of that command is unknown); the next call reconnects,
-retrying until ``reconnect_deadline``. Host keys come only from the controller's known_hosts file.
+a little later (and drops the connection) if the host does not answer at all. Whether a command
+timed out is decided by the seam's one rule (executor.py, ``command_timed_out``: exit 124 or 137
+after the whole timeout). A dropped connection raises ConnectionLostError (the outcome of that
+command is unknown); the next call reconnects, retrying until ``reconnect_deadline``. Host keys
+come only from the controller's known_hosts file: an unknown key is refused (paramiko's
+RejectPolicy), never accepted on first sight.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
+from controller.configkit import Bool, ConfigModel, Duration, PositiveInt
 from controller.workflows.errors import (
     ConnectError,
     ConnectionLostError,
@@ -29,10 +33,15 @@ from controller.workflows.errors import (
     TransferError,
     UnknownHostKeyError,
 )
-from controller.workflows.executor import Command, CommandResult, tail
+from controller.workflows.executor import (
+    TIMED_OUT,
+    Command,
+    CommandResult,
+    command_timed_out,
+    enforced_timeout,
+    tail,
+)
 from controller.workflows.remote_shell import RemoteShell
-
-TIMED_OUT = 124  # what GNU timeout exits with
 
 
 @dataclass(frozen=True)
@@ -48,17 +57,23 @@ class SSHTarget:
     known_hosts: str = "/var/lib/boxkeeper/known_hosts"
 
 
-@dataclass(frozen=True)
-class SSHOptions:
-    connect_timeout: float = 10.0
-    auth_timeout: float = 15.0
-    banner_timeout: float = 15.0
-    keepalive: int = 10
-    reconnect_deadline: float = 120.0
-    reconnect_interval: float = 2.0
-    kill_grace: float = 5.0
+class SSHOptions(ConfigModel):
+    """The ``ssh`` executor's options (executors.py): timeouts of the connection, how long to keep
+    reconnecting, the kill grace after a command's timeout."""
+
+    type: Literal["ssh"] = "ssh"
+    connect_timeout: Duration = 10.0
+    auth_timeout: Duration = 15.0
+    banner_timeout: Duration = 15.0
+    keepalive: PositiveInt = 10
+    reconnect_deadline: Duration = 120.0
+    reconnect_interval: Duration = 2.0
+    kill_grace: Duration = 5.0
     #: run the commands in one long-lived remote shell (remote_shell.py) instead of a session each
-    persistent_shell: bool = True
+    persistent_shell: Bool = True
+
+
+DEFAULT_OPTIONS = SSHOptions()
 
 
 def parse_jump(jump: str, default_user: str) -> tuple[str, str, int]:
@@ -68,13 +83,13 @@ def parse_jump(jump: str, default_user: str) -> tuple[str, str, int]:
 
 
 def remote_command(command: str, timeout: float, grace: float) -> str:
-    seconds = max(1, math.ceil(timeout))
+    seconds = enforced_timeout(timeout)
     return (f"env LANG=C LC_ALL=C timeout -k {math.ceil(grace)} {seconds} "
             f"sh -c {shlex.quote(command)} </dev/null")
 
 
 class SSHExecutor:
-    def __init__(self, target: SSHTarget, options: SSHOptions = SSHOptions(), *,
+    def __init__(self, target: SSHTarget, options: SSHOptions = DEFAULT_OPTIONS, *,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.host = target.name
@@ -169,8 +184,9 @@ class SSHExecutor:
         except CommandTimedOut as exc:
             self._drop()  # the host stopped answering: start clean next time
             out = exc.result
-            return CommandResult(command.redacted, TIMED_OUT, tail(out.stdout), tail(out.stderr),
-                                 self._clock() - started, timed_out=True)
+            duration = self._clock() - started
+            return CommandResult(command.redacted, TIMED_OUT, tail(out.stdout), tail(out.stderr), duration,
+                                 timed_out=command_timed_out(TIMED_OUT, duration, timeout))
         except (OSError, paramiko.SSHException, EOFError) as exc:
             self._drop()
             raise ConnectionLostError(self.host, f"connection lost during a command: {exc}") from None
@@ -179,7 +195,7 @@ class SSHExecutor:
             self._drop()
             raise ConnectionLostError(self.host, "connection lost before the command reported its exit code")
         return CommandResult(command.redacted, result.exited, tail(result.stdout), tail(result.stderr),
-                             duration, timed_out=result.exited in (TIMED_OUT, 137))
+                             duration, timed_out=command_timed_out(result.exited, duration, timeout))
 
     def _run_in_shell(self, command: Command, timeout: float) -> CommandResult:
         conn = self._connection()
@@ -196,10 +212,11 @@ class SSHExecutor:
         duration = self._clock() - started
         if answer is None:
             self._drop()  # the host stopped answering: start clean next time
-            return CommandResult(command.redacted, TIMED_OUT, "", "", duration, timed_out=True)
+            return CommandResult(command.redacted, TIMED_OUT, "", "", duration,
+                                 timed_out=command_timed_out(TIMED_OUT, duration, timeout))
         code, out, err = answer
         return CommandResult(command.redacted, code, tail(out), tail(err), duration,
-                             timed_out=code in (TIMED_OUT, 137))
+                             timed_out=command_timed_out(code, duration, timeout))
 
     def testinfra_args(self, workdir: Path) -> list[str]:
         """pytest-testinfra arguments reaching this host with the same pinned settings (OpenSSH client)."""
@@ -216,6 +233,18 @@ class SSHExecutor:
         config = workdir / "ssh_config"
         config.write_text("\n".join(lines) + "\n")
         return ["--hosts=ssh://target", f"--ssh-config={config}"]
+
+    def open_tunnel(self, address: str, port: int) -> paramiko.Channel:
+        """A ``direct-tcpip`` channel from this host to ``address:port`` (``hosts trust`` fetches a
+        host key through a jump host with it)."""
+        conn = self._connection()
+        assert conn.transport is not None
+        try:
+            channel: paramiko.Channel = conn.transport.open_channel("direct-tcpip", (address, port),
+                                                                    ("127.0.0.1", 0))
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ConnectError(self.host, f"cannot open a tunnel to {address}:{port}: {exc}") from None
+        return channel
 
     def put(self, local: str, remote: str) -> None:
         try:

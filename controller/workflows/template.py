@@ -1,4 +1,4 @@
-"""``{{ var }}`` interpolation into step templates, and redaction of secret values.
+"""``{{ var }}`` interpolation into step templates.
 
 Two renderings:
 
@@ -8,19 +8,19 @@ Two renderings:
   when the playbook is loaded (:func:`quoting_problem`), because quoting it again would change it.
 * :func:`render_plain` for URLs and file paths of ``http`` / ``put`` / ``get`` steps (no shell).
 
-:class:`Redactor` replaces every known secret value (and its quoted form) with ``***``.
+Which options of a step are templates is said by its kind (``templates`` in steps/base.py); the
+loader checks their placeholders. Secret values are masked by :class:`controller.redact.Redactor`.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 Value = str | int | float | bool | tuple[str, ...]
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\s*\}\}")
-MASK = "***"
 
 
 def placeholders(template: str) -> list[str]:
@@ -88,27 +88,3 @@ def render_plain(template: str, values: Mapping[str, Value]) -> str:
     """Render a URL or path template without quoting. Unknown names raise KeyError."""
     return PLACEHOLDER.sub(lambda m: plain_value(_lookup(m.group(1), values)), template)
 
-
-class Redactor:
-    """Replaces secret values (raw and shell-quoted forms) with ``***`` in any text."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: set[str] = set()
-        for secret in secrets:
-            self.add(secret)
-
-    def add(self, secret: str) -> None:
-        if not secret:
-            return
-        self._secrets.add(secret)
-        quoted = shlex.quote(secret)
-        if quoted != secret:
-            self._secrets.add(quoted)
-
-    def __call__(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, MASK)
-        return text
-
-    def __bool__(self) -> bool:
-        return bool(self._secrets)

@@ -9,7 +9,9 @@ import pytest
 
 from controller.errors import ConfigError
 from controller.workflows.loader import find_playbook, load_playbook, parse_var_args, resolve_variables
-from controller.workflows.playbook import HttpAction, Phase, RunAction, VarType
+from controller.workflows.playbook import Phase, VarType
+from controller.workflows.steps.http import HttpAction
+from controller.workflows.steps.run import RunAction
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -105,13 +107,13 @@ def test_parse_var_args() -> None:
         (
             "run: restore {{ docroot }}",
             "run: restore {{ nope }}",
-            r"phases.rollback\[0\].command: expected only",
+            r"phases.rollback\[0\].run.command: expected only",
         ),
-        ("{{ captured.v }}", "{{ captured.w }}", r"phases.verify\[0\].url: expected only declared"),
+        ("{{ captured.v }}", "{{ captured.w }}", r"phases.verify\[0\].http.url: expected only declared"),
         (
             "      run: restore",
             "      bogus: 1\n      run: restore",
-            r"phases.rollback\[0\].bogus: expected one of",
+            r"phases.rollback\[0\].bogus: expected no such key; expected one of after, get, http, name",
         ),
         (
             "      http:",

@@ -72,21 +72,6 @@ def sleeping(box: Box) -> bool:
 
 
 @pytest.mark.integration
-def test_put_and_get_files(box: Box, tmp_path: Path) -> None:
-    ex = executor(box, known_hosts_file(box, tmp_path))
-    local = tmp_path / "in.txt"
-    local.write_text("payload\n")
-    remote = f"{box.layout.run}/boxkeeper-put-test.txt"
-    try:
-        ex.put(str(local), remote)
-        assert ex.run(cmd(f"cat {remote}"), 10).stdout_tail == "payload\n"
-        ex.get(remote, str(tmp_path / "out.txt"))
-        assert (tmp_path / "out.txt").read_text() == "payload\n"
-    finally:
-        ex.close()
-
-
-@pytest.mark.integration
 def test_unknown_and_changed_host_keys_are_refused(box: Box, tmp_path: Path) -> None:
     with pytest.raises(UnknownHostKeyError, match="boxkeeper hosts trust"):
         executor(box, tmp_path / "none").run(cmd("true"), 5)
@@ -191,6 +176,15 @@ def test_jump_host(boxes: object, tmp_path: Path) -> None:
         assert ex.run(cmd("echo $SSH_CONNECTION"), 10).exit_code == 0
     finally:
         ex.close()
+    # `hosts trust` of a host behind the jump: its key is fetched through a tunnel of the jump box
+    jump = SSHExecutor(SSHTarget("jump", jump_box.info.address, jump_box.info.ssh_port, "root",
+                                 target_box.info.ssh_key, known_hosts=str(known)))
+    try:
+        channel = jump.open_tunnel(target_box.info.address, target_box.info.ssh_port)
+        key = hostkeys.fetch_host_key(target_box.info.address, target_box.info.ssh_port, sock=channel)
+        assert hostkeys.fingerprint(key) == target_box.info.host_key_fingerprint
+    finally:
+        jump.close()
     # The hop really goes through the jump box, and its key is pinned too.
     known.write_text(target_box.info.known_hosts.strip() + "\n")
     with pytest.raises(UnknownHostKeyError, match=f"{jump_box.info.address}|{jump_box.info.ssh_port}"):
@@ -199,9 +193,9 @@ def test_jump_host(boxes: object, tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_testinfra_step_uses_the_pinned_ssh_settings(box: Box, tmp_path: Path) -> None:
-    from controller.workflows.playbook import Step, TestinfraAction
-    from controller.workflows.steps import StepContext, run_step
-    from controller.workflows.template import Redactor
+    from controller.redact import Redactor
+    from controller.workflows.steps.base import Step, StepContext, run_step
+    from controller.workflows.steps.testinfra import TestinfraAction
 
     module = tmp_path / "test_box.py"
     module.write_text("def test_docroot(host):\n"
@@ -210,13 +204,13 @@ def test_testinfra_step_uses_the_pinned_ssh_settings(box: Box, tmp_path: Path) -
                       "    assert host.file('/nonexistent-boxkeeper').exists\n")
     ex = executor(box, known_hosts_file(box, tmp_path))
     ctx = StepContext(box.name, ex, {}, Redactor(), None)
-    outcome = run_step(Step("checks", TestinfraAction(module), 120), ctx)
+    outcome = run_step(Step("checks", TestinfraAction(module=module), 120), ctx)
     assert not outcome.ok and "1 failed, 1 passed" in outcome.stdout
     module.write_text(module.read_text().split("def test_no_such_file")[0])
-    assert run_step(Step("checks", TestinfraAction(module), 120), ctx).ok
+    assert run_step(Step("checks", TestinfraAction(module=module), 120), ctx).ok
     # with an unknown host key, testinfra (OpenSSH, StrictHostKeyChecking yes) is refused too
     strict = executor(box, tmp_path / "empty_known_hosts")
     (tmp_path / "empty_known_hosts").write_text("")
-    refused = run_step(Step("checks", TestinfraAction(module), 120),
+    refused = run_step(Step("checks", TestinfraAction(module=module), 120),
                        StepContext(box.name, strict, {}, Redactor(), None))
     assert not refused.ok and "Host key verification failed" in refused.stdout + refused.stderr

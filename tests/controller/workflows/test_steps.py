@@ -6,9 +6,10 @@ import re
 
 import httpx
 
-from controller.workflows.playbook import HttpAction, Step, WaitHealthyAction
-from controller.workflows.steps import HealthView, StepContext, run_step
-from controller.workflows.template import Redactor
+from controller.redact import Redactor
+from controller.workflows.steps.base import HealthView, Step, StepContext, run_step
+from controller.workflows.steps.http import HttpAction
+from controller.workflows.steps.wait_healthy import WaitHealthyAction
 from tests.controller.workflows.fakes import FakeExecutor
 
 
@@ -46,7 +47,8 @@ ERRORS = re.compile("DB query error|Fatal error")
 
 
 def test_http_step_checks_status_and_error_pages() -> None:
-    step = Step("portal", HttpAction("{{ url }}", (200,), re.compile("PORTAL_OK"), ERRORS), 10)
+    action = HttpAction(url="{{ url }}", body_regex=re.compile("PORTAL_OK"), body_not_regex=ERRORS)
+    step = Step("portal", action, 10)
     assert run_step(step, ctx(portal(200, "<p>PORTAL_OK</p>"))).ok
     failed = run_step(step, ctx(portal(500, "oops")))
     assert not failed.ok and failed.exit_code == 500 and "HTTP 500" in failed.message
