@@ -14,7 +14,7 @@ verified (ROLLED_BACK), from boxkeeper's own timeline.
 
     .venv/bin/python bench/update_bench.py [--repeat 3] [--out bench/results/update.md]
 
-Runs as root (E's test boxes: tests/boxes); everything it starts is stopped at the end. The
+Runs as root (the test boxes of tests/boxes); everything it starts is stopped at the end. The
 testinfra preflight step is left out of every variant (it is a separate pytest process, not a
 shell command; its cost is reported on its own).
 """
@@ -251,7 +251,7 @@ def report(out: str | None, times: dict[str, list[float]], recover: list[float],
         f"Python {platform.python_version()}; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
         f"{load[2]:.1f} (other sessions were running their tests at the same time)",
         "",
-        f"A `good` release on one test box (E's harness: sshd, nginx, PHP-FPM, MariaDB on 127.0.0.x); "
+        f"A `good` release on one test box (test-box harness: sshd, nginx, PHP-FPM, MariaDB on 127.0.0.x); "
         f"{commands} remote commands plus 3 HTTP checks; box reset to pristine before every run; "
         f"median of {repeat} interleaved runs (all values in seconds).",
         "",

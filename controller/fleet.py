@@ -1,24 +1,29 @@
-"""The fleet view: every host with its client, liveness, checks and one-word state.
+"""The fleet as read from the store: every host with its client, liveness and checks.
 
-Shared by ``GET /api/v1/hosts``, ``boxkeeper status`` and the fleet metrics. The one-word state
-comes from the detection side (``controller.detection.classify.host_state``); liveness from
-``controller.detection.liveness.is_silent`` (silent after ``silence_after``, default 3 × the push
-interval the agent announced).
+One reader (:func:`read_hosts`) for everyone who looks at the fleet: the monitor's detection
+passes (only the checks that are not plain OK, for thousands of hosts every 2 s), and the status
+views of ``GET /api/v1/hosts``, ``boxkeeper status`` and the fleet metrics (:func:`load_fleet`:
+every check, the one-word state, open incidents, samples on request). Liveness is
+:func:`controller.detection.liveness.is_silent` (silent after ``silence_after``, default 3 × the
+push interval the agent announced); the one-word state is
+:func:`controller.detection.classify.host_state`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, undefer
 
-from controller.config import ControllerConfig
+from controller.alerting.maintenance import MaintenanceWindow, active_window
+from controller.alerting.queries import open_kinds_by_host
 from controller.detection.classify import host_state
 from controller.detection.config import DetectionConfig
-from controller.detection.liveness import is_silent
+from controller.detection.liveness import is_silent, silent_for
 from controller.store.models import CheckState, Client, Host, HostState
 
 STATUS_NAMES = {0: "ok", 1: "warning", 2: "critical", 3: "unknown"}
@@ -48,7 +53,81 @@ class CheckView:
 
 
 @dataclass(frozen=True)
+class HostRecord:
+    """One host at one moment, as stored."""
+
+    host_id: int
+    host: str
+    client: str
+    reported: bool  # has it ever reported?
+    silent: bool
+    silent_for: float | None
+    last_report_at: float | None
+    last_seq: int | None
+    push_interval_seconds: float | None
+    portal_url: str | None
+    ssh_address: str | None
+    checks: tuple[CheckView, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_hosts(
+    session: Session,
+    detection: DetectionConfig,
+    now: float,
+    *,
+    only: Iterable[str] | None = None,
+    problems_only: bool = False,
+    with_samples: bool = False,
+) -> list[HostRecord]:
+    """Every host (or those in ``only``), sorted by client then host. ``problems_only``: of the
+    checks, only those not plain OK (non-OK, soft or flapping): what detection looks at."""
+    stmt = (
+        select(Host, Client.name, HostState)
+        .join(Client, Client.id == Host.client_id)
+        .outerjoin(HostState, HostState.host_id == Host.id)
+        .order_by(Client.name, Host.name)
+    )
+    names = None if only is None else list(only)
+    if names is not None:
+        stmt = stmt.where(Host.name.in_(names))
+    if with_samples:
+        stmt = stmt.options(undefer(HostState.samples))
+    rows = session.execute(stmt).all()
+    if not rows:
+        return []
+    check_stmt = select(CheckState).order_by(CheckState.host_id, CheckState.name)
+    if problems_only:
+        check_stmt = check_stmt.where(
+            or_(CheckState.status != 0, CheckState.flapping.is_(True), CheckState.hard.is_(False)))
+    if names is not None:
+        check_stmt = check_stmt.where(CheckState.host_id.in_([host.id for host, _, _ in rows]))
+    checks: dict[int, list[CheckView]] = defaultdict(list)
+    for c in session.scalars(check_stmt):
+        checks[c.host_id].append(CheckView(c.name, c.type, c.status, c.hard, c.flapping, c.summary,
+                                           c.updated_at, c.last_change))
+    records = []
+    for host, client, st in rows:
+        records.append(HostRecord(
+            host_id=host.id, host=host.name, client=client,
+            reported=st is not None and st.last_report_at is not None,
+            silent=is_silent(st, now, detection, host.name), silent_for=silent_for(st, now),
+            last_report_at=st.last_report_at if st else None, last_seq=st.last_seq if st else None,
+            push_interval_seconds=st.push_interval_seconds if st else None,
+            portal_url=host.portal_url, ssh_address=host.ssh_address,
+            checks=tuple(checks.get(host.id, ())), labels=dict(host.labels or {}),
+            facts=dict(st.facts or {}) if st else {},
+            samples=list(st.samples or []) if st and with_samples else [],
+        ))
+    return records
+
+
+@dataclass(frozen=True)
 class HostView:
+    """A host as ``boxkeeper status`` and ``GET /api/v1/hosts`` show it."""
+
     host: str
     client: str
     state: str
@@ -75,76 +154,25 @@ class HostView:
         return data
 
 
-def open_incidents_by_host(session: Session) -> tuple[dict[str, int], dict[str, set[str]]]:
-    """(host → open incident count, host → open incident kinds), from the incidents side if installed."""
-    try:
-        from controller.incidents.models import Incident
-    except ImportError:
-        return {}, {}
-    counts: dict[str, int] = {}
-    kinds: dict[str, set[str]] = defaultdict(set)
-    rows = session.execute(
-        select(Incident.host_name, Incident.cause).where(Incident.resolved_at.is_(None))
-    ).all()
-    for host, kind in rows:
-        if host is None:
-            continue
-        counts[host] = counts.get(host, 0) + 1
-        kinds[host].add(kind)
-    return counts, kinds
-
-
-def _muted(cfg: ControllerConfig, client: str, host: str, now: float) -> bool:
-    if not cfg.maintenance:
-        return False
-    try:
-        from controller.notify.maintenance import active_window
-    except ImportError:
-        return False
-    return active_window(tuple(cfg.maintenance), client=client, host=host, now=now) is not None
-
-
 def load_fleet(
-    session: Session, cfg: ControllerConfig, now: float, *, host: str | None = None,
-    with_samples: bool = False,
+    session: Session, detection: DetectionConfig, windows: tuple[MaintenanceWindow, ...], now: float, *,
+    host: str | None = None, with_samples: bool = False,
 ) -> list[HostView]:
-    """Every host (or the one named), sorted by client then host."""
-    detection: DetectionConfig = cfg.detection or DetectionConfig()
-    query = (
-        select(Host, Client.name, HostState)
-        .join(Client, Host.client_id == Client.id)
-        .outerjoin(HostState, HostState.host_id == Host.id)
-        .order_by(Client.name, Host.name)
-    )
-    if host is not None:
-        query = query.where(Host.name == host)
-    if with_samples:
-        query = query.options(undefer(HostState.samples))
-    rows = session.execute(query).all()
-    checks_query = select(CheckState).order_by(CheckState.host_id, CheckState.name)
-    if host is not None and rows:
-        checks_query = checks_query.where(CheckState.host_id == rows[0][0].id)
-    checks: dict[int, list[CheckView]] = defaultdict(list)
-    for c in session.scalars(checks_query):
-        checks[c.host_id].append(CheckView(
-            c.name, c.type, c.status, c.hard, c.flapping, c.summary, c.updated_at, c.last_change,
+    """Every host (or the one named) with its one-word state, sorted by client then host."""
+    records = read_hosts(session, detection, now, only=None if host is None else [host],
+                         with_samples=with_samples)
+    kinds = open_kinds_by_host(session)
+    views = []
+    for r in records:
+        open_kinds = kinds.get(r.host, [])
+        muted = active_window(windows, client=r.client, host=r.host, now=now) is not None
+        views.append(HostView(
+            host=r.host, client=r.client,
+            state=host_state(checks=r.checks, reported=r.reported, silent=r.silent, open_kinds=open_kinds,
+                             muted=muted),
+            up=r.reported and not r.silent, reported=r.reported, last_report_at=r.last_report_at,
+            last_seq=r.last_seq, push_interval_seconds=r.push_interval_seconds,
+            open_incidents=len(open_kinds), checks=r.checks, labels=r.labels, facts=r.facts,
+            samples=r.samples,
         ))
-    counts, kinds = open_incidents_by_host(session)
-    result = []
-    for h, client, st in rows:
-        reported = st is not None and st.last_report_at is not None
-        silent = is_silent(st, now, detection, h.name)
-        host_checks = tuple(checks.get(h.id, ()))
-        state = host_state(
-            checks=host_checks, reported=reported, silent=silent, open_kinds=kinds.get(h.name, ()),
-            muted=_muted(cfg, client, h.name, now),
-        )
-        result.append(HostView(
-            host=h.name, client=client, state=state, up=reported and not silent, reported=reported,
-            last_report_at=st.last_report_at if st else None, last_seq=st.last_seq if st else None,
-            push_interval_seconds=st.push_interval_seconds if st else None,
-            open_incidents=counts.get(h.name, 0), checks=host_checks, labels=dict(h.labels or {}),
-            facts=dict(st.facts or {}) if st else {},
-            samples=list(st.samples or []) if st and with_samples else [],
-        ))
-    return result
+    return views

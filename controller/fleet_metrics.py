@@ -19,7 +19,6 @@ Exposed families:
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,14 +26,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
+from controller.alerting.queries import open_counts
 from controller.config import ControllerConfig
 from controller.fleet import load_fleet
 from controller.store.db import Database
 
-OWN_PREFIXES = ("boxkeeper_host_", "boxkeeper_check_", "boxkeeper_incidents_", "boxkeeper_controller_")
+OWN_PREFIXES = ("boxkeeper_host_", "boxkeeper_check_", "boxkeeper_incidents_", "boxkeeper_controller_",
+                "boxkeeper_notifications")
 STATES = ("ok", "warning", "critical", "unknown", "agent_down", "unreachable", "maintenance")
 
 
@@ -56,26 +55,6 @@ class ControllerHealth:
         )
 
 
-def open_incident_counts(session: Session) -> dict[tuple[str, str], int]:
-    """(client, severity) → open incidents, from the incidents side (empty when not installed)."""
-    try:
-        open_counts = importlib.import_module("controller.incidents.queries").open_counts
-    except (ImportError, AttributeError):
-        open_counts = None
-    if open_counts is not None:
-        return dict(open_counts(session))
-    try:
-        from controller.incidents.models import Incident
-    except ImportError:
-        return {}
-    rows = session.execute(
-        select(Incident.client_name, Incident.severity, func.count())
-        .where(Incident.resolved_at.is_(None))
-        .group_by(Incident.client_name, Incident.severity)
-    ).all()
-    return {(client or "", severity): int(n) for client, severity, n in rows}
-
-
 class FleetCollector(Collector):
     """Reads the database on every scrape (nothing cached: replicas agree)."""
 
@@ -93,8 +72,8 @@ class FleetCollector(Collector):
         started = time.perf_counter()
         now = self.clock()
         with self.db.read_session() as session:
-            hosts = load_fleet(session, self.cfg, now, with_samples=True)
-            incidents = open_incident_counts(session)
+            hosts = load_fleet(session, self.cfg.detection, self.cfg.maintenance, now, with_samples=True)
+            incidents = open_counts(session)
         up = GaugeMetricFamily("boxkeeper_host_up",
                                "1 when the host's agent reported within silence_after.",
                                labels=["client", "host"])

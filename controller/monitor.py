@@ -12,21 +12,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from controller.detection.classify import evaluate
+from controller.alerting.channels.base import Sender
+from controller.alerting.channels.registry import build_senders
+from controller.alerting.dispatcher import Dispatcher
+from controller.alerting.outbox import NotifyPolicy, has_pending, sync_pending
+from controller.alerting.reconcile import needs_write, open_detected, reconcile
+from controller.config import ControllerConfig
+from controller.detection.classify import HostView, evaluate
 from controller.detection.config import DetectionConfig
-from controller.detection.fleet import load_fleet
-from controller.detection.probes import Prober
-from controller.incidents.reconcile import needs_write, open_detected, reconcile
-from controller.notify.channels.base import Sender
-from controller.notify.channels.build import build_senders
-from controller.notify.dispatcher import Dispatcher
-from controller.notify.enqueue import NotifyPolicy, has_pending, sync_pending
+from controller.detection.probes import Prober, ProbeResult, ProbeTarget
+from controller.fleet import HostRecord, read_hosts
 from controller.store.db import Database
-
-if TYPE_CHECKING:
-    from controller.config import ControllerConfig
 
 log = logging.getLogger("boxkeeper.monitor")
 
@@ -56,7 +53,7 @@ class Monitor:
         self.cfg = cfg
         self.db = db
         self.clock = clock
-        self.detection: DetectionConfig = cfg.detection if cfg.detection is not None else DetectionConfig()
+        self.detection: DetectionConfig = cfg.detection
         self.policy = NotifyPolicy(channels=tuple(cfg.notify), windows=tuple(cfg.maintenance))
         d = self.detection
         self.prober = prober or Prober(
@@ -64,7 +61,8 @@ class Monitor:
             verify_tls=d.probe_verify_tls, clock=clock,
         )
         self.dispatcher = dispatcher or Dispatcher(
-            db, build_senders(self.policy.channels) if senders is None else senders, clock=clock
+            db, build_senders(self.policy.channels, source=cfg.source) if senders is None else senders,
+            clock=clock,
         )
         self._config_targets = {
             host.name: (host.portal_url, _address(host.ssh_address))
@@ -85,12 +83,14 @@ class Monitor:
         """Liveness + probes + incidents reconcile + notification sync (all hosts, or ``only``)."""
         now = self.clock()
         with self.db.read_session() as session:
-            records = load_fleet(session, self.detection, now, only=only, config_targets=self._config_targets)
+            records = read_hosts(session, self.detection, now, only=only, problems_only=True)
             current = open_detected(session, [r.host for r in records])
             pending = has_pending(session)
-        wanted = {r.host: r.targets for r in records if r.silent and r.targets}
+        targets = {r.host: self.targets(r) for r in records}
+        wanted = {r.host: targets[r.host] for r in records if r.silent and targets[r.host]}
         probes = self.prober.probe(wanted, now) if wanted else {}
-        evaluations = [evaluate(r.view(probes.get(r.host)), self.detection) for r in records]
+        evaluations = [evaluate(self.view(r, targets[r.host], probes.get(r.host)), self.detection)
+                       for r in records]
         added = 0
         write = needs_write(evaluations, current)
         if write or pending:  # a healthy fleet costs no write transaction
@@ -101,6 +101,24 @@ class Monitor:
         self.passes += 1
         if added:
             self._wake_dispatch.set()
+
+    def targets(self, record: HostRecord) -> tuple[ProbeTarget, ...]:
+        """What to probe when the host's agent is silent: its SSH address (TCP) and portal URL
+        (HTTP), from its row, else from the config; none when probes are off for the host."""
+        if not self.detection.for_host(record.host).probes:
+            return ()
+        portal, ssh = self._config_targets.get(record.host, (None, None))
+        portal, ssh = record.portal_url or portal, record.ssh_address or ssh
+        found = [ProbeTarget("ssh", ssh)] if ssh else []
+        return (*found, ProbeTarget("portal", portal)) if portal else tuple(found)
+
+    def view(self, record: HostRecord, targets: tuple[ProbeTarget, ...],
+             probes: tuple[ProbeResult, ...] | None) -> HostView:
+        return HostView(
+            host=record.host, client=record.client, reported=record.reported, silent=record.silent,
+            silent_for=record.silent_for, probes=probes if targets else (), checks=record.checks,
+            probes_disabled=not self.detection.for_host(record.host).probes,
+        )
 
     def dispatch_once(self) -> int:
         """Deliver the due outbox rows; the number delivered."""

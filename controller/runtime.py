@@ -1,8 +1,11 @@
-"""From the controller config to running workflows: playbooks, SSH executors, the engine.
+"""From the controller config to running update workflows: playbooks, SSH executors, the engine.
 
 One place that the CLI (``boxkeeper update run``), the API (``POST /api/v1/runs``) and ``boxkeeper
 serve`` (crash reconciliation at start, the update-window scheduler) all go through, so that a run
 started any of these ways uses the same pinned host keys, the same playbooks and the same engine.
+While a run changes a host, the host is silenced by that run (:mod:`controller.alerting.silences`,
+owner ``run <id>``); the run's own verification decides, and only its own silence is lifted at
+its end.
 """
 
 from __future__ import annotations
@@ -14,18 +17,23 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from controller.alerting import silences
+from controller.alerting.silences import Owner
 from controller.config import ControllerConfig, HostConfig
 from controller.errors import ConfigError
 from controller.store.db import Database
 from controller.workflows.engine import Engine
 from controller.workflows.errors import RunRefused
+from controller.workflows.executor import Executor
+from controller.workflows.executors import build_executor
 from controller.workflows.health import StoreHealth
 from controller.workflows.loader import find_playbook, load_playbook
 from controller.workflows.models import UpdateWindow
 from controller.workflows.outcomes import ServiceIncidents
 from controller.workflows.playbook import Playbook
 from controller.workflows.runs import RunSummary
-from controller.workflows.ssh import SSHExecutor, SSHTarget
+from controller.workflows.ssh import SSHTarget
+from controller.workflows.template import Value
 from controller.workflows.windows import WindowScheduler
 
 log = logging.getLogger("boxkeeper.workflows")
@@ -35,7 +43,7 @@ log = logging.getLogger("boxkeeper.workflows")
 RUN_MUTE_SECONDS = 6 * 3600
 
 PLAYBOOKS_ENV = "BOXKEEPER_PLAYBOOKS"
-SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
 
 
 def host_config(cfg: ControllerConfig, name: str) -> HostConfig:
@@ -63,11 +71,13 @@ def known_hosts_file(cfg: ControllerConfig, override: str | None = None) -> str:
     return override or str(Path(cfg.state_dir) / "known_hosts")
 
 
-def ssh_executor(host: HostConfig, known_hosts: str) -> SSHExecutor:
-    assert host.ssh_address is not None
-    address, port = host.ssh_address
-    return SSHExecutor(SSHTarget(host.name, address, port, host.ssh_user or "root", host.ssh_key_file,
-                                 host.ssh_jump, known_hosts))
+def executor_for(host: HostConfig, known_hosts: str) -> Executor:
+    """The host's executor (the kinds of :mod:`controller.workflows.executors`; hosts are reached
+    over SSH with pinned keys)."""
+    assert host.ssh is not None
+    address, port = host.ssh.address
+    return build_executor(SSHTarget(host.name, address, port, host.ssh.user or "root", host.ssh.key_file,
+                                    host.ssh.jump, known_hosts))
 
 
 class WorkflowRuntime:
@@ -85,8 +95,8 @@ class WorkflowRuntime:
     def engine(self) -> Engine:
         return Engine(self.db.session, incidents=ServiceIncidents(), health=StoreHealth(self.db))
 
-    def executor(self, host: str) -> SSHExecutor:
-        return ssh_executor(host_config(self.cfg, host), self.known_hosts)
+    def executor(self, host: str) -> Executor:
+        return executor_for(host_config(self.cfg, host), self.known_hosts)
 
     def playbook(self, name: str) -> Playbook:
         return load_playbook(find_playbook(name, self.playbooks_dir))
@@ -101,57 +111,41 @@ class WorkflowRuntime:
 
     # ------------------------------------------------------------------ alerts during a run
 
-    def mute(self, host: str, run_label: str) -> int | None:
-        """Mute the host's notifications while a run changes it (its own verification decides)."""
-        from controller.incidents.mutes import mute_host
-
+    def silence(self, host: str, owner: Owner, until: float, reason: str) -> Owner | None:
+        """Silence the host's notifications for ``owner`` (None: a host without alerts)."""
         try:
             with self.db.session() as s:
-                return mute_host(s, host=host, until=time.time() + RUN_MUTE_SECONDS,
-                                 reason=f"update {run_label}", actor="boxkeeper-update").id
+                silences.silence(s, host=host, until=until, reason=reason, owner=owner, now=time.time())
         except LookupError:
             return None  # a host the inventory does not know has no alerts to mute
+        return owner
 
-    def unmute(self, mute_id: int | None) -> None:
-        """Remove this run's mute only (an operator's maintenance mute stays)."""
-        from controller.incidents.models import HostMute
-
-        if mute_id is None:
-            return
-        with self.db.session() as s:
-            row = s.get(HostMute, mute_id)
-            if row is not None:
-                s.delete(row)
+    def lift(self, owner: Owner | None, host: str | None = None) -> None:
+        """End the silences ``owner`` made (an operator's stay)."""
+        if owner is not None:
+            with self.db.session() as s:
+                silences.lift(s, owner, host=host)
 
     # ------------------------------------------------------------------ runs
 
     def run(self, playbook_name: str, host: str, given: Mapping[str, str], *,
             dry_run: bool = False) -> RunSummary:
         """Run to a final state in this thread. Raises RunRefused when the host is busy/quarantined."""
-        playbook = self.playbook(playbook_name)
-        overrides = self.overrides(host, playbook, given)
-        executor = self.executor(host)
-        mute_id = None if dry_run else self.mute(host, playbook.name)
+        run_id, playbook, executor, engine, secrets = self._begin(playbook_name, host, given, dry_run)
+        owner = None if dry_run else self.silence(host, Owner.run(run_id), time.time() + RUN_MUTE_SECONDS,
+                                                  f"update run {run_id}")
         try:
-            return self.engine().run(playbook, host, executor, overrides, dry_run=dry_run)
+            return engine.execute(run_id, playbook, executor, secrets=secrets)
         finally:
             executor.close()
-            self.unmute(mute_id)
+            self.lift(owner)
 
     def start(self, playbook_name: str, host: str, given: Mapping[str, str], *,
               dry_run: bool = False) -> int:
         """Take the host's lease now (RunRefused if it can't) and drive the run in a thread."""
-        playbook = self.playbook(playbook_name)
-        overrides = self.overrides(host, playbook, given)
-        executor = self.executor(host)
-        engine = self.engine()
-        try:
-            run_id = engine.start(playbook, host, overrides, dry_run=dry_run)
-        except BaseException:
-            executor.close()
-            raise
-        secrets = engine.secrets(playbook, overrides)
-        mute_id = None if dry_run else self.mute(host, f"run {run_id}")
+        run_id, playbook, executor, engine, secrets = self._begin(playbook_name, host, given, dry_run)
+        owner = None if dry_run else self.silence(host, Owner.run(run_id), time.time() + RUN_MUTE_SECONDS,
+                                                  f"update run {run_id}")
 
         def drive() -> None:
             try:
@@ -161,12 +155,25 @@ class WorkflowRuntime:
                               "finishes it", run_id, host)
             finally:
                 executor.close()
-                self.unmute(mute_id)
+                self.lift(owner)
 
         thread = threading.Thread(target=drive, name=f"run-{run_id}", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
         return run_id
+
+    def _begin(self, playbook_name: str, host: str, given: Mapping[str, str],
+               dry_run: bool) -> tuple[int, Playbook, Executor, Engine, Mapping[str, Value]]:
+        playbook = self.playbook(playbook_name)
+        overrides = self.overrides(host, playbook, given)
+        executor = self.executor(host)
+        engine = self.engine()
+        try:
+            run_id = engine.start(playbook, host, overrides, dry_run=dry_run)
+        except BaseException:
+            executor.close()
+            raise
+        return run_id, playbook, executor, engine, engine.secrets(playbook, overrides)
 
     def reconcile(self) -> list[RunSummary]:
         """Bring every run a controller crash left unfinished to a final state (see DESIGN.md)."""
@@ -182,7 +189,8 @@ class WorkflowRuntime:
 
     def window_scheduler(self) -> WindowScheduler:
         return WindowScheduler(self.db, hosts_of=lambda target: hosts_of(self.cfg, target),
-                               run_host=self.run_window_host, incidents=ServiceIncidents())
+                               run_host=self.run_window_host, incidents=ServiceIncidents(),
+                               silence=self.silence, lift=self.lift)
 
     # ------------------------------------------------------------------ inside `boxkeeper serve`
 

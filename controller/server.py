@@ -7,7 +7,6 @@ in flight finish, then runs the app's shutdown (which stops the monitor).
 from __future__ import annotations
 
 import gc
-import importlib
 import logging
 import os
 import signal
@@ -22,20 +21,11 @@ from controller import inventory
 from controller.api import create_app
 from controller.api.reports import IngestFastPath
 from controller.config import ControllerConfig
+from controller.monitor import Monitor
+from controller.runtime import WorkflowRuntime
 from controller.store.db import Database
-from controller.workflows.runtime import WorkflowRuntime
 
 log = logging.getLogger("boxkeeper.controller")
-
-
-def make_monitor(cfg: ControllerConfig, db: Database) -> Any:
-    """The incidents side's Monitor, when installed (None otherwise)."""
-    try:
-        monitor_class = importlib.import_module("controller.monitor").Monitor
-    except ImportError:
-        log.warning("controller.monitor not installed: no outage detection or notifications")
-        return None
-    return monitor_class(cfg, db)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -140,7 +130,7 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
                               access_log=access_log)
     # The background side (outage detection, notifications, crash reconciliation of update runs,
     # update windows) runs with the app; --no-monitor serves the API alone.
-    app = create_app(cfg, db, monitor=make_monitor(cfg, db) if monitor else None,
+    app = create_app(cfg, db, monitor=Monitor(cfg, db) if monitor else None,
                      workflows=WorkflowRuntime(cfg, db) if monitor else None)
     config = uvicorn.Config(IngestFastPath(app), log_level=log_level, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=10, server_header=False,
@@ -170,7 +160,7 @@ def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, wo
     from uvicorn.supervisors import Multiprocess
 
     os.environ[_WORKER_ENV] = cfg.source if cfg.source not in ("<defaults>", "<config>") else ""
-    os.environ["BOXKEEPER_LISTEN"] = cfg.listen
+    os.environ["BOXKEEPER_LISTEN"] = cfg.listen_text
     os.environ["BOXKEEPER_DATABASE"] = cfg.database
     os.environ["BOXKEEPER_STATE_DIR"] = cfg.state_dir
     os.environ["BOXKEEPER_OPERATOR_TOKENS_FILE"] = cfg.operator_tokens_file
@@ -178,7 +168,7 @@ def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, wo
                             log_level=log_level, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=10, server_header=False,
                             timeout_keep_alive=KEEP_ALIVE_SECONDS)
-    mon = make_monitor(cfg, db) if monitor else None
+    mon = Monitor(cfg, db) if monitor else None
     workflows = WorkflowRuntime(cfg, db) if monitor else None
     if mon is not None:
         mon.start()

@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select, update
 from sqlalchemy.orm import aliased
 
-from controller.incidents.models import FAILED, PENDING, SENT, IncidentEvent, Notification
-from controller.notify.channels.base import DeliveryError, Outgoing, Sender
-from controller.notify.secrets import Redactor
+from controller.alerting.channels.base import DeliveryError, Outgoing, Sender
+from controller.alerting.models import FAILED, PENDING, SENT, IncidentEvent, Notification
+from controller.redact import Redactor
 from controller.store.db import Database
 
 log = logging.getLogger("boxkeeper.notify")

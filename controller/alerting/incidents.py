@@ -1,7 +1,7 @@
 """Incident lifecycle: open (deduplicated), escalate, acknowledge (with expiry), note, resolve.
 
 Every function works inside the caller's session (one transaction): the incident change, its
-timeline event and — when a :class:`~controller.notify.enqueue.NotifyPolicy` is given — the outbox
+timeline event and — when a :class:`~controller.alerting.outbox.NotifyPolicy` is given — the outbox
 rows are committed together or not at all. Without a policy the incident is marked
 ``needs_sync`` and the monitor's next pass enqueues its notifications (within ``evaluate_interval``).
 
@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from controller.alerting.models import ACKNOWLEDGED, OPEN, RESOLVED, Incident, IncidentEvent
+from controller.alerting.outbox import NotifyPolicy, sync_notifications
 from controller.configkit import SEVERITIES, severity_rank
-from controller.incidents.models import ACKNOWLEDGED, OPEN, RESOLVED, Incident, IncidentEvent
-from controller.notify.enqueue import NotifyPolicy, sync_notifications
 from controller.store.models import Client, Host
 
 

@@ -9,14 +9,15 @@ import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from controller.incidents.models import PENDING, Notification
-from controller.incidents.queries import outbox_counts
+from controller.alerting.models import PENDING, Notification
+from controller.alerting.queries import outbox_counts
 from controller.store.db import Database
 
 
-class NotificationCollector:
+class NotificationCollector(Collector):
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.clock = clock

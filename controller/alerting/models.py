@@ -4,7 +4,7 @@
 
     incidents 1─n incident_events     the timeline, kept forever
     incidents 1─n notifications       the outbox: one row per (incident, channel, event)
-    hosts     1─n host_mutes          "mute this host until …" (running updates, manual maintenance)
+    hosts     1─n silences            "mute this host's notifications until …", each with an owner
 
 An incident keeps the host and client *names* too, so its history survives a deleted host.
 At most one incident per ``dedup_key`` is not resolved: a partial unique index
@@ -103,14 +103,22 @@ class Notification(Base):
     sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
-class HostMute(Base):
-    """Notifications for the host are muted until ``until`` (a running update, manual maintenance)."""
+#: who owns a silence: an operator (``maintenance mute``), an update run, or an update window
+OWNER_KINDS = ("operator", "run", "window")
 
-    __tablename__ = "host_mutes"
+
+class Silence(Base):
+    """The host's notifications are muted until ``until``. Ending a run or a window removes only
+    the silences it owns (``owner_kind`` + ``owner_ref``); an operator's stay until they lapse or
+    the operator lifts them."""
+
+    __tablename__ = "silences"
+    __table_args__ = (Index("ix_silences_owner", "owner_kind", "owner_ref"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"), index=True)
     until: Mapped[float] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(String(300))
+    owner_kind: Mapped[str] = mapped_column(String(16))  # operator | run | window
+    owner_ref: Mapped[str] = mapped_column(String(100))  # operator name, run id, window id
     created_at: Mapped[float] = mapped_column(Float)
-    created_by: Mapped[str | None] = mapped_column(String(100), nullable=True)

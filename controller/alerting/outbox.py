@@ -23,9 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from controller.configkit import severity_rank
-from controller.detection.classify import CHECK_KINDS, HOST_KINDS
-from controller.incidents.models import (
+from controller.alerting.channels.base import ChannelSettings
+from controller.alerting.maintenance import MaintenanceWindow
+from controller.alerting.models import (
     ACKNOWLEDGED,
     OPEN,
     PENDING,
@@ -34,14 +34,15 @@ from controller.incidents.models import (
     IncidentEvent,
     Notification,
 )
-from controller.incidents.mutes import is_muted
-from controller.notify.config import ChannelConfig, MaintenanceWindow
-from controller.notify.routing import channels_for, repeat_due
+from controller.alerting.routing import channels_for, repeat_due
+from controller.alerting.silences import is_muted
+from controller.configkit import severity_rank
+from controller.detection.classify import CHECK_KINDS, HOST_KINDS
 
 
 @dataclass(frozen=True)
 class NotifyPolicy:
-    channels: tuple[ChannelConfig, ...] = ()
+    channels: tuple[ChannelSettings, ...] = ()
     windows: tuple[MaintenanceWindow, ...] = ()
 
 

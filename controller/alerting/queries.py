@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from controller.incidents.models import RESOLVED, Incident, IncidentEvent, Notification
+from controller.alerting.models import RESOLVED, Incident, IncidentEvent, Notification
 
 
 def incident_dict(incident: Incident) -> dict[str, Any]:
@@ -73,14 +73,14 @@ def open_counts(session: Session) -> dict[tuple[str, str], int]:
     return {(client or "", severity): int(n) for client, severity, n in session.execute(stmt)}
 
 
-def open_counts_by_host(session: Session) -> dict[str, int]:
-    """host name → number of incidents not resolved (for ``boxkeeper status``)."""
-    stmt = (
-        select(Incident.host_name, func.count())
-        .where(Incident.status != RESOLVED, Incident.host_name.is_not(None))
-        .group_by(Incident.host_name)
-    )
-    return {str(host): int(n) for host, n in session.execute(stmt)}
+def open_kinds_by_host(session: Session) -> dict[str, list[str]]:
+    """host name → the causes of its incidents not resolved, one per incident (for the fleet view)."""
+    stmt = select(Incident.host_name, Incident.cause).where(
+        Incident.status != RESOLVED, Incident.host_name.is_not(None)).order_by(Incident.id)
+    result: dict[str, list[str]] = {}
+    for host, cause in session.execute(stmt):
+        result.setdefault(str(host), []).append(cause)
+    return result
 
 
 def outbox_counts(session: Session) -> dict[tuple[str, str], int]:

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.alerting.incidents import open_incident, resolve_incident
+from controller.alerting.models import RESOLVED, Incident
+from controller.alerting.outbox import NotifyPolicy
 from controller.detection.classify import CHECK_KINDS, DETECTED_KINDS, HOST_KINDS, Evaluation
-from controller.incidents.models import RESOLVED, Incident
-from controller.incidents.service import open_incident, resolve_incident
-from controller.notify.enqueue import NotifyPolicy
 
 
 def open_detected(session: Session, hosts: Iterable[str] | None = None) -> dict[str, list[Incident]]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from controller.alerting.channels.base import ChannelSettings
 from controller.configkit import severity_rank
-from controller.notify.config import ChannelConfig
 
 
-def routes_to(channel: ChannelConfig, *, client: str | None, severity: str) -> bool:
+def routes_to(channel: ChannelSettings, *, client: str | None, severity: str) -> bool:
     """The channel takes incidents of this client (or every client) at or above its min_severity."""
     if channel.clients is not None and client not in channel.clients:
         return False
@@ -14,12 +14,12 @@ def routes_to(channel: ChannelConfig, *, client: str | None, severity: str) -> b
 
 
 def channels_for(
-    channels: tuple[ChannelConfig, ...], *, client: str | None, severity: str
-) -> tuple[ChannelConfig, ...]:
+    channels: tuple[ChannelSettings, ...], *, client: str | None, severity: str
+) -> tuple[ChannelSettings, ...]:
     return tuple(c for c in channels if routes_to(c, client=client, severity=severity))
 
 
-def repeat_due(channel: ChannelConfig, *, last_sent: float | None, now: float, acknowledged: bool) -> bool:
+def repeat_due(channel: ChannelSettings, *, last_sent: float | None, now: float, acknowledged: bool) -> bool:
     """A re-notification is due: the channel repeats, the last one is ``repeat_interval`` old, and
     nobody acknowledged the incident (Alertmanager keeps getting re-sends while firing regardless,
     or it would resolve the alert by itself after its ``resolve_timeout``)."""

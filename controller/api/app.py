@@ -11,7 +11,6 @@ Authentication per route:
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,14 +25,14 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
 from controller import __version__
-from controller.api import health, hosts, reports
+from controller.alerting.metrics import NotificationCollector
+from controller.api import health, hosts, incidents, reports, runs
 from controller.config import ControllerConfig
 from controller.fleet_metrics import ControllerHealth, FleetCollector
 from controller.ingest import REPORT_ADAPTER
 from controller.operators import OperatorTokens
+from controller.runtime import WorkflowRuntime
 from controller.store.db import Database
-from controller.workflows import api as workflows_api
-from controller.workflows.runtime import WorkflowRuntime
 
 log = logging.getLogger("boxkeeper.controller")
 
@@ -71,6 +70,7 @@ def create_app(
     registry = CollectorRegistry(auto_describe=False)
     health_metrics = ControllerHealth(registry)
     registry.register(FleetCollector(cfg, db, clock=clock))
+    registry.register(NotificationCollector(db, clock=clock))
     app.state.cfg = cfg
     app.state.db = db
     app.state.monitor = monitor
@@ -89,13 +89,8 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(hosts.router)
     app.include_router(health.router)
-    app.include_router(workflows_api.router)
-    try:
-        incidents_router = importlib.import_module("controller.incidents.api").router
-    except ImportError:
-        pass
-    else:
-        app.include_router(incidents_router)
+    app.include_router(runs.router)
+    app.include_router(incidents.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -20,7 +20,8 @@ _401: dict[int | str, dict[str, Any]] = {401: {"description": "operator token re
 def _fleet(request: Request, host: str | None = None) -> list[dict[str, Any]]:
     app = request.app
     with app.state.db.read_session() as session:
-        views = load_fleet(session, app.state.cfg, app.state.clock(), host=host)
+        cfg = app.state.cfg
+        views = load_fleet(session, cfg.detection, cfg.maintenance, app.state.clock(), host=host)
     return [v.as_dict() for v in views]
 
 

@@ -15,10 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from controller.alerting import incidents as service
+from controller.alerting import queries
+from controller.alerting.models import Incident, Notification
+from controller.alerting.outbox import NotifyPolicy
 from controller.api.auth import Operator
-from controller.incidents import queries, service
-from controller.incidents.models import Incident, Notification
-from controller.notify.enqueue import NotifyPolicy
 from controller.store.db import Database
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])

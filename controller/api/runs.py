@@ -18,9 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from controller.api.auth import Operator
 from controller.errors import ConfigError
+from controller.runtime import WorkflowRuntime
 from controller.workflows import runs as store
 from controller.workflows.errors import RunRefused, UnknownRunError
-from controller.workflows.runtime import WorkflowRuntime
 from controller.workflows.windows import add_window, describe_windows
 
 router = APIRouter(prefix="/api/v1", tags=["workflows"])

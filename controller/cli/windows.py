@@ -1,10 +1,10 @@
-"""``boxkeeper windows list|add|scheduler`` (registered by controller.workflows.cli.register).
+"""``boxkeeper windows add|list|scheduler``: update windows (scheduled runs).
 
 ::
 
     boxkeeper windows add NAME (--host H | --client C) --playbook P --cron "0 3 * * 6" --duration 120
                           [--timezone Europe/Moscow] [--var k=v ...]
-    boxkeeper windows list [--json]
+    boxkeeper windows list [--json]    (read-only)
     boxkeeper windows scheduler        run the window scheduler in the foreground (Ctrl-C stops it)
 """
 
@@ -15,17 +15,15 @@ import json
 import signal
 import threading
 import time
-from typing import Any
 
-from controller.cli_common import open_db
+from controller.cli.common import Cli, open_db, read_db
 from controller.workflows.loader import parse_var_args
 from controller.workflows.windows import add_window, describe_windows
 
 
-def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    windows = subparsers.add_parser("windows", parents=[common], help="update windows (scheduled runs)")
-    wsub = windows.add_subparsers(dest="windows_command", required=True, metavar="ACTION")
-    p = wsub.add_parser("add", parents=[common], help="add an update window")
+def register(cli: Cli) -> None:
+    _, verbs = cli.group("windows", "update windows (scheduled runs)")
+    p = verbs.command("add", "add an update window", cmd_add)
     p.add_argument("name")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--host")
@@ -35,16 +33,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=int, required=True, help="minutes")
     p.add_argument("--timezone", default=None, help="default: the client's (or host's) time zone")
     p.add_argument("--var", action="append", metavar="K=V")
-    p.set_defaults(func=cmd_windows_add)
-    p = wsub.add_parser("list", parents=[common], help="windows, next start and recent occurrences")
+    p = verbs.command("list", "windows, next start and recent occurrences", cmd_list)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_windows_list)
-    p = wsub.add_parser("scheduler", parents=[common], help="run the window scheduler in the foreground")
+    p = verbs.command("scheduler", "run the window scheduler in the foreground", cmd_scheduler)
     p.add_argument("--known-hosts", default=None)
-    p.set_defaults(func=cmd_windows_scheduler)
 
 
-def cmd_windows_add(args: argparse.Namespace) -> int:
+def cmd_add(args: argparse.Namespace) -> int:
     cfg, db = open_db(args)
     if args.client:
         client = cfg.client(args.client)
@@ -61,9 +56,9 @@ def cmd_windows_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_windows_list(args: argparse.Namespace) -> int:
-    _cfg, db = open_db(args)
-    with db.session() as s:
+def cmd_list(args: argparse.Namespace) -> int:
+    _cfg, db = read_db(args)
+    with db.read_session() as s:
         rows = describe_windows(s)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -72,13 +67,13 @@ def cmd_windows_list(args: argparse.Namespace) -> int:
         print(f"{w['name']}: {w['target']} {w['playbook']} '{w['cron']}' {w['timezone']} "
               f"{w['duration_minutes']} min")
         for o in w["occurrences"]:
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(o["scheduled_for"]))
-            print(f"    {when} {o['status']}: {o['detail']}")
+            at = time.strftime("%Y-%m-%d %H:%M", time.localtime(o["scheduled_for"]))
+            print(f"    {at} {o['status']}: {o['detail']}")
     return 0
 
 
-def cmd_windows_scheduler(args: argparse.Namespace) -> int:
-    from controller.workflows.runtime import WorkflowRuntime
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from controller.runtime import WorkflowRuntime
 
     cfg, db = open_db(args)
     scheduler = WorkflowRuntime(cfg, db, known_hosts=getattr(args, "known_hosts", None)).window_scheduler()

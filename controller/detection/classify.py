@@ -1,7 +1,7 @@
 """Classification: from a host's checks, liveness and probe results to the causes that should be open.
 
 Pure functions of values; the database work (open/resolve/notify) is in
-:mod:`controller.incidents.reconcile`.
+:mod:`controller.alerting.reconcile`.
 
 Rules (DESIGN.md "Outage detection"):
 
@@ -38,7 +38,7 @@ DETECTED_KINDS = HOST_KINDS + CHECK_KINDS
 
 
 class CheckLike(Protocol):
-    """What classification needs of a check state (C's ``CheckState`` row fits)."""
+    """What classification needs of a check state (a ``CheckState`` row or a fleet ``CheckView`` fits)."""
 
     @property
     def name(self) -> str: ...

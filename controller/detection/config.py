@@ -20,81 +20,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
-from controller.configkit import (
-    Reader,
-    boolean,
-    duration,
-    positive_int,
-    positive_number,
-    severity,
-)
-from controller.errors import ConfigError
+from pydantic import Field
+
+from controller.configkit import Bool, ConfigModel, Duration, Expect, PositiveInt, Severity
 
 
-@dataclass(frozen=True)
-class HostDetection:
-    silence_after: float | None = None
-    probes: bool = True
+class HostDetection(ConfigModel):
+    silence_after: Duration | None = None
+    probes: Bool = True
 
 
-@dataclass(frozen=True)
-class DetectionConfig:
-    evaluate_interval: float = 2.0
-    silence_factor: float = 3.0
-    silence_after: float | None = None
-    min_silence: float = 10.0
-    never_reported: str = "unknown"
-    probe_timeout: float = 5.0
-    probe_interval: float = 15.0
-    probe_workers: int = 8
-    probe_verify_tls: bool = True
-    agent_down_severity: str = "critical"
-    warning_incidents: bool = True
-    hosts: dict[str, HostDetection] = field(default_factory=dict)
+class DetectionConfig(ConfigModel):
+    evaluate_interval: Duration = 2.0
+    silence_factor: Annotated[float, Field(ge=1), Expect("a factor of 1 or more")] = 3.0
+    silence_after: Duration | None = None
+    min_silence: Duration = 10.0
+    never_reported: Annotated[Literal["unknown", "silent"], Expect("unknown or silent")] = "unknown"
+    probe_timeout: Duration = 5.0
+    probe_interval: Duration = 15.0
+    probe_workers: PositiveInt = 8
+    probe_verify_tls: Bool = True
+    agent_down_severity: Severity = "critical"
+    warning_incidents: Bool = True
+    hosts: dict[str, HostDetection] = Field(default_factory=dict)
 
     def for_host(self, host: str) -> HostDetection:
         return self.hosts.get(host, HostDetection())
-
-
-def _never_reported(value: object) -> str:
-    if value not in ("unknown", "silent"):
-        raise ValueError("unknown or silent")
-    return str(value)
-
-
-def parse_detection(source: str, raw: object, path: str = "detection") -> DetectionConfig:
-    """Validate the ``detection`` mapping (None → defaults)."""
-    if raw is None:
-        return DetectionConfig()
-    r = Reader.of(source, raw, path, "a mapping of detection settings")
-    d = DetectionConfig()
-    hosts: dict[str, HostDetection] = {}
-    raw_hosts = r.get("hosts", lambda v: v)
-    if raw_hosts is not None:
-        hr = Reader.of(source, raw_hosts, r.key("hosts"), "a mapping of host name to settings")
-        for name in list(hr.data):
-            h = Reader.of(source, hr.data[name], hr.key(str(name)), "a mapping such as {silence_after: 90s}")
-            hosts[str(name)] = HostDetection(
-                silence_after=h.get("silence_after", duration), probes=h.value("probes", boolean, True)
-            )
-            h.reject_unknown()
-    config = DetectionConfig(
-        evaluate_interval=r.value("evaluate_interval", duration, d.evaluate_interval),
-        silence_factor=r.value("silence_factor", positive_number, d.silence_factor),
-        silence_after=r.get("silence_after", duration),
-        min_silence=r.value("min_silence", duration, d.min_silence),
-        never_reported=r.value("never_reported", _never_reported, d.never_reported),
-        probe_timeout=r.value("probe_timeout", duration, d.probe_timeout),
-        probe_interval=r.value("probe_interval", duration, d.probe_interval),
-        probe_workers=r.value("probe_workers", positive_int, d.probe_workers),
-        probe_verify_tls=r.value("probe_verify_tls", boolean, d.probe_verify_tls),
-        agent_down_severity=r.value("agent_down_severity", severity, d.agent_down_severity),
-        warning_incidents=r.value("warning_incidents", boolean, d.warning_incidents),
-        hosts=hosts,
-    )
-    r.reject_unknown()
-    if config.silence_factor < 1:
-        raise ConfigError(source, r.key("silence_factor"), "a factor of 1 or more", config.silence_factor)
-    return config

@@ -10,7 +10,7 @@ DEFAULT_PUSH_INTERVAL = 15.0
 
 
 class ReportedState(Protocol):
-    """What liveness needs of a host's state (C's ``HostState`` row fits)."""
+    """What liveness needs of a host's state (the store's ``HostState`` row fits)."""
 
     @property
     def last_report_at(self) -> float | None: ...

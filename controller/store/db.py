@@ -50,11 +50,12 @@ class Database:
     """``Database(url)``: ``.engine``, ``.session()`` (commit or roll back), ``.upgrade()`` (migrate)."""
 
     def __init__(self, url: str | URL, *, sqlite_synchronous: str = "NORMAL", busy_timeout_ms: int = 30000,
-                 pool_size: int = 10, echo: bool = False) -> None:
+                 pool_size: int = 10, echo: bool = False, create: bool = True) -> None:
+        """``create=False``: never create a SQLite file or its directory (read-only use)."""
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
-            if self.url.database and self.url.database != ":memory:":
+            if create and self.url.database and self.url.database != ":memory:":
                 Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(
                 self.url, echo=echo, pool_size=pool_size, max_overflow=10, **_JSON,
@@ -186,6 +187,25 @@ class Database:
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
             connection.commit()
+
+    def schema_problem(self) -> str | None:
+        """Why the database cannot be used as it is (missing, no schema, an older or unknown
+        revision), or None when it is at the newest migration. Reads only."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:") \
+                and not Path(str(self.url.database)).is_file():
+            return "no database file yet"
+        head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+        with self.engine.execution_options(sqlite_begin="BEGIN").connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+            connection.rollback()
+        if current is None:
+            return "no schema yet"
+        if current != head:
+            return f"schema at revision {current}, this boxkeeper needs {head}"
+        return None
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""

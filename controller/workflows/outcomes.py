@@ -1,8 +1,9 @@
 """What a finished run tells people: incidents for every outcome but success.
 
 The engine calls an :class:`IncidentSink` inside the transaction that records the final state, so a
-run is never finished without its incident. :class:`ServiceIncidents` is the real sink (D's
-``controller.incidents.service.open_incident``: deduplicated, timeline, notifications via the outbox).
+run is never finished without its incident. :class:`ServiceIncidents` is the real sink
+(:func:`controller.alerting.incidents.open_incident`: deduplicated, timeline, notifications via the
+outbox).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
+
+from controller.alerting.incidents import open_incident
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,9 @@ class IncidentSink(Protocol):
 
 
 class ServiceIncidents:
-    """Opens incidents through ``controller.incidents.service.open_incident``."""
+    """Opens incidents through ``controller.alerting.incidents.open_incident``."""
 
     def open(self, session: Session, request: IncidentRequest) -> None:
-        from controller.incidents.service import open_incident
-
         open_incident(session, host=request.host, key=request.key, cause=request.cause,
                       severity=request.severity, summary=request.summary, details=request.details)
 

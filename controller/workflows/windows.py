@@ -1,10 +1,12 @@
 """Update windows: APScheduler 3 on a persistent job store (the controller's database).
 
-A window is a cron expression (5 fields) in a time zone plus a duration. At its start the hosts it
-covers are updated one after another, the first as the canary: a rollback (or quarantine) halts
-the rest. A host is not started when its expected duration (median of its last successful runs of
-that playbook, 15 min when unknown) no longer fits before the window ends. During its run the
-host's notifications are muted until the window ends (the run's own verification decides).
+A window is a cron expression (cron(8) semantics: :mod:`controller.schedule`) in a time zone plus a
+duration. At its start the hosts it covers are updated one after another, the first as the
+canary: a rollback (or quarantine) halts the rest. A host is not started when its expected
+duration (median of its last successful runs of that playbook, 15 min when unknown) no longer
+fits before the window ends. While a host is worked on, the window silences its notifications
+(owner ``window <id>``; the run's own verification decides) and lifts only that silence after
+the host's run: an operator's silence of the host stays.
 
 A window start missed while the controller was down is never run late: APScheduler reports it as
 missed (``misfire_grace_time`` 60 s, coalesced), it is recorded as a ``missed`` occurrence and a
@@ -13,23 +15,24 @@ warning incident ``update_window_missed`` is opened (notified like every inciden
 
 from __future__ import annotations
 
-import re
 import statistics
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.alerting.silences import Owner
 from controller.errors import ConfigError
+from controller.schedule import CronSchedule
+from controller.schedule_trigger import CronScheduleTrigger
 from controller.store.db import Database
 from controller.workflows.models import UpdateWindow, WindowOccurrence, WorkflowRun
 from controller.workflows.outcomes import IncidentRequest, IncidentSink
@@ -47,42 +50,28 @@ HostRunner = Callable[[UpdateWindow, str, float], RunSummary | None]
 _active: WindowScheduler | None = None
 
 
-def trigger_for(cron: str, timezone: str, source: str = "window") -> CronTrigger:
+#: silence ``host`` for ``owner`` until ``until`` (unix seconds) with a reason; None: nothing silenced
+Silencer = Callable[[str, Owner, float, str], Owner | None]
+#: lift the silences of ``owner`` on ``host``
+Lifter = Callable[[Owner | None, str | None], None]
+
+
+def schedule_of(cron: str, timezone: str, source: str = "window") -> CronSchedule:
+    """The window's schedule; ConfigError naming ``cron`` or ``timezone`` when either is wrong."""
     try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+        ZoneInfo(timezone)
+    except (ValueError, KeyError):
         raise ConfigError(source, "timezone", "an IANA time zone such as Europe/Moscow", timezone) from None
-    fields = cron.split()
-    if len(fields) != 5:
-        raise ConfigError(source, "cron", "a 5-field cron expression (minute hour day month weekday)", cron)
     try:
-        return CronTrigger(minute=fields[0], hour=fields[1], day=fields[2], month=fields[3],
-                           day_of_week=_weekdays(fields[4]), timezone=zone)
+        return CronSchedule.parse(cron, timezone)
     except ValueError as exc:
-        raise ConfigError(source, "cron", f"a 5-field cron expression ({exc})", cron) from None
-
-
-_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def _weekdays(field: str) -> str:
-    """Cron's weekday numbers (0 or 7 = Sunday) as names: APScheduler 3 counts from Monday = 0."""
-    out = []
-    for part in field.split(","):
-        m = re.fullmatch(r"(\d)(?:-(\d))?", part)
-        if m is None:
-            out.append(part)  # names, *, steps: the same in both
-            continue
-        first, last = int(m.group(1)), int(m.group(2) or m.group(1))
-        if first > 7 or last > 7 or first > last:
-            raise ValueError(f"weekday {part!r} out of range 0-7")
-        out.extend(_DAYS[d] for d in range(first, last + 1))
-    return ",".join(out)
+        raise ConfigError(source, "cron", f"a cron expression (minute hour day month weekday): {exc}",
+                          cron) from None
 
 
 def add_window(session: Session, *, name: str, target: str, playbook: str, cron: str, duration_minutes: int,
                timezone: str, variables: dict[str, str], now: float) -> UpdateWindow:
-    trigger_for(cron, timezone, f"window {name}")
+    schedule_of(cron, timezone, f"window {name}")
     if duration_minutes < 1:
         raise ConfigError(f"window {name}", "duration", "minutes >= 1", duration_minutes)
     window = UpdateWindow(name=name, target=target, playbook=playbook, cron=cron,
@@ -112,27 +101,12 @@ def expected_duration(session: Session, host: str, playbook: str) -> float:
     return statistics.median(took) if took else DEFAULT_EXPECTED_SECONDS
 
 
-_LOOKBACK_DAYS = (1, 8, 32, 367, 1462)
-
-
 def last_start(window: UpdateWindow, now: float) -> float:
     """The window's latest scheduled start at or before ``now`` (unix seconds)."""
-    trigger = trigger_for(window.cron, window.timezone)
-    current = datetime.fromtimestamp(now, UTC)
-    # A cron trigger only looks forward: scan forward from a point far enough back to hold one
-    # start (a day for a daily cron, a week for a weekly one, ... four years for 29 February).
-    for days in _LOOKBACK_DAYS:
-        probe = current - timedelta(minutes=window.duration_minutes, days=days)
-        found: datetime | None = None
-        while True:
-            nxt = trigger.get_next_fire_time(None, probe)
-            if nxt is None or nxt > current:
-                break
-            found, probe = nxt, nxt + timedelta(seconds=1)
-        if found is not None:
-            return found.timestamp()
-    raise ValueError(f"window {window.name!r}: cron {window.cron!r} had no start in the last "
-                     f"{_LOOKBACK_DAYS[-1]} days")
+    found = schedule_of(window.cron, window.timezone).latest_at_or_before(datetime.fromtimestamp(now, UTC))
+    if found is None:
+        raise ValueError(f"window {window.name!r}: cron {window.cron!r} had no start in the last years")
+    return found.timestamp()
 
 
 def fire(window_id: int) -> None:
@@ -144,15 +118,13 @@ def fire(window_id: int) -> None:
 class WindowScheduler:
     def __init__(self, db: Database, *, hosts_of: Callable[[str], list[str]], run_host: HostRunner,
                  incidents: IncidentSink, grace_seconds: int = GRACE_SECONDS,
-                 clock: Callable[[], float] = time.time,
-                 mute: Callable[[Session, str, float, str], None] | None = None,
-                 unmute: Callable[[Session, str], None] | None = None) -> None:
+                 silence: Silencer, lift: Lifter, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.hosts_of = hosts_of
         self.run_host = run_host
         self.incidents = incidents
         self.clock = clock
-        self.mute, self.unmute = mute or _mute, unmute or _unmute
+        self.silence, self.lift = silence, lift
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=db.engine, tablename=JOBS_TABLE)},
             job_defaults={"coalesce": True, "misfire_grace_time": grace_seconds, "max_instances": 1},
@@ -174,7 +146,9 @@ class WindowScheduler:
 
     def sync(self) -> None:
         """One stored job per enabled window; existing jobs keep their next run time (so a start
-        missed while the controller was down is still reported as missed)."""
+        missed while the controller was down is still reported as missed). A job stored with
+        another trigger (APScheduler's CronTrigger, which put stepped weekdays on the wrong days,
+        or an older expression) gets the window's schedule, counted from now."""
         with self.db.read_session() as s:
             wanted = {f"window-{w.id}": (w.id, w.name, w.cron, w.timezone)
                       for w in s.scalars(select(UpdateWindow).where(UpdateWindow.enabled.is_(True)))}
@@ -182,9 +156,12 @@ class WindowScheduler:
             if job.id.startswith("window-") and job.id not in wanted:
                 job.remove()
         for job_id, (window_id, name, cron, timezone) in wanted.items():
-            if self.scheduler.get_job(job_id) is None:
-                self.scheduler.add_job(fire, trigger_for(cron, timezone), args=[window_id], id=job_id,
-                                       name=name)
+            trigger = CronScheduleTrigger(schedule_of(cron, timezone))
+            job = self.scheduler.get_job(job_id)
+            if job is None:
+                self.scheduler.add_job(fire, trigger, args=[window_id], id=job_id, name=name)
+            elif not isinstance(job.trigger, CronScheduleTrigger) or str(job.trigger) != str(trigger):
+                self.scheduler.reschedule_job(job_id, trigger=trigger)
 
     def next_start(self, window_id: int) -> datetime | None:
         job = self.scheduler.get_job(f"window-{window_id}")
@@ -235,13 +212,11 @@ class WindowScheduler:
                 notes.append(f"{host}: not started: expected {expected / 60:.0f} min no longer fits "
                              "the window")
                 continue
-            with self.db.session() as s:
-                self.mute(s, host, ends_at, f"update window {window.name}")
+            owner = self.silence(host, Owner.window(window_id), ends_at, f"update window {window.name}")
             try:
                 summary = self.run_host(window, host, ends_at)
             finally:
-                with self.db.session() as s:
-                    self.unmute(s, host)
+                self.lift(owner, host)
             if summary is None:
                 notes.append(f"{host}: refused")
                 continue
@@ -260,24 +235,6 @@ class WindowScheduler:
 
 def _playbook_name(playbook: str) -> str:
     return playbook.rsplit("/", 1)[-1].removesuffix(".yaml")
-
-
-def _mute(session: Session, host: str, until: float, reason: str) -> None:
-    try:
-        from controller.incidents.mutes import mute_host
-
-        mute_host(session, host=host, until=until, reason=reason, actor="boxkeeper-update")
-    except (ImportError, LookupError):
-        pass  # not a known host (no agent): nothing to mute
-
-
-def _unmute(session: Session, host: str) -> None:
-    try:
-        from controller.incidents.mutes import unmute_host
-
-        unmute_host(session, host=host)
-    except ImportError:
-        pass
 
 
 def occurrences(session: Session, window_id: int) -> list[dict[str, Any]]:

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from controller.cli import main
+from controller.store.db import Database
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +73,7 @@ def test_status_json_lists_hosts_with_state_and_checks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from controller import ingest
-    from controller.cli_common import load_config
+    from controller.cli.common import load_config
     from controller.store.db import Database
     from tests.controller.reports import body, make_report
 
@@ -122,3 +124,44 @@ def test_a_config_error_exits_2_naming_file_and_key(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert f"{bad}: clients[0].hosts[0].ssh.address: expected an address" in proc.stderr
+
+
+READ_ONLY = (
+    ["status", "--json"], ["hosts", "list"], ["incidents"], ["incidents", "--open", "--json"], ["runs"],
+    ["windows", "list"], ["maintenance", "list"],
+)
+
+
+def _snapshot(state: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(state.iterdir()) if p.is_file()}
+
+
+def test_read_only_commands_never_migrate_or_write(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(_config(tmp_path))
+    state = tmp_path / "state"
+    for argv in READ_ONLY:  # nothing there yet: refused, and nothing created
+        code, _, err = _run(capsys, *argv, "--config", cfg)
+        assert code == 1 and "run `boxkeeper migrate`" in err, argv
+    assert not state.exists() or not any(state.iterdir())
+
+    assert _run(capsys, "migrate", "--config", cfg)[0] == 0
+    assert _run(capsys, "hosts", "add", "portal-01", "--client", "acme", "--config", cfg)[0] == 0
+    db = Database(f"sqlite:///{state}/boxkeeper.db")
+    db.dispose()  # every connection closed: the WAL is checkpointed into the file
+    before = _snapshot(state)
+    for argv in READ_ONLY:
+        code, _, err = _run(capsys, *argv, "--config", cfg)
+        assert code == 0, (argv, err)
+    assert _snapshot(state) == before, "a read-only command changed the database files"
+
+    db = Database(f"sqlite:///{state}/boxkeeper.db")
+    with db.session() as s:  # a database one migration behind this boxkeeper (as after an upgrade)
+        s.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+    db.dispose()
+    code, _, err = _run(capsys, "status", "--config", cfg)
+    assert code == 1 and "schema at revision 0003" in err and "run `boxkeeper migrate`" in err
+    db = Database(f"sqlite:///{state}/boxkeeper.db")
+    with db.read_session() as s:
+        assert s.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+    db.dispose()

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
-from controller.notify.channels.base import Outgoing, post_json, tls_verify
-from controller.notify.config import AlertmanagerOptions, ChannelConfig
-from controller.notify.render import body
+from controller.alerting.channels.base import ChannelSettings, Outgoing, SecretFiles, post_json, tls_verify
+from controller.alerting.render import body
+from controller.configkit import Bool, Duration, Url
 
 
 def _rfc3339(stamp: float) -> str:
@@ -51,21 +51,32 @@ def alert(note: Outgoing, generator_url: str | None = None) -> dict[str, Any]:
     return result
 
 
+class AlertmanagerChannel(ChannelSettings):
+    """``{type: alertmanager, url: "http://127.0.0.1:9093"}``: re-sent every ``repeat_interval``."""
+
+    type: Literal["alertmanager"]
+    url: Url
+    verify_tls: Bool = True
+    generator_url: Url | None = None
+    repeat_interval: Duration | None = 60.0
+
+    def build_sender(self, secrets: SecretFiles) -> AlertmanagerSender:
+        return AlertmanagerSender(self)
+
+
 class AlertmanagerSender:
-    def __init__(self, channel: ChannelConfig) -> None:
-        assert isinstance(channel.options, AlertmanagerOptions)
+    def __init__(self, channel: AlertmanagerChannel) -> None:
         self.name = channel.name
-        self._options = channel.options
-        self._client = httpx.Client(
-            timeout=channel.timeout, verify=tls_verify(channel.options.verify_tls, channel.options.ca_file),
-        )
+        self._options = channel
+        verify = tls_verify(channel.verify_tls, channel.ca_file)
+        self._client = httpx.Client(timeout=channel.timeout, verify=verify)
 
     def secrets(self) -> tuple[str, ...]:
         return ()
 
     def send(self, note: Outgoing) -> None:
         data = json.dumps([alert(note, self._options.generator_url)]).encode()
-        post_json(self._client, f"{self._options.url}/api/v2/alerts", data,
+        post_json(self._client, f"{self._options.url.rstrip('/')}/api/v2/alerts", data,
                   {"Idempotency-Key": note.idempotency_key}, f"alertmanager {self.name}")
 
     def close(self) -> None:

@@ -1,4 +1,10 @@
-"""The contract of a channel: ``send(notification)`` delivers or raises :class:`DeliveryError`."""
+"""The contract of a notification channel: its options (one model per kind) and its sender.
+
+A channel kind is one module with one :class:`ChannelSettings` subclass: ``type: Literal["x"]``,
+its own keys next to the common ones below, and ``sender()`` that builds its :class:`Sender`
+(reading its secret files through :class:`SecretFiles`). ``send(notification)`` delivers or raises
+:class:`DeliveryError`; the outbox (``controller.alerting.dispatcher``) retries.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+
+from controller.alerting.secrets import read_secret
+from controller.configkit import Bool, ConfigModel, Duration, FilePath, Name, Names, Severity
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,34 @@ class Sender(Protocol):
     def secrets(self) -> tuple[str, ...]: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SecretFiles:
+    """Reads a channel's secret files; errors name ``<path>.<key>`` of the config file."""
+
+    source: str
+    path: str  # e.g. notify[0]
+
+    def read(self, file: Path, key: str) -> str:
+        return read_secret(file, source=self.source, key=f"{self.path}.{key}")
+
+
+class ChannelSettings(ConfigModel):
+    """The keys every channel has. ``name`` defaults to the type, then ``type-2`` …: set it
+    explicitly, the outbox keys its rows by it."""
+
+    type: str
+    name: Name = ""
+    clients: Names | None = None  # None: every client
+    min_severity: Severity = "critical"
+    repeat_interval: Duration | None = None
+    send_resolved: Bool = True
+    timeout: Duration = 10.0
+    ca_file: FilePath | None = None
+
+    def build_sender(self, secrets: SecretFiles) -> Sender:
+        raise NotImplementedError(f"channel type {self.type!r} has no sender")
 
 
 def tls_verify(verify: bool, ca_file: Path | None) -> ssl.SSLContext | bool:

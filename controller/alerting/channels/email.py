@@ -10,17 +10,57 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Annotated, Literal
 
-from controller.notify.channels.base import DeliveryError, Outgoing
-from controller.notify.config import ChannelConfig, EmailOptions
-from controller.notify.render import body, subject
+from pydantic import Field, model_validator
+
+from controller.alerting.channels.base import ChannelSettings, DeliveryError, Outgoing, SecretFiles
+from controller.alerting.render import body, subject
+from controller.configkit import Bool, Expect, FilePath, Invalid, Names, Text, parse_address
+
+
+class EmailChannel(ChannelSettings):
+    """``{type: email, smtp: "smtp.example.com:587", from: bk@example.com, to: [ops@example.com],
+    username: bk, password_file: /etc/boxkeeper/smtp.password}``: STARTTLS unless ``ssl: true``."""
+
+    type: Literal["email"]
+    smtp: Annotated[tuple[str, int], Expect("an SMTP address such as smtp.example.com:587", parse_address)]
+    sender: Annotated[Text, Expect("a sender address")] = Field(alias="from")
+    recipients: Annotated[Names, Expect("a list of recipient addresses")] = Field(alias="to")
+    starttls: Bool | None = None  # default: true unless ssl
+    ssl: Bool = False
+    username: Text | None = None
+    password_file: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EmailChannel:
+        if (self.username is None) != (self.password_file is None):
+            raise Invalid("password_file", "username and password_file together")
+        if self.ssl and self.starttls:
+            raise Invalid("starttls", "false when ssl (implicit TLS) is true", True)
+        return self
+
+    @property
+    def smtp_host(self) -> str:
+        return self.smtp[0]
+
+    @property
+    def smtp_port(self) -> int:
+        return self.smtp[1]
+
+    @property
+    def use_starttls(self) -> bool:
+        return not self.ssl if self.starttls is None else self.starttls
+
+    def build_sender(self, secrets: SecretFiles) -> EmailSender:
+        password = None if self.password_file is None else secrets.read(self.password_file, "password_file")
+        return EmailSender(self, password)
 
 
 class EmailSender:
-    def __init__(self, channel: ChannelConfig, password: str | None) -> None:
-        assert isinstance(channel.options, EmailOptions)
+    def __init__(self, channel: EmailChannel, password: str | None) -> None:
         self.name = channel.name
-        self._options = channel.options
+        self._options = channel
         self._password = password
         self._timeout = channel.timeout
 
@@ -50,7 +90,7 @@ class EmailSender:
             else:
                 smtp = smtplib.SMTP(o.smtp_host, o.smtp_port, timeout=self._timeout)
             with smtp:
-                if o.starttls:
+                if o.use_starttls:
                     smtp.starttls(context=context)
                 if o.username and self._password:
                     smtp.login(o.username, self._password)

@@ -1,42 +1,47 @@
-"""Build the senders of the configured channels, reading their secret files (ConfigError if unusable)."""
+"""The notification channel kinds: one line per kind. The ``notify:`` section is read through this
+list (its ``type`` picks the model) and the senders are built from it."""
 
 from __future__ import annotations
 
-from controller.notify.channels.alertmanager import AlertmanagerSender
-from controller.notify.channels.base import Sender
-from controller.notify.channels.email import EmailSender
-from controller.notify.channels.telegram import TelegramSender
-from controller.notify.channels.webhook import WebhookSender
-from controller.notify.config import (
-    AlertmanagerOptions,
-    ChannelConfig,
-    EmailOptions,
-    TelegramOptions,
-    WebhookOptions,
+from typing import TYPE_CHECKING
+
+from controller.alerting.channels.alertmanager import AlertmanagerChannel
+from controller.alerting.channels.base import ChannelSettings, SecretFiles, Sender
+from controller.alerting.channels.email import EmailChannel
+from controller.alerting.channels.telegram import TelegramChannel
+from controller.alerting.channels.webhook import WebhookChannel
+from controller.configkit import Invalid, one_of
+
+CHANNELS: tuple[type[ChannelSettings], ...] = (
+    TelegramChannel,
+    EmailChannel,
+    WebhookChannel,
+    AlertmanagerChannel,
 )
-from controller.notify.secrets import read_secret
+
+if TYPE_CHECKING:
+    AnyChannel = ChannelSettings
+else:
+    AnyChannel = one_of(CHANNELS)
 
 
-def build_sender(channel: ChannelConfig) -> Sender:
-    o = channel.options
-    key = channel.path
-    if isinstance(o, TelegramOptions):
-        token = read_secret(o.token_file, source=channel.source, key=f"{key}.token_file")
-        return TelegramSender(channel, token)
-    if isinstance(o, EmailOptions):
-        password = None
-        if o.password_file is not None:
-            password = read_secret(o.password_file, source=channel.source, key=f"{key}.password_file")
-        return EmailSender(channel, password)
-    if isinstance(o, WebhookOptions):
-        secret = None
-        if o.secret_file is not None:
-            secret = read_secret(o.secret_file, source=channel.source, key=f"{key}.secret_file")
-        return WebhookSender(channel, secret)
-    assert isinstance(o, AlertmanagerOptions)
-    return AlertmanagerSender(channel)
+def build_senders(channels: tuple[ChannelSettings, ...], *, source: str = "<config>",
+                  path: str = "notify") -> dict[str, Sender]:
+    """channel name → sender, for every configured channel (reads the secret files now)."""
+    return {c.name: c.build_sender(SecretFiles(source, f"{path}[{i}]")) for i, c in enumerate(channels)}
 
 
-def build_senders(channels: tuple[ChannelConfig, ...]) -> dict[str, Sender]:
-    """channel name → sender, for every configured channel."""
-    return {channel.name: build_sender(channel) for channel in channels}
+def named(channels: tuple[ChannelSettings, ...]) -> tuple[ChannelSettings, ...]:
+    """The channels with their default names filled in (the type, then ``type-2`` …); a name
+    given twice is refused (the outbox keys its rows by it)."""
+    counts: dict[str, int] = {}
+    result: list[ChannelSettings] = []
+    for i, channel in enumerate(channels):
+        counts[channel.type] = counts.get(channel.type, 0) + 1
+        if not channel.name:
+            n = counts[channel.type]
+            channel = channel.model_copy(update={"name": channel.type if n == 1 else f"{channel.type}-{n}"})
+        if any(c.name == channel.name for c in result):
+            raise Invalid(f"[{i}].name", "a unique channel name", channel.name)
+        result.append(channel)
+    return tuple(result)

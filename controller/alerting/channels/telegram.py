@@ -7,24 +7,50 @@ channel and the HTTP status only (and go through the redactor anyway).
 from __future__ import annotations
 
 import json
+from typing import Annotated, Literal
 
 import httpx
 
-from controller.notify.channels.base import DeliveryError, Outgoing, tls_verify
-from controller.notify.config import ChannelConfig, TelegramOptions
-from controller.notify.render import telegram_html
-from controller.notify.secrets import guard_http_logs
+from controller.alerting.channels.base import (
+    ChannelSettings,
+    DeliveryError,
+    Outgoing,
+    SecretFiles,
+    tls_verify,
+)
+from controller.alerting.render import telegram_html
+from controller.configkit import Expect, FilePath, Url
+from controller.redact import guard_http_logs
+
+DEFAULT_API = "https://api.telegram.org"
+
+
+def _chat_id(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise ValueError("a chat id")
+    return str(value)
+
+
+class TelegramChannel(ChannelSettings):
+    """``{type: telegram, chat_id: "-100123", token_file: /etc/boxkeeper/tg.token}``"""
+
+    type: Literal["telegram"]
+    chat_id: Annotated[str, Expect('a chat id such as "-100123" or "@channel"', _chat_id)]
+    token_file: Annotated[FilePath, Expect("a file holding the bot token")]
+    api_base: Url = DEFAULT_API
+
+    def build_sender(self, secrets: SecretFiles) -> TelegramSender:
+        return TelegramSender(self, secrets.read(self.token_file, "token_file"))
 
 
 class TelegramSender:
-    def __init__(self, channel: ChannelConfig, token: str) -> None:
-        assert isinstance(channel.options, TelegramOptions)
+    def __init__(self, channel: TelegramChannel, token: str) -> None:
         self.name = channel.name
-        self._options = channel.options
+        self._options = channel
         self._token = token
         guard_http_logs([token])  # httpx logs request URLs, and this one holds the token
         self._client = httpx.Client(
-            timeout=channel.timeout, verify=tls_verify(True, channel.options.ca_file), follow_redirects=False
+            timeout=channel.timeout, verify=tls_verify(True, channel.ca_file), follow_redirects=False
         )
 
     def secrets(self) -> tuple[str, ...]:
@@ -37,7 +63,7 @@ class TelegramSender:
             "parse_mode": "HTML",
             "disable_web_page_preview": True,
         }
-        url = f"{self._options.api_base}/bot{self._token}/sendMessage"
+        url = f"{self._options.api_base.rstrip('/')}/bot{self._token}/sendMessage"
         try:
             response = self._client.post(url, json=body)
         except httpx.HTTPError as exc:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Literal
 
 import httpx
 
-from controller.notify.channels.base import Outgoing, post_json, tls_verify
-from controller.notify.config import ChannelConfig, WebhookOptions
-from controller.notify.render import body, subject
+from controller.alerting.channels.base import ChannelSettings, Outgoing, SecretFiles, post_json, tls_verify
+from controller.alerting.render import body, subject
+from controller.configkit import Bool, FilePath, Url
 
 SIGNATURE_HEADER = "X-Boxkeeper-Signature"
 
@@ -38,15 +39,26 @@ def webhook_body(note: Outgoing) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class WebhookChannel(ChannelSettings):
+    """``{type: webhook, url: "https://hooks.example/bk", secret_file: /etc/boxkeeper/hook.secret}``"""
+
+    type: Literal["webhook"]
+    url: Url
+    secret_file: FilePath | None = None
+    verify_tls: Bool = True
+
+    def build_sender(self, secrets: SecretFiles) -> WebhookSender:
+        secret = None if self.secret_file is None else secrets.read(self.secret_file, "secret_file")
+        return WebhookSender(self, secret)
+
+
 class WebhookSender:
-    def __init__(self, channel: ChannelConfig, secret: str | None) -> None:
-        assert isinstance(channel.options, WebhookOptions)
+    def __init__(self, channel: WebhookChannel, secret: str | None) -> None:
         self.name = channel.name
-        self._url = channel.options.url
+        self._url = channel.url
         self._secret = secret
-        self._client = httpx.Client(
-            timeout=channel.timeout, verify=tls_verify(channel.options.verify_tls, channel.options.ca_file),
-        )
+        verify = tls_verify(channel.verify_tls, channel.ca_file)
+        self._client = httpx.Client(timeout=channel.timeout, verify=verify)
 
     def secrets(self) -> tuple[str, ...]:
         return (self._secret,) if self._secret else ()

@@ -25,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from agent.report import SCHEMA, CheckReport, Facts, Report, Status, to_json
 from controller import inventory
+from controller.alerting.channels.base import ChannelSettings
 from controller.config import ControllerConfig, parse
 from controller.ingest import ingest
 from controller.store.db import Database
@@ -42,6 +43,11 @@ class FakeClock:
     def advance(self, seconds: float) -> float:
         self.now += seconds
         return self.now
+
+
+def parse_channels(source: str, raw: object) -> tuple[ChannelSettings, ...]:
+    """The ``notify:`` section as the controller config reads it."""
+    return parse({"notify": raw}, source).notify
 
 
 def controller_config(

@@ -12,13 +12,13 @@ import httpx
 import pytest
 
 from agent.report import SCHEMA, Facts, Report, to_json
+from controller.alerting import incidents as service
 from controller.cli import main
 from controller.config import load
-from controller.incidents import service
 from controller.monitor import Monitor
 from controller.store.db import Database
+from tests.controller.alerting.support import check, recorder
 from tests.controller.api_setup import make_config, start_api
-from tests.controller.incidents.support import check, recorder
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +89,11 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 def test_incidents_cli(tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     config = str(_write_config(tmp_path, database_url))
+    code, _, err = _cli(capsys, "incidents", "--config", config)  # read-only: it never migrates
+    assert code == 1 and "run `boxkeeper migrate`" in err
+    if database_url.startswith("sqlite"):
+        assert not (tmp_path / "boxkeeper.db").exists(), "a read-only command created the database"
+    assert _cli(capsys, "migrate", "--config", config)[0] == 0
     code, out, _ = _cli(capsys, "incidents", "--config", config)
     assert code == 0 and "no incidents" in out
     db = Database(load(config).database)
@@ -124,7 +129,7 @@ def test_incidents_cli(tmp_path: Path, database_url: str, capsys: pytest.Capture
     assert code == 0 and "muted until" in out
     code, out, _ = _cli(capsys, "maintenance", "list", "--json", "--config", config)
     kinds = {(i["kind"], i.get("host") or i.get("name")) for i in json.loads(out)}
-    assert kinds == {("mute", "portal-01"), ("window", "nightly")}
+    assert kinds == {("silence", "portal-01"), ("window", "nightly")}
     assert _cli(capsys, "maintenance", "unmute", "portal-01", "--config", config)[0] == 0
     db.dispose()
 

@@ -24,16 +24,17 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 
 from controller import inventory
-from controller.incidents import queries, service
-from controller.incidents.models import Notification
-from controller.notify.channels.build import build_senders
-from controller.notify.config import parse_channels
-from controller.notify.dispatcher import Dispatcher
-from controller.notify.enqueue import NotifyPolicy, sync_pending
+from controller.alerting import incidents as service
+from controller.alerting import queries
+from controller.alerting.channels.registry import build_senders
+from controller.alerting.dispatcher import Dispatcher
+from controller.alerting.models import Notification
+from controller.alerting.outbox import NotifyPolicy, sync_pending
 from controller.store.db import Database
-from tests.controller.incidents.support import (
+from tests.controller.alerting.support import (
     controller_config,
     free_port,
+    parse_channels,
     recorder,
     secret_file,
     self_signed,
@@ -63,7 +64,7 @@ def _fire_and_deliver(
     resolve: bool = False,
 ) -> tuple[int, list[tuple[str, str, str | None]]]:
     policy = NotifyPolicy(channels=parse_channels("c.yaml", channels))
-    dispatcher = Dispatcher(db, build_senders(policy.channels))
+    dispatcher = Dispatcher(db, build_senders(policy.channels, source="c.yaml"))
     try:
         with db.session() as s:
             incident_id = service.open_incident(
@@ -316,7 +317,7 @@ def test_alertmanager_receives_firing_repeats_and_resolved(
             ],
         )
     )
-    dispatcher = Dispatcher(db, build_senders(policy.channels))
+    dispatcher = Dispatcher(db, build_senders(policy.channels, source="c.yaml"))
     try:
         with db.session() as s:
             incident_id = service.open_incident(

@@ -1,4 +1,4 @@
-"""The notify/maintenance config parsers, secret files and redaction."""
+"""The notify and maintenance sections of the controller config, secret files and redaction."""
 
 from __future__ import annotations
 
@@ -6,17 +6,24 @@ from pathlib import Path
 
 import pytest
 
+from controller.alerting.channels.alertmanager import AlertmanagerChannel
+from controller.alerting.channels.base import ChannelSettings
+from controller.alerting.channels.email import EmailChannel
+from controller.alerting.channels.registry import build_senders
+from controller.alerting.channels.telegram import TelegramChannel
+from controller.alerting.maintenance import MaintenanceWindow, active_window, is_active
+from controller.alerting.secrets import read_secret
+from controller.config import parse
 from controller.errors import ConfigError
-from controller.notify.channels.build import build_senders
-from controller.notify.config import (
-    AlertmanagerOptions,
-    EmailOptions,
-    TelegramOptions,
-    parse_channels,
-    parse_maintenance,
-)
-from controller.notify.maintenance import active_window, is_active
-from controller.notify.secrets import Redactor, read_secret
+from controller.redact import Redactor
+
+
+def parse_channels(source: str, raw: object) -> tuple[ChannelSettings, ...]:
+    return parse({"notify": raw}, source).notify
+
+
+def parse_maintenance(source: str, raw: object) -> tuple[MaintenanceWindow, ...]:
+    return parse({"maintenance": raw}, source).maintenance
 
 
 def test_channels_parse_with_defaults() -> None:
@@ -35,13 +42,11 @@ def test_channels_parse_with_defaults() -> None:
         ],
     )
     assert tg.name == "telegram" and tg.clients == ("acme",) and tg.min_severity == "critical"
-    assert isinstance(tg.options, TelegramOptions) and tg.options.chat_id == "-100123"
-    assert (
-        tg.options.api_base == "https://api.telegram.org" and tg.send_resolved and tg.repeat_interval is None
-    )
-    assert isinstance(mail.options, EmailOptions) and mail.options.starttls and mail.options.smtp_port == 587
-    assert mail.options.recipients == ("ops@example.com",)
-    assert isinstance(am.options, AlertmanagerOptions) and am.options.url == "http://127.0.0.1:9093"
+    assert isinstance(tg, TelegramChannel) and tg.chat_id == "-100123"
+    assert tg.api_base == "https://api.telegram.org" and tg.send_resolved and tg.repeat_interval is None
+    assert isinstance(mail, EmailChannel) and mail.use_starttls and mail.smtp_port == 587
+    assert mail.recipients == ("ops@example.com",)
+    assert isinstance(am, AlertmanagerChannel) and am.url == "http://127.0.0.1:9093/"
     assert am.repeat_interval == 60.0
     assert parse_channels("c.yaml", None) == ()
 
@@ -91,7 +96,7 @@ def test_secret_files_must_not_be_world_readable(tmp_path: Path) -> None:
     token.chmod(0o644)
     [channel] = parse_channels("c.yaml", [{"type": "telegram", "chat_id": "1", "token_file": str(token)}])
     with pytest.raises(ConfigError, match=r"notify\[0\].token_file: expected a file not readable by others"):
-        build_senders((channel,))
+        build_senders((channel,), source="c.yaml")
     token.chmod(0o600)
     assert read_secret(token, source="c.yaml", key="k") == "123456:secret-token"
     with pytest.raises(ConfigError, match="expected a readable secret file"):
@@ -128,9 +133,9 @@ def test_maintenance_windows_cron_and_one_off_in_their_time_zone() -> None:
     assert not is_active(nightly, saturday_0330_msk + 2 * 3600)  # 05:30, after the 2 h
     assert not is_active(nightly, saturday_0330_msk - 3600)  # 02:30
     assert not is_active(nightly, saturday_0330_msk + 86400)  # Sunday
-    assert once.name == "window-2" and once.end is not None and once.start is not None
+    assert once.name == "window-2" and once.ends_at is not None and once.starts_at is not None
     assert (
-        once.end - once.start == 4 * 3600 and once.start == 1796144400.0
+        once.ends_at - once.starts_at == 4 * 3600 and once.starts_at == 1796144400.0
     )  # 2026-12-01 22:00 +05:00 = 17:00 UTC
     assert active_window((nightly, once), client="acme", host="box-9", now=saturday_0330_msk) is nightly
     assert active_window((nightly, once), client="globex", host="box-9", now=saturday_0330_msk) is None

@@ -13,7 +13,7 @@ from agent.report import SCHEMA, Facts, Report, to_json
 from controller import inventory
 from controller.config import load
 from controller.store.db import Database
-from tests.controller.incidents.support import check, recorder
+from tests.controller.alerting.support import check, recorder
 from tests.controller.proc import ControllerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -10,15 +10,16 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from controller import inventory
-from controller.incidents import queries, service
-from controller.incidents.models import Notification
-from controller.notify.channels.build import build_senders
-from controller.notify.config import ChannelConfig, parse_channels
-from controller.notify.dispatcher import Dispatcher, backoff
-from controller.notify.enqueue import NotifyPolicy
-from controller.notify.metrics import NotificationCollector
+from controller.alerting import incidents as service
+from controller.alerting import queries
+from controller.alerting.channels.base import ChannelSettings as ChannelConfig
+from controller.alerting.channels.registry import build_senders
+from controller.alerting.dispatcher import Dispatcher, backoff
+from controller.alerting.metrics import NotificationCollector
+from controller.alerting.models import Notification
+from controller.alerting.outbox import NotifyPolicy
 from controller.store.db import Database
-from tests.controller.incidents.support import FakeClock, controller_config, recorder
+from tests.controller.alerting.support import FakeClock, controller_config, parse_channels, recorder
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def _open(db: Database, policy: NotifyPolicy, clock: FakeClock, key: str = "port
 def _dispatcher(
     db: Database, channels: tuple[ChannelConfig, ...], clock: FakeClock, **kw: object
 ) -> Dispatcher:
-    return Dispatcher(db, build_senders(channels), clock=clock, rng=lambda: 1.0, **kw)  # type: ignore[arg-type]
+    return Dispatcher(db, build_senders(channels, source="c.yaml"), clock=clock, rng=lambda: 1.0, **kw)  # type: ignore[arg-type]
 
 
 def _statuses(db: Database) -> dict[str, tuple[str, int]]:

@@ -11,15 +11,14 @@ from alembic.config import Config
 from sqlalchemy import inspect, select
 
 from controller import inventory
+from controller.alerting import queries
+from controller.alerting.models import Incident, Notification
+from controller.alerting.outbox import NotifyPolicy
+from controller.alerting.reconcile import reconcile
 from controller.detection.classify import HostView, evaluate
 from controller.detection.config import DetectionConfig
-from controller.incidents import queries
-from controller.incidents.models import Incident, Notification
-from controller.incidents.reconcile import reconcile
-from controller.notify.config import parse_channels
-from controller.notify.enqueue import NotifyPolicy
 from controller.store.db import MIGRATIONS_DIR, Database
-from tests.controller.incidents.support import FakeClock, controller_config
+from tests.controller.alerting.support import FakeClock, controller_config, parse_channels
 
 
 @dataclass(frozen=True)
@@ -78,6 +77,6 @@ def test_migration_goes_down_to_0001_and_up_again(db: Database) -> None:
         connection.commit()
     assert "incidents" not in inspect(db.engine).get_table_names()
     db.upgrade()
-    assert {"incidents", "incident_events", "notifications", "host_mutes"} <= set(
+    assert {"incidents", "incident_events", "notifications", "silences"} <= set(
         inspect(db.engine).get_table_names()
     )

@@ -10,13 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from controller import inventory
+from controller.alerting import incidents as service
+from controller.alerting import queries
+from controller.alerting.models import Incident, Notification
+from controller.alerting.outbox import NotifyPolicy, sync_pending
+from controller.alerting.silences import Owner, silence
 from controller.config import ControllerConfig
-from controller.incidents import queries, service
-from controller.incidents.models import Incident, Notification
-from controller.incidents.mutes import mute_host
-from controller.notify.enqueue import NotifyPolicy, sync_pending
 from controller.store.db import Database
-from tests.controller.incidents.support import FakeClock, controller_config
+from tests.controller.alerting.support import FakeClock, controller_config
 
 WEBHOOK = {
     "type": "webhook",
@@ -242,7 +243,8 @@ def test_maintenance_window_and_host_mute_keep_incidents_but_mute_notifications(
     clock.now = 1_764_378_000.0  # Sat 2026-11-29 04:00 Moscow: inside "0 3 * * 6" + 2h
     in_window = _open(db, policy, clock, key="portal-02:check:portal", host="portal-02")
     with db.session() as s:
-        mute_host(s, host="portal-01", until=clock() + 600, reason="update run 7", now=clock())
+        silence(s, host="portal-01", until=clock() + 600, reason="update run 7", owner=Owner.run(7),
+                now=clock())
     muted = _open(db, policy, clock)
     assert _rows(db, in_window) == [] and _rows(db, muted) == []
     with db.read_session() as s:

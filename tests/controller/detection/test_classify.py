@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from controller.config import parse
 from controller.detection.classify import HostView, evaluate, host_state
-from controller.detection.config import DetectionConfig, HostDetection, parse_detection
+from controller.detection.config import DetectionConfig, HostDetection
 from controller.detection.liveness import is_silent, silence_after
 from controller.detection.probes import ProbeResult
 from controller.errors import ConfigError
@@ -129,6 +130,10 @@ def test_a_host_that_never_reported_is_unknown_not_down_unless_configured() -> N
     assert not is_silent(State(None), 1e9, CFG)
     assert not is_silent(None, 1e9, CFG)
     assert is_silent(State(None), 1e9, DetectionConfig(never_reported="silent"))
+
+
+def parse_detection(source: str, raw: object) -> DetectionConfig:
+    return parse({"detection": raw}, source).detection
 
 
 def test_detection_config_parses_and_names_bad_keys() -> None:

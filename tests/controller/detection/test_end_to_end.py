@@ -15,7 +15,7 @@ import pytest
 
 from controller.monitor import Monitor
 from controller.store.db import Database
-from tests.controller.incidents.support import (
+from tests.controller.alerting.support import (
     FakeClock,
     agent_for,
     check,

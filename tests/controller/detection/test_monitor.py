@@ -11,7 +11,7 @@ import pytest
 
 from controller.monitor import Monitor
 from controller.store.db import Database
-from tests.controller.incidents.support import controller_config
+from tests.controller.alerting.support import controller_config
 
 
 def test_a_failing_pass_is_logged_and_the_loop_goes_on(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from controller.detection.probes import Prober, ProbeTarget, split_address
-from tests.controller.incidents.support import FakeClock, free_port, recorder, self_signed, tcp_listener
+from tests.controller.alerting.support import FakeClock, free_port, recorder, self_signed, tcp_listener
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
-"""What the workflow integration tests need around E's test boxes: an SSH executor with the box's
-pinned key, the playbook variables that point at the box's layout, and DB/portal observations."""
+"""What the workflow integration tests need around the test boxes (tests/boxes): an SSH executor with
+the box's pinned key, the playbook variables that point at the box's layout, and DB/portal observations."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def test_playbook_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def service_incidents() -> object:
-    """D's real incident service (controller.incidents.service.open_incident)."""
+    """The real incident service (controller.alerting.incidents.open_incident)."""
     from controller.workflows.outcomes import ServiceIncidents
 
     return ServiceIncidents()

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from controller import inventory, operators
+from controller.alerting.silences import Owner, is_muted, silence
 from controller.api import create_app
 from controller.config import load
-from controller.incidents.mutes import is_muted, mute_host
 from controller.store.db import Database
 from tests.boxes.box import Box
 from tests.controller.workflows.boxkit import bitrix_vars, portal_version
@@ -61,7 +61,8 @@ def test_start_a_run_follow_it_and_refuse_a_second(
     assert bad_var.status_code == 422
 
     with db.session() as s:  # an operator's own mute, which the run must leave alone
-        mute_host(s, host=box.name, until=time.time() + 3600, reason="disk swap tonight", actor="alice")
+        silence(s, host=box.name, until=time.time() + 3600, reason="disk swap tonight",
+                owner=Owner.operator("alice"), now=time.time())
     box.stage("good")
     started = httpx.post(f"{url}/api/v1/runs", json=body, headers=auth, timeout=30)
     assert started.status_code == 202, started.text

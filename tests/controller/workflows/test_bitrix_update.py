@@ -1,4 +1,4 @@
-"""bitrix-modules-update.yaml on real test boxes (sshd, nginx, PHP-FPM, MariaDB; E's harness).
+"""bitrix-modules-update.yaml on real test boxes (sshd, nginx, PHP-FPM, MariaDB; the harness in tests/boxes).
 
 Each release the box's stand-in update server can serve is run through the whole workflow; what is
 asserted is what an admin would check afterwards: the version the portal serves, the database
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from controller.incidents.models import Incident
+from controller.alerting.models import Incident
 from controller.store.db import Database
 from controller.workflows.engine import Engine
 from controller.workflows.errors import HostBusyError

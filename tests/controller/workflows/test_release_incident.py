@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from controller import inventory
+from controller.alerting.models import Incident
 from controller.config import load
-from controller.incidents.models import Incident
 from controller.monitor import Monitor
+from controller.runtime import WorkflowRuntime
 from controller.store.db import Database
-from controller.workflows.runtime import WorkflowRuntime
 from tests.boxes.box import Box
-from tests.controller.incidents.support import recorder, secret_file
+from tests.controller.alerting.support import recorder, secret_file
 from tests.controller.workflows.boxkit import bitrix_vars, portal_version
 from tests.controller.workflows.test_cli import write_config
 

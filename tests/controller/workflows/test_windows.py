@@ -8,9 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy.orm import Session
 
+from controller import inventory
+from controller.alerting import silences
+from controller.alerting.silences import Owner
+from controller.config import parse
 from controller.errors import ConfigError
+from controller.runtime import WorkflowRuntime
+from controller.schedule_trigger import CronScheduleTrigger
 from controller.store.db import Database
 from controller.workflows.models import UpdateWindow, WorkflowRun
 from controller.workflows.runs import RunSummary
@@ -20,7 +25,7 @@ from controller.workflows.windows import (
     add_window,
     last_start,
     occurrences,
-    trigger_for,
+    schedule_of,
 )
 from tests.controller.workflows.conftest import RecordingIncidents
 
@@ -36,13 +41,17 @@ class Runner:
         return RunSummary(len(self.calls), host, "p", state, False, None, None, {}, 0.0, 1.0)
 
 
-def no_mute(session: Session, host: str, until: float = 0.0, reason: str = "") -> None:
+def no_silence(host: str, owner: Owner, until: float, reason: str) -> Owner | None:
+    return None
+
+
+def no_lift(owner: Owner | None, host: str | None) -> None:
     return None
 
 
 def scheduler(store: Database, runner: Runner, incidents: RecordingIncidents) -> WindowScheduler:
     return WindowScheduler(store, hosts_of=lambda target: ["canary", "web2", "web3"], run_host=runner,
-                           incidents=incidents, mute=no_mute, unmute=no_mute)
+                           incidents=incidents, silence=no_silence, lift=no_lift)
 
 
 def make_window(store: Database, duration: int = 120) -> int:
@@ -53,7 +62,7 @@ def make_window(store: Database, duration: int = 120) -> int:
 
 
 def test_window_validation(store: Database) -> None:
-    with store.session() as s, pytest.raises(ConfigError, match="cron: expected a 5-field cron"):
+    with store.session() as s, pytest.raises(ConfigError, match="cron: expected a cron expression"):
         add_window(s, name="x", target="h", playbook="p", cron="every saturday", duration_minutes=60,
                    timezone="UTC", variables={}, now=0)
     with store.session() as s, pytest.raises(ConfigError, match="timezone: expected an IANA time zone"):
@@ -64,8 +73,61 @@ def test_window_validation(store: Database) -> None:
 def test_cron_weekdays_mean_what_cron_means() -> None:
     monday = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     for expr, weekday in (("0 3 * * 6", 5), ("0 3 * * 0", 6), ("0 3 * * 7", 6), ("0 3 * * 1-5", 1)):
-        nxt = trigger_for(expr, "UTC").get_next_fire_time(None, monday)
+        nxt = CronScheduleTrigger(schedule_of(expr, "UTC")).get_next_fire_time(None, monday)
         assert nxt is not None and nxt.weekday() == weekday, expr
+
+
+@pytest.mark.parametrize(("weekdays", "days"), [
+    ("*/2", {"Sun", "Tue", "Thu", "Sat"}),  # cron(8): 0,2,4,6 (APScheduler's own would be Mon,Wed,Fri,Sun)
+    ("1-5/2", {"Mon", "Wed", "Fri"}),
+    ("0-6", {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"}),
+    ("5-7", {"Fri", "Sat", "Sun"}),
+])
+def test_stepped_weekdays_fire_on_cron8s_days(weekdays: str, days: set[str]) -> None:
+    """The trigger the window scheduler stores, fired for two weeks in the window's zone."""
+    trigger = CronScheduleTrigger(schedule_of(f"0 3 * * {weekdays}", "Europe/Moscow"))
+    fired: list[datetime] = []
+    previous = None
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # a Monday
+    while len(fired) < 14:
+        nxt = trigger.get_next_fire_time(previous, now)
+        if nxt is None or nxt > now + timedelta(days=14):
+            break
+        fired.append(nxt)
+        previous = nxt
+    assert fired and {f.strftime("%a") for f in fired} == days
+    assert all((f.hour, f.minute) == (3, 0) for f in fired)  # 03:00 Moscow time
+
+
+def test_an_operators_silence_survives_the_end_of_a_window_run(store: Database, tmp_path: object) -> None:
+    cfg = parse({"state_dir": str(tmp_path), "clients": [{"name": "acme", "hosts": [
+        {"name": "canary"}, {"name": "web2"}, {"name": "web3"}]}]}, "c.yaml")
+    inventory.sync_config(cfg, store)
+    runtime = WorkflowRuntime(cfg, store)
+    now = time.time()
+    with store.session() as s:  # an operator silenced web2 for the night
+        silences.silence(s, host="web2", until=now + 8 * 3600, reason="disk swap tonight",
+                         owner=Owner.operator("alice"), now=now)
+    seen: dict[str, str | None] = {}
+
+    def run_host(window: UpdateWindow, host: str, ends_at: float) -> RunSummary:
+        with store.read_session() as s:  # during its run, the window silences the host
+            seen[host] = silences.is_muted(s, host=host, client="acme", now=time.time())
+        return Runner()(window, host, ends_at)
+
+    sched = WindowScheduler(store, hosts_of=lambda target: ["canary", "web2", "web3"], run_host=run_host,
+                            incidents=RecordingIncidents(), silence=runtime.silence, lift=runtime.lift)
+    start = datetime.now(UTC)
+    with store.session() as s:  # a daily window that started this minute and lasts two hours
+        window_id = add_window(s, name="sat-night", target="client:acme", playbook="bitrix-modules-update",
+                               cron=f"{start.minute} {start.hour} * * *", duration_minutes=120,
+                               timezone="UTC", variables={}, now=time.time()).id
+    sched.run_window(window_id)
+    assert seen["canary"] == seen["web3"] == "muted: update window sat-night"
+    assert seen["web2"] is not None  # silenced twice over: by alice and by the window
+    with store.read_session() as s:
+        left = [(host, row.owner_kind, row.reason) for host, row in silences.active(s, time.time())]
+    assert left == [("web2", "operator", "disk swap tonight")]  # the window lifted only its own
 
 
 def test_window_is_scheduled_in_its_time_zone_and_survives_a_restart(store: Database) -> None:
