@@ -18,18 +18,21 @@ A report older than the newest one stored (``seq`` below ``last_seq``: it arrive
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import json
 import math
 import operator
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import msgspec
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import JSON, Connection, CursorResult, Table, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from agent.report import (
     MAX_CHECKS,
@@ -42,7 +45,7 @@ from agent.report import (
 from controller import inventory, tokens
 from controller.errors import AuthError, ForbiddenError, IngestError, InvalidReportError
 from controller.store.db import Database
-from controller.store.models import CheckState, HostState, StateChange
+from controller.store.models import AgentToken, CheckState, Client, Host, HostState, StateChange
 from controller.store.models import Report as ReportRow
 
 #: The report's JSON schema for /openapi.json (validation itself is msgspec's, below).
@@ -267,43 +270,70 @@ def _check_finite(r: Report) -> None:
         _finite(f"samples[{i}].value", s.value)
 
 
+#: How the ingest statements run: "raw" (compiled once, executed with ``exec_driver_sql``: no
+#: per-row bind processing, JSON columns passed already encoded) or "core" (``Connection.execute``
+#: of the same Core statements, SQLAlchemy's own path: the reference of the differential test).
+_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("ingest_statement_path", default="raw")
+
+
+@contextlib.contextmanager
+def core_statements() -> Iterator[None]:
+    """Run the ingest statements through SQLAlchemy Core's ``Connection.execute`` in this block
+    (the reference the raw path is tested against; also to measure what the raw path saves)."""
+    token = _PATH.set("core")
+    try:
+        yield
+    finally:
+        _PATH.reset(token)
+
+
 class _Raw:
-    """A Core statement compiled once per dialect and run on the DB-API cursor of the transaction's
-    connection: no per-call SQLAlchemy compilation, parameter processing or result wrapping (JSON
-    values are passed already encoded). DB-API errors are re-raised wrapped as SQLAlchemy's
-    (``IntegrityError`` …), so callers and the API's 503 handler see the usual exceptions."""
+    """A Core statement compiled once per dialect and executed with ``Connection.exec_driver_sql``
+    (public API): no per-call compilation and no per-row bind processing — it matters for the
+    ``executemany`` of a batch's check rows — with the JSON columns passed already encoded.
+    SQLAlchemy wraps DB-API errors as usual (``IntegrityError`` …). For a positional paramstyle
+    (SQLite's qmark) each row's dict becomes a tuple in the order the compiler gives
+    (``ExpandedState.positiontup``, Core's documented internals): sqlite3 binds qmark tuples in
+    its executemany faster than named parameters."""
 
     def __init__(self, stmt: Any) -> None:
         self.stmt = stmt
         self._compiled: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None]] = {}
+        table = getattr(stmt, "table", None)
+        self._json = frozenset(c.name for c in table.columns if isinstance(c.type, JSON)) \
+            if isinstance(table, Table) else frozenset()
 
     def _sql(self, conn: Connection) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None]:
-        name = conn.dialect.name
-        if name not in self._compiled:
-            compiled = self.stmt.compile(dialect=conn.dialect)
-            order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-            getter: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
-            if order is not None:  # a positional paramstyle (SQLite's qmark): dict → tuple, in C
-                getter = operator.itemgetter(*order) if len(order) > 1 else (lambda p, k=order[0]: (p[k],))
-            self._compiled[name] = (compiled.string, getter)
-        return self._compiled[name]
+        dialect = conn.dialect
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            order: Callable[[dict[str, Any]], tuple[Any, ...]] | None = None
+            if dialect.positional:
+                names = compiled.construct_expanded_state({k: None for k in compiled.params}).positiontup
+                if names:
+                    order = operator.itemgetter(*names) if len(names) > 1 \
+                        else (lambda row, name=names[0]: (row[name],))
+            found = self._compiled[dialect.name] = (compiled.string, order)
+        return found
 
-    def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> Any:
-        """Execute; returns the DB-API cursor (``fetchone()``, iteration)."""
-        sql, getter = self._sql(conn)
-        args: Any = params
-        if getter is not None:
-            args = list(map(getter, params)) if isinstance(params, list) else getter(params)
-        cursor = conn.connection.cursor()
-        try:
-            if isinstance(params, list):
-                cursor.executemany(sql, args)
-            else:
-                cursor.execute(sql, args)
-        except conn.dialect.loaded_dbapi.Error as exc:
-            raise DBAPIError.instance(sql, args, exc, conn.dialect.loaded_dbapi.Error,
-                                      dialect=conn.dialect) from exc
-        return cursor
+    def run(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]]) -> CursorResult[Any]:
+        """Execute (one row, or ``executemany`` for a list)."""
+        if _PATH.get() == "core":
+            return conn.execute(self.stmt, self._decoded(params))
+        sql, order = self._sql(conn)
+        if order is None:
+            return conn.exec_driver_sql(sql, params)
+        rows = list(map(order, params)) if isinstance(params, list) else order(params)
+        return conn.exec_driver_sql(sql, rows)
+
+    def _decoded(self, params: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        """The rows with JSON columns as values again (Core encodes them itself)."""
+        if not self._json:
+            return params
+        rows = params if isinstance(params, list) else [params]
+        decoded = [{k: json.loads(v) if k in self._json else v for k, v in row.items()} for row in rows]
+        return decoded if isinstance(params, list) else decoded[0]
 
 
 _ENCODE = msgspec.json.Encoder().encode
@@ -459,34 +489,54 @@ def store_in(conn: Connection, token: str, parsed: Prepared | InvalidReportError
     return outcome
 
 
-#: Batch reads: ``{hosts}`` / ``{seqs}`` / ``{digests}`` become as many placeholders as values
-#: (:func:`_fetch` fills in only placeholders, never values), ``{lock}`` FOR UPDATE on PostgreSQL.
-_OWNERS_SQL = (
+class _Read:
+    """A batch read: hand-written SQL whose ``{hosts}`` / ``{seqs}`` / ``{digests}`` become as many
+    placeholders as values (only placeholders are filled in, never values) and ``{lock}`` ``FOR
+    UPDATE`` on PostgreSQL, run with ``exec_driver_sql``; ``core`` is the same read as a Core
+    statement (expanding ``IN`` parameters), run instead under :func:`core_statements`."""
+
+    def __init__(self, template: str, core: Any) -> None:
+        self.template = template
+        self.core = core
+
+    def rows(self, conn: Connection, **values: list[Any]) -> list[tuple[Any, ...]]:
+        postgresql = conn.dialect.name == "postgresql"
+        if _PATH.get() == "core":
+            stmt = self.core.with_for_update() if postgresql and "{lock}" in self.template else self.core
+            return [tuple(row) for row in conn.execute(stmt, values)]
+        mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
+        sql = self.template.format(lock=" FOR UPDATE" if postgresql else "",
+                                   **{k: ", ".join([mark] * len(v)) for k, v in values.items()})
+        args = tuple(value for group in values.values() for value in group)
+        return [tuple(row) for row in conn.exec_driver_sql(sql, args).all()]
+
+
+#: The batch reads, each one statement for the whole batch (host rows locked in host_id order).
+_OWNERS = _Read(
     "SELECT t.token_sha256, h.id, h.name, c.name FROM agent_tokens t JOIN hosts h ON t.host_id = h.id"
-    " JOIN clients c ON h.client_id = c.id WHERE t.revoked_at IS NULL AND t.token_sha256 IN ({digests})"
+    " JOIN clients c ON h.client_id = c.id WHERE t.revoked_at IS NULL AND t.token_sha256 IN ({digests})",
+    select(AgentToken.token_sha256, Host.id, Host.name, Client.name)
+    .join(Host, AgentToken.host_id == Host.id).join(Client, Host.client_id == Client.id)
+    .where(AgentToken.revoked_at.is_(None),
+           AgentToken.token_sha256.in_(bindparam("digests", expanding=True))),
 )
-_STATES_SQL = (
-    "SELECT host_id, last_seq, reports_total FROM host_states"
-    " WHERE host_id IN ({hosts}) ORDER BY host_id{lock}"
+_STATES = _Read(
+    "SELECT host_id, last_seq, reports_total FROM host_states WHERE host_id IN ({hosts})"
+    " ORDER BY host_id{lock}",
+    select(_T_STATE.c.host_id, _T_STATE.c.last_seq, _T_STATE.c.reports_total)
+    .where(_T_STATE.c.host_id.in_(bindparam("hosts", expanding=True))).order_by(_T_STATE.c.host_id),
 )
-_SEEN_SQL = "SELECT host_id, seq FROM reports WHERE host_id IN ({hosts}) AND seq IN ({seqs})"
-_CHECKS_SQL = "SELECT host_id, name, status, hard FROM check_states WHERE host_id IN ({hosts})"
-
-
-def _fetch(conn: Connection, template: str, **values: list[Any]) -> list[tuple[Any, ...]]:
-    """Run a batch read (above) on the transaction's DB-API cursor; errors are wrapped as
-    SQLAlchemy's, like :class:`_Raw`."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
-    sql = template.format(lock=lock, **{k: ", ".join([mark] * len(v)) for k, v in values.items()})
-    args = [value for group in values.values() for value in group]
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(sql, args)
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise DBAPIError.instance(sql, args, exc, conn.dialect.loaded_dbapi.Error,
-                                  dialect=conn.dialect) from exc
-    return [tuple(row) for row in cursor.fetchall()]
+_SEEN_IN = _Read(
+    "SELECT host_id, seq FROM reports WHERE host_id IN ({hosts}) AND seq IN ({seqs})",
+    select(_T_REPORTS.c.host_id, _T_REPORTS.c.seq).where(
+        _T_REPORTS.c.host_id.in_(bindparam("hosts", expanding=True)),
+        _T_REPORTS.c.seq.in_(bindparam("seqs", expanding=True))),
+)
+_CHECKS = _Read(
+    "SELECT host_id, name, status, hard FROM check_states WHERE host_id IN ({hosts})",
+    select(_T_CHECKS.c.host_id, _T_CHECKS.c.name, _T_CHECKS.c.status, _T_CHECKS.c.hard).where(
+        _T_CHECKS.c.host_id.in_(bindparam("hosts", expanding=True))),
+)
 
 
 BatchOutcome = IngestResult | IngestError
@@ -505,7 +555,7 @@ def store_batch(conn: Connection, jobs: list[tuple[str, Prepared | InvalidReport
     digests = [tokens.hash_token(token) for token, _ in jobs]
     owners = {
         row[0]: inventory.TokenOwner(row[1], row[2], row[3])
-        for row in _fetch(conn, _OWNERS_SQL, digests=sorted(set(digests)))
+        for row in _OWNERS.rows(conn, digests=sorted(set(digests)))
     }
     outcomes: list[BatchOutcome | None] = [None] * len(jobs)
     valid: list[tuple[int, inventory.TokenOwner, Prepared]] = []
@@ -539,16 +589,16 @@ def _store_hosts(conn: Connection, valid: list[tuple[int, inventory.TokenOwner, 
                  host_ids: list[int], now: float, outcomes: list[BatchOutcome | None]) -> None:
     """:func:`store_batch` for reports of distinct hosts: read once, decide per report, write once.
     On PostgreSQL the host rows are locked in host_id order (two batches never deadlock)."""
-    states = {row[0]: (row[1], row[2] or 0) for row in _fetch(conn, _STATES_SQL, hosts=host_ids)}
+    states = {row[0]: (row[1], row[2] or 0) for row in _STATES.rows(conn, hosts=host_ids)}
     missing = [host_id for host_id in host_ids if host_id not in states]
     if missing:
         _NEW_STATE.run(conn, [{"host_id": host_id, "reports_total": 0, "facts": "{}", "samples": "[]"}
                               for host_id in missing])
         states.update({host_id: (None, 0) for host_id in missing})
     seqs = sorted({ready.report.seq for _, _, ready in valid})
-    seen = set(_fetch(conn, _SEEN_SQL, hosts=host_ids, seqs=seqs))
+    seen = set(_SEEN_IN.rows(conn, hosts=host_ids, seqs=seqs))
     existing: dict[int, dict[str, tuple[int, Any]]] = {host_id: {} for host_id in host_ids}
-    for host_id, name, status, hard in _fetch(conn, _CHECKS_SQL, hosts=host_ids):
+    for host_id, name, status, hard in _CHECKS.rows(conn, hosts=host_ids):
         existing[host_id][name] = (status, hard)
     out = _Writes()
     reports: list[dict[str, Any]] = []
