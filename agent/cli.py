@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from agent import __version__
-from agent.checks import build_check
+from agent.checks.registry import build_check
 from agent.config import AgentConfig, load
 from agent.errors import ConfigError, TokenFileError
 from agent.report import CheckReport, Status, worst

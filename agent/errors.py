@@ -4,6 +4,9 @@
 
     AgentError                      anything the agent raises on purpose
     ├── ConfigError                 fix the config file; the CLI exits 2
+    ├── SpecError                   a spec's keys do not fit together (raised by its __post_init__,
+    │                               so by a spec built in code too); the config loader turns it
+    │                               into a ConfigError naming the file and the key path
     ├── TokenFileError              fix the token file (missing, empty, world-readable); exit 2
     └── SpoolError                  the spool directory is unusable (permissions, disk); exit 1
 
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 class AgentError(Exception):
     """Base of every error the agent raises on purpose."""
-
 
 
 class ConfigError(AgentError):
@@ -32,6 +34,17 @@ class ConfigError(AgentError):
             shown = repr(got)
             text += f", got {shown[:80] + '…' if len(shown) > 80 else shown}"
         super().__init__(text)
+
+
+class SpecError(AgentError):
+    """Two keys of one spec contradict each other (``warning`` above ``critical``). ``key`` is the
+    key to fix, relative to the spec. Not a ValueError on purpose: msgspec would swallow that into a
+    message without the key."""
+
+    def __init__(self, key: str, expected: str) -> None:
+        self.key = key
+        self.expected = expected
+        super().__init__(f"{key}: expected {expected}")
 
 
 class TokenFileError(AgentError):

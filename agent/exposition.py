@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import socket
 import socketserver
@@ -32,7 +33,6 @@ from prometheus_client import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
 
 from agent.workers import WorkerPool
 
@@ -61,16 +61,22 @@ class _NotLegacy(Exception):
 
 
 def _value(v: float) -> str:
-    """``floatToGoString(v)``, without its function calls for the common finite floats."""
-    if type(v) is float and -1e300 < v < 1e300:
-        s = repr(v)
-        if v > 0:
-            dot = s.find(".")
-            if dot > 6:  # Go switches to exponents sooner than Python
-                mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
-                return f"{mantissa}e+{dot - 1:02d}"
-        return s
-    return str(floatToGoString(v))  # type: ignore[no-untyped-call]
+    """A sample value as the text format writes it: what ``prometheus_client.utils.floatToGoString``
+    returns (Go's formatting; not a public API, so not imported: a test holds the two together),
+    without function calls for the common finite floats."""
+    if type(v) is not float or not -1e300 < v < 1e300:
+        v = float(v)
+        if v != v:
+            return "NaN"
+        if v in (math.inf, -math.inf):
+            return "+Inf" if v > 0 else "-Inf"
+    s = repr(v)
+    if v > 0:
+        dot = s.find(".")
+        if dot > 6:  # Go switches to exponents sooner than Python
+            mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
+            return f"{mantissa}e+{dot - 1:02d}"
+    return s
 
 
 def _escape_value(v: str) -> str:

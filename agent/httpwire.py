@@ -26,9 +26,10 @@ What it does:
 
 Errors: :class:`ConnectionClosed` (closed before any answer: a kept-alive connection the server
 had closed), :class:`ProtocolError` (not HTTP, a head too long, a body cut short, a bad chunk or
-length) with a message for the check's summary; ``OSError``/``TimeoutError`` from the socket as
-they are. The socket's timeout is set by the caller before every read (``before_read``), so one
-deadline bounds the whole exchange.
+length; numbers are ASCII digits only) with a message for the check's summary;
+``OSError``/``TimeoutError`` from the socket as they are; nothing else, whatever the bytes
+(tests/agent/test_httpwire_fuzz.py). The socket's timeout is set by the caller before every read
+(``before_read``), so one deadline bounds the whole exchange.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ _BAD_VALUE = re.compile(r"[\r\n\0]")
 _BAD_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([^\";\s]+)", re.IGNORECASE)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+_HEX = re.compile(rb"[0-9a-fA-F]+")
+
+
+def _is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` is true for "²" and "５" too, and ``int("²")`` raises."""
+    return text.isascii() and text.isdigit()
 
 
 class ProtocolError(Exception):
@@ -186,7 +193,7 @@ def _head(reader: _Reader) -> tuple[int, dict[str, str], str]:
     reader.buf = reader.buf[match.end():]
     lines = head.replace("\r\n", "\n").split("\n")
     parts = lines[0].split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not _is_digits(parts[1]) or len(parts[1]) != 3:
         raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
     headers: dict[str, str] = {}
     last = ""
@@ -209,7 +216,7 @@ def _chunked(reader: _Reader, max_body: int) -> tuple[bytes, bool]:
     size = 0
     while size < max_body:
         line = reader.line().split(b";", 1)[0].strip()
-        if not line or any(c not in b"0123456789abcdefABCDEF" for c in line):
+        if _HEX.fullmatch(line) is None:
             raise ProtocolError(f"bad chunk size {line[:20]!r}")
         length = int(line, 16)
         if length == 0:  # the last chunk; trailers up to the empty line are read and dropped
@@ -250,7 +257,7 @@ def exchange(
     length_text = headers.get("content-length")
     if length_text is not None:
         values = {v.strip() for v in length_text.split(",")}  # the same length sent twice is fine
-        if len(values) != 1 or not next(iter(values)).isdigit():
+        if len(values) != 1 or not _is_digits(next(iter(values))):
             raise ProtocolError(f"bad Content-Length {length_text[:40]!r}")
         length = int(next(iter(values)))
         want = min(length, max_body)

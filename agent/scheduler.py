@@ -47,8 +47,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from agent.checks.base import Check, CheckResult, seconds_text, timeout_text
-from agent.config import CheckConfig
+from agent.checks.base import Check, CheckResult, CheckSpec, seconds_text, timeout_text
 from agent.report import CheckReport, Status
 from agent.state import CheckState, StatePolicy, advance, next_delay, pending, policy_for, to_report
 from agent.workers import Job, WorkerPool
@@ -82,7 +81,7 @@ class _Run:
 
 @dataclass(eq=False)
 class _Entry:
-    cfg: CheckConfig
+    cfg: CheckSpec
     check: Check
     policy: StatePolicy
     state: CheckState
@@ -93,7 +92,7 @@ class _Entry:
 class CheckScheduler:
     def __init__(
         self,
-        checks: Sequence[tuple[CheckConfig, Check]],
+        checks: Sequence[tuple[CheckSpec, Check]],
         *,
         on_hard_change: Callable[[CheckReport], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -281,7 +280,7 @@ class CheckScheduler:
         run = _Run(queued=now)
         entry.run = run
         provisional = entry.due = now + entry.cfg.interval  # set properly when the result is in
-        check, timeout = entry.check, entry.cfg.timeout
+        check, timeout = entry.check, float(entry.cfg.timeout)  # a plain float in results (perfdata max)
 
         outcome: list[tuple[CheckResult, float]] = []
 

@@ -25,10 +25,11 @@ from types import FrameType
 from typing import Any
 
 from agent import __version__
-from agent.collectors import HostSampler, default_collectors
+from agent.collectors import HostSampler
 from agent.collectors.facts import FactsCollector
 from agent.collectors.mounts import MountTable, open_mount_table
-from agent.config import AgentConfig, CheckConfig
+from agent.collectors.registry import HostSources, build_collectors
+from agent.config import AgentConfig
 from agent.errors import AgentError, SpoolError, TokenFileError
 from agent.metrics import AgentCollector, build_registry, serve, shutdown
 from agent.proctable import ProcessTable
@@ -102,14 +103,13 @@ class AgentService:
         cfg = self.cfg
         token = read_token(cfg.controller.token_file) if cfg.controller else None  # TokenFileError
 
-        from agent.checks import build_check
-        from agent.checks.base import Check
-        from agent.checks.process import ProcessCheck
+        from agent.checks.base import Resources
+        from agent.checks.registry import build_check
         from agent.scheduler import CheckScheduler
 
         facts = FactsCollector(self._ps)
         self._mounts = open_mount_table() if self._own_ps else None  # None: psutil's (no /proc)
-        sampler = HostSampler(default_collectors(self._ps, facts=facts, partitions=self._mounts))
+        sampler = HostSampler(build_collectors(HostSources(self._ps, facts=facts, partitions=self._mounts)))
 
         if cfg.controller is not None and token is not None:
             spool = Spool(cfg.spool.dir, cfg.spool.max_bytes)  # SpoolError
@@ -125,17 +125,10 @@ class AgentService:
             pusher = Pusher(spool, transport, clock=self._clock, url=cfg.controller.url)
             self._push = _Push(spool, reporter, pusher, cfg.controller.push_interval)
 
-        processes = ProcessTable()  # one /proc scan shared by all process checks
-
-        def make(check: CheckConfig) -> Check:
-            if check.type == "process":
-                match = check.options.get("match")  # the check skips every other name anyway
-                view = processes.named(match) if match else processes
-                return ProcessCheck.from_config(check, psutil=view)
-            return build_check(check)
-
+        resources = Resources(processes=ProcessTable())  # one /proc scan shared by all process checks
         self._scheduler = CheckScheduler(
-            [(check, make(check)) for check in cfg.checks], on_hard_change=self._on_hard_change,
+            [(spec, build_check(spec, resources)) for spec in cfg.checks],
+            on_hard_change=self._on_hard_change,
         )
         collector = AgentCollector(
             version=__version__,

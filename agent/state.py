@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from agent.checks.base import CheckResult
-from agent.config import CheckConfig
+from agent.checks.base import CheckResult, CheckSpec
 from agent.report import CheckReport, PerfValue, Status
 
 
@@ -78,7 +77,7 @@ def pending(name: str, check_type: str) -> CheckState:
     return CheckState(name, check_type)
 
 
-def policy_for(cfg: CheckConfig, flap_low: float = 25.0, flap_high: float = 50.0) -> StatePolicy:
+def policy_for(cfg: CheckSpec, flap_low: float = 25.0, flap_high: float = 50.0) -> StatePolicy:
     return StatePolicy(max_attempts=cfg.retries, flap_low=flap_low, flap_high=flap_high)
 
 
@@ -139,9 +138,10 @@ def advance(
     return Transition(new, hard_changed, flapping != state.flapping)
 
 
-def next_delay(state: CheckState, cfg: CheckConfig) -> float:
+def next_delay(state: CheckState, cfg: CheckSpec) -> float:
     """Seconds until the next run: ``retry_interval`` while soft-failing, else ``interval``."""
     if not state.pending and state.status is not Status.OK and not state.hard:
+        assert cfg.retry_interval is not None  # CheckSpec.__post_init__ sets it
         return cfg.retry_interval
     return cfg.interval
 

@@ -32,8 +32,8 @@ from typing import Any
 
 from agent_bench import PORTAL_PAGE, bench_checks, closing_listener, stand_in_processes
 
-from agent.checks import build_check
-from agent.checks.process import ProcessCheck
+from agent.checks.base import Resources
+from agent.checks.registry import build_check
 from agent.config import parse
 from agent.proctable import ProcessTable
 from agent.scheduler import SPILL_SECONDS, CheckScheduler
@@ -65,10 +65,7 @@ def _cpu(who: int) -> float:
 
 
 def _make(table: ProcessTable, c: Any) -> Any:
-    if c.type == "process":
-        match = c.options.get("match")
-        return ProcessCheck.from_config(c, psutil=table.named(match) if match else table)
-    return build_check(c)
+    return build_check(c, Resources(processes=table))
 
 
 def _measure(objs: list[tuple[Any, Any]], table: ProcessTable, runs: int) -> None:

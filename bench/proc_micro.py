@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import resource
 
-from agent.checks.process import ProcessCheck
+from agent.checks.process import ProcessCheck, ProcessSpec
 from agent.proctable import ProcessTable
 
 
@@ -24,10 +24,10 @@ def main() -> None:
     args = parser.parse_args()
     now = [0.0]
     table = ProcessTable(clock=lambda: now[0])
-    checks = [ProcessCheck(n, match=m, psutil=table.named(m)) for n, m in
+    checks = [ProcessCheck(ProcessSpec(name=n, match=m), psutil=table.named(m)) for n, m in
               [("nginx", "nginx"), ("httpd", "httpd"), ("mysqld", "mysqld"), ("redis", "redis-server"),
                ("memcached", "memcached"), ("crond", "crond")]]
-    checks.append(ProcessCheck("push-server", cmdline_regex="push-server", psutil=table))
+    checks.append(ProcessCheck(ProcessSpec(name="push-server", cmdline_regex="push-server"), psutil=table))
     for c in checks:
         c.run(10.0)
     start = _cpu()

@@ -22,10 +22,13 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
-from agent.checks.base import CheckResult, timed_out
+import msgspec
+
+from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources, timed_out
 from agent.checks.nagios import parse_output
-from agent.config import CheckConfig
+from agent.configtypes import Argv, Env
 from agent.report import Status
 
 log = logging.getLogger(__name__)
@@ -59,12 +62,15 @@ class _Running:
         self.env: dict[str, str] | None = None  # built on the first run, then reused
 
 
+class CommandSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    type: Literal["command"] = "command"
+    command: Argv
+    env: Env = msgspec.field(default_factory=Env)
+
+
 @dataclass(frozen=True)
-class CommandCheck:
-    name: str
-    command: tuple[str, ...]
-    env: Mapping[str, str] = field(default_factory=dict)
-    type: str = "command"
+class CommandCheck(FromSpec):
+    spec: CommandSpec
     _running: _Running = field(default_factory=_Running, compare=False, repr=False)
 
     def close(self) -> None:
@@ -75,22 +81,19 @@ class CommandCheck:
         for pid in pids:
             _kill_group(pid)
 
-    @classmethod
-    def from_config(cls, cfg: CheckConfig) -> CommandCheck:
-        return cls(cfg.name, tuple(cfg.options["command"]), dict(cfg.options.get("env") or {}))
-
     def run(self, timeout: float) -> CheckResult:
+        command = self.spec.command
         running = self._running
         deadline = time.monotonic() + timeout
         with running.lock:
             if running.closed:
                 return CheckResult(Status.UNKNOWN, "not run: the agent is stopping")
             if running.env is None:  # the agent's environment does not change while it runs
-                running.env = plugin_environment(os.environ, self.env)
+                running.env = plugin_environment(os.environ, self.spec.env)
             try:
-                pid, out_fd, err_fd = _spawn(self.command, running.env)
+                pid, out_fd, err_fd = _spawn(command, running.env)
             except OSError as exc:
-                return CheckResult(Status.UNKNOWN, f"cannot run {self.command[0]}: {exc.strerror or exc}")
+                return CheckResult(Status.UNKNOWN, f"cannot run {command[0]}: {exc.strerror or exc}")
             running.pids.add(pid)
         reaped = False
         try:
@@ -111,7 +114,11 @@ class CommandCheck:
             _kill_group(pid)  # leftovers a plugin left running in its group die with it
             with running.lock:
                 running.pids.discard(pid)
-        return interpret(os.waitstatus_to_exitcode(status), out, err, self.command)
+        return interpret(os.waitstatus_to_exitcode(status), out, err, command)
+
+
+def build(spec: CommandSpec, resources: Resources) -> CommandCheck:
+    return CommandCheck(spec)
 
 
 def _spawn(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, int, int]:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from agent.checks.base import CheckResult, seconds_text
-from agent.config import CheckConfig
+from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources, seconds_text
+from agent.configtypes import Percent, Text
+from agent.errors import SpecError
 from agent.report import PerfValue, Status
 
 
@@ -46,60 +47,71 @@ def usage_from_statvfs(st: Any) -> Usage:
     return Usage(total, used, avail, pct, st.f_files, inodes_used, ipct)
 
 
-@dataclass(frozen=True)
-class DiskCheck:
-    name: str
-    path: str
-    warning: float = 85.0
-    critical: float = 95.0
-    inodes_warning: float = 90.0
-    inodes_critical: float = 95.0
-    type: str = "disk"
-    statvfs: Callable[[str], Any] = os.statvfs
+class DiskSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    type: Literal["disk"] = "disk"
+    path: Text
+    warning: Percent = Percent(85.0)
+    critical: Percent = Percent(95.0)
+    inodes_warning: Percent = Percent(90.0)
+    inodes_critical: Percent = Percent(95.0)
 
-    @classmethod
-    def from_config(cls, cfg: CheckConfig) -> DiskCheck:
-        o = cfg.options
-        return cls(cfg.name, o["path"], o["warning"], o["critical"],
-                   o["inodes_warning"], o["inodes_critical"])
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.warning > self.critical:
+            raise SpecError("warning", "a percentage not above critical")
+        if self.inodes_warning > self.inodes_critical:
+            raise SpecError("inodes_warning", "a percentage not above inodes_critical")
+
+
+@dataclass(frozen=True)
+class DiskCheck(FromSpec):
+    spec: DiskSpec
+    statvfs: Callable[[str], Any] = os.statvfs
 
     def run(self, timeout: float) -> CheckResult:
         try:
-            st = self.statvfs(self.path)
+            st = self.statvfs(self.spec.path)
         except OSError as exc:
             why = exc.strerror or exc
-            return CheckResult(Status.UNKNOWN, f"cannot stat filesystem of {self.path}: {why}")
+            return CheckResult(Status.UNKNOWN, f"cannot stat filesystem of {self.spec.path}: {why}")
         return self.judge(usage_from_statvfs(st))
 
     def timeout_summary(self, timeout: float) -> str:
         """What the scheduler reports when ``statvfs`` has not returned within ``timeout``."""
-        return f"statvfs({self.path}) did not return within {seconds_text(timeout)}, hung mount?"
+        return f"statvfs({self.spec.path}) did not return within {seconds_text(timeout)}, hung mount?"
 
     def judge(self, u: Usage) -> CheckResult:
-        status = _level(u.used_pct, self.warning, self.critical)
+        spec = self.spec
+        warning, critical = float(spec.warning), float(spec.critical)
+        status = _level(u.used_pct, warning, critical)
         used, size, free = _gib(u.used_bytes), _gib(u.used_bytes + u.avail_bytes), _gib(u.avail_bytes)
-        summary = f"{self.path} {u.used_pct:.1f}% used ({used} of {size}, {free} free)"
+        summary = f"{spec.path} {u.used_pct:.1f}% used ({used} of {size}, {free} free)"
         problems = []
         if status is not Status.OK:
-            limit = self.critical if status is Status.CRITICAL else self.warning
+            limit = critical if status is Status.CRITICAL else warning
             problems.append(f"space at or above {limit:g}%")
         perf = [
-            PerfValue("used_pct", round(u.used_pct, 2), "%", self.warning, self.critical, 0.0, 100.0),
+            PerfValue("used_pct", round(u.used_pct, 2), "%", warning, critical, 0.0, 100.0),
             PerfValue("used", float(u.used_bytes), "B", min=0.0, max=float(u.total_bytes)),
             PerfValue("avail", float(u.avail_bytes), "B", min=0.0, max=float(u.total_bytes)),
         ]
         if u.inodes_used_pct is not None:
-            istatus = _level(u.inodes_used_pct, self.inodes_warning, self.inodes_critical)
+            iwarning, icritical = float(spec.inodes_warning), float(spec.inodes_critical)
+            istatus = _level(u.inodes_used_pct, iwarning, icritical)
             summary += f", inodes {u.inodes_used_pct:.1f}% used"
             if istatus is not Status.OK:
-                limit = self.inodes_critical if istatus is Status.CRITICAL else self.inodes_warning
+                limit = icritical if istatus is Status.CRITICAL else iwarning
                 problems.append(f"inodes at or above {limit:g}%")
             status = max(status, istatus, key=lambda s: s.severity)
             perf.append(PerfValue("inodes_used_pct", round(u.inodes_used_pct, 2), "%",
-                                  self.inodes_warning, self.inodes_critical, 0.0, 100.0))
+                                  iwarning, icritical, 0.0, 100.0))
         if problems:
             summary += ": " + ", ".join(problems)
         return CheckResult(status, summary, tuple(perf))
+
+
+def build(spec: DiskSpec, resources: Resources) -> DiskCheck:
+    return DiskCheck(spec)
 
 
 def _level(pct: float, warning: float, critical: float) -> Status:

@@ -16,9 +16,10 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from agent.checks.base import CheckResult
-from agent.config import CheckConfig
+from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources
+from agent.configtypes import Count, Duration, Size, Text
 from agent.report import PerfValue, Status
 
 _MAGIC = set("*?[")
@@ -59,29 +60,31 @@ def size_text(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+class FileAgeSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    type: Literal["file_age"] = "file_age"
+    glob: Text
+    max_age: Duration
+    warning_age: Duration | None = None
+    min_size: Size = Size(0)
+    min_count: Count = Count(1)
+
+
 @dataclass(frozen=True)
-class FileAgeCheck:
-    name: str
-    glob: str
-    max_age: float
-    warning_age: float | None = None
-    min_size: int = 0
-    min_count: int = 1
-    type: str = "file_age"
+class FileAgeCheck(FromSpec):
+    spec: FileAgeSpec
     wall: Callable[[], float] = time.time
 
-    @classmethod
-    def from_config(cls, cfg: CheckConfig) -> FileAgeCheck:
-        o = cfg.options
-        return cls(cfg.name, o["glob"], o["max_age"], o["warning_age"], o["min_size"], o["min_count"])
-
     def run(self, timeout: float) -> CheckResult:
-        base = base_directory(self.glob)
+        spec = self.spec
+        pattern = spec.glob
+        max_age = float(spec.max_age)
+        warning_age = None if spec.warning_age is None else float(spec.warning_age)
+        base = base_directory(pattern)
         if os.path.isdir(base) and not os.access(base, os.R_OK | os.X_OK):
             return CheckResult(Status.UNKNOWN, f"cannot read directory {base}: permission denied "
                                                f"(the agent's user needs read access)")
         files: list[tuple[str, os.stat_result]] = []
-        for path in glob.glob(self.glob, recursive=True):
+        for path in glob.glob(pattern, recursive=True):
             try:
                 st = os.stat(path)
             except OSError:
@@ -89,34 +92,38 @@ class FileAgeCheck:
             if stat.S_ISREG(st.st_mode):
                 files.append((path, st))
         count_perf = PerfValue("count", float(len(files)), "", min=0.0)
-        if len(files) < self.min_count:
+        if len(files) < spec.min_count:
             if not files:
                 where = "" if os.path.isdir(base) else f" (directory {base} does not exist)"
-                summary = f"no file matches {self.glob}{where}"
+                summary = f"no file matches {pattern}{where}"
             else:
-                summary = f"only {len(files)} files match {self.glob} (want at least {self.min_count})"
+                summary = f"only {len(files)} files match {pattern} (want at least {spec.min_count})"
             return CheckResult(Status.CRITICAL, summary, (count_perf,))
         if not files:  # min_count: 0 and nothing there
-            return CheckResult(Status.OK, f"no file matches {self.glob} (none required)", (count_perf,))
+            return CheckResult(Status.OK, f"no file matches {pattern} (none required)", (count_perf,))
         path, st = max(files, key=lambda f: (f[1].st_mtime, f[0]))
         age = self.wall() - st.st_mtime
         status = Status.OK
         problems: list[str] = []
-        if age > self.max_age:
+        if age > max_age:
             status = Status.CRITICAL
-            problems.append(f"older than {age_text(self.max_age)}")
-        elif self.warning_age is not None and age > self.warning_age:
+            problems.append(f"older than {age_text(max_age)}")
+        elif warning_age is not None and age > warning_age:
             status = Status.WARNING
-            problems.append(f"older than {age_text(self.warning_age)}")
-        if st.st_size < self.min_size:
+            problems.append(f"older than {age_text(warning_age)}")
+        if st.st_size < spec.min_size:
             status = Status.CRITICAL
-            problems.append(f"smaller than {size_text(self.min_size)}")
+            problems.append(f"smaller than {size_text(spec.min_size)}")
         summary = f"newest {path} is {age_text(age)} old, {size_text(st.st_size)}"
         if problems:
             summary += ": " + ", ".join(problems)
         perf = (
-            PerfValue("age", round(max(age, 0.0), 3), "s", self.warning_age, self.max_age, 0.0),
-            PerfValue("size", float(st.st_size), "B", None, float(self.min_size), 0.0),
+            PerfValue("age", round(max(age, 0.0), 3), "s", warning_age, max_age, 0.0),
+            PerfValue("size", float(st.st_size), "B", None, float(spec.min_size), 0.0),
             count_perf,
         )
         return CheckResult(status, summary, perf)
+
+
+def build(spec: FileAgeSpec, resources: Resources) -> FileAgeCheck:
+    return FileAgeCheck(spec)

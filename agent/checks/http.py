@@ -17,13 +17,17 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
+import msgspec
+
 from agent import __version__
-from agent.checks.base import CheckResult, seconds_text
-from agent.config import CheckConfig
+from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources, seconds_text
+from agent.configtypes import Count, Headers, HttpMethod, HttpUrl, Regex, StatusCodes, Text
+from agent.errors import SpecError
 from agent.httpwire import ProtocolError, build_request, connect, exchange, host_header
 from agent.report import PerfValue, Status
 
@@ -45,34 +49,31 @@ class _Answer:
     cert_days: float | None
 
 
-@dataclass(frozen=True)
-class HttpCheck:
-    name: str
-    url: str
-    method: str = "GET"
-    expect_status: tuple[int, ...] = tuple(range(200, 400))
-    body_regex: str | None = None
-    body_not_regex: str | None = None
+class HttpSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    type: Literal["http"] = "http"
+    url: HttpUrl
+    method: HttpMethod = HttpMethod("GET")
+    expect_status: StatusCodes = StatusCodes(range(200, 400))
+    body_regex: Regex | None = None
+    body_not_regex: Regex | None = None
     follow_redirects: bool = True
     verify_tls: bool = True
-    ca_file: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    tls_warning_days: int = 21
-    tls_critical_days: int = 7
-    type: str = "http"
+    ca_file: Text | None = None
+    headers: Headers = msgspec.field(default_factory=Headers)
+    tls_warning_days: Count = Count(21)
+    tls_critical_days: Count = Count(7)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tls_critical_days > self.tls_warning_days:
+            raise SpecError("tls_critical_days", "a number of days not above tls_warning_days")
+
+
+@dataclass(frozen=True)
+class HttpCheck(FromSpec):
+    spec: HttpSpec
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
-
-    @classmethod
-    def from_config(cls, cfg: CheckConfig) -> HttpCheck:
-        o = cfg.options
-        return cls(
-            name=cfg.name, url=o["url"], method=o["method"].upper(),
-            expect_status=tuple(o["expect_status"]), body_regex=o["body_regex"],
-            body_not_regex=o["body_not_regex"], follow_redirects=o["follow_redirects"],
-            verify_tls=o["verify_tls"], ca_file=o["ca_file"], headers=dict(o["headers"]),
-            tls_warning_days=o["tls_warning_days"], tls_critical_days=o["tls_critical_days"],
-        )
 
     def run(self, timeout: float) -> CheckResult:
         started = self.clock()
@@ -90,57 +91,58 @@ class HttpCheck:
             PerfValue("time", round(elapsed, 6), "s", min=0.0, max=timeout),
             PerfValue("size", float(answer.size), "B", min=0.0),
         ]
-        where = answer.url if answer.url == self.url else f"{answer.url} (from {self.url})"
+        spec = self.spec
+        where = answer.url if answer.url == spec.url else f"{answer.url} (from {spec.url})"
         status = Status.OK
         problems: list[str] = []
-        if answer.status not in self.expect_status:
+        if answer.status not in spec.expect_status:
             status = Status.CRITICAL
-            problems.append(f"expected {codes_text(self.expect_status)}")
+            problems.append(f"expected {codes_text(spec.expect_status)}")
         else:
-            if self.body_not_regex and re.search(self.body_not_regex, answer.body):
+            if spec.body_not_regex and re.search(spec.body_not_regex, answer.body):
                 status = Status.CRITICAL
-                problems.append(f"body matches {self.body_not_regex!r}")
-            if self.body_regex and not re.search(self.body_regex, answer.body):
+                problems.append(f"body matches {spec.body_not_regex!r}")
+            if spec.body_regex and not re.search(spec.body_regex, answer.body):
                 status = Status.CRITICAL
-                problems.append(f"body does not match {self.body_regex!r}")
+                problems.append(f"body does not match {spec.body_regex!r}")
         summary = f"HTTP {answer.status} from {where} in {elapsed:.3f}s"
         if problems:
             summary += ": " + "; ".join(problems)
         if answer.cert_days is not None:
             days = answer.cert_days
             perf.append(PerfValue("tls_cert_days", round(days, 2), "",
-                                  warn=float(self.tls_warning_days), crit=float(self.tls_critical_days)))
+                                  warn=float(spec.tls_warning_days), crit=float(spec.tls_critical_days)))
             when = time.strftime("%Y-%m-%d", time.gmtime(self.wall() + days * 86400))
             cert_text = f"TLS certificate expires in {days:.1f} days ({when})"
-            if days < self.tls_critical_days:
+            if days < spec.tls_critical_days:
                 status = Status.CRITICAL
-                cert_text += f", under {self.tls_critical_days}"
-            elif days < self.tls_warning_days:
+                cert_text += f", under {spec.tls_critical_days}"
+            elif days < spec.tls_warning_days:
                 status = max(status, Status.WARNING, key=lambda s: s.severity)
-                cert_text += f", under {self.tls_warning_days}"
+                cert_text += f", under {spec.tls_warning_days}"
             summary += "; " + cert_text
         return CheckResult(status, summary, tuple(perf))
 
     # -- I/O ------------------------------------------------------------------------------------
 
     def _context(self) -> ssl.SSLContext:
-        return tls_context(self.ca_file, self.verify_tls)
+        return tls_context(self.spec.ca_file, self.spec.verify_tls)
 
     def _exchange(self, deadline: float, timeout: float) -> _Answer:
-        url = self.url
-        method = self.method
+        url: str = self.spec.url
+        method: str = self.spec.method
         cert_days: float | None = None
         for _hop in range(MAX_REDIRECTS + 1):
             status, location, body, size, days = self._request(url, method, deadline, timeout)
             if cert_days is None:
                 cert_days = days
-            if self.follow_redirects and status in _REDIRECTS and location:
+            if self.spec.follow_redirects and status in _REDIRECTS and location:
                 url = urljoin(url, location)
                 if status not in (307, 308):
                     method = "GET"
                 continue
             return _Answer(url, status, body, size, cert_days)
-        raise _Failure(f"more than {MAX_REDIRECTS} redirects from {self.url} (last {url})")
+        raise _Failure(f"more than {MAX_REDIRECTS} redirects from {self.spec.url} (last {url})")
 
     def _remaining(self, deadline: float, timeout: float, url: str) -> float:
         left = deadline - self.clock()
@@ -159,7 +161,7 @@ class HttpCheck:
         except ValueError:
             raise _Failure(f"bad port in {url}") from None
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {"User-Agent": f"boxkeeper-agent/{__version__}", "Accept": "*/*", **self.headers}
+        headers = {"User-Agent": f"boxkeeper-agent/{__version__}", "Accept": "*/*", **self.spec.headers}
         try:
             request = build_request(method, target, host_header(host, port, https), headers)
         except ValueError as exc:
@@ -179,7 +181,7 @@ class HttpCheck:
             charset = resp.charset() or "utf-8"
             try:
                 body = resp.body.decode(charset, errors="replace")
-            except LookupError:
+            except (LookupError, UnicodeError):  # unknown, or not a text codec ("idna")
                 body = resp.body.decode("utf-8", errors="replace")
             return resp.status, resp.header("Location"), body, resp.size, days
         except _Failure:
@@ -263,3 +265,7 @@ def codes_text(codes: Sequence[int]) -> str:
         parts.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
         i = j + 1
     return ", ".join(parts)
+
+
+def build(spec: HttpSpec, resources: Resources) -> HttpCheck:
+    return HttpCheck(spec)

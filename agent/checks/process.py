@@ -16,10 +16,11 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from agent.checks.base import CheckResult
-from agent.config import CheckConfig
+from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources
+from agent.configtypes import Count, Regex, Text
+from agent.errors import SpecError
 from agent.report import PerfValue, Status
 
 
@@ -55,54 +56,61 @@ class ProcessStats:
     pids: tuple[int, ...]
 
 
+class ProcessSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    type: Literal["process"] = "process"
+    match: Text | None = None
+    cmdline_regex: Regex | None = None
+    user: Text | None = None
+    min_count: Count = Count(1)
+    max_count: Count | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (self.match or self.cmdline_regex):
+            raise SpecError("match", "a process name (match) or a cmdline_regex")
+        if self.max_count is not None and self.max_count < self.min_count:
+            raise SpecError("max_count", "a count not below min_count")
+
+
 @dataclass(frozen=True)
-class ProcessCheck:
-    name: str
-    match: str | None = None
-    cmdline_regex: str | None = None
-    user: str | None = None
-    min_count: int = 1
-    max_count: int | None = None
-    type: str = "process"
+class ProcessCheck(FromSpec):
+    spec: ProcessSpec
     psutil: PsutilLike | None = None
     own_pid: int | None = None
 
-    @classmethod
-    def from_config(cls, cfg: CheckConfig, psutil: PsutilLike | None = None) -> ProcessCheck:
-        o = cfg.options
-        return cls(cfg.name, o["match"], o["cmdline_regex"], o["user"], o["min_count"], o["max_count"],
-                   psutil=psutil)
-
     def describe(self) -> str:
+        spec = self.spec
         parts = []
-        if self.match:
-            parts.append(f"name {self.match!r}")
-        if self.cmdline_regex:
-            parts.append(f"cmdline ~ {self.cmdline_regex!r}")
-        if self.user:
-            parts.append(f"user {self.user!r}")
+        if spec.match:
+            parts.append(f"name {spec.match!r}")
+        if spec.cmdline_regex:
+            parts.append(f"cmdline ~ {spec.cmdline_regex!r}")
+        if spec.user:
+            parts.append(f"user {spec.user!r}")
         return " and ".join(parts)
 
     @functools.cached_property
     def _search(self) -> Callable[[str], object] | None:
         """``cmdline_regex`` compiled once (not looked up in ``re``'s cache per process)."""
-        return None if self.cmdline_regex is None else re.compile(self.cmdline_regex).search
+        regex = self.spec.cmdline_regex
+        return None if regex is None else re.compile(regex).search
 
     def matches(self, info: dict[str, Any]) -> bool:
-        if self.match is not None and info.get("name") != self.match:
+        match, user, search = self.spec.match, self.spec.user, self._search
+        if match is not None and info.get("name") != match:
             return False
-        search = self._search
         if search is not None and not search(" ".join(info.get("cmdline") or [])):
             return False
-        return self.user is None or info.get("username") == self.user
+        return user is None or info.get("username") == user
 
     def collect(self) -> ProcessStats:
         ps = self.psutil if self.psutil is not None else _default_psutil()
         own = os.getpid() if self.own_pid is None else self.own_pid
         count, rss, cpu, pids = 0, 0, 0.0, []
+        matches = self.matches
         for proc in ps.process_iter(self.attrs()):
             info = proc.info
-            if info.get("pid") == own or not self.matches(info):
+            if info.get("pid") == own or not matches(info):
                 continue
             count += 1
             pids.append(int(info.get("pid") or 0))
@@ -117,19 +125,18 @@ class ProcessCheck:
     def attrs(self) -> list[str]:
         """The attributes matching needs (each costs a /proc read per process)."""
         attrs = ["pid", "name"]
-        if self.cmdline_regex is not None:
+        if self.spec.cmdline_regex is not None:
             attrs.append("cmdline")
-        if self.user is not None:
+        if self.spec.user is not None:
             attrs.append("username")
         return attrs
 
     def run(self, timeout: float) -> CheckResult:
         stats = self.collect()
-        wanted = f"at least {self.min_count}"
-        if self.max_count is not None:
-            wanted = f"{self.min_count}..{self.max_count}"
+        low, high = self.spec.min_count, self.spec.max_count
+        wanted = f"at least {low}" if high is None else f"{low}..{high}"
         status = Status.OK
-        if stats.count < self.min_count or (self.max_count is not None and stats.count > self.max_count):
+        if stats.count < low or (high is not None and stats.count > high):
             status = Status.CRITICAL
         noun = "process" if stats.count == 1 else "processes"
         summary = f"{stats.count} {noun} with {self.describe()} (want {wanted})"
@@ -142,6 +149,15 @@ class ProcessCheck:
         )
         details = "pids: " + " ".join(map(str, stats.pids[:50])) if stats.pids else ""
         return CheckResult(status, summary, perf, details)
+
+
+def build(spec: ProcessSpec, resources: Resources) -> ProcessCheck:
+    """With the agent's shared process table: a ``match: NAME`` check gets only the processes of
+    that name (it would skip every other one anyway)."""
+    table = resources.processes
+    if table is None:
+        return ProcessCheck(spec)
+    return ProcessCheck(spec, psutil=table.named(spec.match) if spec.match else table)
 
 
 def _stat(proc: ProcessLike, info: dict[str, Any], key: str) -> Any:

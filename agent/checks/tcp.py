@@ -6,33 +6,32 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from agent.checks.base import CheckResult, timed_out
-from agent.config import CheckConfig
+from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources, timed_out
+from agent.configtypes import Address
 from agent.report import PerfValue, Status
 
 
-@dataclass(frozen=True)
-class TcpCheck:
-    name: str
-    host: str
-    port: int
-    type: str = "tcp"
-    clock: Callable[[], float] = time.monotonic
+class TcpSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    type: Literal["tcp"] = "tcp"
+    address: Address
 
-    @classmethod
-    def from_config(cls, cfg: CheckConfig) -> TcpCheck:
-        host, port = cfg.options["address"]
-        return cls(cfg.name, host, port)
+
+@dataclass(frozen=True)
+class TcpCheck(FromSpec):
+    spec: TcpSpec
+    clock: Callable[[], float] = time.monotonic
 
     @property
     def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return str(self.spec.address)
 
     def run(self, timeout: float) -> CheckResult:
         started = self.clock()
+        host, port = self.spec.address
         try:
-            with socket.create_connection((self.host, self.port), timeout=timeout):
+            with socket.create_connection((host, port), timeout=timeout):
                 elapsed = self.clock() - started
         except TimeoutError:
             # an unreachable port is a problem of the service, not of the check (as check_tcp)
@@ -45,3 +44,7 @@ class TcpCheck:
             f"connected to {self.address} in {elapsed:.3f}s",
             (PerfValue("time", round(elapsed, 6), "s", min=0.0, max=timeout),),
         )
+
+
+def build(spec: TcpSpec, resources: Resources) -> TcpCheck:
+    return TcpCheck(spec)

@@ -12,7 +12,8 @@ as it pushes collects once per scrape and not once more per report.
 
 Modules (one collector each): ``cpu``, ``memory`` (memory and swap), ``load``, ``filesystems``,
 ``diskio``, ``network``, ``facts`` (boot time and the :class:`~agent.report.Facts` of the box);
-``mounts`` is the mount table the filesystem collector reads.
+``mounts`` is the mount table the filesystem collector reads. :mod:`agent.collectors.registry`
+lists them and builds them from what they read the box through.
 """
 
 from __future__ import annotations
@@ -21,13 +22,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 from agent.report import Sample
-
-if TYPE_CHECKING:
-    from agent.collectors.facts import FactsCollector
 
 log = logging.getLogger(__name__)
 
@@ -37,33 +34,6 @@ class Collector(Protocol):
     def name(self) -> str: ...
 
     def collect(self) -> tuple[Sample, ...]: ...
-
-
-def default_collectors(
-    ps: Any, *, meminfo: Path = Path("/proc/meminfo"), facts: FactsCollector | None = None,
-    partitions: Any = None, **filesystem_options: Any,
-) -> tuple[Collector, ...]:
-    """Every host collector reading through ``ps`` (the ``psutil`` module in production); memory
-    from ``meminfo``; ``facts``: a FactsCollector of the caller's (it also gives report facts);
-    ``partitions``: where the filesystem collector gets the mounts (default ``ps``; the agent
-    passes a :class:`~agent.collectors.mounts.MountTable`)."""
-    from agent.collectors.cpu import CpuCollector
-    from agent.collectors.diskio import DiskIoCollector
-    from agent.collectors.facts import FactsCollector
-    from agent.collectors.filesystems import FilesystemCollector
-    from agent.collectors.load import LoadCollector
-    from agent.collectors.memory import MemoryCollector
-    from agent.collectors.network import NetworkCollector
-
-    return (
-        CpuCollector(ps),
-        LoadCollector(ps),
-        MemoryCollector(meminfo),
-        FilesystemCollector(ps if partitions is None else partitions, **filesystem_options),
-        DiskIoCollector(ps),
-        NetworkCollector(ps),
-        FactsCollector(ps) if facts is None else facts,
-    )
 
 
 class HostSampler:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.checks.command import CommandCheck, interpret, plugin_environment
+from agent.checks.command import interpret, plugin_environment
 from agent.report import Status
+from tests.agent.builders import command_check
 from tests.agent.conftest import LOOPBACK, PLUGINS, closed_port, pid_alive
 
 pytestmark = pytest.mark.integration
@@ -42,14 +43,14 @@ def _wait_until(predicate: Callable[[], bool], deadline: float = 10.0) -> bool:
     ],
 )
 def test_check_dummy_exit_codes_map_to_statuses(code: str, status: Status) -> None:
-    result = CommandCheck("dummy", (str(PLUGINS / "check_dummy"), code, "text from the plugin")).run(10)
+    result = command_check("dummy", (str(PLUGINS / "check_dummy"), code, "text from the plugin")).run(10)
     assert result.status is status
     assert result.summary.endswith("text from the plugin")
 
 
 @needs_plugins
 def test_check_load_summary_and_perfdata() -> None:
-    result = CommandCheck(
+    result = command_check(
         "load", (str(PLUGINS / "check_load"), "-w", "400,300,200", "-c", "800,600,400")
     ).run(10)
     assert result.status is Status.OK
@@ -62,7 +63,7 @@ def test_check_load_summary_and_perfdata() -> None:
 @needs_plugins
 def test_check_tcp_against_a_closed_port_is_critical() -> None:
     port = closed_port()
-    result = CommandCheck("tcp", (str(PLUGINS / "check_tcp"), "-H", LOOPBACK, "-p", str(port))).run(10)
+    result = command_check("tcp", (str(PLUGINS / "check_tcp"), "-H", LOOPBACK, "-p", str(port))).run(10)
     assert result.status is Status.CRITICAL
     assert "Connection refused" in result.summary
 
@@ -71,7 +72,7 @@ def test_check_tcp_against_a_closed_port_is_critical() -> None:
 def test_check_procs_counts_a_real_process(spawn: Callable[..., subprocess.Popen[bytes]]) -> None:
     marker = f"bk-cmd-{os.getpid()}"
     child = spawn([marker, "300"], executable="/bin/sleep")  # argv[0] is the marker
-    result = CommandCheck("procs", (str(PLUGINS / "check_procs"), "-a", marker, "-c", "1:1")).run(10)
+    result = command_check("procs", (str(PLUGINS / "check_procs"), "-a", marker, "-c", "1:1")).run(10)
     assert result.status is Status.OK, result.summary
     assert "1 process" in result.summary
     assert [p.value for p in result.perfdata if p.label == "procs"] == [1.0]
@@ -79,14 +80,14 @@ def test_check_procs_counts_a_real_process(spawn: Callable[..., subprocess.Popen
 
 
 def test_exit_codes_outside_0_to_3_are_unknown() -> None:
-    result = CommandCheck("sh", ("/bin/sh", "-c", "echo 'weird plugin'; exit 7")).run(10)
+    result = command_check("sh", ("/bin/sh", "-c", "echo 'weird plugin'; exit 7")).run(10)
     assert result.status is Status.UNKNOWN
     assert "exit code 7" in result.summary and "weird plugin" in result.summary
 
 
 def test_long_output_goes_to_details_and_stderr_is_kept() -> None:
     script = "printf 'WARN - two things|a=1;2;3\\nfirst thing\\nsecond thing\\n'; echo oops >&2; exit 1"
-    result = CommandCheck("sh", ("/bin/sh", "-c", script)).run(10)
+    result = command_check("sh", ("/bin/sh", "-c", script)).run(10)
     assert result.status is Status.WARNING
     assert result.summary == "WARN - two things"
     assert result.details.splitlines() == ["first thing", "second thing", "stderr: oops"]
@@ -95,14 +96,14 @@ def test_long_output_goes_to_details_and_stderr_is_kept() -> None:
 
 def test_never_a_shell_metacharacters_are_plain_arguments(tmp_path: Path) -> None:
     target = tmp_path / "should-not-exist"
-    result = CommandCheck("echo", ("/bin/echo", f"OK; touch {target}")).run(10)
+    result = command_check("echo", ("/bin/echo", f"OK; touch {target}")).run(10)
     assert result.status is Status.OK
     assert result.summary == f"OK; touch {target}"
     assert not target.exists()
 
 
 def test_child_runs_with_c_locale_and_configured_env() -> None:
-    check = CommandCheck("env", ("/usr/bin/env",), env={"BK_EXTRA": "1"})
+    check = command_check("env", ("/usr/bin/env",), env={"BK_EXTRA": "1"})
     old = os.environ.get("LC_MESSAGES")
     os.environ["LC_MESSAGES"] = "ru_RU.UTF-8"
     try:
@@ -118,7 +119,7 @@ def test_child_runs_with_c_locale_and_configured_env() -> None:
 
 
 def test_missing_executable_is_unknown() -> None:
-    result = CommandCheck("missing", ("/nonexistent/check_thing",)).run(10)
+    result = command_check("missing", ("/nonexistent/check_thing",)).run(10)
     assert result.status is Status.UNKNOWN
     assert "cannot run /nonexistent/check_thing" in result.summary
 
@@ -127,7 +128,7 @@ def test_hanging_plugin_is_killed_with_its_whole_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     # a plugin that starts a grandchild and then hangs: both must be gone after the timeout
     script = f"sleep 1000 & echo $! > {pidfile}; echo $$ >> {pidfile}; exec sleep 1000"
-    result = CommandCheck("hang", ("/bin/sh", "-c", script)).run(1.0)
+    result = command_check("hang", ("/bin/sh", "-c", script)).run(1.0)
     assert result.status is Status.UNKNOWN
     assert result.summary == "timed out after 1s"
     pids = [int(p) for p in pidfile.read_text().split()]
@@ -137,7 +138,7 @@ def test_hanging_plugin_is_killed_with_its_whole_group(tmp_path: Path) -> None:
 
 def test_a_plain_sleep_with_timeout_is_unknown_and_gone() -> None:
     before = _sleepers("1000.5")
-    result = CommandCheck("sleep", ("sleep", "1000.5")).run(1)
+    result = command_check("sleep", ("sleep", "1000.5")).run(1)
     assert result.status is Status.UNKNOWN and "timed out after 1s" in result.summary
     assert _wait_until(lambda: _sleepers("1000.5") <= before)
 
@@ -156,7 +157,7 @@ def _sleepers(arg: str) -> set[int]:
 
 
 def test_killed_by_signal_is_unknown() -> None:
-    result = CommandCheck(
+    result = command_check(
         "sig", (sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
     ).run(10)
     assert result.status is Status.UNKNOWN

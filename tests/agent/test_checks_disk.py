@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agent.checks.disk import DiskCheck, usage_from_statvfs
+from agent.checks.disk import DiskCheck, DiskSpec, usage_from_statvfs
 from agent.config import parse
 from agent.report import Status
 from agent.scheduler import CheckScheduler
@@ -37,7 +37,7 @@ def fake_statvfs(used_pct: float, inodes_pct: float, *, files: int = 1000) -> Si
 
 
 def _check(st: SimpleNamespace, **kw: float) -> DiskCheck:
-    return DiskCheck("disk", "/data", statvfs=lambda _path: st, **kw)  # type: ignore[arg-type]
+    return DiskCheck(DiskSpec(name="disk", path="/data", **kw), statvfs=lambda _path: st)
 
 
 @pytest.mark.parametrize(
@@ -94,9 +94,10 @@ def test_hung_statvfs_is_abandoned_and_not_stacked() -> None:
         release.wait(30)
         return fake_statvfs(10.0, 10.0)
 
-    check = DiskCheck("nfs", "/mnt/nfs", statvfs=hanging)
     disk = {"name": "nfs", "type": "disk", "path": "/mnt/nfs", "timeout": 0.2}
     config = parse({"checks": [disk]}).checks[0]
+    assert isinstance(config, DiskSpec)
+    check = DiskCheck(config, statvfs=hanging)
     sched = CheckScheduler([(config, check)], grace=0.1)
     try:
         first = sched.run_once()[0]
@@ -121,22 +122,23 @@ def test_statvfs_error_is_unknown_with_the_reason() -> None:
     def failing(path: str) -> SimpleNamespace:
         raise PermissionError(13, "Permission denied")
 
-    result = DiskCheck("secret", "/root/private", statvfs=failing).run(1)
+    result = DiskCheck(DiskSpec(name="secret", path="/root/private"), statvfs=failing).run(1)
     assert (result.status, result.summary) == (
         Status.UNKNOWN, "cannot stat filesystem of /root/private: Permission denied")
 
 
 def test_missing_path_is_unknown(tmp_path: Path) -> None:
-    result = DiskCheck("gone", str(tmp_path / "nope")).run(5)
+    result = DiskCheck(DiskSpec(name="gone", path=str(tmp_path / "nope"))).run(5)
     assert result.status is Status.UNKNOWN
     assert "No such file or directory" in result.summary
 
 
 @pytest.mark.integration
 def test_real_filesystem_matches_os_statvfs(tmp_path: Path) -> None:
-    result = DiskCheck(
-        "tmp", str(tmp_path), warning=100.0, critical=100.0, inodes_warning=100.0, inodes_critical=100.0
-    ).run(5)
+    result = DiskCheck(DiskSpec(
+        name="tmp", path=str(tmp_path), warning=100.0, critical=100.0, inodes_warning=100.0,
+        inodes_critical=100.0,
+    )).run(5)
     assert result.status in (Status.OK, Status.CRITICAL)  # CRITICAL only on a completely full disk
     st = os.statvfs(tmp_path)
     perf = {p.label: p.value for p in result.perfdata}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.checks.file_age import FileAgeCheck, age_text, base_directory
+from agent.checks.file_age import FileAgeCheck, FileAgeSpec, age_text, base_directory
 from agent.report import Status
 
 NOW = 1_800_000_000.0
@@ -25,7 +25,7 @@ def _file(path: Path, age: float, size: int) -> Path:
 
 def _check(pattern: str, **kw: object) -> FileAgeCheck:
     kw.setdefault("max_age", 26 * HOUR)
-    return FileAgeCheck("backup", pattern, wall=lambda: NOW, **kw)  # type: ignore[arg-type]
+    return FileAgeCheck(FileAgeSpec(name="backup", glob=pattern, **kw), wall=lambda: NOW)  # type: ignore[arg-type]
 
 
 def test_fresh_big_newest_backup_is_ok(tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from agent.checks.http import HttpCheck, codes_text
+from agent.checks.registry import build_check
 from agent.report import Status
+from tests.agent.builders import http_check
 from tests.agent.conftest import (
     LOOPBACK,
     CertFiles,
@@ -34,7 +36,7 @@ Server = Callable[..., HttpServer]
 
 def test_portal_answers_with_expected_status_and_body(http_server: Server) -> None:
     srv = http_server({"/": respond(200, PORTAL)})
-    result = HttpCheck("portal", srv.url("/"), expect_status=(200, 302), body_regex="Bitrix").run(5)
+    result = http_check("portal", srv.url("/"), expect_status=(200, 302), body_regex="Bitrix").run(5)
     assert result.status is Status.OK, result.summary
     assert result.summary.startswith(f"HTTP 200 from {srv.url('/')} in ")
     perf = {p.label: p for p in result.perfdata}
@@ -45,14 +47,14 @@ def test_portal_answers_with_expected_status_and_body(http_server: Server) -> No
 
 def test_bitrixenv_502_page_is_critical(http_server: Server) -> None:
     srv = http_server({"/": respond(502, BITRIX_502)})
-    result = HttpCheck("portal", srv.url("/"), expect_status=(200, 302), body_regex="Bitrix").run(5)
+    result = http_check("portal", srv.url("/"), expect_status=(200, 302), body_regex="Bitrix").run(5)
     assert result.status is Status.CRITICAL
     assert "HTTP 502" in result.summary and "expected 200, 302" in result.summary
 
 
 def test_body_not_regex_catches_an_error_page_served_with_200(http_server: Server) -> None:
     srv = http_server({"/": respond(200, BITRIX_502)})
-    check = HttpCheck("portal", srv.url("/"), body_regex="Bitrix", body_not_regex="502 Bad Gateway")
+    check = http_check("portal", srv.url("/"), body_regex="Bitrix", body_not_regex="502 Bad Gateway")
     result = check.run(5)
     assert result.status is Status.CRITICAL
     assert "body matches '502 Bad Gateway'" in result.summary
@@ -60,7 +62,7 @@ def test_body_not_regex_catches_an_error_page_served_with_200(http_server: Serve
 
 def test_body_regex_must_match(http_server: Server) -> None:
     srv = http_server({"/": respond(200, "<html>Welcome to nginx!</html>")})
-    result = HttpCheck("portal", srv.url("/"), body_regex="Bitrix").run(5)
+    result = http_check("portal", srv.url("/"), body_regex="Bitrix").run(5)
     assert result.status is Status.CRITICAL
     assert "body does not match 'Bitrix'" in result.summary
 
@@ -73,7 +75,7 @@ def test_redirects_are_followed_by_default(http_server: Server) -> None:
             "/auth/login.php": respond(200, PORTAL),
         }
     )
-    result = HttpCheck("portal", srv.url("/"), expect_status=(200,), body_regex="Bitrix24 portal").run(5)
+    result = http_check("portal", srv.url("/"), expect_status=(200,), body_regex="Bitrix24 portal").run(5)
     assert result.status is Status.OK, result.summary
     assert srv.url("/auth/login.php?x=1") in result.summary
     assert srv.requests == ["/", "/auth/", "/auth/login.php?x=1"]
@@ -81,23 +83,23 @@ def test_redirects_are_followed_by_default(http_server: Server) -> None:
 
 def test_redirect_not_followed_when_disabled(http_server: Server) -> None:
     srv = http_server({"/": respond(302, "", {"Location": "/elsewhere"})})
-    ok = HttpCheck("portal", srv.url("/"), expect_status=(200, 302), follow_redirects=False).run(5)
+    ok = http_check("portal", srv.url("/"), expect_status=(200, 302), follow_redirects=False).run(5)
     assert ok.status is Status.OK and "HTTP 302" in ok.summary
-    bad = HttpCheck("portal", srv.url("/"), expect_status=(200,), follow_redirects=False).run(5)
+    bad = http_check("portal", srv.url("/"), expect_status=(200,), follow_redirects=False).run(5)
     assert bad.status is Status.CRITICAL
     assert srv.requests == ["/", "/"]
 
 
 def test_redirect_loop_is_critical(http_server: Server) -> None:
     srv = http_server({"/loop": respond(302, "", {"Location": "/loop"})})
-    result = HttpCheck("portal", srv.url("/loop")).run(5)
+    result = http_check("portal", srv.url("/loop")).run(5)
     assert result.status is Status.CRITICAL
     assert "more than 10 redirects" in result.summary
 
 
 def test_connection_refused_is_critical() -> None:
     url = f"http://{LOOPBACK}:{closed_port()}/"
-    result = HttpCheck("portal", url).run(5)
+    result = http_check("portal", url).run(5)
     assert result.status is Status.CRITICAL
     assert result.summary == f"cannot connect to {url}: Connection refused"
 
@@ -110,7 +112,7 @@ def test_a_server_that_does_not_answer_is_critical_after_the_timeout(http_server
 
     srv = http_server({"/slow": hang})
     try:
-        result = HttpCheck("portal", srv.url("/slow")).run(0.5)
+        result = http_check("portal", srv.url("/slow")).run(0.5)
     finally:
         release.set()
     assert result.status is Status.CRITICAL
@@ -122,7 +124,7 @@ def test_https_reports_certificate_days_left(
 ) -> None:
     cert = make_cert(90)
     srv = http_server({"/": respond(200, PORTAL)}, ssl_context=server_tls_context(cert))
-    result = HttpCheck("portal", srv.url("/"), ca_file=str(cert.cert)).run(5)
+    result = http_check("portal", srv.url("/"), ca_file=str(cert.cert)).run(5)
     assert result.status is Status.OK, result.summary
     days = {p.label: p for p in result.perfdata}["tls_cert_days"]
     assert 89 < days.value <= 90
@@ -146,7 +148,7 @@ def test_certificate_close_to_expiry(
 ) -> None:
     cert = make_cert(days)
     srv = http_server({"/": respond(200, PORTAL)}, ssl_context=server_tls_context(cert))
-    result = HttpCheck("portal", srv.url("/"), ca_file=str(cert.cert), body_regex="Bitrix").run(5)
+    result = http_check("portal", srv.url("/"), ca_file=str(cert.cert), body_regex="Bitrix").run(5)
     assert result.status is status, result.summary
     assert f"expires in {days - 1}." in result.summary or f"expires in {days}.0" in result.summary
     assert text in result.summary
@@ -155,7 +157,8 @@ def test_certificate_close_to_expiry(
 def test_custom_warning_days(http_server: Server, make_cert: Callable[..., CertFiles]) -> None:
     cert = make_cert(10)
     srv = http_server({"/": respond(200, PORTAL)}, ssl_context=server_tls_context(cert))
-    check = HttpCheck("portal", srv.url("/"), ca_file=str(cert.cert), tls_warning_days=5, tls_critical_days=2)
+    check = http_check("portal", srv.url("/"), ca_file=str(cert.cert), tls_warning_days=5,
+                       tls_critical_days=2)
     assert check.run(5).status is Status.OK
 
 
@@ -165,7 +168,7 @@ def test_untrusted_certificate_is_critical_by_default(
 ) -> None:
     cert = make_cert(90)
     srv = http_server({"/": respond(200, PORTAL)}, ssl_context=server_tls_context(cert))
-    result = HttpCheck("portal", srv.url("/")).run(5)  # no ca_file: the system CAs do not know it
+    result = http_check("portal", srv.url("/")).run(5)  # no ca_file: the system CAs do not know it
     assert result.status is Status.CRITICAL
     assert "TLS certificate" in result.summary and "not accepted" in result.summary
 
@@ -176,7 +179,7 @@ def test_verify_tls_off_still_reports_days_left(
 ) -> None:
     cert = make_cert(3)
     srv = http_server({"/": respond(200, PORTAL)}, ssl_context=server_tls_context(cert))
-    result = HttpCheck("portal", srv.url("/"), verify_tls=False).run(5)
+    result = http_check("portal", srv.url("/"), verify_tls=False).run(5)
     assert result.status is Status.CRITICAL
     assert "under 7" in result.summary
 
@@ -205,16 +208,18 @@ def test_from_config_uses_every_option() -> None:
             ]
         }
     )
-    check = HttpCheck.from_config(cfg.checks[0])
-    assert (check.method, check.expect_status, check.body_regex, check.body_not_regex) == (
+    check = build_check(cfg.checks[0])
+    assert isinstance(check, HttpCheck)
+    spec = check.spec
+    assert (spec.method, spec.expect_status, spec.body_regex, spec.body_not_regex) == (
         "HEAD",
         (200,),
         "a",
         "b",
     )
-    assert (check.follow_redirects, check.verify_tls, check.ca_file) == (False, False, "/ca.pem")
-    assert dict(check.headers) == {"Host": "portal"}
-    assert (check.tls_warning_days, check.tls_critical_days) == (30, 10)
+    assert (spec.follow_redirects, spec.verify_tls, spec.ca_file) == (False, False, "/ca.pem")
+    assert dict(spec.headers) == {"Host": "portal"}
+    assert (spec.tls_warning_days, spec.tls_critical_days) == (30, 10)
 
 
 def test_codes_text() -> None:
@@ -231,7 +236,7 @@ def test_http10_server_that_closes_the_connection_is_read_to_the_end(tmp_path: P
     thread.start()
     try:
         url = f"http://127.0.1.9:{server.server_address[1]}/"
-        result = HttpCheck("portal", url, body_regex="Bitrix24").run(5.0)
+        result = http_check("portal", url, body_regex="Bitrix24").run(5.0)
     finally:
         server.shutdown()
         server.server_close()

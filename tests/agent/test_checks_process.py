@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.checks.process import ProcessCheck
+from agent.checks.process import ProcessCheck, ProcessSpec
 from agent.report import Status
+from tests.agent.builders import process_check
 from tests.agent.conftest import FakeProcess, FakePsutil
 
 MiB = 2**20
@@ -42,7 +43,7 @@ def _fake() -> FakePsutil:
 
 
 def test_name_match_counts_and_sums_rss_and_cpu() -> None:
-    result = ProcessCheck("nginx", match="nginx", psutil=_fake(), own_pid=99).run(5)
+    result = process_check("nginx", match="nginx", psutil=_fake(), own_pid=99).run(5)
     assert result.status is Status.OK
     assert result.summary.startswith("3 processes with name 'nginx' (want at least 1)")
     perf = {p.label: p for p in result.perfdata}
@@ -53,40 +54,40 @@ def test_name_match_counts_and_sums_rss_and_cpu() -> None:
 
 
 def test_missing_process_is_critical() -> None:
-    result = ProcessCheck("httpd", match="httpd", psutil=_fake(), own_pid=99).run(5)
+    result = process_check("httpd", match="httpd", psutil=_fake(), own_pid=99).run(5)
     assert result.status is Status.CRITICAL
     assert result.summary == "0 processes with name 'httpd' (want at least 1)"
     assert {p.label: p.value for p in result.perfdata} == {"count": 0, "rss": 0, "cpu": 0}
 
 
 def test_name_match_is_exact() -> None:
-    assert ProcessCheck("x", match="ngin", psutil=_fake(), own_pid=99).run(5).status is Status.CRITICAL
+    assert process_check("x", match="ngin", psutil=_fake(), own_pid=99).run(5).status is Status.CRITICAL
 
 
 def test_cmdline_regex_and_user() -> None:
-    push = ProcessCheck("push", cmdline_regex=r"push-server/server\.js", psutil=_fake(), own_pid=99)
+    push = process_check("push", cmdline_regex=r"push-server/server\.js", psutil=_fake(), own_pid=99)
     assert push.run(5).status is Status.OK
-    workers = ProcessCheck("w", match="nginx", user="www-data", min_count=2, psutil=_fake(), own_pid=99).run(
+    workers = process_check("w", match="nginx", user="www-data", min_count=2, psutil=_fake(), own_pid=99).run(
         5
     )
     assert workers.status is Status.OK and workers.summary.startswith("2 processes")
-    as_root = ProcessCheck("w", cmdline_regex="worker", user="root", psutil=_fake(), own_pid=99).run(5)
+    as_root = process_check("w", cmdline_regex="worker", user="root", psutil=_fake(), own_pid=99).run(5)
     assert as_root.status is Status.CRITICAL
 
 
 def test_max_count() -> None:
-    too_many = ProcessCheck("n", match="nginx", min_count=1, max_count=2, psutil=_fake(), own_pid=99).run(5)
+    too_many = process_check("n", match="nginx", min_count=1, max_count=2, psutil=_fake(), own_pid=99).run(5)
     assert too_many.status is Status.CRITICAL
     assert "(want 1..2)" in too_many.summary
-    ok = ProcessCheck("n", match="nginx", min_count=0, max_count=3, psutil=_fake(), own_pid=99).run(5)
+    ok = process_check("n", match="nginx", min_count=0, max_count=3, psutil=_fake(), own_pid=99).run(5)
     assert ok.status is Status.OK
-    none_wanted = ProcessCheck("n", match="httpd", min_count=0, max_count=0, psutil=_fake(), own_pid=99)
+    none_wanted = process_check("n", match="httpd", min_count=0, max_count=0, psutil=_fake(), own_pid=99)
     assert none_wanted.run(5).status is Status.OK
 
 
 def test_the_agent_itself_is_never_counted() -> None:
     # pid 99 is the agent; its own command line mentions "nginx"
-    result = ProcessCheck("n", cmdline_regex="nginx", psutil=_fake(), own_pid=99).run(5)
+    result = process_check("n", cmdline_regex="nginx", psutil=_fake(), own_pid=99).run(5)
     assert result.details == "pids: 10 11 12"
 
 
@@ -95,7 +96,8 @@ def test_from_config_passes_the_injected_psutil() -> None:
 
     cfg = parse({"checks": [{"name": "db", "type": "process", "match": "mysqld", "user": "mysql"}]}).checks[0]
     fake = _fake()
-    result = ProcessCheck.from_config(cfg, psutil=fake).run(5)
+    assert isinstance(cfg, ProcessSpec)
+    result = ProcessCheck(cfg, psutil=fake).run(5)
     assert result.status is Status.OK
     assert fake.calls == [["pid", "name", "username"]]  # cmdline is not read when not needed
 
@@ -107,7 +109,7 @@ def test_from_config_passes_the_injected_psutil() -> None:
 def test_real_process_by_cmdline_and_user(spawn: Callable[..., subprocess.Popen[bytes]]) -> None:
     marker = f"bk-proc-test-{os.getpid()}"
     regex = rf"^{marker} "
-    check = ProcessCheck("sleepers", cmdline_regex=regex, user=getpass.getuser(), min_count=2)
+    check = process_check("sleepers", cmdline_regex=regex, user=getpass.getuser(), min_count=2)
     assert check.run(5).status is Status.CRITICAL
 
     first = spawn([marker, "300"], executable="/bin/sleep")
@@ -119,7 +121,7 @@ def test_real_process_by_cmdline_and_user(spawn: Callable[..., subprocess.Popen[
     assert perf["rss"] > 0
     assert str(first.pid) in result.details
 
-    other_user = ProcessCheck("sleepers", cmdline_regex=regex, user="nobody-such-user").run(5)
+    other_user = process_check("sleepers", cmdline_regex=regex, user="nobody-such-user").run(5)
     assert other_user.status is Status.CRITICAL
 
     first.kill()
@@ -134,6 +136,6 @@ def test_real_process_by_exact_name(tmp_path: Path, spawn: Callable[..., subproc
     binary = tmp_path / name
     shutil.copy("/bin/sleep", binary)
     spawn([str(binary), "300"])
-    result = ProcessCheck("renamed", match=name).run(5)
+    result = process_check("renamed", match=name).run(5)
     assert result.status is Status.OK, result.summary
     assert result.summary.startswith(f"1 process with name '{name}'")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.collectors import HostSampler, default_collectors
+from agent.collectors import HostSampler
 from agent.collectors.cpu import CpuCollector
 from agent.collectors.diskio import DiskIoCollector
 from agent.collectors.facts import FactsCollector, read_os_release
@@ -16,6 +16,7 @@ from agent.collectors.filesystems import FilesystemCollector
 from agent.collectors.load import LoadCollector
 from agent.collectors.memory import MemoryCollector
 from agent.collectors.network import NetworkCollector
+from agent.collectors.registry import HostSources, build_collectors
 from agent.report import Sample
 from tests.agent.fakes import FakePsutil, FakeStatvfs
 
@@ -230,9 +231,9 @@ def test_a_report_carries_the_latest_scrape_within_its_push_interval() -> None:
     assert ps.calls.count("cpu_times") == 3
 
 
-def test_default_collectors_cover_every_area() -> None:
+def test_registered_collectors_cover_every_area() -> None:
     statvfs = FakeStatvfs()
-    samples = HostSampler(default_collectors(FakePsutil(), statvfs=statvfs)).samples()
+    samples = HostSampler(build_collectors(HostSources(FakePsutil(), statvfs=statvfs))).samples()
     names = {s.name for s in samples}
     for expected in (
         "boxkeeper_cpu_seconds_total",

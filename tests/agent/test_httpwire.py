@@ -10,9 +10,9 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from agent.checks.http import HttpCheck
 from agent.httpwire import ProtocolError, build_request, exchange, host_header
 from agent.report import Status
+from tests.agent.builders import http_check
 
 pytestmark = pytest.mark.integration
 
@@ -156,12 +156,37 @@ def test_the_check_reads_the_charset_and_reports_a_garbled_answer(server: Script
     server.parts = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=windows-1251\r\n"
                     b"Content-Length: 9\r\n\r\n\xcf\xee\xf0\xf2\xe0\xeb Bx",)
     url = f"http://{HOST}:{server.port}/"
-    ok = HttpCheck("portal", url, body_regex="Портал Bx").run(5.0)
+    ok = http_check("portal", url, body_regex="Портал Bx").run(5.0)
     assert ok.status is Status.OK, ok.summary
     server.parts = (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",)
-    bad = HttpCheck("portal", url).run(5.0)
+    bad = http_check("portal", url).run(5.0)
     assert bad.status is Status.CRITICAL
     assert bad.summary == f"bad HTTP answer from {url}: body cut short: 5 of 10 bytes"
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    (b"HTTP/1.1 \xb200 OK\r\nContent-Length: 2\r\n\r\nok", "not an HTTP/1.x status line"),  # "²00"
+    (b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\nok", "bad Content-Length"),  # "²"
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\xb2\r\nok\r\n0\r\n\r\n", "bad chunk size"),
+])
+def test_digits_that_are_not_ascii_are_a_bad_answer_not_a_crash(
+    server: Scripted, answer: bytes, why: str,
+) -> None:
+    """Regression: ``"²".isdigit()`` is true and ``int("²")`` raises ValueError, which made the check
+    report "check crashed" instead of CRITICAL."""
+    server.parts = (answer,)
+    url = f"http://{HOST}:{server.port}/"
+    result = http_check("portal", url).run(5.0)
+    assert result.status is Status.CRITICAL
+    assert result.summary.startswith(f"bad HTTP answer from {url}: {why}")
+
+
+def test_a_charset_that_is_not_a_text_codec_falls_back_to_utf8(server: Scripted) -> None:
+    """Regression: ``bytes.decode("idna", errors="replace")`` raises UnicodeError (not LookupError)."""
+    server.parts = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=idna\r\n"
+                    b"Content-Length: 7\r\n\r\nBitrix!",)
+    result = http_check("portal", f"http://{HOST}:{server.port}/", body_regex="Bitrix").run(5.0)
+    assert result.status is Status.OK, result.summary
 
 
 def _reusable(server: Scripted, *parts: bytes) -> bool:

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
-from agent.collectors import HostSampler, default_collectors
+from agent.collectors import HostSampler
+from agent.collectors.registry import HostSources, build_collectors
 from agent.metrics import AgentCollector, SelfCollector, build_registry, render, serve, shutdown, to_base_unit
 from agent.push import PushStats
 from agent.report import CheckReport, PerfValue, Status
@@ -64,7 +65,8 @@ CHECKS = [
 def registry(**overrides: object) -> CollectorRegistry:
     options: dict[str, object] = {
         "version": "0.1.0",
-        "host_samples": HostSampler(default_collectors(FakePsutil(), statvfs=FakeStatvfs())).samples,
+        "host_samples": HostSampler(
+            build_collectors(HostSources(FakePsutil(), statvfs=FakeStatvfs()))).samples,
         "checks": lambda: CHECKS,
         "spool_stats": lambda: SpoolStats(reports=4, bytes=4096, dropped_total=2, rejected_total=1),
         "push_stats": lambda: PushStats(10, 7, 1, {"connection": 2, "http_4xx": 1}, 1_764_300_001.0),

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from agent.collectors.filesystems import FilesystemCollector
@@ -103,3 +104,20 @@ def test_the_filesystem_collector_reports_a_filesystem_mounted_while_it_runs(
     with tmpfs_at(target):
         assert sizes()[str(target)] == 1024 * 1024
     assert str(target) not in sizes()
+
+
+def _psutil_table() -> list[tuple[str, str, str, str]]:
+    return [(p.device, p.mountpoint, p.fstype, p.opts) for p in psutil.disk_partitions(all=True)]
+
+
+def test_the_same_mounts_as_psutil_disk_partitions(table: MountTable) -> None:
+    """What the table stands in for: psutil.disk_partitions(all=True), field by field, in order."""
+    assert [tuple(p) for p in table.disk_partitions()] == _psutil_table()
+
+
+def test_mount_points_the_kernel_escapes_read_as_psutil_reads_them(table: MountTable, tmp_path: Path) -> None:
+    target = tmp_path / "a b\\c\td"  # a space, a backslash and a tab: \040, \134 and \011 in the file
+    with tmpfs_at(target):
+        ours = [tuple(p) for p in table.disk_partitions()]
+        assert ours == _psutil_table()
+        assert any(p[1] == str(target) for p in ours)

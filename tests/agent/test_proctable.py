@@ -11,9 +11,13 @@ from typing import Any
 
 import psutil
 
+from agent.checks.base import Resources
 from agent.checks.process import ProcessCheck
-from agent.proctable import CLOCK_TICKS, PAGE_SIZE, ProcessTable
+from agent.checks.registry import build_check
+from agent.config import parse
+from agent.proctable import CLOCK_TICKS, PAGE_SIZE, NamedView, ProcessTable
 from agent.report import Status
+from tests.agent.builders import process_check
 
 
 def fake_proc(
@@ -54,17 +58,34 @@ def test_checks_falling_due_together_share_one_scan(tmp_path: Path) -> None:
     (tmp_path / "self").mkdir()  # not a pid: ignored
     now = [0.0]
     table = ProcessTable(tmp_path, max_age=1.0, clock=lambda: now[0])
-    by_name = ProcessCheck("nginx", match="nginx", psutil=table, own_pid=1).run(5)
-    by_cmdline = ProcessCheck("push", cmdline_regex="push-server", user="root", psutil=table, own_pid=1)
+    by_name = process_check("nginx", match="nginx", psutil=table, own_pid=1).run(5)
+    by_cmdline = process_check("push", cmdline_regex="push-server", user="root", psutil=table, own_pid=1)
     by_cmdline = by_cmdline.run(5)
-    missing = ProcessCheck("httpd", match="httpd", psutil=table, own_pid=1).run(5)
+    missing = process_check("httpd", match="httpd", psutil=table, own_pid=1).run(5)
     assert table.scans == 1
     assert (by_name.status, by_cmdline.status, missing.status) == (Status.OK, Status.OK, Status.CRITICAL)
     perf = {p.label: p.value for p in by_cmdline.perfdata}
     assert perf == {"count": 1, "rss": 200 * PAGE_SIZE, "cpu": 4.0}
     now[0] += 1.0
-    ProcessCheck("nginx", match="nginx", psutil=table, own_pid=1).run(5)
+    process_check("nginx", match="nginx", psutil=table, own_pid=1).run(5)
     assert table.scans == 2
+
+
+def test_the_process_plugin_builds_its_checks_on_the_agents_shared_table(tmp_path: Path) -> None:
+    """agent/checks/process.py ``build``: with Resources(processes=table), a ``match`` check reads the
+    table's index of that name, a ``cmdline_regex`` check the whole table; one scan for both."""
+    fake_proc(tmp_path, 10, "nginx", ["nginx: master process"])
+    fake_proc(tmp_path, 11, "node", ["node", "/opt/push-server/server.js"])
+    table = ProcessTable(tmp_path, max_age=60.0)
+    cfg = parse({"checks": [{"name": "nginx", "type": "process", "match": "nginx"},
+                            {"name": "push", "type": "process", "cmdline_regex": "push-server"}]})
+    by_name, by_cmdline = (build_check(spec, Resources(processes=table)) for spec in cfg.checks)
+    assert isinstance(by_name, ProcessCheck) and isinstance(by_cmdline, ProcessCheck)
+    assert isinstance(by_name.psutil, NamedView) and by_cmdline.psutil is table
+    assert by_name.run(5).status is by_cmdline.run(5).status is Status.OK
+    assert table.scans == 1
+    standalone = build_check(cfg.checks[0])  # no shared table: the check reads psutil itself
+    assert isinstance(standalone, ProcessCheck) and standalone.psutil is None
 
 
 def test_truncated_names_are_extended_like_psutil_and_vanished_processes_skipped(tmp_path: Path) -> None:
@@ -99,7 +120,7 @@ def test_same_answers_as_psutil_for_real_processes(tmp_path: Path) -> None:
         threads = [
             threading.Thread(
                 target=lambda: results.append(
-                    ProcessCheck("m", match="bk-proctable-marker", psutil=table).run(5)
+                    process_check("m", match="bk-proctable-marker", psutil=table).run(5)
                 )
             )
             for _ in range(4)
@@ -120,7 +141,7 @@ def test_same_answers_as_psutil_for_real_processes(tmp_path: Path) -> None:
         for result in results:
             perf = {p.label: p.value for p in result.perfdata}
             assert result.status is Status.OK and perf["count"] == 2 and perf["rss"] > 0
-        own = ProcessCheck("own", cmdline_regex="pytest", psutil=table).run(5)
+        own = process_check("own", cmdline_regex="pytest", psutil=table).run(5)
         assert str(os.getpid()) not in own.details.removeprefix("pids: ").split()
     finally:
         for p in procs:

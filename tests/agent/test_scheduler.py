@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from agent.checks.base import CheckResult
-from agent.checks.command import CommandCheck
-from agent.config import CheckConfig, parse
+from agent.config import CheckSpec, parse
 from agent.report import CheckReport, Status
 from agent.scheduler import CheckScheduler
+from tests.agent.builders import command_check
 from tests.agent.conftest import FakeClock, pid_alive, voluntary_switches
 
 OK, WARN, CRIT, UNK = Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN
@@ -55,7 +55,7 @@ class Crashing:
 
 def cfg(
     name: str, *, interval: float = 10, timeout: float = 1, retries: int = 1, retry_interval: float = 2
-) -> CheckConfig:
+) -> CheckSpec:
     return parse(
         {
             "checks": [
@@ -283,7 +283,7 @@ def test_background_scheduler_keeps_running_beside_a_hung_check() -> None:
 @pytest.mark.integration
 def test_hanging_command_is_unknown_and_its_process_is_gone(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
-    command = CommandCheck("hang", ("/bin/sh", "-c", f"echo $$ > {pidfile}; exec sleep 1000"))
+    command = command_check("hang", ("/bin/sh", "-c", f"echo $$ > {pidfile}; exec sleep 1000"))
     sched = CheckScheduler([(cfg("hang", timeout=1), command), (cfg("ok"), FakeCheck("ok"))])
     reports = by_name(sched.run_once())
     assert (reports["hang"].status, reports["hang"].summary) == (UNK, "timed out after 1s")
@@ -295,7 +295,7 @@ def test_hanging_command_is_unknown_and_its_process_is_gone(tmp_path: Path) -> N
 @pytest.mark.integration
 def test_stop_kills_plugins_still_running(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
-    command = CommandCheck("slow", ("/bin/sh", "-c", f"echo $$ > {pidfile}; exec sleep 1000"))
+    command = command_check("slow", ("/bin/sh", "-c", f"echo $$ > {pidfile}; exec sleep 1000"))
     sched = CheckScheduler([(cfg("slow", timeout=600), command)])
     sched.start()
     try:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from agent.workers import WorkerPool
 
@@ -179,4 +183,51 @@ def test_random_mix_every_job_runs_once_within_the_bound() -> None:
         assert peak[0] <= 3, f"{peak[0]} jobs ran at once with max_workers=3"
     finally:
         stuck.set()
+        pool.close()
+
+
+@pytest.mark.parametrize("spill", [0.0, 0.01])
+def test_like_a_thread_pool_executor_every_job_runs_once_and_failures_do_not_kill_workers(
+    spill: float, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same jobs, some raising, through ThreadPoolExecutor (what the pool stands in for) and
+    through WorkerPool: each job runs exactly once in both; a job's exception is the job's (the
+    executor keeps it in its future, the pool logs it) and the worker goes on with the next job, so
+    the pool never starts more than its bound of threads."""
+
+    def jobs(ran: list[int], lock: threading.Lock) -> list[Callable[[], None]]:
+        def make(i: int) -> Callable[[], None]:
+            def run() -> None:
+                with lock:
+                    ran.append(i)
+                if i % 3 == 0:
+                    time.sleep(0.001)
+                if i % 7 == 0:
+                    raise ValueError(f"job {i} failed")
+            return run
+        return [make(i) for i in range(200)]
+
+    executor_ran: list[int] = []
+    with ThreadPoolExecutor(3) as executor:
+        futures = [executor.submit(job) for job in jobs(executor_ran, threading.Lock())]
+    executor_failed = sorted(i for i, f in enumerate(futures) if f.exception() is not None)
+
+    pool_ran: list[int] = []
+    lock = threading.Lock()
+    pool = WorkerPool(3, name="like-executor", spill_after=spill)
+    try:
+        with caplog.at_level(logging.ERROR, logger="agent.workers"):
+            for job in jobs(pool_ran, lock):
+                pool.submit(job, "job")
+            wait_for(lambda: len(pool_ran) == 200)
+            time.sleep(0.05)  # (any second run of a job would show up now)
+            late: list[int] = []
+            pool.submit(lambda: late.append(1), "after the failures")
+            wait_for(lambda: late == [1])
+        pool_failed = sorted(int(r.exc_info[1].args[0].split()[1]) for r in caplog.records
+                             if r.exc_info and isinstance(r.exc_info[1], ValueError))
+        assert sorted(pool_ran) == sorted(executor_ran) == list(range(200))
+        assert pool_failed == executor_failed == list(range(0, 200, 7))
+        assert pool.threads_started <= 3 and pool.workers <= 3
+    finally:
         pool.close()
