@@ -25,7 +25,6 @@ from tests.controller.conftest import free_port
 from tests.controller.proc import ControllerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-pytest.importorskip("agent.service", reason="the agent (boxkeeper-agent run) is not there yet")
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.2.4"
