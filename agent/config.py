@@ -2,14 +2,17 @@
 
 Order of precedence (lowest first): built-in defaults (in the structs below and in each check
 type's spec) → the YAML file → environment variables (``BOXKEEPER_AGENT_HOST``, ``_LISTEN``,
-``_INTERVAL``, ``_CONTROLLER_URL``, ``_TOKEN_FILE``, ``_SPOOL_DIR``) → command-line flags (applied
-by the CLI through :func:`load` ``overrides``). A key given as null counts as not given.
+``_INTERVAL``, ``_CONTROLLER_URL``, ``_TOKEN_FILE``, ``_SPOOL_DIR``, ``_STATE_DIR``) →
+command-line flags (applied by the CLI through :func:`load` ``overrides``). A key given as null
+counts as not given.
 
 The top level is validated into :class:`AgentConfig` (msgspec), then each check, one by one, into
-the spec of its ``type`` (:mod:`agent.checks.registry`). Every error names the file, the key path
-and what was expected (:mod:`agent.validation`), e.g.::
+the spec of its ``type`` (:mod:`agent.checks.registry`), then the ``bitrix:`` block is expanded
+into one check per site and signal (:mod:`agent.checks.bitrix.profile`), after the ``checks:``.
+Every error names the file, the key path and what was expected (:mod:`agent.validation`), e.g.::
 
     config/agent.yaml: checks[2].timeout: expected a duration such as 10s, 5m or 1h, got 'ten'
+    config/agent.yaml: bitrix[0].signals.agents.max_lag: expected a duration such as 10s, 5m or 1h, got 'soon'
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import msgspec
 import yaml
 
 from agent.checks.base import DEFAULT_INTERVAL, CheckSpec
+from agent.checks.bitrix import profile
 from agent.checks.registry import parse_check
 from agent.configtypes import (
     NAME_RE,
@@ -52,6 +56,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "BOXKEEPER_AGENT_CONTROLLER_URL": ("controller", "url"),
     "BOXKEEPER_AGENT_TOKEN_FILE": ("controller", "token_file"),
     "BOXKEEPER_AGENT_SPOOL_DIR": ("spool", "dir"),
+    "BOXKEEPER_AGENT_STATE_DIR": ("state_dir",),
 }
 
 
@@ -84,7 +89,9 @@ class AgentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     listen_address: Address = msgspec.field(default=Address(("127.0.0.1", 9847)), name="listen")
     controller: ControllerConfig | None = None
     spool: SpoolConfig = msgspec.field(default_factory=SpoolConfig)
-    checks: tuple[CheckSpec, ...] = ()  # each validated by its type's spec (parse_check)
+    #: where checks keep what must outlive a restart (a log check's offset): one file per check
+    state_dir: Path = Path("/var/lib/boxkeeper/state")
+    checks: tuple[CheckSpec, ...] = ()  # each validated by its type's spec (parse_check), then bitrix:
 
     @property
     def listen_host(self) -> str:
@@ -131,6 +138,7 @@ def parse(
         _set_path(raw, keys, value)
     top = _given(raw)
     raw_checks = top.pop("checks", None) or []
+    raw_bitrix = top.pop("bitrix", None)
     for section in ("controller", "spool"):
         if isinstance(top.get(section), Mapping):
             top[section] = _given(top[section])
@@ -153,7 +161,13 @@ def parse(
                 check.name,
             )
         seen[check.name] = i
-    return msgspec.structs.replace(cfg, checks=checks)
+    expanded = tuple(profile.expand(raw_bitrix, source=source))
+    for check in expanded:
+        if check.name in seen:
+            raise ConfigError(source, f"checks[{seen[check.name]}].name",
+                              "a name the bitrix: block does not make too (it names its checks "
+                              "bitrix-<signal>[-<site>])", check.name)
+    return msgspec.structs.replace(cfg, checks=checks + expanded)
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], object]:

@@ -7,7 +7,8 @@
     ├── SpecError                   a spec's keys do not fit together (raised by its __post_init__,
     │                               so by a spec built in code too); the config loader turns it
     │                               into a ConfigError naming the file and the key path
-    ├── TokenFileError              fix the token file (missing, empty, world-readable); exit 2
+    ├── SecretFileError             fix a file holding a secret (missing, not 0600, not text)
+    │   └── TokenFileError          ... the controller token file; the agent exits 2
     └── SpoolError                  the spool directory is unusable (permissions, disk); exit 1
 
 Check failures are not exceptions: a check that fails, hangs or crashes becomes a
@@ -47,7 +48,12 @@ class SpecError(AgentError):
         super().__init__(f"{key}: expected {expected}")
 
 
-class TokenFileError(AgentError):
+class SecretFileError(AgentError):
+    """A file holding a secret (a database password) cannot be used as it is: missing, readable by
+    group or others, not text. The message names the file and the fix, never the secret."""
+
+
+class TokenFileError(SecretFileError):
     """The controller token file cannot be used as it is."""
 
 

@@ -8,6 +8,9 @@
   ``retries`` attempts; 0 while soft), ``boxkeeper_check_flapping{check}`` (0/1),
   ``boxkeeper_check_duration_seconds{check}``,
   ``boxkeeper_check_last_change_timestamp_seconds{check}``,
+- the checks' own series (``CheckResult.samples``: ``boxkeeper_bitrix_licence_remaining_seconds{site}``,
+  ``boxkeeper_mysql_threads_connected{check}`` ...), each family with the HELP text its check
+  type declares (``CheckType.metrics``),
 - check perfdata as ``boxkeeper_check_perfdata{check,label}`` in base units: ``ms``/``us`` →
   seconds, ``B``/``KB``/``MB``/``GB``/``TB`` → bytes (powers of 1024, as monitoring-plugins
   mean them), ``%`` → a ratio 0..1 (``85%`` is exported as ``0.85``), ``c`` and unit-less values as
@@ -35,7 +38,7 @@ from __future__ import annotations
 import os
 import resource
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -97,12 +100,16 @@ class AgentCollector(Collector):
         version: str,
         host_samples: Callable[[], Sequence[Sample]] | None = None,
         checks: Callable[[], Sequence[CheckReport]] | None = None,
+        check_samples: Callable[[], Sequence[Sample]] | None = None,
+        sample_help: Mapping[str, str] | None = None,
         spool_stats: Callable[[], SpoolStats] | None = None,
         push_stats: Callable[[], PushStats] | None = None,
     ) -> None:
         self._version = version
         self._host_samples = host_samples
         self._checks = checks
+        self._check_samples = check_samples
+        self._sample_help = sample_help or {}
         self._spool_stats = spool_stats
         self._push_stats = push_stats
 
@@ -114,19 +121,25 @@ class AgentCollector(Collector):
             yield from host_families(self._host_samples())
         if self._checks is not None:
             yield from check_families(self._checks())
+        if self._check_samples is not None:
+            yield from host_families(self._check_samples(), self._sample_help, "Check metric")
         if self._spool_stats is not None:
             yield from spool_families(self._spool_stats())
         if self._push_stats is not None:
             yield from push_families(self._push_stats())
 
 
-def host_families(samples: Iterable[Sample]) -> list[Metric]:
+def host_families(
+    samples: Iterable[Sample], help_texts: Mapping[str, str] = HOST_HELP, unknown: str = "Host metric",
+) -> list[Metric]:
+    """One family per sample name (HELP from ``help_texts``; a name it lacks gets ``unknown``);
+    a sample whose label set differs from its family's first, or repeats a series, is dropped."""
     families: dict[str, SeriesFamily] = {}
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for sample in samples:
         family = families.get(sample.name)
         if family is None:
-            help_text = HOST_HELP.get(sample.name, f"Host metric {sample.name}.")
+            help_text = help_texts.get(sample.name, f"{unknown} {sample.name}.")
             kind = "counter" if sample.kind == "counter" else "gauge"
             family = families[sample.name] = SeriesFamily(sample.name, help_text, kind, sorted(sample.labels))
         labels = sample.labels

@@ -48,7 +48,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from agent.checks.base import Check, CheckResult, CheckSpec, seconds_text, timeout_text
-from agent.report import CheckReport, Status
+from agent.report import CheckReport, Sample, Status
 from agent.state import CheckState, StatePolicy, advance, next_delay, pending, policy_for, to_report
 from agent.workers import Job, WorkerPool
 
@@ -114,6 +114,7 @@ class CheckScheduler:
         ]
         self._cond = threading.Condition()
         self._reports: tuple[CheckReport, ...] | None = None  # snapshot() of the current states
+        self._samples: tuple[Sample, ...] | None = None  # samples() of the current states
         self._pool = WorkerPool(max_workers, name="check-worker", spill_after=spill)
         self._events: list[CheckReport] = []  # hard changes applied by workers, for the callback
         self._waiters = 0  # run_once / wait_idle callers waiting for runs to finish
@@ -165,6 +166,14 @@ class CheckScheduler:
         if self._reports is None:
             self._reports = tuple(to_report(e.state, e.policy) for e in self._entries)
         return self._reports
+
+    def samples(self) -> tuple[Sample, ...]:
+        """The series of every check's latest result, in config order (thread-safe; built once
+        per change of state, like :meth:`snapshot`)."""
+        with self._cond:
+            if self._samples is None:
+                self._samples = tuple(s for e in self._entries for s in e.state.samples)
+            return self._samples
 
     def run_once(self) -> tuple[CheckReport, ...]:
         """Run every check once now (``max_workers`` at a time, each within its timeout); return the
@@ -343,6 +352,7 @@ class CheckScheduler:
         t = advance(entry.state, result, duration=duration, now=self._wall(), policy=entry.policy)
         entry.state = t.state
         self._reports = None
+        self._samples = None
         if t.hard_changed or t.flapping_changed:
             return [to_report(t.state, entry.policy)]
         return []

@@ -34,7 +34,7 @@ from agent.errors import AgentError, SpoolError, TokenFileError
 from agent.metrics import AgentCollector, build_registry, serve, shutdown
 from agent.proctable import ProcessTable
 from agent.push import HttpTransport, Pusher, Transport, public_url
-from agent.report import CheckReport
+from agent.report import CheckReport, Sample
 from agent.reporter import SEQ_FILE, Reporter, SeqCounter, unix_millis
 from agent.spool import Spool
 from agent.token import read_token
@@ -104,7 +104,7 @@ class AgentService:
         token = read_token(cfg.controller.token_file) if cfg.controller else None  # TokenFileError
 
         from agent.checks.base import Resources
-        from agent.checks.registry import build_check
+        from agent.checks.registry import build_check, sample_help
         from agent.scheduler import CheckScheduler
 
         facts = FactsCollector(self._ps)
@@ -120,12 +120,14 @@ class AgentService:
             reporter = Reporter(
                 host=cfg.host, agent_version=__version__, push_interval=cfg.controller.push_interval, seq=seq,
                 checks=self._snapshot, facts=facts.facts,
-                samples=functools.partial(sampler.for_report, cfg.controller.push_interval),
+                samples=functools.partial(self._report_samples, sampler, cfg.controller.push_interval),
             )
             pusher = Pusher(spool, transport, clock=self._clock, url=cfg.controller.url)
             self._push = _Push(spool, reporter, pusher, cfg.controller.push_interval)
 
-        resources = Resources(processes=ProcessTable())  # one /proc scan shared by all process checks
+        resources = Resources(  # one /proc scan shared by all process checks
+            processes=ProcessTable(), host=cfg.host, state_dir=cfg.state_dir, save_state=True,
+        )
         self._scheduler = CheckScheduler(
             [(spec, build_check(spec, resources)) for spec in cfg.checks],
             on_hard_change=self._on_hard_change,
@@ -134,6 +136,8 @@ class AgentService:
             version=__version__,
             host_samples=sampler.samples,
             checks=self._snapshot,
+            check_samples=self._check_samples,
+            sample_help=sample_help(),
             spool_stats=self._push.spool.stats if self._push else None,
             push_stats=self._push.pusher.stats if self._push else None,
         )
@@ -180,6 +184,13 @@ class AgentService:
 
     def _snapshot(self) -> tuple[CheckReport, ...]:
         return tuple(self._scheduler.snapshot()) if self._scheduler is not None else ()
+
+    def _check_samples(self) -> tuple[Sample, ...]:
+        return self._scheduler.samples() if self._scheduler is not None else ()
+
+    def _report_samples(self, sampler: HostSampler, max_age: float) -> tuple[Sample, ...]:
+        """A report's samples: the host's (see HostSampler.for_report) and the checks' series."""
+        return (*sampler.for_report(max_age), *self._check_samples())
 
     def _on_hard_change(self, check: CheckReport) -> None:
         self._wake.set()

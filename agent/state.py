@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from agent.checks.base import CheckResult, CheckSpec
-from agent.report import CheckReport, PerfValue, Status
+from agent.report import CheckReport, PerfValue, Sample, Status
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class CheckState:
     duration_seconds: float = 0.0
     perfdata: tuple[PerfValue, ...] = ()
     details: str = ""
+    samples: tuple[Sample, ...] = ()  # the latest result's series (see CheckResult)
 
     @property
     def pending(self) -> bool:
@@ -134,6 +135,7 @@ def advance(
         duration_seconds=duration,
         perfdata=result.perfdata,
         details=result.details,
+        samples=result.samples,
     )
     return Transition(new, hard_changed, flapping != state.flapping)
 

@@ -28,6 +28,14 @@ user+system time, which the kernel reports in clock ticks of 10 ms (at 20 cycles
 is ±0.5 ms per cycle, too coarse for a ratio near 1). The agent's children (the check_load and
 check_swap plugin processes it runs) are reported separately.
 
+``--bitrix-box`` adds the ``bitrix:`` profile (issue #14) for one test box (tests/boxes: real
+MariaDB, the portal's docroot, its PHP error log and backup dir; started and taken down by the
+bench, about 5 s): all nine signals (mysql, licence, agents, mail_queue, backup, updates,
+site_checker, php_fatals, push_server — the last at the ``push-server`` stand-in process and the
+stand-in port) at **their own default intervals** (1 min; backup 10 min; licence and
+site_checker 1 h) with ``--interval 15``, or every second with ``--interval 1``. Their kept log
+offsets go to the run's ``state_dir``.
+
 Part 1b — an added comparison, not the issue's target (skip with ``--no-metrics-only``): the same
 agent with **no checks** beside node_exporter, both scraped every second, so that the agent's
 metrics path (host collectors, /metrics) is compared with node_exporter's scrape like for like.
@@ -228,8 +236,21 @@ def task_cpu_delta(before: dict[int, int], after: dict[int, int]) -> tuple[float
     return total / 1e9, len(set(before) - set(after))
 
 
+def bitrix_profile(box: Any, push_address: str, every: str | None) -> list[dict[str, Any]]:
+    """The bitrix: block for a test box's site (paths of the box; the push server's stand-ins)."""
+    item: dict[str, Any] = {"docroot": box.info.docroot, "signals": {
+        "php_fatals": {"log": str(box.layout.logs / "php-errors.log")},
+        "backup": {"archive_dir": str(box.layout.backup_dir)},
+        "push_server": {"address": push_address, "process_regex": "push-server"},
+    }}
+    if every is not None:
+        item["interval"] = every
+    return [item]
+
+
 def footprint(
     cycles: int, basedir: Path, push_interval: float, *, with_checks: bool = True, period: float = 1.0,
+    box: Any = None,
 ) -> dict[str, Any]:
     """``cycles`` cycles of ``period`` seconds: the agent's checks run every ``period`` (at 15 s:
     the example config's own intervals), both /metrics are scraped once per cycle."""
@@ -249,13 +270,18 @@ def footprint(
     checks = bench_checks(portal, listener.getsockname()[1], str(backup.parent / "*.tar.gz"), every)
     if not with_checks:
         checks = []
-    config = {
+    config: dict[str, Any] = {
         "host": "bench-box", "interval": f"{period:g}s", "listen": f"127.0.0.1:{free_port('127.0.0.1')}",
         "controller": {"url": sink.url, "token_file": str(token), "push_interval": f"{push_interval:g}s"},
         "spool": {"dir": str(workdir / f"spool-{push_interval:g}"), "max_bytes": "64MiB"},
+        "state_dir": str(workdir / "state"),
         "checks": checks,
     }
+    if box is not None and with_checks:
+        config["bitrix"] = bitrix_profile(box, f"{HOST}:{listener.getsockname()[1]}", every)
+        (box.layout.backup_dir / "www_backup_bench.tar.gz").write_bytes(os.urandom(256 * 1024))
     agent = AgentProcess(workdir, config, f"bench-agent-{push_interval:g}-{len(checks)}")
+    checks_count = len(checks) + (9 if "bitrix" in config else 0)
     ne_port = free_port("127.0.0.1")
     ne_log = open(workdir / "node_exporter.log", "wb")  # noqa: SIM115
     node_exporter = subprocess.Popen(
@@ -312,9 +338,9 @@ def footprint(
         listener.close()
     return {
         "cycles": cycles, "elapsed": elapsed, "push_interval": push_interval, "reports": reports,
-        "with_checks": with_checks, "period": period,
+        "with_checks": with_checks, "period": period, "bitrix": "bitrix" in config,
         "loadavg": os.getloadavg()[0], "loadavg_start": load_start, "agent_threads": agent_threads,
-        "checks": len(checks),
+        "checks": checks_count,
         "statuses": statuses,
         "agent": {"rss": agent_mem.rss, "pss": agent_mem.pss, "cpu": (a1 - a0) / cycles,
                   "cpu_exact": agent_exact / cycles, "threads_gone": agent_gone,
@@ -420,7 +446,8 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
         "",
         "## Footprint, side by side in the same run",
         "",
-        f"Agent: the {fps[0]['checks']} checks of config/agent.example.yaml pointed at local stand-ins "
+        f"Agent: the {fps[0]['checks'] - (9 if fps[0].get('bitrix') else 0)} checks of "
+        "config/agent.example.yaml pointed at local stand-ins "
         f"(see bench/agent_bench.py), {how}",
         "",
         "One agent cycle = 16 checks on the scheduler's reused worker threads (7 process checks "
@@ -429,6 +456,15 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
         "a cycle with a push). One node_exporter scrape = its collectors once.",
         "",
     ]
+    if any(fp.get("bitrix") for fp in fps):
+        lines += [
+            "With `--bitrix-box`, 9 more checks from the `bitrix:` profile of one test box (real MariaDB; "
+            "a connection + query per DB signal run, PyMySQL in the agent's process; the updater log and "
+            "PHP error log read from their kept offsets; the backup dirs listed; the push-server stand-in "
+            "matched in the shared process scan and its port connected), each at its own default interval "
+            "(1 min; backup 10 min; licence and site_checker 1 h) in 15 s cycles.",
+            "",
+        ]
     for fp in fps:
         a, n = fp["agent"], fp["node_exporter"]
         if not fp["with_checks"]:
@@ -442,6 +478,8 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
                 "",
             ]
         title = "no checks" if not fp["with_checks"] else f"{fp['checks']} checks, cycle {fp['period']:g} s"
+        if fp.get("bitrix"):
+            title += " (with the bitrix: profile of one test box: 9 signals)"
         lines += [
             f"### {title}, push_interval {fp['push_interval']:g} s: {fp['cycles']} cycles in "
             f"{fp['elapsed']:.0f} s, "
@@ -505,6 +543,25 @@ def _node_exporter_version() -> str:
     return first.split("version", 1)[-1].split("(")[0].strip() or "unknown"
 
 
+@contextmanager
+def test_box(wanted: bool) -> Iterator[Any]:
+    """One test box for the bitrix: profile (None when not wanted), taken down afterwards."""
+    if not wanted:
+        yield None
+        return
+    from tests.boxes import fleet
+
+    state = Path(tempfile.mkdtemp(prefix="bkbench-", dir="/tmp"))
+    (box,) = fleet.up(state, 1)
+    try:
+        yield box
+    finally:
+        left = fleet.down(state)
+        if left:
+            print(f"test box leftovers: {left}", file=sys.stderr)
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--cycles", type=int, default=100)
@@ -516,20 +573,22 @@ def main() -> int:
                              "the example config's own intervals, one push and one scrape per cycle")
     parser.add_argument("--no-metrics-only", action="store_true",
                         help="skip the added run of the agent without checks (its metrics path alone)")
+    parser.add_argument("--bitrix-box", action="store_true",
+                        help="also run the bitrix: profile against a test box started for it (root)")
     args = parser.parse_args()
     if not 1 <= args.cycles <= 1000 or not 0 <= args.outages <= 10 or not 1 <= args.interval <= 60:
         parser.error("--cycles 1..1000, --outages 0..10, --interval 1..60")
     if args.cycles * args.interval > 3600:
         parser.error("--cycles × --interval: one hour at most")
     command = ".venv/bin/python bench/agent_bench.py " + " ".join(sys.argv[1:])
-    with tempfile.TemporaryDirectory(prefix="boxkeeper-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="boxkeeper-bench-") as tmp, test_box(args.bitrix_box) as box:
         workdir = Path(tmp)
         fps = []
         period = args.interval
         for push_interval in (15.0, 1.0) if period == 1.0 else (period,):
-            print(f"footprint: {args.cycles} cycles of {period:g} s, push every {push_interval:g} s ...",
-                  flush=True)
-            fps.append(footprint(args.cycles, workdir, push_interval, period=period))
+            print(f"footprint: {args.cycles} cycles of {period:g} s, push every {push_interval:g} s"
+                  f"{', bitrix: profile' if box else ''} ...", flush=True)
+            fps.append(footprint(args.cycles, workdir, push_interval, period=period, box=box))
         if not args.no_metrics_only:
             print(f"footprint: {args.cycles} cycles of {period:g} s, no checks (metrics path only) ...",
                   flush=True)

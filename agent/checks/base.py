@@ -15,16 +15,18 @@ takes that spec (``HttpCheck(spec)``) and reads the options from it. The module'
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import msgspec
 
 from agent.configtypes import Attempts, Duration, Name
-from agent.report import PerfValue, Status
+from agent.report import PerfValue, Sample, Status
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agent.proctable import ProcessTable
 
 #: A check's interval when the config gives none, neither for the check nor at the top level.
@@ -65,24 +67,34 @@ class Resources:
 
     ``processes``: one process table for all process checks (one ``/proc`` scan per round);
     None: each process check reads psutil itself.
+    ``host``: the agent's host name (the config's ``host``), for summaries that name the box.
+    ``state_dir``: where checks keep what must outlive a restart (a log check's offset), one small
+    file per check; None: in memory only. ``save_state``: False for a run that must not move
+    that state on (``boxkeeper-agent check`` reads it but writes nothing, so it never takes the
+    running agent's new log lines).
     """
 
     processes: ProcessTable | None = None
+    host: str = "localhost"
+    state_dir: Path | None = None
+    save_state: bool = True
 
 
 @dataclass(frozen=True)
 class CheckType(Generic[SpecT]):
-    """A check type: its spec (whose ``type`` default is the type's name in the config) and the
-    function that builds its check object from a validated spec."""
+    """A check type: its spec (whose ``type`` default is the type's name in the config), the
+    function that builds its check object from a validated spec, and the Prometheus series its
+    results carry (``CheckResult.samples``: name → HELP text, for /metrics)."""
 
     spec: type[SpecT]
     build: Callable[[SpecT, Resources], Check]
+    metrics: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
-        for field in msgspec.structs.fields(self.spec):
-            if field.name == "type" and isinstance(field.default, str):
-                return field.default
+        for spec_field in msgspec.structs.fields(self.spec):
+            if spec_field.name == "type" and isinstance(spec_field.default, str):
+                return spec_field.default
         raise TypeError(f"{self.spec.__name__} has no default for type")
 
 
@@ -102,10 +114,16 @@ class FromSpec:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One run's outcome. ``samples``: the run's numbers as Prometheus series (names in base units
+    by Prometheus conventions, bounded labels such as ``site``), exposed on /metrics and carried
+    in reports until the check's next result replaces them (a result without samples — a timeout,
+    a crash — removes them: a number that could not be read is absent, not stale)."""
+
     status: Status
     summary: str
     perfdata: tuple[PerfValue, ...] = ()
     details: str = ""  # long output (Nagios: lines after the first)
+    samples: tuple[Sample, ...] = ()
 
 
 class Check(Protocol):

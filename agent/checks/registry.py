@@ -12,8 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent.checks import command, disk, file_age, http, process, tcp
+from agent.checks import command, disk, file_age, http, log, mysql, process, tcp
 from agent.checks.base import Check, CheckSpec, CheckType, Resources
+from agent.checks.bitrix import (
+    agents,
+    backup,
+    licence,
+    mail_queue,
+    php_fatals,
+    push_server,
+    site_checker,
+    updates,
+)
 from agent.errors import ConfigError
 from agent.validation import convert
 
@@ -24,6 +34,16 @@ CHECK_TYPES: tuple[CheckType[Any], ...] = (
     CheckType(disk.DiskSpec, disk.build),
     CheckType(file_age.FileAgeSpec, file_age.build),
     CheckType(command.CommandSpec, command.build),
+    CheckType(log.LogSpec, log.build, log.METRICS),
+    CheckType(mysql.MysqlSpec, mysql.build, mysql.METRICS),
+    CheckType(licence.LicenceSpec, licence.build, licence.METRICS),
+    CheckType(agents.AgentsSpec, agents.build, agents.METRICS),
+    CheckType(mail_queue.MailQueueSpec, mail_queue.build, mail_queue.METRICS),
+    CheckType(backup.BackupSpec, backup.build, backup.METRICS),
+    CheckType(updates.UpdatesSpec, updates.build, updates.METRICS),
+    CheckType(site_checker.SiteCheckerSpec, site_checker.build, site_checker.METRICS),
+    CheckType(php_fatals.PhpFatalsSpec, php_fatals.build, php_fatals.METRICS),
+    CheckType(push_server.PushServerSpec, push_server.build, push_server.METRICS),
 )
 
 _BY_NAME: dict[str, CheckType[Any]] = {t.name: t for t in CHECK_TYPES}
@@ -32,6 +52,11 @@ _BY_NAME: dict[str, CheckType[Any]] = {t.name: t for t in CHECK_TYPES}
 def type_names() -> tuple[str, ...]:
     """The names of the check types, in registry order."""
     return tuple(_BY_NAME)
+
+
+def sample_help() -> dict[str, str]:
+    """HELP text of every series a check type's results may carry (for /metrics)."""
+    return {name: text for t in CHECK_TYPES for name, text in t.metrics.items()}
 
 
 def check_type(name: str) -> CheckType[Any]:

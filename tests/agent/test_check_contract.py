@@ -7,8 +7,11 @@ For each type, from its minimal example below (the keys it cannot do without):
 (b) a run that hangs past the timeout is reported UNKNOWN with the type's timeout text ("timed out
     after 0.2s", or its own ``timeout_summary``), and the agent goes on;
 (c) a real run (real I/O on this machine: a local HTTP server and port on 127.0.1.1, files in
-    tmp_path, a shell as the plugin, this box's processes, /) returns a CheckResult with a Status
-    and well-formed perfdata (a label, a finite value, a unit string, finite or no thresholds);
+    tmp_path, a shell as the plugin, this box's processes, /, and for the database and Bitrix
+    types a test box's portal — MariaDB, docroot, logs — with the keys of :data:`REAL_RUN` that
+    point the type at the box's real paths) returns a CheckResult with a Status, well-formed
+    perfdata (a label, a finite value, a unit string, finite or no thresholds) and well-formed
+    samples (a name its type declares, a finite value, string labels);
 (d) the spec refuses a key it does not have, naming ``checks[0].<key>`` and listing its keys, and a
     missing required key, naming it;
 (e) its defaults live in the spec: a spec built in code from the example's keys equals the one
@@ -22,6 +25,7 @@ the contract there.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import socket
 import threading
@@ -44,6 +48,7 @@ from agent.proctable import ProcessTable
 from agent.report import Status
 from agent.scheduler import CheckScheduler
 from tests.agent.conftest import LOOPBACK, HttpServer, respond
+from tests.boxes.box import Box
 
 TIMEOUT = 0.2
 
@@ -56,6 +61,8 @@ class Local:
     tcp_address: str
     file_glob: str
     process_name: str
+    log_path: str
+    docroot: str  # a Bitrix docroot: a stand-in in tmp_path, or a test box's for a real run
 
 
 #: The minimal example of each registered type: the keys it cannot do without, as config text.
@@ -69,7 +76,29 @@ EXAMPLES: dict[str, Callable[[Local], dict[str, Any]]] = {
     "command": lambda local: {
         "command": ["/bin/sh", "-c", "echo 'OK - fine | time=0.01s;1;2;0; size=10B;;;0;100 count=3'"],
     },
+    "log": lambda local: {"path": local.log_path, "regex": "UPD_ERROR"},
+    "mysql": lambda local: {"settings_from": local.docroot},
+    "bitrix_licence": lambda local: {"docroot": local.docroot},
+    "bitrix_agents": lambda local: {"docroot": local.docroot},
+    "bitrix_mail_queue": lambda local: {"docroot": local.docroot},
+    "bitrix_backup": lambda local: {"docroot": local.docroot},
+    "bitrix_updates": lambda local: {"docroot": local.docroot},
+    "bitrix_site_checker": lambda local: {"docroot": local.docroot},
+    "bitrix_php_fatals": lambda local: {"docroot": local.docroot},
+    "bitrix_push_server": lambda local: {"docroot": local.docroot},
 }
+
+#: Types whose real run needs a test box (its MariaDB and docroot) ...
+ON_A_BOX = frozenset({"mysql", "bitrix_licence", "bitrix_agents", "bitrix_mail_queue", "bitrix_backup",
+                      "bitrix_updates", "bitrix_site_checker", "bitrix_php_fatals", "bitrix_push_server"})
+#: ... and the keys, beyond the minimal example, that point a real run at real things (the
+#: defaults are bitrix-env's paths and ports, not this machine's).
+REAL_RUN: dict[str, Callable[[Box, Local], dict[str, Any]]] = {
+    "bitrix_backup": lambda box, local: {"archive_dir": str(box.layout.backup_dir)},
+    "bitrix_php_fatals": lambda box, local: {"log": str(box.layout.logs / "php-errors.log")},
+    "bitrix_push_server": lambda box, local: {"address": local.tcp_address, "process_regex": PUSH_MARKER},
+}
+PUSH_MARKER = "bk-contract-push-server"
 
 TYPES = type_names()
 
@@ -81,12 +110,20 @@ def local(http_server: Callable[..., HttpServer], tmp_path: Path) -> Iterator[Lo
     listener.bind((LOOPBACK, 0))
     listener.listen(16)
     (tmp_path / "backup.tar.gz").write_bytes(b"x" * 100)
+    (tmp_path / "updater.log").write_text("2026-12-01 10:00:00 - UPD_SUCCESS - Module main updated\n")
+    docroot = tmp_path / "www"
+    (docroot / "bitrix").mkdir(parents=True)
+    (docroot / "bitrix/.settings.php").write_text(
+        "<?php return ['connections' => ['value' => ['default' => ['host' => '127.0.1.1:9', "
+        "'database' => 'portal', 'login' => 'bitrix', 'password' => 'not-used']]]];\n")
     try:
         yield Local(
             http_url=srv.url("/"),
             tcp_address=f"{LOOPBACK}:{listener.getsockname()[1]}",
             file_glob=str(tmp_path / "*.tar.gz"),
             process_name=psutil.Process().name(),
+            log_path=str(tmp_path / "updater.log"),
+            docroot=str(docroot),
         )
     finally:
         listener.close()
@@ -162,8 +199,19 @@ def test_a_run_that_hangs_past_its_timeout_is_unknown_with_the_types_timeout_tex
 
 @pytest.mark.integration
 @pytest.mark.parametrize("kind", TYPES)
-def test_a_real_run_gives_a_typed_result_with_well_formed_perfdata(kind: str, local: Local) -> None:
-    check = build_check(spec_of(kind, local), Resources(processes=ProcessTable()))
+def test_a_real_run_gives_a_typed_result_with_well_formed_perfdata(
+    kind: str, local: Local, request: pytest.FixtureRequest, tmp_path: Path,
+    spawn: Callable[..., Any],
+) -> None:
+    keys = EXAMPLES[kind](local)
+    if kind in ON_A_BOX:
+        box: Box = request.getfixturevalue("box")
+        local = dataclasses.replace(local, docroot=box.info.docroot)
+        keys = {**EXAMPLES[kind](local), **REAL_RUN.get(kind, lambda b, x: {})(box, local)}
+    if kind == "bitrix_push_server":
+        spawn([PUSH_MARKER, "300"], executable="/bin/sleep")
+    spec = parse(config(kind, keys)).checks[0]
+    check = build_check(spec, Resources(processes=ProcessTable(), state_dir=tmp_path / "state"))
     assert (check.name, check.type) == ("contract", kind)
     try:
         result = check.run(5.0)
@@ -181,6 +229,11 @@ def test_a_real_run_gives_a_typed_result_with_well_formed_perfdata(kind: str, lo
         assert isinstance(perf.unit, str), perf
         for limit in (perf.warn, perf.crit, perf.min, perf.max):
             assert limit is None or (type(limit) is float and math.isfinite(limit)), perf
+    declared = check_type(kind).metrics
+    for sample in result.samples:
+        assert sample.name in declared, f"{sample.name} is not in the {kind} type's metrics"
+        assert isinstance(sample.value, float) and math.isfinite(sample.value), sample
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in sample.labels.items()), sample
     if kind != "process":  # the others point at things that are there and fine
         assert result.status is Status.OK, result.summary
 

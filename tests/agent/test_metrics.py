@@ -170,3 +170,24 @@ def test_live_scrape_passes_promtool(served: str) -> None:
         ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=60, check=False
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+
+
+@pytest.mark.integration
+def test_every_series_a_check_type_declares_is_promtool_clean_with_its_help() -> None:
+    """The checks' own series (CheckResult.samples) of every registered type, as one scrape shows
+    them: named by Prometheus' rules (promtool), each family with its type's HELP text."""
+    from agent.checks.registry import sample_help
+    from agent.report import Sample
+
+    helps = sample_help()
+    samples = [Sample(name, 1.0, "counter" if name.endswith("_total") else "gauge", {"site": "default"})
+               for name in helps]
+    collector = AgentCollector(version="0.1.0", check_samples=lambda: samples, sample_help=helps)
+    text = render(build_registry(collector, process_metrics=False))
+    for name, help_text in helps.items():
+        family = name.removesuffix("_total") if name.endswith("_total") else name
+        assert f"# HELP {family}" in text and help_text.replace("\\", "\\\\") in text, name
+        assert f'{name}{{site="default"}} 1.0' in text
+    result = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True,
+                            timeout=60, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")

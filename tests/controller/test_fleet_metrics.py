@@ -40,6 +40,11 @@ def exposition(tmp_path: Path) -> str:
         Sample("boxkeeper_odd", 1.0, "gauge", {}),
         Sample("boxkeeper_labelled", 1.0, "gauge", {"host": "inner", "client": "x"}),
         Sample("boxkeeper_host_up", 0.0, "gauge", {}),  # a controller name: not re-exposed
+        # the series of the agent's Bitrix checks, as a report carries them
+        Sample("boxkeeper_bitrix_licence_remaining_seconds", 864000.0, "gauge", {"site": "default"}),
+        Sample("boxkeeper_bitrix_agents_lag_seconds", 1380.0, "gauge", {"site": "shop"}),
+        Sample("boxkeeper_bitrix_update_errors_total", 2.0, "counter", {"site": "default"}),
+        Sample("boxkeeper_mysql_threads_connected", 12.0, "gauge", {"check": "bitrix-mysql"}),
     )))
     ingest.ingest(db, tokens["h2"], _report("h2", (
         # another label set than h1's for the same name
@@ -66,6 +71,16 @@ def test_samples_of_one_name_form_one_family_with_their_own_labels(exposition: s
     assert 'boxkeeper_cpu_seconds_total{client="acme",cpu="0",host="h2",mode="user"} 20.0' in exposition
     assert 'boxkeeper_filesystem_size_bytes{client="acme",host="h1",mountpoint="/"} 1e+09' in exposition
     assert "# TYPE boxkeeper_odd untyped" in exposition  # hosts disagree: untyped, not a lie
+
+
+def test_the_bitrix_checks_series_are_re_exposed_with_client_and_host(exposition: str) -> None:
+    assert ('boxkeeper_bitrix_licence_remaining_seconds{client="acme",host="h1",site="default"} 864000.0'
+            in exposition)
+    assert 'boxkeeper_bitrix_agents_lag_seconds{client="acme",host="h1",site="shop"} 1380.0' in exposition
+    assert "# TYPE boxkeeper_bitrix_update_errors_total counter" in exposition
+    assert 'boxkeeper_bitrix_update_errors_total{client="acme",host="h1",site="default"} 2.0' in exposition
+    assert ('boxkeeper_mysql_threads_connected{check="bitrix-mysql",client="acme",host="h1"} 12.0'
+            in exposition)
 
 
 def test_agent_labels_named_client_or_host_are_renamed(exposition: str) -> None:
