@@ -5,9 +5,13 @@
     boxkeeper-agent validate --config F          "config OK: N checks", exit 0 (broken config: 2)
     boxkeeper-agent check --config F [--json]    run every check once; exit = worst Nagios code
     boxkeeper-agent run --config F [--listen A]  run the agent (checks, /metrics, push)
+    boxkeeper-agent discover [--root DIR] [--proc DIR] [--host NAME] [--paths-under-root]
+                             [--write FILE [--force]]
+                                                 inspect the box (read-only), print a config for it
 
 Exit codes: ``check`` exits 0/1/2/3 like a Nagios plugin (worst state); a config or token file
-that cannot be used exits 2 with the reason on stderr.
+that cannot be used exits 2 with the reason on stderr. ``discover`` exits 0, or 1 when ``--write``
+refuses to replace a file (no ``--force``), 2 on bad options (agent/discover/command.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from agent import __version__
+from agent.checks.base import Resources
 from agent.checks.registry import build_check
 from agent.config import AgentConfig, load
 from agent.errors import ConfigError, TokenFileError
@@ -46,11 +51,31 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the agent: checks, /metrics and reports to the controller")
     p.add_argument("--config", "-c", required=True, help="agent config file (YAML)")
     p.add_argument("--listen", help="address for /metrics, e.g. 127.0.0.1:9847 (overrides the config)")
+
+    p = sub.add_parser("discover", help="inspect this box (read-only) and print an agent config for it")
+    p.add_argument("--root", default="/", help="the box's root directory (default /): or a copy, an image")
+    p.add_argument("--proc", help="where the box's processes are seen (default: /proc when --root is /; "
+                                  "under another root, its pid files are looked up here)")
+    p.add_argument("--host", help="the host name to write (default: this machine's name, or the root's "
+                                  "/etc/hostname)")
+    p.add_argument("--paths-under-root", action="store_true",
+                   help="write the paths under --root (a config run here against a copy of a box)")
+    p.add_argument("--write", metavar="FILE", help="write the config to FILE (mode 0640) instead of stdout")
+    p.add_argument("--force", action="store_true", help="with --write: replace an existing FILE")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "discover":
+        if args.force and not args.write:
+            parser.error("discover: --force goes with --write FILE")
+        from agent.discover.command import run as discover  # lazy: not needed by the other commands
+
+        return discover(root=args.root, proc=args.proc, host=args.host,
+                        paths_under_root=args.paths_under_root, write=args.write, force=args.force,
+                        out=sys.stdout, err=sys.stderr)
     overrides: dict[tuple[str, ...], object] = {}
     if getattr(args, "listen", None):
         overrides[("listen",)] = args.listen
@@ -71,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def check_command(cfg: AgentConfig, *, as_json: bool, out: TextIO) -> int:
     """Run each check once (one attempt, no retries) and print the results."""
-    scheduler = CheckScheduler([(c, build_check(c)) for c in cfg.checks], max_workers=8)
+    # read-only: a log check reads from the running agent's kept offset but never moves it on
+    resources = Resources(host=cfg.host, state_dir=cfg.state_dir, save_state=False)
+    scheduler = CheckScheduler([(c, build_check(c, resources)) for c in cfg.checks], max_workers=8)
     try:
         reports = scheduler.run_once()
     finally:
