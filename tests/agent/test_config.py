@@ -81,8 +81,6 @@ def test_issue_example_parses_with_every_value(write_config: Callable[[str], Pat
 
 def test_shipped_example_config_validates() -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "agent.example.yaml"
-    if not example.exists():
-        pytest.skip("config/agent.example.yaml not written yet")
     cfg = load(example, environ={})
     assert cfg.checks
 
