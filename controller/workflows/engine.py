@@ -215,7 +215,7 @@ class Engine:
             entry = store.add_entry(s, r.id, kind=step.kind, phase=name, name=step.name, status="running",
                                     now=self.clock())
         ctx = StepContext(r.host, r.executor, {} if raw else r.values, r.redact, self.http, self.health,
-                          self.clock, self.sleep)
+                          self.clock, self.sleep, r.playbook.secret_names())
         status = "failed"
         try:
             if raw:

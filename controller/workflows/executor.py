@@ -8,8 +8,10 @@ the same expectations.
 
 The contract of :meth:`Executor.run`:
 
-* the command runs with ``LANG=C LC_ALL=C``, stdin empty, under the host's GNU ``timeout`` with
-  :func:`enforced_timeout` seconds (whole seconds, rounded up, at least 1) and a kill grace;
+* the command runs with ``LANG=C LC_ALL=C`` and the variables of ``Command.env`` (secrets: they
+  reach the host over the SSH channel, never in an argv of the host's process table), stdin
+  empty, under the host's GNU ``timeout`` with :func:`enforced_timeout` seconds (whole seconds,
+  rounded up, at least 1) and a kill grace;
 * the result carries the exit code, the output tails and the duration measured by the controller
   from before the command was sent until its exit code arrived;
 * ``timed_out`` is decided by :func:`command_timed_out` and by nothing else;
@@ -31,7 +33,8 @@ either way.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 TAIL_CHARS = 64 * 1024  # kept in memory for captures and patterns; 4000 chars are stored
@@ -42,10 +45,12 @@ CLOCK_SLACK = 0.01  # of the timeout: host and controller clocks may disagree by
 
 @dataclass(frozen=True)
 class Command:
-    """What runs on the host (``text``) and what may be recorded (``redacted``: secrets as ***)."""
+    """What runs on the host (``text``), what may be recorded (``redacted``: secrets as ***), and the
+    environment it needs (``env``: secret values the text refers to as ``"$NAME"``; see template.py)."""
 
     text: str
     redacted: str
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from controller.workflows.playbook import BUILTINS, REQUIRED_PHASES, Phase, Play
 from controller.workflows.steps.base import BOTH, Step
 from controller.workflows.steps.fields import IDENTIFIER, check_template
 from controller.workflows.steps.registry import StepSpec
-from controller.workflows.template import Value, placeholders, quoting_problem
+from controller.workflows.steps.run import RunAction
+from controller.workflows.template import Value, placeholders, quoting_problem, secret_problem
 
 DEFAULT_LOCK_FILE = "/var/lock/boxkeeper-update.lock"
 
@@ -215,6 +216,14 @@ def _check_names(playbook: Playbook) -> None:
                     raise ConfigError(source, f"{path}.timeout",
                                       "a number or {{ var }} of an int/float variable",
                                       f"{{{{ {step.timeout_var} }}}}")
+    secrets = playbook.secret_names()
+    shell = [("lock_file", playbook.lock_file)] + [
+        (f"phases.{phase.value}[{i}].{step.kind}.command", step.action.command)
+        for phase, steps in playbook.phases.items() for i, step in enumerate(steps)
+        if isinstance(step.action, RunAction)]
+    for path, template in shell:
+        if problem := secret_problem(template, secrets):
+            raise ConfigError(source, path, problem, template)
     for path, template in checks:
         for name in placeholders(template):
             ok = name[len("captured."):] in captured if name.startswith("captured.") else name in known

@@ -69,3 +69,8 @@ class Playbook:
 
     def captures(self) -> dict[str, Capture]:
         return {c.name: c for steps in self.phases.values() for step in steps for c in step.action.captures()}
+
+    def secret_names(self) -> frozenset[str]:
+        """Placeholder names whose values are secret: secret variables and secret captures."""
+        return frozenset({v.name for v in self.variables if v.secret}
+                         | {f"captured.{c.name}" for c in self.captures().values() if c.secret})

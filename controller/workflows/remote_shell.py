@@ -5,15 +5,20 @@ test boxes, more through a jump host); a run sends dozens of commands. The shell
 command, already wrapped (``env LANG=C LC_ALL=C timeout … sh -c '<command>'``), with stdin from
 /dev/null, its stdout and stderr into files of a private temp dir, then prints them between
 random markers together with the exit code. Nothing about a command changes but the transport.
+
+Secret environment variables of a command are written on that same channel as assignments in
+front of the command (``NAME='value' env LANG=C … timeout … sh -c '…'``): the shell reading its
+script from the channel puts them into the command's environment; no argv on the host holds them.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import shlex
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import paramiko
 
@@ -32,11 +37,13 @@ class RemoteShell:
         self.buffer = b""
         self.channel.sendall(SETUP.encode())
 
-    def run(self, wrapped: str, deadline_seconds: float) -> tuple[int, str, str] | None:
+    def run(self, wrapped: str, deadline_seconds: float,
+            env: Mapping[str, str] | None = None) -> tuple[int, str, str] | None:
         """(exit code, stdout, stderr); None when nothing came back within the deadline."""
         marker = f"__boxkeeper_{secrets.token_hex(8)}"
-        script = (f'{wrapped} </dev/null >"$d/o" 2>"$d/e"; rc=$?; cat "$d/o"; printf "\\n{marker}\\n"; '
-                  f'cat "$d/e"; printf "\\n{marker} %s\\n" "$rc"\n')
+        assignments = "".join(f"{_name(k)}={shlex.quote(v)} " for k, v in (env or {}).items())
+        script = (f'{assignments}{wrapped} </dev/null >"$d/o" 2>"$d/e"; rc=$?; cat "$d/o"; '
+                  f'printf "\\n{marker}\\n"; cat "$d/e"; printf "\\n{marker} %s\\n" "$rc"\n')
         self.channel.sendall(script.encode())
         end = re.compile(b"\n" + marker.encode() + rb" (-?\d+)\n")
         deadline = self.clock() + deadline_seconds
@@ -60,3 +67,12 @@ class RemoteShell:
 
     def close(self) -> None:
         self.channel.close()
+
+
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def _name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"not an environment variable name: {name!r}")
+    return name

@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import paramiko
 from fabric import Config, Connection
-from invoke.exceptions import CommandTimedOut
 
 from controller.configkit import Bool, ConfigModel, Duration, PositiveInt
 from controller.workflows.errors import (
@@ -173,42 +172,29 @@ class SSHExecutor:
     # ------------------------------------------------------------ operations
 
     def run(self, command: Command, timeout: float) -> CommandResult:
-        if self.options.persistent_shell:
-            return self._run_in_shell(command, timeout)
+        """Run one command in the long-lived remote shell, or (``persistent_shell: false``) in a
+        shell of its own on a new SSH session; either way the command and its secret environment
+        travel on the channel (remote_shell.py), never on a command line."""
         conn = self._connection()
         wrapped = remote_command(command.text, timeout, self.options.kill_grace)
         started = self._clock()
+        one_off: RemoteShell | None = None
         try:
-            result = conn.run(wrapped, hide=True, warn=True, in_stream=False,
-                              timeout=math.ceil(timeout + self.options.kill_grace + 10))
-        except CommandTimedOut as exc:
-            self._drop()  # the host stopped answering: start clean next time
-            out = exc.result
-            duration = self._clock() - started
-            return CommandResult(command.redacted, TIMED_OUT, tail(out.stdout), tail(out.stderr), duration,
-                                 timed_out=command_timed_out(TIMED_OUT, duration, timeout))
+            assert conn.transport is not None
+            if not self.options.persistent_shell:
+                shell = one_off = RemoteShell(conn.transport)
+            elif self._shell is None:
+                shell = self._shell = RemoteShell(conn.transport)
+            else:
+                shell = self._shell
+            answer = shell.run(wrapped, timeout + self.options.kill_grace + 10, command.env)
         except (OSError, paramiko.SSHException, EOFError) as exc:
             self._drop()
             raise ConnectionLostError(self.host, f"connection lost during a command: {exc}") from None
-        duration = self._clock() - started
-        if result.exited == -1 or not conn.is_connected:
-            self._drop()
-            raise ConnectionLostError(self.host, "connection lost before the command reported its exit code")
-        return CommandResult(command.redacted, result.exited, tail(result.stdout), tail(result.stderr),
-                             duration, timed_out=command_timed_out(result.exited, duration, timeout))
-
-    def _run_in_shell(self, command: Command, timeout: float) -> CommandResult:
-        conn = self._connection()
-        wrapped = remote_command(command.text, timeout, self.options.kill_grace)
-        started = self._clock()
-        try:
-            if self._shell is None:
-                assert conn.transport is not None
-                self._shell = RemoteShell(conn.transport)
-            answer = self._shell.run(wrapped, timeout + self.options.kill_grace + 10)
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            self._drop()
-            raise ConnectionLostError(self.host, f"connection lost during a command: {exc}") from None
+        finally:
+            if one_off is not None:
+                with contextlib.suppress(Exception):
+                    one_off.close()
         duration = self._clock() - started
         if answer is None:
             self._drop()  # the host stopped answering: start clean next time

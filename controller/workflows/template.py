@@ -8,6 +8,15 @@ Two renderings:
   when the playbook is loaded (:func:`quoting_problem`), because quoting it again would change it.
 * :func:`render_plain` for URLs and file paths of ``http`` / ``put`` / ``get`` steps (no shell).
 
+Secrets (secret variables, secret captures) never become part of a command's text: a secret
+placeholder renders as a reference to an environment variable (``"$BOXKEEPER_SECRET_<name>"``)
+and :func:`secret_env` gives its value, which the executor hands to the remote shell over the SSH
+channel (never in an argv: the box's process table is readable by every local user). So that the
+shell does not expand it into an argv either, a secret may only be the value of an assignment at
+the start of a simple command (``MYSQL_PWD={{ captured.db_password }} mysql …``: the shell puts it
+into that command's environment); :func:`secret_problem` refuses every other place when the
+playbook is loaded (``env MYSQL_PWD={{ x }}`` or ``mysql -p{{ x }}`` would show it to ``ps``).
+
 Which options of a step are templates is said by its kind (``templates`` in steps/base.py); the
 loader checks their placeholders. Secret values are masked by :class:`controller.redact.Redactor`.
 """
@@ -16,7 +25,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 Value = str | int | float | bool | tuple[str, ...]
 
@@ -79,9 +88,42 @@ def plain_value(value: Value) -> str:
     return str(value)
 
 
-def render_shell(template: str, values: Mapping[str, Value]) -> str:
-    """Render a command template; every value is shell-quoted. Unknown names raise KeyError."""
-    return PLACEHOLDER.sub(lambda m: quote_value(_lookup(m.group(1), values)), template)
+def secret_env_name(name: str) -> str:
+    """The environment variable a secret placeholder stands for (``captured.x`` → ``…_captured_x``)."""
+    return "BOXKEEPER_SECRET_" + name.replace(".", "_")
+
+
+def render_shell(template: str, values: Mapping[str, Value], secrets: Collection[str] = ()) -> str:
+    """Render a command template; every value is shell-quoted; a name in ``secrets`` becomes a
+    reference to its environment variable (see :func:`secret_env`). Unknown names raise KeyError."""
+
+    def one(m: re.Match[str]) -> str:
+        name = m.group(1)
+        value = _lookup(name, values)
+        return f'"${secret_env_name(name)}"' if name in secrets else quote_value(value)
+
+    return PLACEHOLDER.sub(one, template)
+
+
+def secret_env(template: str, values: Mapping[str, Value], secrets: Collection[str]) -> dict[str, str]:
+    """The environment a command rendered with ``secrets`` needs: variable name → secret value."""
+    return {secret_env_name(n): plain_value(_lookup(n, values))
+            for n in placeholders(template) if n in secrets}
+
+
+# What may stand before a secret placeholder within its simple command: assignments only.
+_COMMAND_START = re.compile(r"(?:^|[;&|(){}\n]|\$\(|\b(?:then|do|else|elif|if|while|until|!))\s*"
+                            r"(?:export\s+)?(?:[A-Za-z_]\w*=(?:\S*)\s+)*[A-Za-z_]\w*=$")
+
+
+def secret_problem(template: str, secrets: Collection[str]) -> str | None:
+    """Say why a secret placeholder of a command template could reach an argv, or None."""
+    for m in PLACEHOLDER.finditer(template):
+        if m.group(1) in secrets and not _COMMAND_START.search(template[:m.start()]):
+            return (f"the secret {{{{ {m.group(1)} }}}} only as an assignment at the start of a command "
+                    f"(NAME={{{{ {m.group(1)} }}}} command …), never in an argument: arguments are "
+                    "visible to every user of the host in its process table")
+    return None
 
 
 def render_plain(template: str, values: Mapping[str, Value]) -> str:

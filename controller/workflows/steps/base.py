@@ -74,6 +74,8 @@ class StepContext:
     health: HealthSource | None = None
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    #: names of ``values`` that are secret: commands get them through the environment (template.py)
+    secrets: frozenset[str] = frozenset()
 
 
 class Capture(ConfigModel):

@@ -16,7 +16,7 @@ from controller.configkit import ConfigModel, Invalid
 from controller.workflows.executor import Command, CommandResult
 from controller.workflows.steps.base import Capture, Step, StepContext, StepKind, StepOutcome, timeout_of
 from controller.workflows.steps.fields import Attempts, Codes, CommandTemplate, Delay, Regex
-from controller.workflows.template import render_shell
+from controller.workflows.template import render_shell, secret_env
 
 
 class Until(ConfigModel):
@@ -56,14 +56,15 @@ class RunAction(StepKind):
         return (self.capture,) if self.capture else ()
 
     def run(self, step: Step, ctx: StepContext) -> StepOutcome:
-        text = render_shell(self.command, ctx.values)
+        text = render_shell(self.command, ctx.values, ctx.secrets)
+        env = secret_env(self.command, ctx.values, ctx.secrets)
         timeout = timeout_of(step, ctx.values)
         attempts = self.until.attempts if self.until else 1
         result: CommandResult | None = None
         total = 0.0
         problem: str | None = None
         for attempt in range(1, attempts + 1):
-            result = ctx.executor.run(Command(text, ctx.redact(text)), timeout)
+            result = ctx.executor.run(Command(text, ctx.redact(text), env), timeout)
             total += result.duration
             problem = self.judge(result)
             if problem or self.until is None or self.until.done(_output(result)):

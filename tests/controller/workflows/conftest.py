@@ -38,7 +38,7 @@ phases:
     - name: pause cron
       run: pause-cron
     - name: dump
-      run: make-backup {{ backup_dir }}/run-{{ run_id }} --password {{ captured.db_password }}
+      run: DB_PASSWORD={{ captured.db_password }} make-backup {{ backup_dir }}/run-{{ run_id }}
   backup_verify:
     - name: check backup
       run:
@@ -48,7 +48,7 @@ phases:
     - name: update modules
       timeout: 30
       run:
-        command: do-update --token {{ api_token }}
+        command: TOKEN={{ api_token }} do-update
         until: {not_regex: 'Restart the command', attempts: 3}
         failure_regex: 'UPD_ERROR'
   verify:
@@ -60,7 +60,7 @@ phases:
       run: version-is {{ captured.version_before }}
   rollback:
     - name: restore
-      run: restore {{ backup_dir }}/run-{{ run_id }} --password {{ captured.db_password }}
+      run: DB_PASSWORD={{ captured.db_password }} restore {{ backup_dir }}/run-{{ run_id }}
   finally:
     - name: resume cron
       run: resume-cron

@@ -52,8 +52,10 @@ class FakeExecutor:
     A rule's response is ``(exit, stdout, stderr)``, a :class:`Sleeps`, a callable of the command,
     or an exception to raise; a later rule wins over an earlier one. ``once`` rules are used one
     time and then dropped. Every command text is recorded (``commands``: as sent, ``recorded``: as
-    it may be stored). Modelled like the real host: ``printenv NAME…`` answers from ``env`` (what
-    every executor sets: LANG=C, LC_ALL=C); ``timed_out`` follows executor.py's one rule; ``put``
+    it may be stored, ``envs``: its secret environment). Modelled like the real host:
+    ``printenv NAME…`` answers from ``env`` (what
+    every executor sets: LANG=C, LC_ALL=C, plus the command's own ``env``); ``timed_out`` follows
+    executor.py's one rule; ``put``
     and ``get`` move file contents through ``files``; :meth:`drop_connection` makes the next
     operation fail the way a dropped SSH connection does.
     """
@@ -62,6 +64,7 @@ class FakeExecutor:
     rules: list[tuple[re.Pattern[str], Response, bool]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)
+    envs: list[dict[str, str]] = field(default_factory=list)  # each command's own environment
     files: dict[str, bytes] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=lambda: {"LANG": "C", "LC_ALL": "C"})
     kill_grace: float = 5.0
@@ -82,10 +85,11 @@ class FakeExecutor:
     def run(self, command: Command, timeout: float) -> CommandResult:
         self.commands.append(command.text)
         self.recorded.append(command.redacted)
+        self.envs.append(dict(command.env))
         if self.dropped:
             self.dropped = False
             raise ConnectionLostError(self.host, "connection lost during a command (fake)")
-        response = self._response(command.text)
+        response = self._response(command.text, {**self.env, **command.env})
         if isinstance(response, BaseException):
             raise response
         if not isinstance(response, Sleeps):
@@ -101,7 +105,7 @@ class FakeExecutor:
         return CommandResult(command.redacted, code, response.out, response.err, duration,
                              timed_out=command_timed_out(code, duration, timeout))
 
-    def _response(self, text: str) -> Response:
+    def _response(self, text: str, env: dict[str, str]) -> Response:
         for i, (regex, response, once) in enumerate(self.rules):
             if regex.search(text):
                 if once:
@@ -109,7 +113,7 @@ class FakeExecutor:
                 return response
         if m := _PRINTENV.match(text):
             names = m.group(1).split()
-            found = [self.env[n] for n in names if n in self.env]
+            found = [env[n] for n in names if n in env]
             return (0 if len(found) == len(names) else 1, "".join(v + "\n" for v in found), "")
         return (0, "", "")
 

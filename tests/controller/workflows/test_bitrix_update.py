@@ -143,13 +143,31 @@ def test_expired_licence_stops_in_preflight(store: Database, box: Box, tmp_path:
     assert portal_version(box)[1] == OLD
 
 
-def test_secrets_read_from_the_box_are_never_stored(store: Database, box: Box, tmp_path: Path) -> None:
+def test_secrets_read_from_the_box_are_never_stored_nor_in_its_process_table(
+        store: Database, box: Box, tmp_path: Path) -> None:
     box.stage("broken-migration")  # a rollback: the password is used in every phase
-    result = run_update(store, box, tmp_path)
+    tables: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # what every local user of the box sees with `ps`, all through the run
+        while not stop.is_set():
+            tables.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = run_update(store, box, tmp_path)
+    finally:
+        stop.set()
+        watcher.join()
     assert result.state == "ROLLED_BACK"
     dump = "\n".join(store.engine.raw_connection().driver_connection.iterdump())  # type: ignore[union-attr]
     assert box.info.db.password not in dump
-    assert "MYSQL_PWD=***" in dump
+    assert 'MYSQL_PWD="$BOXKEEPER_SECRET_captured_db_password" mysqldump' in dump
+    # the run was watched while its DB commands ran, and no argv ever held the password
+    assert any("mysqldump" in table for table in tables) and any("mysql " in table for table in tables)
+    assert not [t for t in tables if box.info.db.password in t]
 
 
 def test_changed_host_key_is_refused_before_anything_runs(store: Database, box: Box, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def test_good_update_succeeds_with_full_audit_trail(
     assert result.state == "SUCCEEDED"
     assert states(result) == ["LOCK", "PREFLIGHT", "BACKUP", "BACKUP_VERIFY", "UPDATE", "VERIFY", "SUCCEEDED"]
     assert ex.ran("^pause-cron") == 1 and ex.ran("^resume-cron") == 1
-    assert ex.ran("^restore") == 0
+    assert ex.ran("restore") == 0
     assert ex.ran("set -o noclobber; echo boxkeeper-run-1-[0-9a-f]{12}@") == 1 and ex.ran("rm -f") == 1
     assert ex.ran("^version-moved 1.0$") == 1 and ex.ran("^version-is") == 0
     assert result.captured == {"version_before": "1.0"}
@@ -62,12 +62,12 @@ def test_good_update_succeeds_with_full_audit_trail(
 def test_failed_update_is_rolled_back_never_success(
     store: Database, incidents: RecordingIncidents, test_playbook_path: Path
 ) -> None:
-    ex = healthy_host().on(r"^do-update", (1, "2026-01-01 - UPD_ERROR - migration failed\n", ""))
+    ex = healthy_host().on(r"do-update", (1, "2026-01-01 - UPD_ERROR - migration failed\n", ""))
     result = make_engine(store, incidents).run(load_playbook(test_playbook_path), "box1", ex, {})
     assert result.state == "ROLLED_BACK"
     assert EXIT_CODES[RunState.ROLLED_BACK] != 0
     assert states(result)[-4:] == ["UPDATE", "ROLLBACK", "ROLLBACK_VERIFY", "ROLLED_BACK"]
-    assert ex.ran("^restore /backup/run-1 ") == 1 and ex.ran("^version-is 1.0$") == 1
+    assert ex.ran("restore /backup/run-1$") == 1 and ex.ran("^version-is 1.0$") == 1
     assert ex.ran("^version-moved") == 0 and ex.ran("^resume-cron") == 1
     assert result.failed_step == "update/update modules"
     [incident] = incidents.opened
@@ -88,7 +88,7 @@ def test_verify_failure_after_a_clean_update_rolls_back(
 def test_failed_rollback_quarantines_the_host(
     store: Database, incidents: RecordingIncidents, test_playbook_path: Path
 ) -> None:
-    ex = healthy_host().on(r"^do-update", (1, "", "")).on(r"^restore", (2, "", "tar: error"))
+    ex = healthy_host().on(r"do-update", (1, "", "")).on(r"restore", (2, "", "tar: error"))
     engine = make_engine(store, incidents)
     pb = load_playbook(test_playbook_path)
     result = engine.run(pb, "box1", ex, {})
@@ -105,7 +105,7 @@ def test_failed_rollback_quarantines_the_host(
 def test_failed_rollback_verify_quarantines(
     store: Database, incidents: RecordingIncidents, test_playbook_path: Path
 ) -> None:
-    ex = healthy_host().on(r"^do-update", (1, "", "")).on(r"^version-is", (1, "", "2.0"))
+    ex = healthy_host().on(r"do-update", (1, "", "")).on(r"^version-is", (1, "", "2.0"))
     result = make_engine(store, incidents).run(load_playbook(test_playbook_path), "box1", ex, {})
     assert result.state == "QUARANTINED"
 
@@ -116,7 +116,7 @@ def test_failed_preflight_changes_nothing(
     ex = healthy_host().on(r"^check-disk", (1, "", "only 10 MB free"))
     result = make_engine(store, incidents).run(load_playbook(test_playbook_path), "box1", ex, {})
     assert result.state == "FAILED" and result.failed_step == "preflight/disk"
-    for changing in ("^pause-cron", "^make-backup", "^do-update", "^restore", "^resume-cron"):
+    for changing in ("^pause-cron", "make-backup", "do-update", "restore", "^resume-cron"):
         assert ex.ran(changing) == 0, changing
     assert ex.ran("rm -f") == 1  # the lock file is removed
     [incident] = incidents.opened
@@ -129,7 +129,7 @@ def test_failed_backup_stops_before_update_and_resumes_cron(
     ex = healthy_host().on(r"^verify-backup", (0, "gzip: invalid compressed data", ""))
     result = make_engine(store, incidents).run(load_playbook(test_playbook_path), "box1", ex, {})
     assert result.state == "FAILED" and result.failed_step == "backup_verify/check backup"
-    assert ex.ran("^do-update") == 0 and ex.ran("^resume-cron") == 1
+    assert ex.ran("do-update") == 0 and ex.ran("^resume-cron") == 1
     assert "lacks the success pattern" in (result.error or "")
 
 
@@ -142,27 +142,27 @@ def test_dry_run_is_preflight_only(
     )
     assert result.state == "SUCCEEDED" and result.dry_run
     assert states(result) == ["LOCK", "PREFLIGHT", "SUCCEEDED"]
-    assert ex.ran("^pause-cron|^make-backup|^do-update|^resume-cron") == 0
+    assert ex.ran("^pause-cron|make-backup|do-update|^resume-cron") == 0
 
 
 def test_self_upgrade_loop_reruns_the_updater_within_its_bound(
     store: Database, incidents: RecordingIncidents, test_playbook_path: Path
 ) -> None:
     restart = (0, "Update System upgraded successfully. Restart the command.\n", "")
-    ex = healthy_host().on(r"^do-update", restart, once=True)
+    ex = healthy_host().on(r"do-update", restart, once=True)
     result = make_engine(store, incidents).run(load_playbook(test_playbook_path), "box1", ex, {})
-    assert result.state == "SUCCEEDED" and ex.ran("^do-update") == 2
+    assert result.state == "SUCCEEDED" and ex.ran("do-update") == 2
 
-    ex = healthy_host().on(r"^do-update", restart)
+    ex = healthy_host().on(r"do-update", restart)
     result = make_engine(store, incidents).run(load_playbook(test_playbook_path), "box2", ex, {})
-    assert result.state == "ROLLED_BACK" and ex.ran("^do-update") == 3
+    assert result.state == "ROLLED_BACK" and ex.ran("do-update") == 3
     assert "still not done after 3 attempt(s)" in (result.error or "")
 
 
 def test_lost_connection_during_update_rolls_back(
     store: Database, incidents: RecordingIncidents, test_playbook_path: Path
 ) -> None:
-    ex = healthy_host().on(r"^do-update", ConnectionLostError("box1", "connection lost during a command"))
+    ex = healthy_host().on(r"do-update", ConnectionLostError("box1", "connection lost during a command"))
     result = make_engine(store, incidents).run(load_playbook(test_playbook_path), "box1", ex, {})
     assert result.state == "ROLLED_BACK"
     update = next(e for e in result.timeline if e.name == "update modules")
@@ -205,19 +205,22 @@ def test_lock_file_held_by_another_run_fails_without_change(
 def test_secrets_never_reach_the_store_or_incidents(
     store: Database, incidents: RecordingIncidents, test_playbook_path: Path
 ) -> None:
-    ex = healthy_host().on(r"^do-update", lambda cmd: (1, f"echo {cmd}\n", f"token was {cmd}"))
-    ex.on(r"^restore", lambda cmd: (0, f"restoring with {cmd}", ""))
+    # the programs print the secrets they were given (as a careless vendor script would)
+    ex = healthy_host().on(r"do-update", (1, "token is tok-FROM-CLI-9\n", f"db password {SECRET}"))
+    ex.on(r"restore", (0, f"restoring with {SECRET}", ""))
     result = make_engine(store, incidents).run(
         load_playbook(test_playbook_path), "box1", ex, {"api_token": "tok-FROM-CLI-9"}
     )
     assert result.state == "ROLLED_BACK"
-    assert any("Sup3r" in c for c in ex.commands) and any("tok-FROM-CLI-9" in c for c in ex.commands)
+    # the values reach the host only in the commands' environment, never in a command's text
+    assert {"BOXKEEPER_SECRET_api_token": "tok-FROM-CLI-9"} in ex.envs
+    assert {"BOXKEEPER_SECRET_captured_db_password": SECRET} in ex.envs
     dump = "\n".join(store.engine.raw_connection().driver_connection.iterdump())  # type: ignore[union-attr]
-    for secret in (SECRET, "Sup3r", "tok-FROM-CLI-9"):
+    for secret in (SECRET, "tok-FROM-CLI-9"):
+        assert not any(secret in c for c in ex.commands)
         assert secret not in dump
         assert secret not in repr(incidents.opened)
-        assert not any(secret in c for c in ex.recorded)
-    assert "--password *** " in dump.replace("'***'", "***") or "--password ***" in dump
+    assert 'DB_PASSWORD="$BOXKEEPER_SECRET_captured_db_password" make-backup' in dump
 
 
 def test_runs_listing(store: Database, incidents: RecordingIncidents, test_playbook_path: Path) -> None:

@@ -134,6 +134,17 @@ def test_commands_run_with_lang_c(target: Target) -> None:
     assert (result.exit_code, result.stdout_tail) == (0, "C\nC\n")
 
 
+def test_a_commands_secret_environment_reaches_it(target: Target) -> None:
+    secret = "pw with 'quotes' $HOME; and spaces"
+    text = ('printenv BOXKEEPER_SECRET_x; P="$BOXKEEPER_SECRET_x"; '
+            '[ "$P" = "$BOXKEEPER_SECRET_x" ] && echo same')
+    target.script(text, (0, secret + "\nsame\n", ""))
+    result = target.executor.run(Command(text, text, {"BOXKEEPER_SECRET_x": secret}), 10)
+    assert (result.exit_code, result.stdout_tail) == (0, secret + "\nsame\n")
+    # only for the command that was given it
+    assert target.executor.run(cmd("printenv BOXKEEPER_SECRET_x"), 10).exit_code == 1
+
+
 def test_a_command_over_its_timeout_is_timed_out(target: Target) -> None:
     target.script("sleep 30", Sleeps(30))
     result = target.executor.run(cmd("sleep 30"), 1)

@@ -122,6 +122,11 @@ def test_parse_var_args() -> None:
         ),
         ("command: ./update {{ docroot }}", "command: ./update '{{ docroot }}'", "inside ' quotes"),
         ("command: ./update {{ docroot }}", 'command: sh -c "cd {{ docroot }}"', 'inside " quotes'),
+        ("command: ./update {{ docroot }}", "command: ./update --password {{ password }}",
+         r"phases.update\[0\].run.command: expected the secret \{\{ password \}\} only as an assignment"),
+        ("command: ./update {{ docroot }}", "command: env PW={{ password }} ./update",
+         r"process table"),
+        ("command: ./update {{ docroot }}", "command: echo {{ password }} | ./update", r"process table"),
         (
             "  rollback:\n    - name: restore\n      run: restore {{ docroot }} {{ run_id }}\n",
             "",

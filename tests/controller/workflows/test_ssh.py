@@ -55,6 +55,34 @@ def test_commands_run_with_lang_c_and_report_exit_code_and_output(box: Box, tmp_
 
 @pytest.mark.integration
 @pytest.mark.parametrize("persistent_shell", [True, False])
+def test_a_secret_is_in_the_commands_environment_never_in_the_process_table(
+        box: Box, tmp_path: Path, persistent_shell: bool) -> None:
+    secret = "Pr0cess-Table-S3cret"
+    ex = executor(box, known_hosts_file(box, tmp_path), persistent_shell=persistent_shell)
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:  # what any local user of the box sees with `ps`
+        while not stop.is_set():
+            seen.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        text = 'P="$BOXKEEPER_SECRET_pw" sh -c \'sleep 1.5; printf %s "$P"\''
+        result = ex.run(Command(text, text, {"BOXKEEPER_SECRET_pw": secret}), 10)
+    finally:
+        stop.set()
+        watcher.join()
+        ex.close()
+    assert (result.exit_code, result.stdout_tail) == (0, secret)
+    assert len(seen) > 5 and any("sleep 1.5" in table for table in seen)  # it was watched while running
+    assert not any(secret in table for table in seen)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("persistent_shell", [True, False])
 def test_timeout_kills_the_remote_command(box: Box, tmp_path: Path, persistent_shell: bool) -> None:
     ex = executor(box, known_hosts_file(box, tmp_path), persistent_shell=persistent_shell)
     try:

@@ -88,7 +88,7 @@ class World:
 
     def context(self, values: dict[str, Any]) -> StepContext:
         return StepContext("box1", self.fake, values, Redactor([SECRET]), None, self.health, self.clock,
-                           self.sleep)
+                           self.sleep, frozenset({"token"}))
 
 
 @dataclass(frozen=True)
@@ -105,11 +105,12 @@ class Example:
 
 
 def _run_passes(w: World) -> None:
-    w.fake.on(r"^deploy", lambda command: (0, f"deployed {command}\n", f"note {command}\n"))
+    # a program that prints the secret it was given in its environment
+    w.fake.on(r"deploy", (0, f"deployed with {SECRET}\n", f"note {SECRET}\n"))
 
 
 def _run_fails(w: World) -> None:
-    w.fake.on(r"^deploy", lambda command: (1, f"failed {command}\n", f"error {command}\n"))
+    w.fake.on(r"deploy", (1, f"failed with {SECRET}\n", f"error {SECRET}\n"))
 
 
 def _put_passes(w: World) -> None:
@@ -145,8 +146,8 @@ def _module(w: World) -> dict[str, Any]:
 
 
 EXAMPLES: dict[str, Example] = {
-    "run": Example(lambda w: {"command": "deploy --token {{ token }}", "failure_regex": "error"},
-                   _run_passes, _run_fails, lambda w: w.fake.ran("^deploy"), ConnectionLostError),
+    "run": Example(lambda w: {"command": "TOKEN={{ token }} deploy", "failure_regex": "error"},
+                   _run_passes, _run_fails, lambda w: w.fake.ran("deploy"), ConnectionLostError),
     "put": Example(lambda w: {"src": "{{ local_dir }}/in-{{ token }}.txt", "dest": "/etc/{{ token }}.conf"},
                    _put_passes, None, lambda w: w.fake.ran("^put "), TransferError),
     "get": Example(lambda w: {"src": "/var/log/{{ token }}.log", "dest": "{{ local_dir }}/o-{{ token }}.log"},
@@ -251,8 +252,11 @@ def test_the_outcome_is_redacted(world: World, kind: str) -> None:
         assert isinstance(outcome, StepOutcome) and outcome.ok is (setup is example.passing)
         for text in strings_of(outcome) + world.fake.recorded:
             assert SECRET not in text and "s3cr3t" not in text, (setup, text)
-    if kind == "run":  # the output carried the secret, shell-quoted: it was there to be masked
+    if kind == "run":  # the output carried the secret: it was there to be masked
         assert "***" in outcome.stdout
+        # and the host got it in the command's environment, not in the command's text
+        assert not any("s3cr3t" in text for text in world.fake.commands)
+        assert {"BOXKEEPER_SECRET_token": SECRET} in world.fake.envs
 
 
 def test_a_failing_step_is_retried_attempts_times(world: World, kind: str) -> None:

@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.redact import Redactor
-from controller.workflows.template import quoting_problem, render_plain, render_shell
+from controller.workflows.template import (
+    quoting_problem,
+    render_plain,
+    render_shell,
+    secret_env,
+    secret_problem,
+)
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")))
@@ -66,3 +72,30 @@ def test_redactor_hides_raw_and_quoted_forms() -> None:
     assert "s3cr" not in redact(command)
     assert redact("password=s3cr'et; again s3cr'et") == "password=***; again ***"
     assert redact("nothing secret") == "nothing secret"
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), min_size=1))
+def test_a_secret_reaches_its_assignment_through_the_environment_only(value: str) -> None:
+    template = "PW={{ pw }} sh -c 'printf %s \"$PW\"' && echo {{ other }}"
+    text = render_shell(template, {"pw": value, "other": "x"}, {"pw"})
+    assert text == render_shell(template, {"pw": "something else", "other": "x"}, {"pw"})  # no trace
+    env = secret_env(template, {"pw": value, "other": "x"}, {"pw"})
+    out = subprocess.run(["sh", "-c", text], env=env, capture_output=True).stdout
+    assert out == (value + "x\n").encode()
+
+
+@pytest.mark.parametrize(("template", "ok"), [
+    ("MYSQL_PWD={{ pw }} mysql -N", True),
+    ("a=1; B=2 MYSQL_PWD={{ pw }} mysqldump | gzip", True),
+    ("{ MYSQL_PWD={{ pw }} mysql; } && x", True),
+    ("export PW={{ pw }}", True),
+    ("if true; then PW={{ pw }} cmd; fi", True),
+    ("env MYSQL_PWD={{ pw }} mysql", False),
+    ("mysql -p{{ pw }}", False),
+    ("mysql --password={{ pw }}", False),
+    ("echo {{ pw }} | cmd", False),
+    ("cmd X={{ pw }}", False),
+])
+def test_a_secret_may_only_be_assigned(template: str, ok: bool) -> None:
+    assert (secret_problem(template, {"pw"}) is None) is ok
+    assert secret_problem(template, set()) is None  # not a secret: anywhere (quoted)
