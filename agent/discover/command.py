@@ -14,7 +14,7 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import Optional, TextIO
 
 import yaml
 
@@ -31,7 +31,7 @@ class RefusedError(Exception):
     """The output file could not be written (exists without --force, or an OS error)."""
 
 
-def process_source(root: Path, proc: str | None) -> ProcessSource:
+def process_source(root: Path, proc: Optional[str]) -> ProcessSource:
     """``/``: every process of ``/proc`` (or ``--proc``); another root: the processes named by its
     pid files in ``--proc``, or none without it."""
     is_host = os.path.abspath(root) == "/"
@@ -44,7 +44,7 @@ def write_config(path: Path, text: str, *, force: bool) -> None:
     data = text.encode("utf-8")
     if not force:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, MODE)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, MODE)  # novm
         except FileExistsError:
             raise RefusedError(f"{path} exists; not overwritten (use --force to replace it)") from None
         except OSError as exc:
@@ -87,10 +87,10 @@ def summary(text: str) -> str:
 def run(
     *,
     root: str,
-    proc: str | None,
-    host: str | None,
+    proc: Optional[str],
+    host: Optional[str],
     paths_under_root: bool,
-    write: str | None,
+    write: Optional[str],
     force: bool,
     out: TextIO,
     err: TextIO,

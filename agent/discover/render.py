@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Optional, Union
 
 import yaml
 
@@ -80,7 +80,7 @@ def flow(mapping: Mapping[str, Any]) -> str:
                           allow_unicode=True).rstrip("\n")
 
 
-def line(text: str, comment: str | None = None) -> str:
+def line(text: str, comment: Optional[str] = None) -> str:
     if not comment:
         return text
     if len(text) >= COMMENT_COLUMN - 1:
@@ -100,7 +100,7 @@ class _Writer:
         self.path: Callable[[str], str] = (lambda p: prefix + p if p != "/" else prefix or "/")
         self.out: list[str] = []
 
-    def add(self, text: str = "", comment: str | None = None) -> None:
+    def add(self, text: str = "", comment: Optional[str] = None) -> None:
         """A line, with its comment beside it, or above it when both do not fit in RULE_WIDTH."""
         if comment and len(line(text, comment)) > RULE_WIDTH:
             indent = text[: len(text) - len(text.lstrip(" "))]
@@ -114,12 +114,12 @@ class _Writer:
                                                 break_long_words=False, break_on_hyphens=False)):
             self.add(f"{indent}{first if i == 0 else rest}{piece}")
 
-    def todo(self, notes: Iterable[Note | str], indent: str = "  ") -> None:
+    def todo(self, notes: Iterable[Union[Note, str]], indent: str = "  ") -> None:
         for note in notes:
             self.comment(f"TODO: {note.text if isinstance(note, Note) else note}", indent, rest="#       ")
 
-    def check(self, fields: Mapping[str, Any], comment: str | None = None, *, block: bool = False,
-              comments: Mapping[str, str] | None = None, off: bool = False) -> None:
+    def check(self, fields: Mapping[str, Any], comment: Optional[str] = None, *, block: bool = False,
+              comments: Optional[Mapping[str, str]] = None, off: bool = False) -> None:
         """One item of ``checks:`` (``off``: commented out, ready to uncomment)."""
         mark = "#" if off else ""
         if not block:
@@ -201,7 +201,7 @@ def _bitrix(w: _Writer) -> None:
         if not site.cron:
             w.comment(f"cron: no line runs {site.docroot}/bitrix/modules/main/tools/cron_events.php (/etc/"
                       "crontab, /etc/cron.d/*, /var/spool/cron/*): agents run on page hits only", "    ")
-        signals: dict[str, tuple[object, str | None]] = {}
+        signals: dict[str, tuple[object, Optional[str]]] = {}
         if d.backup is not None and w.path(d.backup.dir) != BACKUP_DIR:
             signals["backup"] = ({"archive_dir": w.path(d.backup.dir)}, None)
         if d.php_error_log is None:
