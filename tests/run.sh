@@ -15,6 +15,7 @@ DEB_PACKAGES=(
   monitoring-plugins-basic
   prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter
   sudo procps psmisc iproute2 curl rsync gzip tar e2fsprogs util-linux
+  rpm  # rpmbuild: the agent bundle's .rpm (python -m agent.bundle --rpm)
 )
 
 SUDO=""

@@ -19,7 +19,7 @@ from typing import Optional, TextIO
 import yaml
 
 from agent.configtypes import NAME_RE
-from agent.discover.render import render
+from agent.discover.render import Push, render
 from agent.discover.services import ProcessSource
 from agent.discover.survey import discover
 
@@ -94,6 +94,9 @@ def run(
     force: bool,
     out: TextIO,
     err: TextIO,
+    controller_url: Optional[str] = None,
+    token_file: Optional[str] = None,
+    listen: Optional[str] = None,
 ) -> int:
     root_path = Path(root)
     if not root_path.is_dir():
@@ -107,7 +110,13 @@ def run(
         short = socket.gethostname().split(".")[0]
         host = short if NAME_RE.fullmatch(short) else None
     found = discover(root_path, process_source(root_path, proc), host)
-    text = render(found, paths_under_root=paths_under_root)
+    push = None
+    if controller_url is not None:
+        push = Push(controller_url, token_file) if token_file else Push(controller_url)
+    elif token_file is not None:
+        err.write("boxkeeper-agent: discover: --token-file goes with --controller-url\n")
+        return EXIT_USAGE
+    text = render(found, paths_under_root=paths_under_root, push=push, listen=listen)
     if write is None:
         out.write(text)
         return EXIT_OK

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import yaml
@@ -67,6 +68,10 @@ CONTROLLER = """\
 #  ca_file: null                 # TLS is verified by default; a custom CA may be given
 #  timeout: 10s"""
 
+PUSH = """\
+# Push to the controller. token_file holds this host's token (one line, owner boxkeeper, mode 0600):
+# the agent refuses to start with a readable or missing token file."""
+
 
 def scalar(value: object) -> str:
     """One YAML scalar, quoted by PyYAML when it needs to be."""
@@ -93,9 +98,20 @@ def rule(title: str, indent: str = "  ") -> str:
     return head + "-" * max(3, RULE_WIDTH - len(head))
 
 
+@dataclass(frozen=True)
+class Push:
+    """Where the agent pushes (``discover --controller-url``; ``boxkeeper hosts enroll`` passes it)."""
+
+    url: str
+    token_file: str = "/etc/boxkeeper/agent.token"  # noqa: S105 (a path, not a secret)
+
+
 class _Writer:
-    def __init__(self, d: Discovery, paths_under_root: bool) -> None:
+    def __init__(self, d: Discovery, paths_under_root: bool, push: Optional[Push] = None,
+                 listen: Optional[str] = None) -> None:
         self.d = d
+        self.push = push
+        self.listen = listen
         prefix = d.root.rstrip("/") if paths_under_root else ""
         self.path: Callable[[str], str] = (lambda p: prefix + p if p != "/" else prefix or "/")
         self.out: list[str] = []
@@ -164,9 +180,17 @@ def _top(w: _Writer) -> None:
     else:
         w.add("#host: NAME", "the name the controller knows this box by")
     w.add("interval: 15s", "default check interval")
-    w.add("listen: 127.0.0.1:9847", "local /metrics (Prometheus text format); keep it on loopback")
+    w.add(f"listen: {scalar(w.listen or '127.0.0.1:9847')}",
+          "local /metrics (Prometheus text format); keep it on loopback")
     w.add()
-    w.add(CONTROLLER)
+    if w.push is None:
+        w.add(CONTROLLER)
+    else:
+        w.add(PUSH)
+        w.add("controller:")
+        w.add(f"  url: {scalar(w.push.url)}")
+        w.add(f"  token_file: {scalar(w.path(w.push.token_file))}")
+        w.add("  push_interval: 15s", "a report every 15 s, and at once when a check changes hard state")
     w.add()
     w.add("spool:", "reports wait here (fsync'd, replayed in order) while the controller is away")
     w.add(f"  dir: {scalar(w.path(SPOOL_DIR))}")
@@ -370,9 +394,11 @@ def _onec(w: _Writer) -> None:
     w.todo(w.d.notes_for(Section.ONEC))
 
 
-def render(d: Discovery, *, paths_under_root: bool = False) -> str:
-    """The agent config for ``d``, as YAML text with comments."""
-    w = _Writer(d, paths_under_root)
+def render(d: Discovery, *, paths_under_root: bool = False, push: Optional[Push] = None,
+           listen: Optional[str] = None) -> str:
+    """The agent config for ``d``, as YAML text with comments; with ``push``, a live ``controller:``
+    section (else a commented-out one); ``listen``: the /metrics address (default 127.0.0.1:9847)."""
+    w = _Writer(d, paths_under_root, push, listen)
     _header(w)
     _top(w)
     _bitrix(w)
