@@ -147,13 +147,16 @@ class Enrolment:
         try:
             result = self.executor.run(Command(text, text), timeout)
         except ExecutorError as exc:
-            raise EnrolmentError(self.host.name, self._step, str(exc)) from None
+            raise EnrolmentError(self.host.name, self._step, self._said(exc)) from None
         if result.timed_out:
             raise EnrolmentError(self.host.name, self._step, f"timed out after {timeout:.0f}s: {text}")
         if result.exit_code not in ok:
             said = (result.stderr_tail or result.stdout_tail).strip()
             raise EnrolmentError(self.host.name, self._step, f"exit {result.exit_code}: {said}")
         return result
+
+    def _said(self, exc: Exception) -> str:
+        return str(exc).removeprefix(f"{self.host.name}: ")  # the executor's errors name the host too
 
     def note(self, changed: bool, detail: str) -> None:
         self.done.append(StepDone(self._step, changed, detail))
@@ -203,7 +206,8 @@ class Enrolment:
             try:
                 self.executor.put(str(self.bundle.path), remote)
             except ExecutorError as exc:
-                raise EnrolmentError(self.host.name, "install", f"copying the bundle: {exc}") from None
+                raise EnrolmentError(self.host.name, "install", f"copying the bundle: {self._said(exc)}") \
+                    from None
             q = shlex.quote
             python = f" --python {q(self.host.agent.python)}" if self.host.agent.python else ""
             result = self.run(f"cd {q(tmp)} && tar xzf {q(self.bundle.path.name)} && "
@@ -256,7 +260,8 @@ class Enrolment:
             try:
                 self.executor.put(local, f"{tmp}/agent.token")
             except ExecutorError as exc:
-                raise EnrolmentError(self.host.name, "token", f"copying the token: {exc}") from None
+                raise EnrolmentError(self.host.name, "token", f"copying the token: {self._said(exc)}") \
+                    from None
             self.run(f"install -m 0600 -o boxkeeper -g boxkeeper {q(tmp + '/agent.token')} {q(token_file)}")
         finally:
             os.unlink(local)
