@@ -9,7 +9,8 @@ nothing that is right::
     install   copy the bundle (python -m agent.bundle) to a temporary directory, run its install.sh
               (skipped when the bundle's version is installed already)
     config    boxkeeper-agent discover --controller-url … --write /etc/boxkeeper/agent.yaml (kept when
-              it exists), then validated as the user boxkeeper
+              it exists and pushes to this controller; else rewritten, the one before kept as
+              agent.yaml.before-enrol), then validated as the user boxkeeper
     token     kept when the box's token file hashes to an active token of the host; else a new one
               (the old revoked), sent by SFTP (never in a command line) and installed 0600 boxkeeper
     service   started, or restarted when the config or the token changed (install.sh: systemd or the
@@ -221,16 +222,35 @@ class Enrolment:
                   else f"boxkeeper-agent {self.bundle.version}")
         return True
 
+    def _pushes_to(self, config: str) -> tuple[str, str]:
+        """The ``controller.url`` and ``controller.token_file`` of the host's agent config ('' if none)."""
+        python = shlex.quote(self.path(INSTALLED + "/venv/bin/python"))
+        probe = ("import sys, yaml; c = (yaml.safe_load(open(sys.argv[1])) or {}).get('controller') or {}; "
+                 "print(c.get('url') or ''); print(c.get('token_file') or '')")
+        out = self.run(f"{python} -c {shlex.quote(probe)} {shlex.quote(config)}").stdout_tail.split("\n")
+        return (out[0].strip(), out[1].strip()) if len(out) > 1 else ("", "")
+
     def config(self) -> bool:
+        """Write the agent config with discover unless one pushing to this controller is there."""
         self.step("config")
         q = shlex.quote
         config = self.path(CONFIG)
         exists = self.run(f"test -f {q(config)}", ok=(0, 1)).exit_code == 0
-        if not exists:
+        replaced = ""
+        if exists:
+            url, token_file = self._pushes_to(config)
+            if (url.rstrip("/"), token_file) != (self.controller_url, self.path(TOKEN)):
+                # pushing elsewhere (another controller, none): rewritten; the one before kept beside it
+                self.run(f"cp -p {q(config)} {q(config + '.before-enrol')}")
+                replaced = (f" (it pushed to {url or 'no controller'}; the one before is "
+                            f"{CONFIG}.before-enrol)")
+        if not exists or replaced:
             a = self.host.agent
             args = [f"--root {q(a.root)}", f"--host {q(self.host.name)}",
                     f"--controller-url {q(self.controller_url)}", f"--token-file {q(TOKEN)}",
                     f"--write {q(config)}"]
+            if replaced:
+                args.append("--force")
             if self.root:
                 args.append("--proc /proc --paths-under-root")
             if a.listen is not None:
@@ -238,9 +258,10 @@ class Enrolment:
             self.run(f"{self._agent()} discover {' '.join(args)} && chgrp boxkeeper {q(config)}")
         validated = self.run(f"setpriv --reuid=boxkeeper --regid=boxkeeper --init-groups -- {self._agent()} "
                              f"validate --config {q(config)}")
-        self.note(not exists, f"{CONFIG} {'written by discover' if not exists else 'kept'}: "
-                              f"{validated.stdout_tail.strip()}")
-        return not exists
+        written = not exists or bool(replaced)
+        what = "written by discover" + replaced if written else "kept"
+        self.note(written, f"{CONFIG} {what}: {validated.stdout_tail.strip()}")
+        return written
 
     def token(self) -> bool:
         self.step("token")
