@@ -92,12 +92,25 @@ class SshSection(ConfigModel):
     jump: Text | None = None  # [user@]host[:port] of a bastion (same key file)
 
 
+class AgentSection(ConfigModel):
+    """How ``boxkeeper hosts enroll`` installs the agent on the host (docs/agent.md, "Enrolment")."""
+
+    #: the box's files live under this directory of the machine reached over SSH, and it runs from
+    #: there (a test box, a chroot whose processes run on that machine); "/" for a real box
+    root: Text = "/"
+    #: the agent's /metrics address (discover's default: 127.0.0.1:9847)
+    listen: ListenAddress | None = None
+    #: the Python the venv is made with (default: /usr/bin/python3, else python3 on PATH)
+    python: Text | None = None
+
+
 class HostConfig(ConfigModel):
     name: Name
     portal_url: Url | None = None
     timezone: TimeZone = "UTC"  # default: the client's
     labels: Labels = Field(default_factory=dict)
     ssh: SshSection | None = None
+    agent: AgentSection = Field(default_factory=AgentSection)
 
     @property
     def ssh_address(self) -> tuple[str, int] | None:

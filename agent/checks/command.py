@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Optional
 
 import msgspec
 
@@ -59,7 +59,7 @@ class _Running:
         self.lock = threading.Lock()
         self.pids: set[int] = set()
         self.closed = False
-        self.env: dict[str, str] | None = None  # built on the first run, then reused
+        self.env: Optional[dict[str, str]] = None  # built on the first run, then reused
 
 
 class CommandSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -159,7 +159,9 @@ def _spawn(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, int, int]:
     return pid, out_r, err_r
 
 
-def _read_until_exit(pid: int, out_fd: int, err_fd: int, deadline: float) -> tuple[bytes, bytes, int] | None:
+def _read_until_exit(
+    pid: int, out_fd: int, err_fd: int, deadline: float
+) -> Optional[tuple[bytes, bytes, int]]:
     """Read stdout and stderr to their end (keeping the first MAX_OUTPUT_BYTES of each) and reap
     the plugin; ``(stdout, stderr, wait status)``, or None when ``deadline`` passed first (a
     plugin still running, or a child of it still holding the pipes open)."""

@@ -10,7 +10,7 @@ tests/agent/test_check_contract.py (the contract test fails for a type without o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
 from agent.checks import command, disk, file_age, http, log, mysql, process, tcp
 from agent.checks.base import Check, CheckSpec, CheckType, Resources
@@ -83,7 +83,7 @@ def parse_check(raw: object, *, source: str, path: str, default_interval: float)
     return convert(spec, data, source=source, path=path)
 
 
-def build_check(spec: CheckSpec, resources: Resources | None = None) -> Check:
+def build_check(spec: CheckSpec, resources: Optional[Resources] = None) -> Check:
     """The check object for a validated spec (its type's build function)."""
     check_type = _BY_NAME[spec.type]
     if not isinstance(spec, check_type.spec):

@@ -14,12 +14,12 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import Optional, TextIO
 
 import yaml
 
 from agent.configtypes import NAME_RE
-from agent.discover.render import render
+from agent.discover.render import Push, render
 from agent.discover.services import ProcessSource
 from agent.discover.survey import discover
 
@@ -31,7 +31,7 @@ class RefusedError(Exception):
     """The output file could not be written (exists without --force, or an OS error)."""
 
 
-def process_source(root: Path, proc: str | None) -> ProcessSource:
+def process_source(root: Path, proc: Optional[str]) -> ProcessSource:
     """``/``: every process of ``/proc`` (or ``--proc``); another root: the processes named by its
     pid files in ``--proc``, or none without it."""
     is_host = os.path.abspath(root) == "/"
@@ -44,7 +44,7 @@ def write_config(path: Path, text: str, *, force: bool) -> None:
     data = text.encode("utf-8")
     if not force:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, MODE)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, MODE)  # novm
         except FileExistsError:
             raise RefusedError(f"{path} exists; not overwritten (use --force to replace it)") from None
         except OSError as exc:
@@ -87,13 +87,16 @@ def summary(text: str) -> str:
 def run(
     *,
     root: str,
-    proc: str | None,
-    host: str | None,
+    proc: Optional[str],
+    host: Optional[str],
     paths_under_root: bool,
-    write: str | None,
+    write: Optional[str],
     force: bool,
     out: TextIO,
     err: TextIO,
+    controller_url: Optional[str] = None,
+    token_file: Optional[str] = None,
+    listen: Optional[str] = None,
 ) -> int:
     root_path = Path(root)
     if not root_path.is_dir():
@@ -107,7 +110,13 @@ def run(
         short = socket.gethostname().split(".")[0]
         host = short if NAME_RE.fullmatch(short) else None
     found = discover(root_path, process_source(root_path, proc), host)
-    text = render(found, paths_under_root=paths_under_root)
+    push = None
+    if controller_url is not None:
+        push = Push(controller_url, token_file) if token_file else Push(controller_url)
+    elif token_file is not None:
+        err.write("boxkeeper-agent: discover: --token-file goes with --controller-url\n")
+        return EXIT_USAGE
+    text = render(found, paths_under_root=paths_under_root, push=push, listen=listen)
     if write is None:
         out.write(text)
         return EXIT_OK

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from typing import Optional
 
 from agent.discover.boxroot import BoxRoot
 from agent.discover.model import OneC, Service
@@ -25,7 +26,7 @@ _PORT = re.compile(r"(?:^|\s)--?port[= ](\d+)")
 _REGPORT = re.compile(r"(?:^|\s)--?regport[= ](\d+)")
 
 
-def find_onec(root: BoxRoot, processes: Sequence[Service]) -> OneC | None:
+def find_onec(root: BoxRoot, processes: Sequence[Service]) -> Optional[OneC]:
     platforms = [p for pattern in PLATFORM_GLOBS for p in root.glob(pattern) if root.is_dir(p)]
     units = [u for d in UNIT_DIRS for pattern in UNIT_GLOBS for u in root.glob(f"{d}/{pattern}")]
     if root.exists(INIT_SCRIPT):

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional, Union
 
 import yaml
 
@@ -67,6 +68,10 @@ CONTROLLER = """\
 #  ca_file: null                 # TLS is verified by default; a custom CA may be given
 #  timeout: 10s"""
 
+PUSH = """\
+# Push to the controller. token_file holds this host's token (one line, owner boxkeeper, mode 0600):
+# the agent refuses to start with a readable or missing token file."""
+
 
 def scalar(value: object) -> str:
     """One YAML scalar, quoted by PyYAML when it needs to be."""
@@ -80,7 +85,7 @@ def flow(mapping: Mapping[str, Any]) -> str:
                           allow_unicode=True).rstrip("\n")
 
 
-def line(text: str, comment: str | None = None) -> str:
+def line(text: str, comment: Optional[str] = None) -> str:
     if not comment:
         return text
     if len(text) >= COMMENT_COLUMN - 1:
@@ -93,14 +98,25 @@ def rule(title: str, indent: str = "  ") -> str:
     return head + "-" * max(3, RULE_WIDTH - len(head))
 
 
+@dataclass(frozen=True)
+class Push:
+    """Where the agent pushes (``discover --controller-url``; ``boxkeeper hosts enroll`` passes it)."""
+
+    url: str
+    token_file: str = "/etc/boxkeeper/agent.token"  # noqa: S105 (a path, not a secret)
+
+
 class _Writer:
-    def __init__(self, d: Discovery, paths_under_root: bool) -> None:
+    def __init__(self, d: Discovery, paths_under_root: bool, push: Optional[Push] = None,
+                 listen: Optional[str] = None) -> None:
         self.d = d
+        self.push = push
+        self.listen = listen
         prefix = d.root.rstrip("/") if paths_under_root else ""
         self.path: Callable[[str], str] = (lambda p: prefix + p if p != "/" else prefix or "/")
         self.out: list[str] = []
 
-    def add(self, text: str = "", comment: str | None = None) -> None:
+    def add(self, text: str = "", comment: Optional[str] = None) -> None:
         """A line, with its comment beside it, or above it when both do not fit in RULE_WIDTH."""
         if comment and len(line(text, comment)) > RULE_WIDTH:
             indent = text[: len(text) - len(text.lstrip(" "))]
@@ -114,12 +130,12 @@ class _Writer:
                                                 break_long_words=False, break_on_hyphens=False)):
             self.add(f"{indent}{first if i == 0 else rest}{piece}")
 
-    def todo(self, notes: Iterable[Note | str], indent: str = "  ") -> None:
+    def todo(self, notes: Iterable[Union[Note, str]], indent: str = "  ") -> None:
         for note in notes:
             self.comment(f"TODO: {note.text if isinstance(note, Note) else note}", indent, rest="#       ")
 
-    def check(self, fields: Mapping[str, Any], comment: str | None = None, *, block: bool = False,
-              comments: Mapping[str, str] | None = None, off: bool = False) -> None:
+    def check(self, fields: Mapping[str, Any], comment: Optional[str] = None, *, block: bool = False,
+              comments: Optional[Mapping[str, str]] = None, off: bool = False) -> None:
         """One item of ``checks:`` (``off``: commented out, ready to uncomment)."""
         mark = "#" if off else ""
         if not block:
@@ -164,9 +180,17 @@ def _top(w: _Writer) -> None:
     else:
         w.add("#host: NAME", "the name the controller knows this box by")
     w.add("interval: 15s", "default check interval")
-    w.add("listen: 127.0.0.1:9847", "local /metrics (Prometheus text format); keep it on loopback")
+    w.add(f"listen: {scalar(w.listen or '127.0.0.1:9847')}",
+          "local /metrics (Prometheus text format); keep it on loopback")
     w.add()
-    w.add(CONTROLLER)
+    if w.push is None:
+        w.add(CONTROLLER)
+    else:
+        w.add(PUSH)
+        w.add("controller:")
+        w.add(f"  url: {scalar(w.push.url)}")
+        w.add(f"  token_file: {scalar(w.path(w.push.token_file))}")
+        w.add("  push_interval: 15s", "a report every 15 s, and at once when a check changes hard state")
     w.add()
     w.add("spool:", "reports wait here (fsync'd, replayed in order) while the controller is away")
     w.add(f"  dir: {scalar(w.path(SPOOL_DIR))}")
@@ -201,7 +225,7 @@ def _bitrix(w: _Writer) -> None:
         if not site.cron:
             w.comment(f"cron: no line runs {site.docroot}/bitrix/modules/main/tools/cron_events.php (/etc/"
                       "crontab, /etc/cron.d/*, /var/spool/cron/*): agents run on page hits only", "    ")
-        signals: dict[str, tuple[object, str | None]] = {}
+        signals: dict[str, tuple[object, Optional[str]]] = {}
         if d.backup is not None and w.path(d.backup.dir) != BACKUP_DIR:
             signals["backup"] = ({"archive_dir": w.path(d.backup.dir)}, None)
         if d.php_error_log is None:
@@ -370,9 +394,11 @@ def _onec(w: _Writer) -> None:
     w.todo(w.d.notes_for(Section.ONEC))
 
 
-def render(d: Discovery, *, paths_under_root: bool = False) -> str:
-    """The agent config for ``d``, as YAML text with comments."""
-    w = _Writer(d, paths_under_root)
+def render(d: Discovery, *, paths_under_root: bool = False, push: Optional[Push] = None,
+           listen: Optional[str] = None) -> str:
+    """The agent config for ``d``, as YAML text with comments; with ``push``, a live ``controller:``
+    section (else a commented-out one); ``listen``: the /metrics address (default 127.0.0.1:9847)."""
+    w = _Writer(d, paths_under_root, push, listen)
     _header(w)
     _top(w)
     _bitrix(w)

@@ -9,6 +9,7 @@ Each part is found by its own module; this one joins them and decides what the p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Union
 
 from agent.discover import bitrix, php, system
 from agent.discover.apache import ApacheConfig, read_apache
@@ -57,7 +58,7 @@ def _endpoint(server: Server) -> HttpEndpoint:
     return HttpEndpoint(url_of(listen), header, f"{_listen_text(listen)} in {server.file}")
 
 
-def _front(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, key: str) -> HttpEndpoint | None:
+def _front(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, key: str) -> Optional[HttpEndpoint]:
     serving = [s for s in nginx.servers if any(root.canonical(r) == key for r in s.roots)]
     if serving:  # a plain-HTTP block first: bitrix-env has one for :80 and one for :443 per site
         return _endpoint(min(serving, key=lambda s: all(x.ssl for x in s.listens)))
@@ -73,7 +74,7 @@ def _front(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, key: str) ->
 def _sites(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, notes: list[Note]) -> list[Site]:
     named: dict[str, tuple[str, list[str]]] = {}
 
-    def add(docroot: str, file: str | None) -> None:
+    def add(docroot: str, file: Optional[str]) -> None:
         entry = named.setdefault(root.canonical(docroot), (docroot, []))
         if file and file not in entry[1]:
             entry[1].append(file)
@@ -100,7 +101,7 @@ def _sites(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, notes: list[
 
 
 def _default_front(nginx: NginxConfig, apache: ApacheConfig, has_sites: bool,
-                   notes: list[Note]) -> HttpEndpoint | None:
+                   notes: list[Note]) -> Optional[HttpEndpoint]:
     if nginx.servers:
         server = next((s for s in nginx.servers if any(x.default for x in s.listens)), nginx.servers[0])
         if has_sites:
@@ -131,7 +132,7 @@ def _portals(sites: list[Site], nginx: NginxConfig, apache: ApacheConfig, notes:
 
 
 def _backend(nginx: NginxConfig, apache: ApacheConfig, scan: ServiceScan,
-             notes: list[Note]) -> HttpEndpoint | None:
+             notes: list[Note]) -> Optional[HttpEndpoint]:
     httpd = next((s for s in scan.services if s.key == "httpd"), None)
     if nginx.main is None or httpd is None or httpd.state is ServiceState.NOT_RUNNING:
         return None
@@ -143,7 +144,9 @@ def _backend(nginx: NginxConfig, apache: ApacheConfig, scan: ServiceScan,
     return HttpEndpoint(BACKEND_DEFAULT, None, "the bitrix-env default")
 
 
-def _php_error_log(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, scan: ServiceScan) -> str | None:
+def _php_error_log(
+    root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, scan: ServiceScan
+) -> Optional[str]:
     keys = {s.key for s in scan.services if s.state is not ServiceState.NOT_RUNNING}
     candidates: list[str] = []
     if "php-fpm" in keys:
@@ -157,7 +160,7 @@ def _php_error_log(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, scan
     return next((root.canonical(c) for c in candidates if root.is_file(c)), None)
 
 
-def discover(root_dir: Path | str, source: ProcessSource, host: str | None = None) -> Discovery:
+def discover(root_dir: Union[Path, str], source: ProcessSource, host: Optional[str] = None) -> Discovery:
     """What is on the box under ``root_dir``; ``host``: the name to use (else ``/etc/hostname``)."""
     root = BoxRoot(root_dir)
     notes: list[Note] = []
