@@ -120,11 +120,12 @@ def open_incidents(store: Database, host: str) -> list[Incident]:
         return list(s.scalars(select(Incident).where(Incident.host_name == host, Incident.status == "open")))
 
 
-def install_old(repo: BoxRepo) -> tuple[Path, Path]:
+def install_old(repo: BoxRepo, *, kernel_asks_reboot: bool = False) -> tuple[Path, Path]:
     conf_old = repo.build(portal_conf(repo, "1.0", header("1.0")))
-    kernel_old = repo.build(kernel(repo, "1.0", reboot=False))
+    kernel_old = repo.build(kernel(repo, "1.0", reboot=kernel_asks_reboot))
     repo.dpkg_install(conf_old)
     repo.dpkg_install(kernel_old)
+    (repo.box.layout.run / "reboot-required").unlink(missing_ok=True)  # rebooted since
     assert served_conf(repo.box) == (200, "1.0")
     return conf_old, kernel_old
 
@@ -205,6 +206,28 @@ def test_config_that_breaks_the_portal_is_rolled_back_with_the_db_pair(
     [incident] = open_incidents(store, box.name)
     assert incident.cause == "release_rolled_back"
     assert f"boxkeeper-run-{result.id}" in incident.summary
+
+
+def test_rollback_that_reinstalls_a_kernel_reboots_again(
+        store: Database, box: Box, repo: BoxRepo, tmp_path: Path) -> None:
+    olds = install_old(repo, kernel_asks_reboot=True)  # as a kernel's postinst does on every install
+    broken = "return 503;\n"
+    news = [repo.build(portal_conf(repo, "2.0", broken)), repo.build(kernel(repo, "2.0", reboot=True))]
+    repo.publish([*olds, *news])
+
+    result = run_update(store, box, repo, tmp_path, packages="all")
+
+    assert result.state == "ROLLED_BACK", why(result)
+    assert result.failed_step == "verify/portal home page"
+    assert repo.installed(repo.name("kernel")) == ("ii", "1.0")
+    assert served_conf(box) == (200, "1.0")
+    # rebooted after the update, and again after the old kernel went back; waited for both times
+    first = result.captured["reboot"]
+    second = result.captured["rollback_reboot"]
+    assert first == "yes:first-boot" and second.startswith("yes:") and second != first
+    assert (box.layout.run / "boot_id").read_text().strip() not in ("first-boot", second.removeprefix("yes:"))
+    [wait] = steps(result, "rollback", "the host is back (after a reboot in the rollback)")
+    assert wait.status == "ok"
 
 
 def test_nothing_to_update_succeeds_without_change(
