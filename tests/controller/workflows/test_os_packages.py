@@ -172,6 +172,8 @@ def test_failing_postinst_is_rolled_back_from_the_kept_deb(
     assert repo.installed(repo.name("portal-conf")) == ("ii", "1.0")  # not half-configured any more
     assert repo.installed(repo.name("kernel")) == ("ii", "1.0")  # not in the set: untouched
     assert served_conf(box) == (200, "1.0")
+    [update] = steps(result, "update", "update the chosen set")
+    assert "cannot configure" in update.stderr_tail + update.stdout_tail  # dpkg ran the failing postinst
     [reinstall] = steps(result, "rollback", "reinstall the recorded versions")
     assert reinstall.status == "ok" and "reinstalling the kept versions" in reinstall.stdout_tail
     [incident] = open_incidents(store, box.name)
@@ -206,6 +208,9 @@ def test_config_that_breaks_the_portal_is_rolled_back_with_the_db_pair(
     [incident] = open_incidents(store, box.name)
     assert incident.cause == "release_rolled_back"
     assert f"boxkeeper-run-{result.id}" in incident.summary
+    # the DB password read from .settings.php was used in every phase and stored nowhere
+    dump = "\n".join(store.engine.raw_connection().driver_connection.iterdump())  # type: ignore[union-attr]
+    assert box.info.db.password not in dump and 'MYSQL_PWD="$BOXKEEPER_SECRET_captured_db_password"' in dump
 
 
 def test_rollback_that_reinstalls_a_kernel_reboots_again(
