@@ -95,13 +95,17 @@ class World:
 class Example:
     """A step of the kind: its options (YAML mapping), how to make the world pass or fail it, how
     many times it ran, and the executor error a dropped connection raises through it (None: it
-    does not go through the executor's connection)."""
+    does not go through the executor's connection; WAITED_OUT: it waits for the host to come back,
+    as ``wait_host`` does across a reboot)."""
 
     options: Callable[[World], dict[str, Any]]
     passing: Callable[[World], None]
     failing: Callable[[World], None] | None  # None: it fails only by an executor error
     attempts: Callable[[World], int]
-    lost_connection: type[ExecutorError] | None
+    lost_connection: type[ExecutorError] | str | None
+
+
+WAITED_OUT = "waited out"
 
 
 def _run_passes(w: World) -> None:
@@ -134,6 +138,12 @@ def _testinfra(failing: bool) -> Callable[[World], None]:
     return setup
 
 
+def _probe(code: int) -> Callable[[World], None]:
+    def setup(w: World) -> None:
+        w.fake.on(r"probe", (code, f"boot {SECRET}\n", ""))
+    return setup
+
+
 def _health(critical: bool) -> Callable[[World], None]:
     def setup(w: World) -> None:
         w.health.views = [HealthView(w.now + 1, ("portal",) if critical else ())]
@@ -158,6 +168,9 @@ EXAMPLES: dict[str, Example] = {
                          None),
     "wait_healthy": Example(lambda w: {"soak": 30, "poll": 10}, _health(False), _health(True),
                             lambda w: w.health.calls, None),  # failing: one look per attempt
+    # poll > its deadline (600 s): one probe per attempt
+    "wait_host": Example(lambda w: {"command": "TOKEN={{ token }} probe", "poll": 1000}, _probe(0), _probe(1),
+                         lambda w: w.fake.ran("probe"), WAITED_OUT),
 }
 
 
@@ -279,7 +292,14 @@ def test_executor_errors_reach_the_engine_unretried(world: World, kind: str) -> 
     example.passing(world)
     step, values = load_step(world, kind, retry={"attempts": 3, "delay": RETRY_DELAY})
     world.fake.drop_connection()
-    if example.lost_connection is not None:
+    if example.lost_connection == WAITED_OUT:  # the lost connection is waited out, the probe retried
+        options = {**example.options(world), "poll": 2}
+        retry = {"attempts": 3, "delay": RETRY_DELAY}
+        playbook = load_playbook(playbook_yaml(world, kind, options, retry=retry))
+        step = playbook.steps(Phase.UPDATE)[0]
+        outcome = run_step(step, world.context(values))
+        assert outcome.ok and example.attempts(world) == 2 and RETRY_DELAY not in world.sleeps
+    elif isinstance(example.lost_connection, type):
         with pytest.raises(example.lost_connection):
             run_step(step, world.context(values))
         assert example.attempts(world) == 1 and RETRY_DELAY not in world.sleeps
@@ -295,5 +315,6 @@ def test_unknown_kind_keys_are_named_from_the_registry(world: World) -> None:
 
 
 def test_the_kind_names_stored_runs_use_do_not_change() -> None:
-    assert [kind.kind for kind in KINDS] == ["run", "put", "get", "http", "testinfra", "wait_healthy"]
+    assert [kind.kind for kind in KINDS] == ["run", "put", "get", "http", "testinfra", "wait_healthy",
+                                                "wait_host"]
 
