@@ -109,7 +109,7 @@ def _require(cfg: ControllerConfig, host: str, site: str | None, playbook: Playb
         where = f"{place.path}.vars.{var.name}"
         if var.name == "portal_url":
             where = f"{place.path}.portal_url"
-            hint = (f"the portal's URL for {playbook.name}{what}: set portal_url of host {host!r} "
+            hint = (f"the portal's URL for {playbook.name}: set portal_url of host {host!r} "
                     f"(or of its site, or vars.portal_url) in {cfg.source}, or give --var portal_url=URL; "
                     "boxkeeper does not guess it")
         else:
