@@ -21,7 +21,7 @@ from controller.alerting import silences
 from controller.alerting.silences import Owner
 from controller.config import ControllerConfig, HostConfig
 from controller.errors import ConfigError
-from controller.runvars import run_values
+from controller.runvars import run_values, undeclared
 from controller.store.db import Database
 from controller.workflows.engine import Engine
 from controller.workflows.errors import RunRefused
@@ -218,7 +218,11 @@ class WorkflowRuntime:
     # ------------------------------------------------------------------ inside `boxkeeper serve`
 
     def start_service(self) -> None:
-        """Reconcile unfinished runs, then schedule update windows (in the background)."""
+        """Reconcile unfinished runs, then schedule update windows (in the background). Host vars
+        that no playbook declares are logged now: runs on those hosts will be refused."""
+        for problem in undeclared(self.cfg, self.declared_variables()):
+            log.warning("%s (runs on this host are refused until it is fixed)", problem)
+
         def begin() -> None:
             try:
                 for run in self.reconcile():

@@ -78,6 +78,20 @@ def layers(cfg: ControllerConfig, host: str, site: str | None = None) -> list[La
     return found
 
 
+def undeclared(cfg: ControllerConfig, declared: Collection[str]) -> list[ConfigError]:
+    """Every ``vars`` name of every host and site that no playbook declares (``boxkeeper serve``
+    warns of them at start; a run on that host is refused)."""
+    found: list[ConfigError] = []
+    for ci, client in enumerate(cfg.clients):
+        for hi, host in enumerate(client.hosts):
+            at = f"clients[{ci}].hosts[{hi}]"
+            places = [(f"{at}.vars", host.vars)]
+            places += [(f"{at}.sites[{si}].vars", s.vars) for si, s in enumerate(host.sites)]
+            found += [ConfigError(cfg.source, f"{path}.{name}", "a variable that a playbook declares", name)
+                      for path, values in places for name in values if name not in declared]
+    return found
+
+
 def run_values(cfg: ControllerConfig, host: str, playbook: Playbook, given: Mapping[str, Value], *,
                site: str | None = None, declared_elsewhere: Collection[str] = ()) -> dict[str, Value]:
     """The values a run of ``playbook`` on ``host`` starts with (before the playbook's defaults):

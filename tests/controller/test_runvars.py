@@ -264,3 +264,21 @@ def test_a_window_run_uses_the_host_vars_and_records_a_refusal(tmp_path: Path, s
            "variable that a playbook declares" in occurrence["detail"]
     assert "canary: run 1 SUCCEEDED" in occurrence["detail"]
     assert "web3: run 2 SUCCEEDED" in occurrence["detail"]
+
+
+def test_serve_warns_at_start_of_vars_no_playbook_declares(tmp_path: Path, store: Database, playbooks: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config(tmp_path, vars={"backup_dir": "/srv/backup", "cron_fiel": "/etc/crontab"},
+                 sites=[{"name": "shop", "docroot": "/srv/shop",
+                         "vars": {"docroot_": "/x", "docroot": "/y"}}])
+    rt = runtime(cfg, store, playbooks, FakeExecutor())
+    with caplog.at_level("WARNING", logger="boxkeeper.workflows"):
+        rt.start_service()
+        rt.stop_service()
+    warned = [r.getMessage() for r in caplog.records if "playbook declares" in r.getMessage()]
+    assert warned == [
+        "controller.yaml: clients[0].hosts[1].vars.cron_fiel: expected a variable that a playbook declares, "
+        "got 'cron_fiel' (runs on this host are refused until it is fixed)",
+        "controller.yaml: clients[0].hosts[1].sites[0].vars.docroot_: expected a variable that a playbook "
+        "declares, got 'docroot_' (runs on this host are refused until it is fixed)",
+    ]
