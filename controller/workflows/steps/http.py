@@ -166,7 +166,7 @@ def curl_command(timeout: float, verify: bool) -> str:
         'd=$(mktemp -d "${TMPDIR:-/tmp}/boxkeeper-http.XXXXXX") || exit 1; '
         'echo "BOXKEEPER_DIR=$d"; '
         f'printf \'url = "%s"\\n\' "${URL_ENV}" > "$d/curlrc"; '
-        f"curl --silent --show-error --location --max-redirs {MAX_REDIRECTS} "
+        f"curl --silent --show-error --globoff --location --max-redirs {MAX_REDIRECTS} "
         "--proto =http,https --proto-redir =http,https "
         f"--max-time {math.ceil(timeout)}{insecure} --config \"$d/curlrc\" --output \"$d/body\" "
         "--write-out 'BOXKEEPER_HTTP_STATUS=%{http_code}\\nBOXKEEPER_CONTENT_TYPE=%{content_type}\\n'; "

@@ -55,6 +55,13 @@ def test_the_portal_probed_from_the_box_itself(box: Box, ssh: SSHExecutor) -> No
     assert ok.exit_code == 200 and "PORTAL_OK" in ok.stdout
     assert ok.command == f"GET {box.info.portal_url} (from the host, curl)"
     assert leftovers(ssh) == "0"  # the body's temp dir on the box is gone
+    # shell and curl-config syntax in the URL is just part of the URL (it never meets a shell)
+    odd = probe(ssh, box.info.portal_url + "?a=1&b='x';echo${IFS}pwned\\", body_regex="PORTAL_OK",
+                **{"from": "host"})
+    assert odd.ok, odd.message
+    [request] = [line for line in (box.layout.logs / "nginx-access.log").read_text().splitlines()
+                 if "pwned" in line]
+    assert "GET /?a=1&b='x';echo${IFS}pwned\\x5C HTTP/1.1" in request  # as sent (nginx logs \ as \x5C)
 
     box.fault("stop-php-fpm")  # nginx answers with bitrix-env's own 502 page
     down = probe(ssh, box.info.portal_url, **{"from": "host"})
