@@ -14,7 +14,7 @@ DEB_PACKAGES=(
   postgresql postgresql-client
   monitoring-plugins-basic
   prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter
-  sudo procps psmisc iproute2 curl rsync gzip tar e2fsprogs util-linux dpkg-dev
+  sudo procps psmisc iproute2 curl openssl rsync gzip tar e2fsprogs util-linux dpkg-dev
   rpm  # rpmbuild: the agent bundle's .rpm (python -m agent.bundle --rpm)
 )
 
