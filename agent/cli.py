@@ -6,7 +6,7 @@
     boxkeeper-agent check --config F [--json]    run every check once; exit = worst Nagios code
     boxkeeper-agent run --config F [--listen A]  run the agent (checks, /metrics, push)
     boxkeeper-agent discover [--root DIR] [--proc DIR] [--host NAME] [--paths-under-root]
-                             [--write FILE [--force]]
+                             [--rac] [--write FILE [--force]]
                                                  inspect the box (read-only), print a config for it
 
 Exit codes: ``check`` exits 0/1/2/3 like a Nagios plugin (worst state); a config or token file
@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                                   "/etc/hostname)")
     p.add_argument("--paths-under-root", action="store_true",
                    help="write the paths under --root (a config run here against a copy of a box)")
+    p.add_argument("--rac", action="store_true",
+                   help="ask the 1C cluster for its infobases (runs the platform's rac, read-only)")
     p.add_argument("--write", metavar="FILE", help="write the config to FILE (mode 0640) instead of stdout")
     p.add_argument("--force", action="store_true", help="with --write: replace an existing FILE")
     return parser
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return discover(root=args.root, proc=args.proc, host=args.host,
                         paths_under_root=args.paths_under_root, write=args.write, force=args.force,
-                        out=sys.stdout, err=sys.stderr)
+                        out=sys.stdout, err=sys.stderr, rac=args.rac)
     overrides: dict[tuple[str, ...], object] = {}
     if getattr(args, "listen", None):
         overrides[("listen",)] = args.listen

@@ -129,8 +129,26 @@ class Plugins:
 
 
 @dataclass(frozen=True)
+class OneCPostgres:
+    """The PostgreSQL (Postgres Pro for 1C) on a 1C server: its data dir and port."""
+
+    datadir: str
+    port: int
+    port_source: str                  # postgresql.conf, or "the default"
+
+
+@dataclass(frozen=True)
+class OneCPublication:
+    """A 1C web publication: the Apache file whose ``LoadModule _1cws_module`` line loads it."""
+
+    conf: str
+    module: str                       # the wsap24.so path
+    url: str | None                   # from the one Alias in that file (None: not decided)
+
+
+@dataclass(frozen=True)
 class OneC:
-    """A 1C:Enterprise server on the box (not watched yet: written as comments)."""
+    """A 1C:Enterprise server on the box."""
 
     platforms: tuple[str, ...]        # install dirs /opt/1cv8/x86_64/<version>
     units: tuple[str, ...]            # unit files srv1cv8-*, ras-* (and the old init script)
@@ -138,6 +156,13 @@ class OneC:
     ports: tuple[tuple[str, int], ...]  # (ragent|rmngr|ras, port)
     ports_source: str
     processes: tuple[Service, ...]
+    rac: str | None = None            # the rac the checks run (the running platform's, else the newest)
+    running: str | None = None        # the platform version of the running ragent
+    worker_range: str = "1560:1591"   # rphost ports (-range in the unit)
+    infobases: tuple[str, ...] | None = None  # None: rac was not asked (or did not answer)
+    infobases_source: str = ""        # how they were found, or why not
+    postgres: OneCPostgres | None = None
+    publication: OneCPublication | None = None
 
 
 @dataclass(frozen=True)

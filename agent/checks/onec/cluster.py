@@ -17,7 +17,7 @@ from typing import Literal
 
 from agent.checks.base import CheckResult, FromSpec, Resources
 from agent.checks.onec.common import RacSpec, rac_of
-from agent.onec.rac import Rac, RacError
+from agent.checks.onec.rac import Rac, RacError
 from agent.report import PerfValue, Sample, Status
 
 METRICS = {

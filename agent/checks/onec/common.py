@@ -12,8 +12,8 @@ import time
 from typing import Optional
 
 from agent.checks.base import CheckResult, CheckSpec
+from agent.checks.onec.rac import DEFAULT_RAS, Rac, RacError
 from agent.configtypes import Text
-from agent.onec.rac import DEFAULT_RAS, Rac, RacError
 from agent.report import Status
 
 

@@ -2,7 +2,7 @@
 oldest open transaction, how big is the infobase's database?
 
 Each run: ``pg_isready`` (anything but "accepting connections" → CRITICAL), then one ``psql``
-statement (:mod:`agent.onec.pgcli`) reading, over every client backend of the server, the oldest
+statement (:mod:`agent.checks.onec.pgcli`) reading, over every client backend of the server, the oldest
 ``xact_start`` in ``pg_stat_activity`` (not the check's own), and ``pg_database_size`` of
 ``database``:
 
@@ -28,9 +28,9 @@ from typing import Literal, Optional
 
 from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources
 from agent.checks.bitrix.portal import ago, span
+from agent.checks.onec.pgcli import PgError, PgServer
 from agent.configtypes import Count, Duration, Size, Text
 from agent.errors import SecretFileError, SpecError
-from agent.onec.pgcli import PgError, PgServer
 from agent.report import PerfValue, Sample, Status, worst
 
 METRICS = {

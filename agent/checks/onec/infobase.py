@@ -9,7 +9,7 @@ list --infobase``; ``infobase info``) and judges:
   ``blocked_warning`` (1) → WARNING, ``blocked_critical`` (unset) → CRITICAL;
 - **sessions-deny / scheduled-jobs-deny on** outside an update run → WARNING, saying since when
   (the first run that saw it on; kept in the agent's ``state_dir`` across restarts). An update run
-  says it is running with its marker file (``update_marker``, :mod:`agent.onec.marker`); while the
+  says it is running with its marker file (``update_marker``, :mod:`agent.checks.onec.marker`); while the
   marker is there (and younger than ``update_max_age``) the locks are OK;
 - the infobase not registered in the cluster → CRITICAL; the cluster not answering → UNKNOWN (the
   ``onec_cluster`` check says CRITICAL).
@@ -37,10 +37,10 @@ from typing import Literal, Optional
 from agent.checks.base import CheckResult, FromSpec, Resources
 from agent.checks.bitrix.portal import ago, span
 from agent.checks.onec.common import Deadline, RacSpec, cannot_ask, rac_of
+from agent.checks.onec.marker import DEFAULT_MARKER, marker_path, read_marker
+from agent.checks.onec.rac import Rac, RacError
 from agent.configtypes import Count, Duration, Text
 from agent.errors import SecretFileError, SpecError
-from agent.onec.marker import DEFAULT_MARKER, marker_path, read_marker
-from agent.onec.rac import Rac, RacError
 from agent.report import PerfValue, Sample, Status
 from agent.token import read_secret_file
 

@@ -19,9 +19,9 @@ from typing import Literal, Optional
 
 from agent.checks.base import CheckResult, FromSpec, Resources
 from agent.checks.onec.common import Deadline, RacSpec, cannot_ask, rac_of
+from agent.checks.onec.rac import Rac, RacError
 from agent.configtypes import Count, Duration, Size
 from agent.errors import SpecError
-from agent.onec.rac import Rac, RacError
 from agent.report import PerfValue, Sample, Status, worst
 
 METRICS = {
