@@ -135,6 +135,7 @@ class OneCPostgres:
     datadir: str
     port: int
     port_source: str                  # postgresql.conf, or "the default"
+    bindir: str | None = None         # where psql and pg_isready are (not Debian's perl wrappers)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ DEFAULT_PORTS = {"ragent": 1540, "rmngr": 1541, "ras": 1545}
 DEFAULT_RANGE = "1560:1591"
 PG_DATADIRS = ("/var/lib/pgpro/1c-*/data", "/var/lib/pgpro/*/data", "/var/lib/postgresql/*/main",
                "/var/lib/pgsql/*/data", "/var/lib/pgsql/data", "/var/lib/postgresql/data")
+PG_BINDIRS = ("/opt/pgpro/1c-*/bin", "/opt/pgpro/*/bin", "/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin")
 PG_CONFS = ("{datadir}/postgresql.conf", "/etc/postgresql/*/main/postgresql.conf")
 APACHE_FILES = ("/etc/apache2/apache2.conf", "/etc/apache2/conf-enabled/*.conf",
                 "/etc/apache2/sites-enabled/*", "/etc/httpd/conf/httpd.conf", "/etc/httpd/conf.d/*.conf")
@@ -61,12 +62,17 @@ def find_postgres(root: BoxRoot) -> OneCPostgres | None:
     datadir = next((d for pattern in PG_DATADIRS for d in root.glob(pattern) if root.is_dir(d)), None)
     if datadir is None:
         return None
+    newest_first = [d for pattern in PG_BINDIRS
+                    for d in sorted(root.glob(pattern), key=lambda p: [int(n) for n in re.findall(r"\d+", p)],
+                                    reverse=True)]
+    bindir = next((d for d in newest_first if root.is_file(f"{d}/psql") and root.is_file(f"{d}/pg_isready")),
+                  None)
     for pattern in PG_CONFS:
         for conf in root.glob(pattern.format(datadir=datadir)):
             m = _PG_PORT.search(root.read_text(conf) or "")
             if m:
-                return OneCPostgres(datadir, int(m.group(1)), conf)
-    return OneCPostgres(datadir, 5432, "the default")
+                return OneCPostgres(datadir, int(m.group(1)), conf, bindir)
+    return OneCPostgres(datadir, 5432, "the default", bindir)
 
 
 def find_publication(root: BoxRoot, apache_port: int) -> OneCPublication | None:

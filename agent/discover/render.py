@@ -377,7 +377,7 @@ def _onec(w: _Writer) -> None:
         rac = w.path(c.rac)
         w.check({"name": "1c-cluster", "type": "onec_cluster", "rac": rac},
                 "answers rac cluster list in 10 s")
-        w.check({"name": "1c-workers", "type": "onec_workers", "rac": rac},
+        w.check({"name": "1c-workers", "type": "onec_workers", "rac": rac, "interval": "1m"},
                 "rphost memory, memory-excess-time")
         _infobases(w, rac)
     _dbms(w)
@@ -403,7 +403,7 @@ def _infobases(w: _Writer, rac: str) -> None:
     for i, infobase in enumerate(c.infobases, 1):
         safe = NAME_RE.fullmatch(f"1c-infobase-{infobase}") is not None
         w.check({"name": f"1c-infobase-{infobase if safe else i}", "type": "onec_infobase", "rac": rac,
-                 "infobase": infobase}, block=True)
+                 "infobase": infobase, "interval": "1m"}, block=True)
         w.add("  #  infobase_user: USER")
         w.add(f"  #  infobase_password_file: /etc/boxkeeper/1c-{infobase if safe else i}.pwd",
               "one line, owner boxkeeper, chmod 600")
@@ -426,9 +426,12 @@ def _dbms(w: _Writer) -> None:
             "info`), assumed to be the infobase's name here"])
     for i, database in enumerate(databases, 1):
         name = "1c-dbms" if i == 1 else f"1c-dbms-{i}"
-        w.check({"name": name, "type": "onec_dbms", "host": "127.0.0.1", "port": pg.port if pg else 5432,
-                 "database": database, "user": "boxkeeper", "passfile": "/etc/boxkeeper/onec.pgpass"},
-                block=True, off=True)
+        fields = {"name": name, "type": "onec_dbms", "host": "127.0.0.1", "port": pg.port if pg else 5432,
+                  "database": database, "user": "boxkeeper", "passfile": "/etc/boxkeeper/onec.pgpass",
+                  "interval": "1m"}
+        if pg is not None and pg.bindir:
+            fields["bindir"] = w.path(pg.bindir)
+        w.check(fields, block=True, off=True)
 
 
 def _publication(w: _Writer) -> None:

@@ -293,6 +293,8 @@ def with_1c(box: FakeBox) -> None:
     for version in ("8.3.24.1467", "8.3.27.1000"):
         box.file(f"/opt/1cv8/x86_64/{version}/rac", "", mode=0o755)
     box.file("/var/lib/pgpro/1c-16/data/postgresql.conf", "# Postgres Pro for 1C\nport = 5433\n")
+    for tool in ("psql", "pg_isready"):
+        box.file(f"/opt/pgpro/1c-16/bin/{tool}", "", mode=0o755)
     box.file("/etc/httpd/conf.d/1c-buh.conf",  # what webinst -publish -apache24 writes
              'LoadModule _1cws_module "/opt/1cv8/x86_64/8.3.24.1467/wsap24.so"\n'
              'Alias "/buh" "/var/www/buh/"\n<Directory "/var/www/buh/">\n    SetHandler 1c-application\n'
@@ -450,7 +452,7 @@ def test_a_1c_server_gets_its_checks(fake_box: FakeBox) -> None:
         "1c-rmngr": {"name": "1c-rmngr", "type": "process", "match": "rmngr", "min_count": 1},
         "1c-ragent-port": {"name": "1c-ragent-port", "type": "tcp", "address": "127.0.0.1:1640"},
         "1c-cluster": {"name": "1c-cluster", "type": "onec_cluster", "rac": rac},
-        "1c-workers": {"name": "1c-workers", "type": "onec_workers", "rac": rac},
+        "1c-workers": {"name": "1c-workers", "type": "onec_workers", "rac": rac, "interval": "1m"},
         "1c-publication": {"name": "1c-publication", "type": "onec_publication", "url": "http://127.0.0.1:8888/buh/",
                            "apache_conf": "/etc/httpd/conf.d/1c-buh.conf"},  # Apache: Listen 8888
     }
@@ -464,6 +466,7 @@ def test_a_1c_server_gets_its_checks(fake_box: FakeBox) -> None:
     # infobases need rac (discover --rac); the DBMS needs a role and a password file
     assert "TODO: infobases: not asked (run discover with --rac to ask the cluster)" in flat_text
     assert "  #- name: 1c-dbms\n  #  type: onec_dbms\n  #  host: 127.0.0.1\n  #  port: 5433\n" in text
+    assert "  #  bindir: /opt/pgpro/1c-16/bin\n" in text  # psql itself, not a wrapper on PATH
     assert "PostgreSQL data /var/lib/pgpro/1c-16/data, port 5433 (from " \
            "/var/lib/pgpro/1c-16/data/postgresql.conf)" in flat_text
     disks = flat_text.split("--- disks")[1].split("# ---")[0]
@@ -797,9 +800,10 @@ def test_discover_rac_finds_the_1c_server_of_a_test_box_and_its_checks_pass(box_
     checks = {c["name"]: c for c in yaml.safe_load(text)["checks"]}
     rac = f"{root}/opt/1cv8/x86_64/8.3.27.1000/rac"
     assert checks["1c-cluster"] == {"name": "1c-cluster", "type": "onec_cluster", "rac": rac}
-    assert checks["1c-workers"] == {"name": "1c-workers", "type": "onec_workers", "rac": rac}
+    assert checks["1c-workers"] == {"name": "1c-workers", "type": "onec_workers", "rac": rac,
+                                    "interval": "1m"}
     assert checks["1c-infobase-buh"] == {"name": "1c-infobase-buh", "type": "onec_infobase", "rac": rac,
-                                         "infobase": "buh"}
+                                         "infobase": "buh", "interval": "1m"}
     assert "# infobases: buh (from rac infobase summary list (cluster " in text
     rows = {r["name"]: r for r in yaml.safe_load(_agent("check", "--config", str(out), "--json").stdout)}
     assert {n: r["status"] for n, r in rows.items() if r["status"] != "OK"} == {"1c-infobase-buh": "UNKNOWN"}
