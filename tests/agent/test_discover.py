@@ -822,6 +822,20 @@ def test_discover_rac_finds_the_1c_server_of_a_test_box_and_its_checks_pass(box_
     _all_ok(out)
 
 
+@pytest.mark.integration
+def test_discover_rac_says_why_when_the_cluster_does_not_answer(box_1c: Any, tmp_path: Path) -> None:
+    box_1c.fault("1c-agent-down")
+    out = tmp_path / "agent.yaml"
+    result = _agent("discover", "--root", str(box_1c.layout.root), "--proc", "/proc", "--host", box_1c.name,
+                    "--rac", "--write", str(out))
+    assert result.returncode == 0, result.stderr
+    text = flat(out.read_text())
+    assert ("# TODO: infobases: rac did not tell: rac cluster list: Агент кластера недоступен (the cluster "
+            "agent does not answer); add one onec_infobase check per infobase") in text
+    assert "  #- {name: 1c-infobase-NAME, type: onec_infobase, rac: /opt/1cv8/x86_64/8.3.27.1000/rac, " \
+           "infobase: NAME}" in text
+
+
 if __name__ == "__main__":  # the text of config/agent.example.yaml
     import tempfile
 
