@@ -4,9 +4,12 @@ to OK when it is undone."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import yaml
 
 from agent.checks.base import CheckResult, Resources
 from agent.checks.onec.infobase import OnecInfobaseCheck
@@ -22,12 +26,14 @@ from agent.config import parse
 from agent.errors import ConfigError
 from agent.proctable import ProcessTable
 from agent.report import Status
+from tests.agent.conftest import REPO
 from tests.boxes import Box
 from tests.boxes.doubles import PLATFORM
 from tests.boxes.doubles.state import ClusterState
 
 pytestmark = pytest.mark.integration
 PASSWORD = "secret"  # the double's Администратор password (tests/README.md)
+NOBODY = 65534
 
 
 def rac_path(box: Box) -> str:
@@ -322,3 +328,46 @@ def test_publication_names_the_running_platform_or_is_critical(box_1c: Box, rage
     assert run_check("onec_publication", keys, tmp_path).status is Status.OK
     box_1c.fault("stop-nginx")
     assert run_check("onec_publication", keys, tmp_path).status is Status.CRITICAL
+
+
+# -- as the agent's unprivileged user ---------------------------------------------------------------
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+@pytest.mark.skipif(not all(os.stat(p).st_mode & 0o001 for p in (REPO, *REPO.parents)),
+                    reason=f"user nobody cannot reach the checkout {REPO} (as in test_checks_privileges.py)")
+def test_the_1c_checks_as_an_unprivileged_user_with_its_own_secret_files(box_1c: Box) -> None:
+    """``boxkeeper-agent check`` as ``nobody``: the password files belong to it, mode 0600."""
+    pg = box_1c.info.pg
+    assert pg is not None
+    shared = Path(tempfile.mkdtemp(prefix="bk-onec-priv-"))
+    try:
+        shared.chmod(0o755)
+        pwd, pgpass = shared / "buh.pwd", shared / "pgpass"
+        pwd.write_text(PASSWORD + "\n")
+        pgpass.write_text(f"{pg.host}:{pg.port}:*:{pg.user}:{pg.password}\n")
+        for secret in (pwd, pgpass):
+            secret.chmod(0o600)
+            os.chown(secret, NOBODY, NOBODY)
+        config = shared / "agent.yaml"
+        config.write_text(yaml.safe_dump({"checks": [
+            {"name": "cluster", "type": "onec_cluster", "rac": rac_path(box_1c)},
+            {"name": "workers", "type": "onec_workers", "rac": rac_path(box_1c)},
+            {"name": "ib", "type": "onec_infobase", "rac": rac_path(box_1c), "infobase": "buh",
+             "infobase_user": "Администратор", "infobase_password_file": str(pwd), "password_in_argv": True,
+             "update_marker": str(shared / "onec-update-{infobase}.lock")},
+            {"name": "db", "type": "onec_dbms", "host": pg.host, "port": pg.port, "user": pg.user,
+             "database": "buh", "passfile": str(pgpass)},
+        ]}, allow_unicode=True))
+        config.chmod(0o644)
+        result = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             str(REPO / ".venv" / "bin" / "boxkeeper-agent"), "check", "--config", str(config), "--json"],
+            capture_output=True, text=True, timeout=120, check=False, cwd="/",
+        )  # fmt: skip
+        rows = {r["name"]: r for r in json.loads(result.stdout or "[]")}
+        output = result.stdout + result.stderr
+        statuses = {n: r["status"] for n, r in rows.items()}
+        assert statuses == dict.fromkeys(("cluster", "workers", "ib", "db"), "OK"), output
+        assert PASSWORD not in output and pg.password not in output
+    finally:
+        shutil.rmtree(shared)
