@@ -323,9 +323,10 @@ def footprint(
         (box.layout.backup_dir / "www_backup_bench.tar.gz").write_bytes(os.urandom(256 * 1024))
     if onec:
         config["checks"] = checks + onec_checks(box, workdir, every)
-        ragent_path = box.layout.root / "opt/1cv8/x86_64" / "8.3.27.1000" / "ragent"
-        ragent = subprocess.Popen([str(ragent_path), "100000"], executable="/bin/sleep",
-                                  start_new_session=True)
+        ragent_path = workdir / "opt/1cv8/x86_64/8.3.27.1000/ragent"  # named ragent, in a version dir
+        ragent_path.parent.mkdir(parents=True)
+        ragent_path.symlink_to(shutil.which("sleep") or "/bin/sleep")
+        ragent = subprocess.Popen([str(ragent_path), "100000"], start_new_session=True)
     agent = AgentProcess(workdir, config, f"bench-agent-{push_interval:g}-{len(checks)}")
     checks_count = len(config["checks"]) + (9 if "bitrix" in config else 0)
     ne_port = free_port("127.0.0.1")

@@ -51,7 +51,10 @@ def main() -> int:
     work = state / "bench"
     work.mkdir()
     platform = box.layout.root / "opt/1cv8/x86_64" / PLATFORM
-    ragent = subprocess.Popen([str(platform / "ragent"), "3600"], executable="/bin/sleep")
+    ragent_path = work / "opt/1cv8/x86_64" / PLATFORM / "ragent"  # named ragent, in a version dir
+    ragent_path.parent.mkdir(parents=True)
+    ragent_path.symlink_to("/bin/sleep")
+    ragent = subprocess.Popen([str(ragent_path), "3600"])
     rows = []
     try:
         pg = box.info.pg

@@ -49,6 +49,7 @@ from agent.proctable import ProcessTable
 from agent.report import Status
 from agent.scheduler import CheckScheduler
 from tests.agent.conftest import LOOPBACK, HttpServer, respond
+from tests.agent.test_onec_checks import start_ragent
 from tests.boxes.box import Box
 
 TIMEOUT = 0.2
@@ -117,8 +118,8 @@ REAL_RUN: dict[str, Callable[[Box, Local], dict[str, Any]]] = {
         "passfile": secret_file(local, "pgpass", f"*:*:*:onec:{box.info.pg.password}")},
 }
 PUSH_MARKER = "bk-contract-push-server"
-#: The running 1C cluster agent, as its unit starts it (a /bin/sleep under that argv[0]).
-RAGENT = "/opt/1cv8/x86_64/8.3.27.1000/ragent"
+#: The running 1C cluster agent's platform (a /bin/sleep through a link named ragent in a version dir).
+RAGENT_VERSION = "8.3.27.1000"
 
 
 def onec_rac(box: Box) -> str:
@@ -148,7 +149,7 @@ def local(http_server: Callable[..., HttpServer], tmp_path: Path) -> Iterator[Lo
         "<?php return ['connections' => ['value' => ['default' => ['host' => '127.0.1.1:9', "
         "'database' => 'portal', 'login' => 'bitrix', 'password' => 'not-used']]]];\n")
     apache_conf = tmp_path / "apache2.conf"
-    apache_conf.write_text(f'LoadModule _1cws_module "{RAGENT.rsplit("/", 1)[0]}/wsap24.so"\n')
+    apache_conf.write_text(f'LoadModule _1cws_module "/opt/1cv8/x86_64/{RAGENT_VERSION}/wsap24.so"\n')
     try:
         yield Local(
             http_url=srv.url("/"),
@@ -249,7 +250,7 @@ def test_a_real_run_gives_a_typed_result_with_well_formed_perfdata(
     if kind == "bitrix_push_server":
         spawn([PUSH_MARKER, "300"], executable="/bin/sleep")
     if kind == "onec_publication":
-        spawn([RAGENT, "300"], executable="/bin/sleep")
+        start_ragent(tmp_path, RAGENT_VERSION, spawn)
     spec = parse(config(kind, keys)).checks[0]
     check = build_check(spec, Resources(processes=ProcessTable(), state_dir=tmp_path / "state"))
     assert (check.name, check.type) == ("contract", kind)

@@ -297,11 +297,18 @@ def test_a_wrong_password_is_critical_and_a_readable_passfile_is_refused(
 
 # -- the web publication ---------------------------------------------------------------------------
 
+def start_ragent(where: Path, version: str, spawn: Callable[..., Any]) -> None:
+    """A process that looks like a running cluster agent as its unit starts it (name ``ragent``,
+    command line ``…/<version>/ragent``): ``/bin/sleep`` through a link of that name."""
+    link = where / "opt/1cv8/x86_64" / version / "ragent"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to("/bin/sleep")
+    spawn([str(link), "300"])
+
+
 @pytest.fixture
-def ragent(box_1c: Box, spawn: Callable[..., Any]) -> Iterator[None]:
-    """A process that looks like the running cluster agent of the platform in the box (the
-    unit starts /opt/1cv8/x86_64/<version>/ragent): /bin/sleep under that argv[0]."""
-    spawn([str(box_1c.layout.root / "opt/1cv8/x86_64" / PLATFORM / "ragent"), "300"], executable="/bin/sleep")
+def ragent(tmp_path: Path, spawn: Callable[..., Any]) -> Iterator[None]:
+    start_ragent(tmp_path, PLATFORM, spawn)
     yield
 
 

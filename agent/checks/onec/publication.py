@@ -9,8 +9,9 @@ version (DOMAIN.md). Each run:
   answer in time → CRITICAL;
 - reads ``apache_conf``: no uncommented ``LoadModule _1cws_module`` line → CRITICAL (the
   publication is not loaded); the file unreadable → UNKNOWN;
-- the running platform version: the version directory of the running ``ragent`` (its command
-  line, ``/opt/1cv8/x86_64/<version>/ragent``, as the ``srv1cv8-<version>@`` unit starts it).
+- the running platform version: the version directory of the running ``ragent`` (the processes
+  named ``ragent`` in the agent's shared process scan; their command line,
+  ``/opt/1cv8/x86_64/<version>/ragent``, as the ``srv1cv8-<version>@`` unit starts it).
   The line naming another version → CRITICAL; no ragent running → UNKNOWN for the comparison (the
   ``onec_cluster`` check says the cluster is down).
 """
@@ -57,6 +58,8 @@ def running_versions(processes: Iterable[Any]) -> set[str]:
     """Platform versions of the running ragent processes (from their command lines)."""
     versions = set()
     for p in processes:
+        if p.info.get("name") not in (None, "ragent"):
+            continue
         argv = p.info.get("cmdline") or []
         if argv and argv[0].rsplit("/", 1)[-1] == "ragent" and (m := VERSION_DIR.search(argv[0])):
             versions.add(m.group(1))
@@ -90,7 +93,7 @@ class OnecPublicationCheck(FromSpec):
             return CheckResult(Status.CRITICAL, "; ".join(parts), answer.perfdata, samples=tuple(samples))
         m = VERSION_DIR.search(module)
         published = m.group(1) if m else None
-        running = running_versions(self.psutil.process_iter(["cmdline"]))
+        running = running_versions(self.psutil.process_iter(["name", "cmdline"]))
         if published is None:
             parts.append(f"{spec.apache_conf} loads {module}, whose path names no platform version")
             statuses.append(Status.UNKNOWN)
@@ -111,4 +114,5 @@ class OnecPublicationCheck(FromSpec):
 def build(spec: OnecPublicationSpec, resources: Resources) -> OnecPublicationCheck:
     http = HttpCheck(HttpSpec(name=spec.name, url=spec.url, expect_status=spec.expect_status,
                               timeout=spec.timeout))
-    return OnecPublicationCheck(spec, http, resources.processes or _default_psutil())
+    table = resources.processes
+    return OnecPublicationCheck(spec, http, table.named("ragent") if table is not None else _default_psutil())
