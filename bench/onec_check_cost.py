@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,7 @@ def main() -> int:
         ragent.kill()
         ragent.wait()
         fleet.down(state)
+        shutil.rmtree(state, ignore_errors=True)
     print(f"{args.runs} runs of each 1C check on a --with-1c test box (CPU: getrusage; children: rac is "
           "the Python TEST DOUBLE)")
     print()

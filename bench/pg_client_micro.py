@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,6 +104,7 @@ def main() -> int:
             rows.append((kind, json.loads(lines[-1]) if lines else {"error": out.stderr.strip()[-300:]}))
     finally:
         fleet.down(state)
+        shutil.rmtree(state, ignore_errors=True)
     print(f"{args.runs} runs of the onec_dbms statement (connect + query + disconnect, scram-sha-256 over "
           f"TCP), children run by {args.python}")
     print()
