@@ -7,7 +7,7 @@
     boxkeeper-agent run --config F [--listen A]  run the agent (checks, /metrics, push)
     boxkeeper-agent discover [--root DIR] [--proc DIR] [--host NAME] [--paths-under-root]
                              [--controller-url URL [--token-file F]] [--listen ADDR]
-                             [--write FILE [--force]]
+                             [--rac] [--write FILE [--force]]
                                                  inspect the box (read-only), print a config for it
 
 Exit codes: ``check`` exits 0/1/2/3 like a Nagios plugin (worst state); a config or token file
@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                                   "/etc/hostname)")
     p.add_argument("--paths-under-root", action="store_true",
                    help="write the paths under --root (a config run here against a copy of a box)")
+    p.add_argument("--rac", action="store_true",
+                   help="ask the 1C cluster for its infobases (runs the platform's rac, read-only)")
     p.add_argument("--write", metavar="FILE", help="write the config to FILE (mode 0640) instead of stdout")
     p.add_argument("--force", action="store_true", help="with --write: replace an existing FILE")
     p.add_argument("--controller-url", metavar="URL",
@@ -81,7 +83,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         return discover(root=args.root, proc=args.proc, host=args.host,
                         paths_under_root=args.paths_under_root, write=args.write, force=args.force,
-                        out=sys.stdout, err=sys.stderr,
+                        out=sys.stdout, err=sys.stderr, rac=args.rac,
                         controller_url=args.controller_url, token_file=args.token_file, listen=args.listen)
     overrides: dict[tuple[str, ...], object] = {}
     if getattr(args, "listen", None):

@@ -230,3 +230,26 @@ def interpret(returncode: int, stdout: bytes, stderr: bytes, argv: Sequence[str]
         status = Status.from_exit_code(returncode)
     return CheckResult(status, summary, parsed.perfdata, details)
 
+
+
+def run_argv(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> tuple[int, bytes, bytes] | None:
+    """Run ``argv`` once as a plugin is run (own process group, stdin /dev/null, output bounded):
+    ``(exit code, stdout, stderr)``, or None when it did not finish within ``timeout`` (its group
+    is then killed). Raises OSError when it cannot be started. For checks that run a tool and
+    read its output themselves (``rac``, ``psql``)."""
+    deadline = time.monotonic() + timeout
+    pid, out_fd, err_fd = _spawn(argv, env)
+    reaped = False
+    try:
+        output = _read_until_exit(pid, out_fd, err_fd, deadline)
+        if output is not None:
+            reaped = True
+            out, err, status = output
+            return os.waitstatus_to_exitcode(status), out, err
+        return None
+    finally:
+        os.close(out_fd)
+        os.close(err_fd)
+        _kill_group(pid)
+        if not reaped:
+            _reap(pid)

@@ -24,6 +24,7 @@ from agent.checks.bitrix import (
     site_checker,
     updates,
 )
+from agent.checks.onec import cluster, dbms, infobase, publication, workers
 from agent.errors import ConfigError
 from agent.validation import convert
 
@@ -44,6 +45,11 @@ CHECK_TYPES: tuple[CheckType[Any], ...] = (
     CheckType(site_checker.SiteCheckerSpec, site_checker.build, site_checker.METRICS),
     CheckType(php_fatals.PhpFatalsSpec, php_fatals.build, php_fatals.METRICS),
     CheckType(push_server.PushServerSpec, push_server.build, push_server.METRICS),
+    CheckType(cluster.OnecClusterSpec, cluster.build, cluster.METRICS),
+    CheckType(infobase.OnecInfobaseSpec, infobase.build, infobase.METRICS),
+    CheckType(workers.OnecWorkersSpec, workers.build, workers.METRICS),
+    CheckType(dbms.OnecDbmsSpec, dbms.build, dbms.METRICS),
+    CheckType(publication.OnecPublicationSpec, publication.build, publication.METRICS),
 )
 
 _BY_NAME: dict[str, CheckType[Any]] = {t.name: t for t in CHECK_TYPES}

@@ -5,6 +5,10 @@ or written to a file.
 unless ``--force``; with ``--force`` the new file is written beside it and renamed over it (never a
 half-written config), keeping the old file's owner and group when allowed. Exit 2: bad options
 (the root is not a directory, the host name is not valid).
+
+``--rac`` is the one option that makes discover run something: the 1C cluster's ``rac`` (the
+platform's own, found under the root), twice, read-only — ``rac cluster list`` and ``rac infobase
+summary list`` — to name the infobases to watch (:func:`ask_rac`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Optional, TextIO
 
 import yaml
 
+from agent.checks.onec.rac import Rac, RacError
 from agent.configtypes import NAME_RE
 from agent.discover.render import Push, render
 from agent.discover.services import ProcessSource
@@ -38,6 +43,18 @@ def process_source(root: Path, proc: Optional[str]) -> ProcessSource:
     if is_host:
         return ProcessSource(Path(proc or "/proc"), whole_table=True)
     return ProcessSource(Path(proc) if proc else None, whole_table=False)
+
+
+def ask_rac(rac: Path, timeout: float = 10.0) -> tuple[tuple[str, ...] | None, str]:
+    """The infobases the 1C cluster has, asked through ``rac`` (read-only); or None and why not."""
+    client = Rac(str(rac))
+    try:
+        cluster = client.cluster(timeout)
+        listed = client.run(["infobase", f"--cluster={cluster}", "summary", "list"], timeout)
+    except RacError as exc:
+        return None, f"rac did not tell: {exc}"
+    names = tuple(r["name"] for r in listed if r.get("name"))
+    return names, f"rac infobase summary list (cluster {cluster})"
 
 
 def write_config(path: Path, text: str, *, force: bool) -> None:
@@ -97,6 +114,7 @@ def run(
     controller_url: Optional[str] = None,
     token_file: Optional[str] = None,
     listen: Optional[str] = None,
+    rac: bool = False,
 ) -> int:
     root_path = Path(root)
     if not root_path.is_dir():
@@ -109,7 +127,7 @@ def run(
     if host is None and os.path.abspath(root_path) == "/":
         short = socket.gethostname().split(".")[0]
         host = short if NAME_RE.fullmatch(short) else None
-    found = discover(root_path, process_source(root_path, proc), host)
+    found = discover(root_path, process_source(root_path, proc), host, ask_rac if rac else None)
     push = None
     if controller_url is not None:
         push = Push(controller_url, token_file) if token_file else Push(controller_url)

@@ -130,8 +130,27 @@ class Plugins:
 
 
 @dataclass(frozen=True)
+class OneCPostgres:
+    """The PostgreSQL (Postgres Pro for 1C) on a 1C server: its data dir and port."""
+
+    datadir: str
+    port: int
+    port_source: str                  # postgresql.conf, or "the default"
+    bindir: Optional[str] = None         # where psql and pg_isready are (not Debian's perl wrappers)
+
+
+@dataclass(frozen=True)
+class OneCPublication:
+    """A 1C web publication: the Apache file whose ``LoadModule _1cws_module`` line loads it."""
+
+    conf: str
+    module: str                       # the wsap24.so path
+    url: Optional[str]                   # from the one Alias in that file (None: not decided)
+
+
+@dataclass(frozen=True)
 class OneC:
-    """A 1C:Enterprise server on the box (not watched yet: written as comments)."""
+    """A 1C:Enterprise server on the box."""
 
     platforms: tuple[str, ...]        # install dirs /opt/1cv8/x86_64/<version>
     units: tuple[str, ...]            # unit files srv1cv8-*, ras-* (and the old init script)
@@ -139,6 +158,13 @@ class OneC:
     ports: tuple[tuple[str, int], ...]  # (ragent|rmngr|ras, port)
     ports_source: str
     processes: tuple[Service, ...]
+    rac: Optional[str] = None            # the rac the checks run (the running platform's, else the newest)
+    running: Optional[str] = None        # the platform version of the running ragent
+    worker_range: str = "1560:1591"   # rphost ports (-range in the unit)
+    infobases: Optional[tuple[str, ...]] = None  # None: rac was not asked (or did not answer)
+    infobases_source: str = ""        # how they were found, or why not
+    postgres: Optional[OneCPostgres] = None
+    publication: Optional[OneCPublication] = None
 
 
 @dataclass(frozen=True)

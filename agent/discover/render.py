@@ -25,6 +25,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from agent.checks.bitrix.profile import SIGNALS
+from agent.configtypes import NAME_RE
 from agent.discover.bitrix import DEFAULT_DOCROOT, EXT_WWW
 from agent.discover.model import BackupState, Discovery, HttpEndpoint, Note, Section, Service, ServiceState
 from agent.discover.system import BACKUP_DIR, disk_check_names
@@ -163,7 +164,7 @@ def _header(w: _Writer) -> None:
     w.comment(f"Bitrix sites: {sites}", "", first="#   ", rest="#     ")
     w.comment(f"processes: {d.processes}", "", first="#   ", rest="#     ")
     if d.onec is not None:
-        w.add("#   a 1C:Enterprise server (listed at the end of checks; 1C checks are a later issue)")
+        w.add("#   a 1C:Enterprise server (its checks are at the end of checks)")
     if w.path("/") != "/":
         w.comment(f"read from the root {d.root}: the paths of the values are written under it "
                   "(--paths-under-root); comments name them as on the box", "", first="#   ", rest="#     ")
@@ -375,23 +376,101 @@ def _onec(w: _Writer) -> None:
     if c is None:
         return
     w.add()
-    w.add(rule("1C:Enterprise server: found, not watched yet (1C checks: a later issue)"))
+    w.add(rule("1C:Enterprise server (docs/agent-checks.md, \"1C:Enterprise checks\")"))
     for platform in c.platforms:
-        w.add(f"  # platform {platform.rsplit('/', 1)[-1]} in {platform}")
+        version = platform.rsplit("/", 1)[-1]
+        w.add(f"  # platform {version} in {platform}{' (running)' if version == c.running else ''}")
     if c.units:
         w.comment(f"units: {', '.join(c.units)}")
     w.comment(f"cluster registry: {c.registry or 'not found under /home/usr1cv8/.1cv8/1C/1cv8'}")
-    w.comment(f"ports: {', '.join(f'{role} {port}' for role, port in c.ports)} (from {c.ports_source})")
-    running = {s.key: s for s in c.processes}
+    w.comment(f"ports: {', '.join(f'{role} {port}' for role, port in c.ports)} (from {c.ports_source}); "
+              f"worker processes {c.worker_range}")
+    running = {s.key: s for s in c.processes if s.state is ServiceState.RUNNING}
     for key in ("1c-ragent", "1c-rmngr", "1c-rphost", "1c-ras"):
-        s = running.get(key)
-        state = "running" if s and s.state is ServiceState.RUNNING else "not seen running"
-        w.check({"name": key, "type": "process", "match": key.removeprefix("1c-"), "min_count": 1}, state,
-                off=True)
+        fields = {"name": key, "type": "process", "match": key.removeprefix("1c-"), "min_count": 1}
+        w.check(fields, "running" if key in running else "not seen running", off=key not in running)
     for role, port in c.ports:
         if role != "rmngr":
-            w.check({"name": f"1c-{role}-port", "type": "tcp", "address": f"127.0.0.1:{port}"}, off=True)
+            off = f"1c-{role}" not in running
+            w.check({"name": f"1c-{role}-port", "type": "tcp", "address": f"127.0.0.1:{port}"},
+                    f"{role} not seen running" if off else None, off=off)
+    if c.rac is None:
+        w.todo(["no rac in any platform directory: the onec_* checks need the platform's rac (rac is part of "
+                "the server install)"])
+    else:
+        rac = w.path(c.rac)
+        w.check({"name": "1c-cluster", "type": "onec_cluster", "rac": rac},
+                "answers rac cluster list in 10 s")
+        w.check({"name": "1c-workers", "type": "onec_workers", "rac": rac, "interval": "1m"},
+                "rphost memory, memory-excess-time")
+        _infobases(w, rac)
+    _dbms(w)
+    _publication(w)
     w.todo(w.d.notes_for(Section.ONEC))
+
+
+def _infobases(w: _Writer, rac: str) -> None:
+    c = w.d.onec
+    assert c is not None
+    if c.infobases is None:
+        w.todo([f"infobases: {c.infobases_source}; add one onec_infobase check per infobase"])
+        w.check({"name": "1c-infobase-NAME", "type": "onec_infobase", "rac": rac, "infobase": "NAME"},
+                off=True)
+        return
+    w.comment(f"infobases: {', '.join(c.infobases) or 'none'} (from {c.infobases_source})")
+    if not c.infobases:
+        return
+    w.todo(["sessions-deny and scheduled-jobs-deny are read with `rac infobase info`, which needs the "
+            "infobase's user when it has users, and rac takes the password only in its command line: until "
+            "infobase_user, infobase_password_file (chmod 600) and password_in_argv: true are given, the "
+            "locks read UNKNOWN (sessions are still watched)"])
+    for i, infobase in enumerate(c.infobases, 1):
+        safe = NAME_RE.fullmatch(f"1c-infobase-{infobase}") is not None
+        w.check({"name": f"1c-infobase-{infobase if safe else i}", "type": "onec_infobase", "rac": rac,
+                 "infobase": infobase, "interval": "1m"}, block=True)
+        w.add("  #  infobase_user: USER")
+        w.add(f"  #  infobase_password_file: /etc/boxkeeper/1c-{infobase if safe else i}.pwd",
+              "one line, owner boxkeeper, chmod 600")
+        w.add("  #  password_in_argv: true", "rac gets the password in its argv (docs)")
+
+
+def _dbms(w: _Writer) -> None:
+    c = w.d.onec
+    assert c is not None
+    pg = c.postgres
+    if pg is not None:
+        w.comment(f"PostgreSQL data {pg.datadir}, port {pg.port} (from {pg.port_source})")
+    else:
+        w.comment("PostgreSQL: no data directory found (/var/lib/pgpro/1c-*/data, "
+                  "/var/lib/postgresql/*/main, …)")
+    databases = c.infobases or ("NAME",)
+    w.todo(["onec_dbms logs in as its own role: `CREATE ROLE boxkeeper LOGIN PASSWORD '…'; GRANT pg_monitor "
+            "TO boxkeeper;`, then /etc/boxkeeper/onec.pgpass (host:port:database:user:password, owner "
+            "boxkeeper, chmod 600) and uncomment; the database is the infobase's db-name (`rac infobase "
+            "info`), assumed to be the infobase's name here"])
+    for i, database in enumerate(databases, 1):
+        name = "1c-dbms" if i == 1 else f"1c-dbms-{i}"
+        fields = {"name": name, "type": "onec_dbms", "host": "127.0.0.1", "port": pg.port if pg else 5432,
+                  "database": database, "user": "boxkeeper", "passfile": "/etc/boxkeeper/onec.pgpass",
+                  "interval": "1m"}
+        if pg is not None and pg.bindir:
+            fields["bindir"] = w.path(pg.bindir)
+        w.check(fields, block=True, off=True)
+
+
+def _publication(w: _Writer) -> None:
+    c = w.d.onec
+    assert c is not None
+    p = c.publication
+    if p is None:
+        w.add("  # web publication: no LoadModule _1cws_module line in Apache's config (none published)")
+        return
+    w.comment(f"web publication: {p.conf} loads {p.module}")
+    fields = {"name": "1c-publication", "type": "onec_publication", "url": p.url or "http://127.0.0.1/NAME/",
+              "apache_conf": w.path(p.conf)}
+    if p.url is None:
+        w.todo([f"no single Alias in {p.conf}: set the publication's URL and uncomment"])
+    w.check(fields, off=p.url is None)
 
 
 def render(d: Discovery, *, paths_under_root: bool = False, push: Optional[Push] = None,

@@ -33,7 +33,7 @@ from agent.discover.model import (
     Site,
 )
 from agent.discover.nginx import Listen, NginxConfig, Server, read_nginx, url_of
-from agent.discover.onec import find_onec
+from agent.discover.onec import InfobaseAsker, find_onec
 from agent.discover.services import ProcessSource, ServiceScan, find_services
 
 ERROR_PAGE = "/var/www/bitrixenv_error/502.html"
@@ -160,8 +160,10 @@ def _php_error_log(
     return next((root.canonical(c) for c in candidates if root.is_file(c)), None)
 
 
-def discover(root_dir: Union[Path, str], source: ProcessSource, host: Optional[str] = None) -> Discovery:
-    """What is on the box under ``root_dir``; ``host``: the name to use (else ``/etc/hostname``)."""
+def discover(root_dir: Union[Path, str], source: ProcessSource, host: Optional[str] = None,
+             ask_infobases: Optional[InfobaseAsker] = None) -> Discovery:
+    """What is on the box under ``root_dir``; ``host``: the name to use (else ``/etc/hostname``);
+    ``ask_infobases``: how to ask a 1C cluster for its infobases (None: it is not asked)."""
     root = BoxRoot(root_dir)
     notes: list[Note] = []
     env = bitrix_env(root)
@@ -188,7 +190,9 @@ def discover(root_dir: Union[Path, str], source: ProcessSource, host: Optional[s
         notes.append(Note(Section.MYSQL, f"no MySQL server found here and {how}: add a tcp check of the "
                                          "database's address"))
     backup = system.backup(root) if sites or env.present else None
-    onec = find_onec(root, [s for s in scan.services if s.onec])
+    apache_port = next((x.port for x in apache.listens if not x.ssl), 80)
+    ragents = tuple(p.cmdline for p in scan.processes.get("1c-ragent", ()))
+    onec = find_onec(root, [s for s in scan.services if s.onec], ragents, ask_infobases, apache_port)
     data = [(site.docroot, "docroot") for site in sites]
     if mysql is not None and mysqld is not None:
         data.append((mysql.datadir, "MySQL data"))
@@ -197,6 +201,8 @@ def discover(root_dir: Union[Path, str], source: ProcessSource, host: Optional[s
     data += [(system.TMP, "temporary files"), ("/var/log", "logs")]
     if onec is not None and onec.registry:
         data.append((onec.registry, "1C cluster registry"))
+    if onec is not None and onec.postgres is not None:
+        data.append((onec.postgres.datadir, "PostgreSQL data (1C)"))
     disks = system.disks(root, source, data)
     if disks.source is None:
         notes.append(Note(Section.DISKS, "no mount table under the root (no /etc/fstab): only / is checked; "
