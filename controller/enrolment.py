@@ -7,7 +7,8 @@ nothing that is right::
     connect   SSH with the pinned host key (controller/workflows/ssh.py), root, x86_64
     inventory the host in the database, as in the config
     install   copy the bundle (python -m agent.bundle) to a temporary directory, run its install.sh
-              (skipped when the bundle's version is installed already)
+              (with the bundle's version installed: repairs only; another version: left alone
+              without ``upgrade``)
     config    boxkeeper-agent discover --controller-url … --write /etc/boxkeeper/agent.yaml (kept when
               it exists and pushes to this controller; else rewritten, the one before kept as
               agent.yaml.before-enrol), then validated as the user boxkeeper
@@ -191,13 +192,12 @@ class Enrolment:
         return result.stdout_tail.strip() or None
 
     def install(self, before: str | None, *, upgrade: bool) -> bool:
-        """Copy and install the bundle unless a version is installed (its own, or any without
-        ``upgrade``); whether it installed."""
+        """Copy the bundle and run its installer, unless another version is installed and this is
+        no ``upgrade``; whether it changed anything. With the bundle's version installed already,
+        the installer only repairs what is missing (user, group membership, directories, service
+        files) and says ``unchanged`` when nothing was."""
         self.step("install")
-        if before == self.bundle.version:
-            self.note(False, f"boxkeeper-agent {before} installed")
-            return False
-        if before is not None and not upgrade:
+        if before is not None and before != self.bundle.version and not upgrade:
             self.note(False, f"boxkeeper-agent {before} installed (the controller's is "
                              f"{self.bundle.version}: --upgrade moves it)")
             return False
@@ -217,10 +217,17 @@ class Enrolment:
         finally:
             with contextlib.suppress(EnrolmentError):
                 self.run(f"rm -rf {shlex.quote(tmp)}")
-        said = [line for line in result.stdout_tail.splitlines() if line.startswith("installed:")]
-        self.note(True, said[-1].removeprefix("installed: ") if said
-                  else f"boxkeeper-agent {self.bundle.version}")
-        return True
+        lines = result.stdout_tail.splitlines()
+        installed = [line.removeprefix("installed: ") for line in lines if line.startswith("installed:")]
+        repaired = [line for line in lines if line.startswith(("created ", "added ", "service: "))]
+        if installed:
+            self.note(True, installed[-1])
+        elif repaired:
+            self.note(True, f"boxkeeper-agent {self.bundle.version} installed; repaired: "
+                            f"{'; '.join(repaired)}")
+        else:
+            self.note(False, f"boxkeeper-agent {self.bundle.version} installed")
+        return bool(installed or repaired)
 
     def _pushes_to(self, config: str) -> tuple[str, str]:
         """The ``controller.url`` and ``controller.token_file`` of the host's agent config ('' if none)."""

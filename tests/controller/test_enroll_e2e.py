@@ -135,6 +135,15 @@ def test_three_boxes_enrol_in_one_command_and_report_as_boxkeeper(
     assert tokens == {b.name: (b.layout.root / "etc/boxkeeper/agent.token").read_text() for b in three}
     assert pids == {b.name: _agent_processes(b)[0].pid for b in three}
 
+    # what is missing is put back: the init script deleted by hand
+    init = three[1].layout.root / "etc/init.d/boxkeeper-agent"
+    init.unlink()
+    repaired = fleet.enroll(three[1].name, "--bundle", str(bundle))
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert f"{three[1].name}: install   done: boxkeeper-agent {__version__} installed; repaired: service: " \
+        f"init script {init}" in repaired.stdout
+    assert init.is_file()
+
     # remove --uninstall: the agent stops and goes, the token is revoked
     gone = fleet.cli("hosts", "remove", three[0].name, "--uninstall")
     assert gone.returncode == 0, gone.stdout + gone.stderr
