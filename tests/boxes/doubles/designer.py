@@ -144,6 +144,8 @@ def run(
                 raise Failed("Файл не содержит доступных обновлений")
             if cfu.get("merge", True):
                 store.set("config_version", cfu["version"])
+                if cfu.get("config_errors"):  # the merged configuration does not compile
+                    store.set("config_errors", "1")
             log.append("Обновление конфигурации успешно завершено")
         elif command == "/updatedbcfg":
             config = store.dump()["config"]
@@ -164,7 +166,7 @@ def run(
             store.set("db_config_version", config["config_version"])
             log.append("Обновление конфигурации базы данных успешно завершено")
         elif command == "/checkconfig":
-            if ib.get("config_errors"):
+            if ib.get("config_errors") or store.dump()["config"].get("config_errors") == "1":
                 raise Failed("Обнаружены ошибки: Модуль ОбщегоНазначения(1,1): Ошибка компиляции", 101)
             log.append("Ошибок не обнаружено")
 
