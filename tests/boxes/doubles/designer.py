@@ -12,6 +12,8 @@ Reproduces the documented behaviour (DOMAIN.md, measured on 8.3.27): exit code +
   /UpdateDBCfg      rc 1 with the list of sessions unless -SessionTerminate force; /UpdateCfg alone
                     does not restructure the DB
   /CheckConfig      rc 0, or rc 101 when errors are found
+The success lines of /UpdateDBCfg, /CheckConfig and the data-update run are NOT in DOMAIN.md
+(assumed wording, [unverified]): the playbooks decide those by exit code and state, never by them.
 It needs no X display (the real one does: run it under xvfb-run). State: $ONEC_DOUBLE_STATE.
 """
 
