@@ -19,6 +19,7 @@ import sys
 import time
 
 from controller.cli.common import Cli, open_db
+from controller.errors import ConfigError
 from controller.runtime import PLAYBOOKS_ENV, SHIPPED_PLAYBOOKS, WorkflowRuntime
 from controller.workflows.errors import RunRefused
 from controller.workflows.loader import parse_var_args
@@ -82,7 +83,7 @@ def format_summary(run: RunSummary) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     rt = runtime(args)
     given = parse_var_args(args.var)
-    chain = list(parse_var_args([item]) for item in args.chain or [])
+    chain = [_chain_item(item, given) for item in args.chain or []]
     if args.dry_run:
         chain = chain[:1]  # a later release's preflight needs the earlier ones applied
     code = 0
@@ -101,6 +102,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"chain stopped: {len(chain) - i - 1} later release(s) not run")
             break
     return code
+
+
+def _chain_item(item: str, given: dict[str, str]) -> dict[str, str]:
+    """``K=V`` of one ``--chain``; K must not also be a ``--var`` (which one would win?)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError("--chain", item, "KEY=VALUE")
+    if key in given:
+        raise ConfigError("--chain", key, "a variable not also given with --var", item)
+    return {key: value}
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:

@@ -35,10 +35,12 @@ from tests.controller.workflows.test_crash_recovery import REPO, cli, dump_timel
 pytestmark = pytest.mark.integration
 
 
-def var_args(box: Box, **extra: str) -> list[str]:
+def var_args(box: Box, *, chained: str = "", **extra: str) -> list[str]:
+    """``--var`` of every variable but the one a ``--chain`` gives."""
     args: list[str] = []
     for key, value in onec_vars(box, **extra).items():
-        args += ["--var", f"{key}={value}"]
+        if key != chained:
+            args += ["--var", f"{key}={value}"]
     return args
 
 
@@ -65,7 +67,8 @@ def test_chain_goes_release_by_release_each_verified(
         box_1c: Box, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = str(write_config(box_1c, tmp_path))
     assert main(["--config", cfg, "hosts", "trust", box_1c.name, "--yes"]) == 0
-    run = ["--config", cfg, "update", "run", "1c-config-update", "--host", box_1c.name, *var_args(box_1c)]
+    run = ["--config", cfg, "update", "run", "1c-config-update", "--host", box_1c.name,
+           *var_args(box_1c, chained="update_dir")]
     code = main([*run, "--chain", f"update_dir={updates(box_1c) / NEXT}",
                  "--chain", f"update_dir={updates(box_1c) / LAST}"])
     out = capsys.readouterr().out
@@ -83,7 +86,8 @@ def test_chain_stops_at_the_first_release_that_rolls_back(
     cfg = str(write_config(box_1c, tmp_path))
     assert main(["--config", cfg, "hosts", "trust", box_1c.name, "--yes"]) == 0
     broken = make_update(updates(box_1c) / f"{LAST}-errors", LAST, [NEXT], config_errors=True)
-    run = ["--config", cfg, "update", "run", "1c-config-update", "--host", box_1c.name, *var_args(box_1c)]
+    run = ["--config", cfg, "update", "run", "1c-config-update", "--host", box_1c.name,
+           *var_args(box_1c, chained="update_dir")]
     code = main([*run, "--chain", f"update_dir={updates(box_1c) / NEXT}", "--chain", f"update_dir={broken}",
                  "--chain", f"update_dir={updates(box_1c) / LAST}"])
     out = capsys.readouterr().out
@@ -92,6 +96,17 @@ def test_chain_stops_at_the_first_release_that_rolls_back(
     assert run_states(tmp_path / "state/boxkeeper.db") == ["SUCCEEDED", "ROLLED_BACK"]
     assert consistent_version(box_1c) == NEXT
     assert locks(box_1c) == ("off", "off") and not marker(box_1c).exists()
+
+
+def test_a_bad_chain_is_a_config_error_before_anything_runs(
+        box_1c: Box, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(write_config(box_1c, tmp_path))
+    run = ["--config", cfg, "update", "run", "1c-config-update", "--host", box_1c.name, *var_args(box_1c)]
+    assert main([*run, "--chain", "3.1.10.100"]) == 2
+    assert "--chain: 3.1.10.100: expected KEY=VALUE" in capsys.readouterr().err
+    assert main([*run, "--chain", f"update_dir={updates(box_1c) / LAST}"]) == 2  # update_dir is a --var too
+    assert "--chain: update_dir: expected a variable not also given with --var" in capsys.readouterr().err
+    assert not (tmp_path / "state/boxkeeper.db").exists() or run_states(tmp_path / "state/boxkeeper.db") == []
 
 
 #: kill -9 as soon as this step has started (its timeline row is written before it runs)
