@@ -141,7 +141,7 @@ def test_update_cfg_then_db_cfg(box_1c: Box) -> None:
     res, log = _designer(box_1c, "/UpdateDBCfg")
     assert _rc(res) == 1 and "Кладовщик" in log
     res, log = _designer(box_1c, "/UpdateDBCfg -SessionTerminate force")
-    assert _rc(res) == 0 and "Обновление конфигурации базы данных успешно завершено" in log
+    assert _rc(res) == 0 and _pg_config(box_1c)["db_config_version"] == "3.1.10.100"
     assert _state(box_1c).sessions("buh") == []
     data = run(box_1c.info, f'1cv8c ENTERPRISE {LOGIN} /C"ЗапуститьОбновлениеИнформационнойБазы"')
     assert data.exit_code == 0
@@ -156,7 +156,7 @@ def test_check_config_and_locked_infobase(box_1c: Box) -> None:
         data["infobases"]["buh"]["sessions_deny"] = "on"
         data["infobases"]["buh"]["permission_code"] = "UPD123"
     res, log = _designer(box_1c, "/CheckConfig")
-    assert _rc(res) == 1 and "Начало сеанса с информационной базой запрещено" in log
+    assert _rc(res) == 1 and log.strip("\ufeff\r\n") == ""  # refused; no documented message
     res, log = _designer(box_1c, "/UC UPD123 /CheckConfig")
     assert _rc(res) == 101
 
@@ -166,7 +166,5 @@ def test_wrong_password(box_1c: Box) -> None:
         box_1c.info,
         '1cv8 DESIGNER /S "onec-srv\\buh" /N Администратор /P wrong /Out $BOX_ROOT/w.txt /CheckConfig',
     )
-    assert res.exit_code == 1
-    assert "Идентификация пользователя не выполнена" in (_root(box_1c) / "w.txt").read_text(
-        encoding="utf-8-sig"
-    )
+    assert res.exit_code == 1  # refused (DOMAIN.md documents no message for it: the double prints none)
+    assert (_root(box_1c) / "w.txt").read_text(encoding="utf-8-sig") == ""

@@ -170,7 +170,7 @@ def test_check_config_101_is_rolled_back(
     run, _ = run_update(store, box_1c, tmp_path, update_dir=str(release))
     assert run.failed_step == "verify/the configuration checks clean (/CheckConfig)"
     [check] = [e for e in run.timeline if e.name.startswith("the configuration checks clean")]
-    assert check.exit_code == 101 and "Обнаружены ошибки" in check.stdout_tail
+    assert check.exit_code == 101
     assert_rolled_back(store, box_1c, run, before)
 
 
