@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from controller.alerting.incidents import open_incident
+from controller.workflows.playbook import FailureIncident
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class RunFacts:
     backup_location: str
     rollback_notice: str
     host_key_problem: bool = False
+    failure_incident: FailureIncident | None = None  # its summary rendered
 
 
 def incident_for(f: RunFacts) -> IncidentRequest | None:
@@ -65,6 +67,8 @@ def incident_for(f: RunFacts) -> IncidentRequest | None:
     if f.host_key_problem:
         return IncidentRequest(f.host, f"workflow:hostkey:{f.host}", "host_key_refused", "critical",
                                f"SSH host key refused for {f.host}: {f.error}", details)
+    if f.failure_incident is not None and f.outcome in ("FAILED", "ROLLED_BACK"):
+        return _failure_incident(f, f.failure_incident, where, details)
     if f.outcome == "FAILED":
         return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "release_failed", "warning",
                                f"update not started: {where} failed at {f.failed_step or 'start'} "
@@ -81,3 +85,15 @@ def incident_for(f: RunFacts) -> IncidentRequest | None:
                            f"rollback FAILED, host quarantined (no automation until `boxkeeper hosts "
                            f"unquarantine {f.host}`): {where} failed at {f.failed_step}; backup at "
                            f"{f.backup_location}", details)
+
+
+def _failure_incident(f: RunFacts, fi: FailureIncident, where: str,
+                      details: dict[str, Any]) -> IncidentRequest:
+    """A playbook's own failure wording (a restore drill's "backups of H cannot be restored"), one
+    open incident per host and cause: a drill failing again adds to it instead of paging anew."""
+    details["backup_location"] = f.backup_location
+    seen = next((line.strip() for line in reversed(f.failed_output.splitlines()) if line.strip()), "")
+    text = f"{fi.summary}: {where} ended {f.outcome} at {f.failed_step or 'start'}"
+    if seen:
+        text += f": {seen[-300:]}"
+    return IncidentRequest(f.host, f"workflow:{fi.cause}:{f.host}", fi.cause, fi.severity, text, details)
