@@ -34,7 +34,7 @@ from controller.workflows.playbook import (
     VarType,
 )
 from controller.workflows.steps.base import BOTH, Step
-from controller.workflows.steps.fields import IDENTIFIER, check_template
+from controller.workflows.steps.fields import IDENTIFIER, Regex, check_template
 from controller.workflows.steps.registry import StepSpec
 from controller.workflows.steps.run import RunAction
 from controller.workflows.template import Value, placeholders, quoting_problem, secret_problem
@@ -125,6 +125,7 @@ class FailureIncidentSpec(ConfigModel):
     cause: Cause
     summary: SummaryTemplate
     severity: Severity = "critical"
+    detail_regex: Regex | None = None
 
 
 class VariableSpec(ConfigModel):
@@ -213,7 +214,8 @@ def load_playbook(path: str | Path) -> Playbook:
     fi = spec.failure_incident
     playbook = Playbook(spec.name, source, spec.description, spec.applies_to, spec.lock_file, variables,
                         phases, spec.backup_location, spec.rollback_notice.strip(),
-                        FailureIncident(fi.cause, fi.summary.strip(), fi.severity) if fi else None)
+                        FailureIncident(fi.cause, fi.summary.strip(), fi.severity, fi.detail_regex)
+                        if fi else None)
     _check_names(playbook)
     return playbook
 

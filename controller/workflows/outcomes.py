@@ -8,6 +8,7 @@ outbox).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -92,8 +93,18 @@ def _failure_incident(f: RunFacts, fi: FailureIncident, where: str,
     """A playbook's own failure wording (a restore drill's "backups of H cannot be restored"), one
     open incident per host and cause: a drill failing again adds to it instead of paging anew."""
     details["backup_location"] = f.backup_location
-    seen = next((line.strip() for line in reversed(f.failed_output.splitlines()) if line.strip()), "")
+    seen = _detail(f.failed_output, fi.detail_regex)
     text = f"{fi.summary}: {where} ended {f.outcome} at {f.failed_step or 'start'}"
     if seen:
         text += f": {seen[-300:]}"
     return IncidentRequest(f.host, f"workflow:{fi.cause}:{f.host}", fi.cause, fi.severity, text, details)
+
+
+def _detail(output: str, pattern: re.Pattern[str] | None) -> str:
+    """The line of a failed step's output that says why (the whole output is in the details)."""
+    found = pattern.search(output) if pattern is not None else None
+    if found is not None:
+        start = output.rfind("\n", 0, found.start()) + 1
+        end = output.find("\n", found.end())
+        return output[start:len(output) if end < 0 else end].strip()
+    return next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "")

@@ -15,11 +15,13 @@ DRILL = Path(__file__).resolve().parents[3] / "playbooks" / "bitrix-backup-drill
 SCRATCH_PREFIX = "boxkeeper_drill_"
 
 
-def make_pair(box: Box, run_id: int, directory: Path | None = None, *, extra_file_kib: int = 0) -> Path:
+def make_pair(box: Box, run_id: int, directory: Path | None = None, *, extra_file_kib: int = 0,
+              dump_options: str = "") -> Path:
     """``<dir>/boxkeeper-run-<id>/{db.sql.gz,files.tar.gz}`` made on the box over SSH with the
     commands of bitrix-modules-update's backup phase (mysqldump | gzip; tar of the docroot without
     caches). ``extra_file_kib``: the archive also holds a file of that size (random, so it does not
-    compress) that the live docroot does not have any more."""
+    compress) that the live docroot does not have any more; ``dump_options``: more mysqldump options
+    (``--skip-extended-insert``: one INSERT line per row, as older dumps may have)."""
     pair = (directory or box.layout.backup_dir) / f"boxkeeper-run-{run_id}"
     docroot = shlex.quote(box.info.docroot)
     q = shlex.quote(str(pair))
@@ -28,7 +30,8 @@ def make_pair(box: Box, run_id: int, directory: Path | None = None, *, extra_fil
         extra = (f"head -c {extra_file_kib * 1024} /dev/urandom > {docroot}/upload/removed-since.bin && ")
     script = (
         f"rm -rf {q} && mkdir -p -m 700 {q} && {extra}"
-        f"mysqldump --single-transaction --routines --triggers --default-character-set=utf8mb4 {DB_NAME}"
+        f"mysqldump --single-transaction --routines --triggers --default-character-set=utf8mb4 "
+        f"{dump_options} {DB_NAME}"
         f" | gzip > {q}/db.sql.gz && "
         f"tar -C {docroot} --exclude=./bitrix/cache --exclude=./bitrix/managed_cache "
         f"--exclude=./bitrix/stack_cache --exclude=./bitrix/backup -czf {q}/files.tar.gz . && "
