@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from controller.config import parse
 from controller.errors import ConfigError
+from controller.runtime import WorkflowRuntime
 from controller.store.db import Database
 from controller.workflows.engine import Engine
 from controller.workflows.executor import Executor
@@ -22,7 +24,6 @@ from controller.workflows.models import UpdateWindow
 from controller.workflows.runs import RunSummary
 from controller.workflows.windows import WindowScheduler, add_window, occurrences
 from tests.controller.workflows.conftest import TEST_PLAYBOOK, RecordingIncidents
-from tests.controller.workflows.drillkit import DRILL
 from tests.controller.workflows.fakes import FakeExecutor
 
 DRILL_INCIDENT = """
@@ -113,43 +114,50 @@ def test_success_and_quarantine_keep_their_own_meaning(
     assert incident.cause == "host_quarantined"  # scratch copies that cannot be dropped need a person
 
 
-def drill_host(good: bool) -> FakeExecutor:
-    """A scripted Bitrix box answering the drill's captures; ``good=False``: a truncated dump."""
+def drill_host(fault: str = "") -> FakeExecutor:
+    """A scripted Bitrix box answering the drill's captures; ``fault``: ``truncated`` (gzip -t
+    fails) or ``collation`` (the dump does not load)."""
     ex = FakeExecutor()
     for key, value in (("host", "127.0.0.1"), ("port", "3306"), ("database", "portal"), ("login", "bitrix"),
                        ("password", "pw")):
-        ex.on(rf'\["{key}"\]|\$v\[\$argv\[2\]\].*{key}', (0, f"VALUE={value}\n", ""))
+        ex.on(rf'\["{key}"\]', (0, f"VALUE={value}\n", ""))
     ex.on(r"h\[1\] \?\? ", (0, "VALUE=3306\n", ""))
     ex.on(r"SELECT 1", (0, "1\n", ""))
     ex.on(r"@@datadir", (0, "DATADIR=/var/lib/mysql/\n", ""))
     ex.on(r"boxkeeper-run-\*", (0, "PAIR=/home/bitrix/backup/archive/boxkeeper-run-7\n", ""))
     ex.on(r"AGE_HOURS", (0, "AGE_HOURS=20\n", ""))
     ex.on(r"tail -n 1", (0, "last: -- Dump completed on 2026-12-05 03:00:01\n", ""))
-    ex.on(r"SM_VERSION|version\.php$", (0, 'define("SM_VERSION","25.100.200");\n', ""))
+    ex.on(r"version\.php$", (0, 'define("SM_VERSION","25.100.200");\n', ""))
     ex.on(r"dump\.counts", (0, "RESTORED: 7 tables, 27 rows\nMATCH: every row was restored\n", ""))
     ex.on(r"live\.counts", (0, "LIVE: 7 tables, 28 rows; backup: 7 tables, 27 rows\n", ""))
-    if not good:
+    if fault == "truncated":
         ex.on(r"^gzip -t", (1, "", "gzip: /home/bitrix/backup/archive/boxkeeper-run-7/db.sql.gz: "
                                    "unexpected end of file\n"))
+    if fault == "collation":
+        ex.on(r"default-character-set=utf8mb4 \"\$db\"", (1, "", "ERROR 1273 (HY000) at line 25: Unknown "
+                                                                   "collation: 'utf8mb4_0900_ai_ci'\n"))
     return ex
 
 
-def test_the_drill_runs_in_an_update_window_host_after_host(
-    store: Database, incidents: RecordingIncidents
+def test_the_drill_runs_in_an_update_window_on_every_host(
+    store: Database, incidents: RecordingIncidents, tmp_path: Path
 ) -> None:
-    hosts = {"portal-a": drill_host(good=True), "portal-b": drill_host(good=False),
-             "portal-c": drill_host(good=True)}
+    """Unlike a release, a drill that ends ROLLED_BACK on one host does not stop the window."""
+    hosts = {"portal-a": drill_host(), "portal-b": drill_host("truncated"),
+             "portal-c": drill_host("collation"), "portal-d": drill_host()}
+    clients = [{"name": "acme", "hosts": [{"name": h} for h in hosts]}]
+    cfg = parse({"state_dir": str(tmp_path), "clients": clients}, "c.yaml")
+    runtime = WorkflowRuntime(cfg, store)  # which playbooks are releases: the shipped ones, as loaded
+    assert runtime.is_release("bitrix-modules-update") and not runtime.is_release("bitrix-backup-drill")
     engine = Engine(store.session, incidents=incidents, sleep=lambda _s: None)
-    playbook = load_playbook(DRILL)
 
     def run_host(window: UpdateWindow, host: str, ends_at: float) -> RunSummary:
-        assert window.playbook == "bitrix-backup-drill"
         executor: Executor = hosts[host]
-        return engine.run(playbook, host, executor, dict(window.variables))
+        return engine.run(runtime.playbook(window.playbook), host, executor, dict(window.variables))
 
     sched = WindowScheduler(store, hosts_of=lambda target: list(hosts), run_host=run_host,
                             incidents=incidents, silence=lambda host, owner, until, reason: None,
-                            lift=lambda owner, host: None)
+                            lift=lambda owner, host: None, is_release=runtime.is_release)
     now = datetime.now(UTC)
     with store.session() as s:  # a nightly drill window that started this minute
         window_id = add_window(s, name="drill", target="client:acme", playbook="bitrix-backup-drill",
@@ -159,15 +167,20 @@ def test_the_drill_runs_in_an_update_window_host_after_host(
 
     with store.session() as s:
         [occurrence] = occurrences(s, window_id)
-    assert occurrence["status"] == "done" and occurrence["run_ids"] == [1, 2, 3]
+    assert occurrence["status"] == "done" and occurrence["run_ids"] == [1, 2, 3, 4]
     assert occurrence["detail"] == ("portal-a: run 1 SUCCEEDED; portal-b: run 2 FAILED; "
-                                    "portal-c: run 3 SUCCEEDED")
-    [incident] = incidents.opened
-    assert incident.host == "portal-b" and incident.cause == "backup_unrestorable"
-    assert incident.summary.endswith(
+                                    "portal-c: run 3 ROLLED_BACK; portal-d: run 4 SUCCEEDED")
+    truncated, unloadable = incidents.opened
+    assert (truncated.host, unloadable.host) == ("portal-b", "portal-c")
+    assert truncated.cause == unloadable.cause == "backup_unrestorable"
+    assert truncated.summary.endswith(
         "ended FAILED at backup_verify/both archives are intact (gzip -t): gzip: "
         "/home/bitrix/backup/archive/boxkeeper-run-7/db.sql.gz: unexpected end of file")
-    for ex in hosts.values():  # every host's scratch copies were dropped, the lock released
-        assert ex.ran(r"DROP DATABASE IF EXISTS .*rm -rf .*boxkeeper-drill-") == 1
+    assert unloadable.summary.endswith(
+        "ended ROLLED_BACK at update/load the dump into the scratch database: "
+        "ERROR 1273 (HY000) at line 25: Unknown collation: 'utf8mb4_0900_ai_ci'")
+    for ex in hosts.values():  # every host's scratch copies were dropped (finally), the lock released
+        assert ex.ran(r"DROP DATABASE IF EXISTS .*rm -rf .*boxkeeper-drill-.*scratch copies dropped") == 1
         assert ex.ran(r"^if \[ \"\$\(cat .*boxkeeper-update\.lock") == 1
-    assert hosts["portal-b"].ran("load the dump|zcat .* \\| .*mysql.* --default-character-set") == 0
+    # portal-c's rollback dropped the scratch copies and its verify checked that they are gone
+    assert hosts["portal-c"].ran(r"SELECT COUNT\(\*\) FROM information_schema\.schemata") == 1
