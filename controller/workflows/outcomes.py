@@ -93,6 +93,11 @@ def _failure_incident(f: RunFacts, fi: FailureIncident, where: str,
     """A playbook's own failure wording (a restore drill's "backups of H cannot be restored"), one
     open incident per host and cause: a drill failing again adds to it instead of paging anew."""
     details["backup_location"] = f.backup_location
+    if f.failed_step is None:  # nothing failed: a controller restart cut the run short (reconcile)
+        return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "run_interrupted", "warning",
+                               f"{where} was interrupted by a controller restart and ended {f.outcome} "
+                               "after its rollback and final steps; nothing was found wrong, but "
+                               "nothing was proven either: run it again", details)
     seen = _detail(f.failed_output, fi.detail_regex)
     text = f"{fi.summary}: {where} ended {f.outcome} at {f.failed_step or 'start'}"
     if seen:

@@ -24,7 +24,8 @@ from controller.workflows.models import UpdateWindow
 from controller.workflows.runs import RunSummary
 from controller.workflows.windows import WindowScheduler, add_window, occurrences
 from tests.controller.workflows.conftest import TEST_PLAYBOOK, RecordingIncidents
-from tests.controller.workflows.fakes import FakeExecutor
+from tests.controller.workflows.drillkit import DRILL
+from tests.controller.workflows.fakes import Crash, FakeExecutor
 
 DRILL_INCIDENT = """
 failure_incident:
@@ -184,3 +185,26 @@ def test_the_drill_runs_in_an_update_window_on_every_host(
         assert ex.ran(r"^if \[ \"\$\(cat .*boxkeeper-update\.lock") == 1
     # portal-c's rollback dropped the scratch copies and its verify checked that they are gone
     assert hosts["portal-c"].ran(r"SELECT COUNT\(\*\) FROM information_schema\.schemata") == 1
+
+
+def test_a_drill_cut_short_by_a_controller_crash_is_not_reported_as_a_bad_backup(
+    store: Database, incidents: RecordingIncidents
+) -> None:
+    playbook = load_playbook(DRILL)
+    first = drill_host().on(r"default-character-set=utf8mb4 \"\$db\"", Crash(), once=True)  # while loading
+    with pytest.raises(Crash):
+        Engine(store.session, incidents=RecordingIncidents(), sleep=lambda _s: None).run(
+            playbook, "box1", first, {})
+
+    second = drill_host()
+    restarted = Engine(store.session, incidents=incidents, sleep=lambda _s: None)
+    [result] = restarted.reconcile(lambda host: second, lambda path: load_playbook(path))
+
+    assert result.state == "ROLLED_BACK"
+    assert second.ran(r"DROP DATABASE IF EXISTS .*boxkeeper-drill-1$") == 1  # the rollback dropped it
+    assert second.ran(r"schema_name = '\$db'") == 1  # and checked that it is gone
+    [incident] = incidents.opened
+    assert (incident.cause, incident.severity) == ("run_interrupted", "warning")
+    assert incident.summary == ("bitrix-backup-drill on box1 (run 1) was interrupted by a controller restart "
+                                "and ended ROLLED_BACK after its rollback and final steps; nothing was found "
+                                "wrong, but nothing was proven either: run it again")
