@@ -172,3 +172,21 @@ def test_backup_without_the_rows_of_the_live_site_fails_the_drill(
     assert_unrestorable(store, box, result, "ROLLED_BACK", "TOO_FEW_ROWS")
     assert result.failed_step == "verify/the backup against the live database"
     assert result.captured["restored"] == "7 tables, 0 rows"
+
+
+def test_dump_that_selects_a_database_is_refused_before_it_could_write_to_it(
+    store: Database, box: Box, tmp_path: Path
+) -> None:
+    """A dump made with --databases creates and selects `portal`: loaded into the scratch database
+    it would write into the live one. The drill refuses it before loading anything."""
+    make_pair(box, 11, dump_options="--databases")
+    mariadb.sql(box.layout.mysql_socket, "INSERT INTO b_crm_deal (TITLE) VALUES ('after the backup')",
+                DB_NAME)
+    before = db_fingerprint(box)
+
+    result = run_drill(store, box, tmp_path)
+
+    assert_unrestorable(store, box, result, "FAILED",
+                        "SELECTS_A_DATABASE: CREATE DATABASE /*!32312 IF NOT EXISTS*/ `portal`")
+    assert result.failed_step == "backup_verify/the dump is complete and loads into the scratch database only"
+    assert db_fingerprint(box) == before  # the deal written after the backup is still there

@@ -127,7 +127,7 @@ def drill_host(fault: str = "") -> FakeExecutor:
     ex.on(r"@@datadir", (0, "DATADIR=/var/lib/mysql/\n", ""))
     ex.on(r"boxkeeper-run-\*", (0, "PAIR=/home/bitrix/backup/archive/boxkeeper-run-7\n", ""))
     ex.on(r"AGE_HOURS", (0, "AGE_HOURS=20\n", ""))
-    ex.on(r"tail -n 1", (0, "last: -- Dump completed on 2026-12-05 03:00:01\n", ""))
+    ex.on(r"SELECTS_A_DATABASE", (0, "last: -- Dump completed on 2026-12-05 03:00:01\n", ""))
     ex.on(r"version\.php$", (0, 'define("SM_VERSION","25.100.200");\n', ""))
     ex.on(r"dump\.counts", (0, "RESTORED: 7 tables, 27 rows\nMATCH: every row was restored\n", ""))
     ex.on(r"live\.counts", (0, "LIVE: 7 tables, 28 rows; backup: 7 tables, 27 rows\n", ""))
