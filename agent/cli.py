@@ -6,7 +6,8 @@
     boxkeeper-agent check --config F [--json]    run every check once; exit = worst Nagios code
     boxkeeper-agent run --config F [--listen A]  run the agent (checks, /metrics, push)
     boxkeeper-agent discover [--root DIR] [--proc DIR] [--host NAME] [--paths-under-root]
-                             [--write FILE [--force]]
+                             [--controller-url URL [--token-file F]] [--listen ADDR]
+                             [--rac] [--write FILE [--force]]
                                                  inspect the box (read-only), print a config for it
 
 Exit codes: ``check`` exits 0/1/2/3 like a Nagios plugin (worst state); a config or token file
@@ -20,7 +21,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Optional, TextIO
 
 from agent import __version__
 from agent.checks.base import Resources
@@ -60,12 +61,19 @@ def _parser() -> argparse.ArgumentParser:
                                   "/etc/hostname)")
     p.add_argument("--paths-under-root", action="store_true",
                    help="write the paths under --root (a config run here against a copy of a box)")
+    p.add_argument("--rac", action="store_true",
+                   help="ask the 1C cluster for its infobases (runs the platform's rac, read-only)")
     p.add_argument("--write", metavar="FILE", help="write the config to FILE (mode 0640) instead of stdout")
     p.add_argument("--force", action="store_true", help="with --write: replace an existing FILE")
+    p.add_argument("--controller-url", metavar="URL",
+                   help="write a live controller: section pushing to URL (default: a commented-out one)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="with --controller-url: the token file (default /etc/boxkeeper/agent.token)")
+    p.add_argument("--listen", metavar="ADDR", help="the /metrics address to write (default 127.0.0.1:9847)")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "discover":
@@ -75,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return discover(root=args.root, proc=args.proc, host=args.host,
                         paths_under_root=args.paths_under_root, write=args.write, force=args.force,
-                        out=sys.stdout, err=sys.stderr)
+                        out=sys.stdout, err=sys.stderr, rac=args.rac,
+                        controller_url=args.controller_url, token_file=args.token_file, listen=args.listen)
     overrides: dict[tuple[str, ...], object] = {}
     if getattr(args, "listen", None):
         overrides[("listen",)] = args.listen

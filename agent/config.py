@@ -21,7 +21,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Union
 
 import msgspec
 import yaml
@@ -66,7 +66,7 @@ class ControllerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     url: HttpUrl
     token_file: Path
     push_interval: Duration = DEFAULT_INTERVAL
-    ca_file: Path | None = None
+    ca_file: Optional[Path] = None
     timeout: Duration = Duration(10.0)
 
     def __post_init__(self) -> None:
@@ -87,7 +87,7 @@ class AgentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     host: Name = msgspec.field(default_factory=_short_hostname)
     interval: Duration = DEFAULT_INTERVAL
     listen_address: Address = msgspec.field(default=Address(("127.0.0.1", 9847)), name="listen")
-    controller: ControllerConfig | None = None
+    controller: Optional[ControllerConfig] = None
     spool: SpoolConfig = msgspec.field(default_factory=SpoolConfig)
     #: where checks keep what must outlive a restart (a log check's offset): one file per check
     state_dir: Path = Path("/var/lib/boxkeeper/state")
@@ -125,7 +125,7 @@ def _given(data: Mapping[str, Any]) -> dict[str, Any]:
 def parse(
     data: object,
     source: str = "<config>",
-    overrides: Mapping[tuple[str, ...], object] | None = None,
+    overrides: Optional[Mapping[tuple[str, ...], object]] = None,
 ) -> AgentConfig:
     """Validate a raw (already YAML-decoded) config into :class:`AgentConfig`."""
     if data is None:
@@ -175,9 +175,9 @@ def env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], object]:
 
 
 def load(
-    path: str | Path,
-    overrides: Mapping[tuple[str, ...], object] | None = None,
-    environ: Mapping[str, str] | None = None,
+    path: Union[str, Path],
+    overrides: Optional[Mapping[tuple[str, ...], object]] = None,
+    environ: Optional[Mapping[str, str]] = None,
 ) -> AgentConfig:
     """Read and validate a config file; environment, then ``overrides`` (CLI flags) win."""
     source = str(path)

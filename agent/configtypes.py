@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 from agent.httpwire import is_one_line, is_token
 
@@ -39,7 +39,7 @@ def parse_duration(value: object) -> float:
     """``15s``, ``5m``, ``26h``, ``1d``, ``500ms`` or a number of seconds → seconds (> 0)."""
     if isinstance(value, bool):
         raise ValueError(Duration.expected)
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         seconds = float(value)
         if not math.isfinite(seconds):
             raise ValueError(Duration.expected)
@@ -81,7 +81,7 @@ def parse_percent(value: object) -> float:
     return pct
 
 
-def parse_address(value: object, default_host: str | None = None) -> tuple[str, int]:
+def parse_address(value: object, default_host: Optional[str] = None) -> tuple[str, int]:
     """``127.0.0.1:9847``, ``[::1]:9847`` or ``:9847`` → (host, port)."""
     text = str(value).strip()
     m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\s\[\]]*):(\d+)", text, re.ASCII)

@@ -110,13 +110,15 @@ class SeriesFamily(Metric):
         self.pairs: list[tuple[tuple[str, ...], float]] = []
 
     def add(self, values: tuple[str, ...], value: float) -> None:
-        """One series: ``values`` in the order of the family's label names."""
+        """One series: ``values`` in the order of the family's label names (as many as there are)."""
+        if len(values) != len(self.label_names):
+            raise ValueError(f"{self.name}: {len(values)} label values for labels {self.label_names}")
         self.pairs.append((values, value))
 
     @property
     def samples(self) -> list[Sample]:
         names, name = self.label_names, self.sample_name
-        return [Sample(name, dict(zip(names, values, strict=True)), value) for values, value in self.pairs]
+        return [Sample(name, dict(zip(names, values)), value) for values, value in self.pairs]
 
     @samples.setter
     def samples(self, value: list[Sample]) -> None:  # Metric.__init__ sets [] (the pairs are kept)
@@ -173,7 +175,7 @@ class TextRenderer:
                     skey = (name, names, values)
                     prefix = series.get(skey)
                     if prefix is None:
-                        labels = dict(zip(names, values, strict=True))
+                        labels = dict(zip(names, values))
                         prefix = series[skey] = _series_text(name, labels, legacy)
                     out.append(f"{prefix} {_value(value)}\n")
                 continue

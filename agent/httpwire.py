@@ -39,6 +39,7 @@ import socket
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Optional
 
 MAX_HEAD_BYTES = 64 * 1024
 _RECV = 64 * 1024
@@ -73,10 +74,10 @@ class Response:
     size: int  # body bytes read
     reusable: bool = False  # HTTP/1.1, not "Connection: close", body framed and read to its end
 
-    def header(self, name: str) -> str | None:
+    def header(self, name: str) -> Optional[str]:
         return self.headers.get(name.lower())
 
-    def charset(self) -> str | None:
+    def charset(self) -> Optional[str]:
         """The ``charset`` parameter of ``Content-Type``, lower case, or None."""
         match = _CHARSET.search(self.headers.get("content-type", ""))
         return match.group(1).lower() if match else None
@@ -92,7 +93,9 @@ def is_one_line(value: str) -> bool:
     return _BAD_VALUE.search(value) is None
 
 
-def connect(host: str, port: int, *, timeout: float, context: ssl.SSLContext | None = None) -> socket.socket:
+def connect(
+    host: str, port: int, *, timeout: float, context: Optional[ssl.SSLContext] = None
+) -> socket.socket:
     """A connected socket, TLS-wrapped (SNI and hostname check: ``host``) when ``context`` is given."""
     sock = socket.create_connection((host, port), timeout=timeout)
     if context is None:

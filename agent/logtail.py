@@ -30,6 +30,7 @@ import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, Union
 
 _LONG_LINE = 64 * 1024
 
@@ -55,10 +56,10 @@ class TailRead:
     size: int = 0  # the file's size now
     started: bool = False  # first start: positioned at the end, nothing read
     missing: bool = False  # the file does not exist (a missing_ok tail)
-    rotated_from: str | None = None  # the rotated file whose rest was read, or "" if not found
+    rotated_from: Optional[str] = None  # the rotated file whose rest was read, or "" if not found
     truncated: bool = False
     skipped_bytes: int = 0  # new bytes not read (more than max_read)
-    save_error: str | None = None  # why the offset could not be saved
+    save_error: Optional[str] = None  # why the offset could not be saved
 
     @property
     def notes(self) -> list[str]:
@@ -90,20 +91,20 @@ class LogTail:
     """The new lines of ``path`` at each :meth:`read`; offset kept in ``state_file`` (None: in
     memory only). Thread-safe (one read at a time)."""
 
-    def __init__(self, path: str | Path, state_file: Path | None, *, save: bool = True,
+    def __init__(self, path: Union[str, Path], state_file: Optional[Path], *, save: bool = True,
                  max_read: int = 2 * 1024 * 1024, missing_ok: bool = False) -> None:
         self.path = str(path)
         self.state_file = state_file
         self.save = save
         self.max_read = max(1, int(max_read))
         self.missing_ok = missing_ok
-        self._state: TailState | None = None
+        self._state: Optional[TailState] = None
         self._loaded = False
         self._lock = threading.Lock()
 
     # -- state ------------------------------------------------------------------------------
 
-    def _load(self) -> TailState | None:
+    def _load(self) -> Optional[TailState]:
         if self.state_file is None:
             return None
         try:
@@ -112,7 +113,7 @@ class LogTail:
         except (OSError, ValueError, KeyError, TypeError):
             return None  # none yet, or unreadable: start from the end as on a first start
 
-    def _store(self, state: TailState) -> str | None:
+    def _store(self, state: TailState) -> Optional[str]:
         """Keep ``state`` (in memory; on disk when allowed); the reason it was not saved, or None."""
         changed = state != self._state
         self._state = state
@@ -123,7 +124,7 @@ class LogTail:
         data = json.dumps({"path": state.path, "dev": state.dev, "ino": state.ino, "offset": state.offset})
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)  # novm
             try:
                 os.write(fd, data.encode())
                 os.fsync(fd)
@@ -147,7 +148,7 @@ class LogTail:
 
     def _read(self) -> TailRead:
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # novm
         except FileNotFoundError:
             if self.missing_ok:
                 return TailRead(missing=True)
@@ -168,7 +169,7 @@ class LogTail:
             budget = self.max_read
             chunks: list[bytes] = []
             skipped = 0
-            rotated_from: str | None = None
+            rotated_from: Optional[str] = None
             truncated = False
             start = old.offset
             if (st.st_dev, st.st_ino) != (old.dev, old.ino):
@@ -195,7 +196,7 @@ class LogTail:
                         rotated_from=rotated_from, truncated=truncated, skipped_bytes=skipped,
                         save_error=error)
 
-    def _rotated(self, old: TailState) -> str | None:
+    def _rotated(self, old: TailState) -> Optional[str]:
         """The rotated file that still has the old inode, in the log's directory, if any."""
         directory, base = os.path.split(self.path)
         try:

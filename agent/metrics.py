@@ -39,6 +39,7 @@ import os
 import resource
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Optional
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -98,12 +99,12 @@ class AgentCollector(Collector):
         self,
         *,
         version: str,
-        host_samples: Callable[[], Sequence[Sample]] | None = None,
-        checks: Callable[[], Sequence[CheckReport]] | None = None,
-        check_samples: Callable[[], Sequence[Sample]] | None = None,
-        sample_help: Mapping[str, str] | None = None,
-        spool_stats: Callable[[], SpoolStats] | None = None,
-        push_stats: Callable[[], PushStats] | None = None,
+        host_samples: Optional[Callable[[], Sequence[Sample]]] = None,
+        checks: Optional[Callable[[], Sequence[CheckReport]]] = None,
+        check_samples: Optional[Callable[[], Sequence[Sample]]] = None,
+        sample_help: Optional[Mapping[str, str]] = None,
+        spool_stats: Optional[Callable[[], SpoolStats]] = None,
+        push_stats: Optional[Callable[[], PushStats]] = None,
     ) -> None:
         self._version = version
         self._host_samples = host_samples

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 #: MySQL client error codes of a connection that did not come up (CR_CONNECTION_ERROR,
 #: CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR, CR_SERVER_LOST) and ER_CON_COUNT_ERROR ("Too many
@@ -55,10 +55,10 @@ class DbSettings:
     is kept out of ``repr`` (and so out of any log line or error that prints the settings)."""
 
     user: str
-    database: str | None = None
+    database: Optional[str] = None
     host: str = "localhost"
     port: int = 3306
-    socket: str | None = None
+    socket: Optional[str] = None
     password: str = field(default="", repr=False)
     source: str = ""  # where they were read from, for messages: "/home/bitrix/www/bitrix/.settings.php"
 
@@ -72,7 +72,7 @@ class DbError(Exception):
     """A connection or statement failed. ``kind``: connect, auth, query or timeout (see the module
     docstring); ``code``: the server's or client's error number when there is one."""
 
-    def __init__(self, kind: str, message: str, code: int | None = None) -> None:
+    def __init__(self, kind: str, message: str, code: Optional[int] = None) -> None:
         self.kind = kind
         self.code = code
         super().__init__(message)

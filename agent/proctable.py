@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Optional
 
 LAZY_ATTRS = ("cmdline", "username", "memory_info", "cpu_times")
 #: Attributes that matching asks for on every process: read for the whole snapshot at once, so
@@ -44,14 +44,14 @@ _CHUNK = 64 * 1024
 _UTIME, _STIME, _RSS = 11, 12, 21
 
 
-def read_proc(path: str, whole: bool = False) -> bytes | None:
+def read_proc(path: str, whole: bool = False) -> Optional[bytes]:
     """The content of a /proc file (``os.open``/``os.read``: a third of ``open()``'s cost).
 
     One read returns all of ``comm``, ``stat``, ``statm`` and ``status``; ``whole`` reads on to
     the end (``cmdline`` can be long).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # novm
     except OSError:  # gone, or not ours to read
         return None
     try:
@@ -121,7 +121,7 @@ class _LazyInfo(dict[str, Any]):
         return value
 
 
-def _status_uid(status: bytes) -> int | None:
+def _status_uid(status: bytes) -> Optional[int]:
     start = status.find(b"\nUid:")
     if start < 0:
         return None
@@ -159,11 +159,11 @@ class ProcessTable:
         self._lock = threading.Lock()
         self._snapshot: list[_Snapshot] = []
         self._by_name: dict[str, list[_Snapshot]] = {}
-        self._taken: float | None = None
+        self._taken: Optional[float] = None
         self._preloaded: set[str] = set()
         self.scans = 0
 
-    def process_iter(self, attrs: list[str] | None = None) -> Iterable[_Snapshot]:
+    def process_iter(self, attrs: Optional[list[str]] = None) -> Iterable[_Snapshot]:
         """Every process of the current snapshot (psutil-like)."""
         return self._select(attrs, None)
 
@@ -173,7 +173,7 @@ class ProcessTable:
         every other process anyway."""
         return NamedView(self, name)
 
-    def _select(self, attrs: list[str] | None, name: str | None) -> list[_Snapshot]:
+    def _select(self, attrs: Optional[list[str]], name: Optional[str]) -> list[_Snapshot]:
         with self._lock:
             now = self._clock()
             if self._taken is None or now - self._taken >= self._max_age:
@@ -228,5 +228,5 @@ class NamedView:
         self._table = table
         self._name = name
 
-    def process_iter(self, attrs: list[str] | None = None) -> Iterable[_Snapshot]:
+    def process_iter(self, attrs: Optional[list[str]] = None) -> Iterable[_Snapshot]:
         return self._table._select(attrs, self._name)

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Optional, Protocol
 from urllib.parse import urlsplit
 
 from agent import __version__
@@ -68,7 +68,7 @@ class Outcome(Enum):
 class PushResult:
     outcome: Outcome
     reason: str  # ok, duplicate, auth, throttled, http_5xx, http_4xx, http_other, timeout, tls, connection
-    status: int | None = None
+    status: Optional[int] = None
     message: str = ""
 
 
@@ -132,7 +132,7 @@ class HttpTransport:
     """
 
     def __init__(
-        self, base_url: str, token: str, *, timeout: float = 10.0, ca_file: Path | None = None,
+        self, base_url: str, token: str, *, timeout: float = 10.0, ca_file: Optional[Path] = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -148,8 +148,8 @@ class HttpTransport:
         }
         self._host_header = host_header(self._host, self._port, self._https)
         self._timeout = timeout
-        self._context: ssl.SSLContext | None = None
-        self._kept: socket.socket | None = None
+        self._context: Optional[ssl.SSLContext] = None
+        self._kept: Optional[socket.socket] = None
         self.connections = 0  # TCP connections opened (for /metrics and tests)
         if self._https:
             self._context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
@@ -216,7 +216,7 @@ class PushStats:
     delivered_total: int
     rejected_total: int
     errors_total: dict[str, int] = field(default_factory=dict)
-    last_success: float | None = None  # unix seconds
+    last_success: Optional[float] = None  # unix seconds
 
 
 class Pusher:
@@ -247,7 +247,7 @@ class Pusher:
         self._delivered = 0
         self._rejected = 0
         self._errors: dict[str, int] = {}
-        self._last_success: float | None = None
+        self._last_success: Optional[float] = None
 
     def retry_in(self) -> float:
         """Seconds until the next attempt is allowed (0 when it may go now)."""

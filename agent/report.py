@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 SCHEMA = "boxkeeper.report/1"
 
@@ -79,10 +79,10 @@ class PerfValue:
     label: str
     value: float
     unit: str = ""
-    warn: float | None = None
-    crit: float | None = None
-    min: float | None = None
-    max: float | None = None
+    warn: Optional[float] = None
+    crit: Optional[float] = None
+    min: Optional[float] = None
+    max: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class CheckReport:
     duration_seconds: float
     attempt: int = 1
     max_attempts: int = 1
-    last_change: float | None = None  # unix seconds of the last hard state change
+    last_change: Optional[float] = None  # unix seconds of the last hard state change
     perfdata: tuple[PerfValue, ...] = ()
 
 
@@ -119,7 +119,7 @@ class Facts:
     hostname: str
     os: str
     kernel: str
-    boot_time: float | None = None
+    boot_time: Optional[float] = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 from agent.errors import SpoolError
 from agent.report import (
@@ -74,7 +75,7 @@ class SeqCounter:
                          self.path.parent, floor)
         self._last = max(stored or 0, floor)
 
-    def _read(self) -> int | None:
+    def _read(self) -> Optional[int]:
         try:
             text = self.path.read_text(encoding="ascii").strip()
         except FileNotFoundError:

@@ -46,6 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 from agent.checks.base import Check, CheckResult, CheckSpec, seconds_text, timeout_text
 from agent.report import CheckReport, Sample, Status
@@ -71,9 +72,9 @@ SPILL_SECONDS = 0.05
 @dataclass(eq=False)
 class _Run:
     queued: float  # clock() when launched
-    started: float | None = None  # clock() when its worker took it
+    started: Optional[float] = None  # clock() when its worker took it
     started_wall: float = 0.0
-    job: Job | None = None
+    job: Optional[Job] = None
     done: bool = False
     duration: float = 0.0
     abandoned: bool = False
@@ -86,7 +87,7 @@ class _Entry:
     policy: StatePolicy
     state: CheckState
     due: float = 0.0
-    run: _Run | None = None  # the latest run, active or abandoned-and-alive
+    run: Optional[_Run] = None  # the latest run, active or abandoned-and-alive
 
 
 class CheckScheduler:
@@ -94,7 +95,7 @@ class CheckScheduler:
         self,
         checks: Sequence[tuple[CheckSpec, Check]],
         *,
-        on_hard_change: Callable[[CheckReport], None] | None = None,
+        on_hard_change: Optional[Callable[[CheckReport], None]] = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         max_workers: int = 8,
@@ -113,12 +114,12 @@ class CheckScheduler:
             for cfg, check in checks
         ]
         self._cond = threading.Condition()
-        self._reports: tuple[CheckReport, ...] | None = None  # snapshot() of the current states
-        self._samples: tuple[Sample, ...] | None = None  # samples() of the current states
+        self._reports: Optional[tuple[CheckReport, ...]] = None  # snapshot() of the current states
+        self._samples: Optional[tuple[Sample, ...]] = None  # samples() of the current states
         self._pool = WorkerPool(max_workers, name="check-worker", spill_after=spill)
         self._events: list[CheckReport] = []  # hard changes applied by workers, for the callback
         self._waiters = 0  # run_once / wait_idle callers waiting for runs to finish
-        self._thread: threading.Thread | None = None
+        self._thread: Optional[threading.Thread] = None
         self._stopping = False
 
     # -- public ---------------------------------------------------------------------------------
@@ -207,7 +208,7 @@ class CheckScheduler:
         self._notify(events)
         return reports
 
-    def wait_idle(self, timeout: float, names: Collection[str] | None = None) -> bool:
+    def wait_idle(self, timeout: float, names: Optional[Collection[str]] = None) -> bool:
         """Wait (real time) until no run (of the ``names`` checks, default all) is in progress, hung
         runs aside; False on timeout. Finished runs' states are applied when they finish; their
         ``on_hard_change`` callbacks are made by the next :meth:`tick`.

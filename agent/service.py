@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, Optional
 
 from agent import __version__
 from agent.collectors import HostSampler
@@ -74,7 +74,7 @@ class AgentService:
         cfg: AgentConfig,
         *,
         ps: Any = None,
-        transport: Transport | None = None,
+        transport: Optional[Transport] = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._own_ps = ps is None  # the real psutil: the real /proc/self/mounts goes with it
@@ -90,11 +90,11 @@ class AgentService:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: Any = None
-        self._server_thread: threading.Thread | None = None
+        self._server_thread: Optional[threading.Thread] = None
         self._scheduler: Any = None
         self._scheduler_started = False
-        self._push: _Push | None = None
-        self._mounts: MountTable | None = None
+        self._push: Optional[_Push] = None
+        self._mounts: Optional[MountTable] = None
         self.metrics_url = ""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -173,7 +173,7 @@ class AgentService:
             self._mounts.close()
         log.info("boxkeeper-agent stopped")
 
-    def wait(self, timeout: float | None = None) -> bool:
+    def wait(self, timeout: Optional[float] = None) -> bool:
         return self._stop.wait(timeout)
 
     def request_stop(self) -> None:
@@ -269,7 +269,7 @@ def run_agent(cfg: AgentConfig) -> int:
         service.stop()
         return 1
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         service.request_stop()
 

@@ -30,6 +30,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from agent.errors import SpoolError
 
@@ -45,7 +46,7 @@ def spool_name(seq: int) -> str:
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)  # novm
     try:
         os.fsync(fd)
     finally:
@@ -55,7 +56,7 @@ def fsync_dir(path: Path) -> None:
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never half."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)  # novm
     try:
         view = memoryview(data)
         while view:
@@ -86,8 +87,8 @@ class Spool:
         self._bytes = 0
         self._dropped = 0
         self._rejected = 0
-        self._newest: tuple[int, bytes] | None = None  # the last report appended: read back free
-        self._delivered: int | None = None  # seq of the report in DELIVERED_FILE
+        self._newest: Optional[tuple[int, bytes]] = None  # the last report appended: read back free
+        self._delivered: Optional[int] = None  # seq of the report in DELIVERED_FILE
         try:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._recover()
@@ -114,7 +115,7 @@ class Spool:
                 self.dir, len(self._sizes), min(self._sizes), max(self._sizes), self._bytes,
             )
 
-    def _read_delivered(self) -> int | None:
+    def _read_delivered(self) -> Optional[int]:
         try:
             seq = json.loads((self.dir / DELIVERED_FILE).read_bytes())["seq"]
         except FileNotFoundError:
@@ -164,7 +165,7 @@ class Spool:
         if self._newest is not None and self._newest[0] == seq:
             self._newest = None
 
-    def oldest(self) -> tuple[int, bytes] | None:
+    def oldest(self) -> Optional[tuple[int, bytes]]:
         """The oldest waiting report (seq, body), or None when the spool is empty. When that is the
         report appended last (the usual case: the controller is up), its body comes from memory
         instead of being read back from the file just written."""
@@ -203,7 +204,7 @@ class Spool:
                                  f"{exc.strerror or exc}") from exc
             self._bytes -= self._sizes.pop(seq, 0)
 
-    def reject(self, seq: int) -> Path | None:
+    def reject(self, seq: int) -> Optional[Path]:
         """Move a refused report to ``rejected/`` (keeping the newest ``keep_rejected``)."""
         with self._lock:
             if seq not in self._sizes:
@@ -224,7 +225,7 @@ class Spool:
                 raise SpoolError(f"cannot move report {seq} to {target_dir}: {exc.strerror or exc}") from exc
             return target
 
-    def max_seq(self) -> int | None:
+    def max_seq(self) -> Optional[int]:
         """The highest seq in the spool, its rejected/ folder or the delivered report: the floor of
         the seq counter after a restart or a crash."""
         with self._lock:

@@ -20,6 +20,7 @@ Flapping
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Optional
 
 from agent.checks.base import CheckResult, CheckSpec
 from agent.report import CheckReport, PerfValue, Sample, Status
@@ -50,9 +51,9 @@ class CheckState:
     status: Status = Status.UNKNOWN
     summary: str = "pending"
     hard: bool = False
-    hard_status: Status | None = None  # the last hard state; None before the first
+    hard_status: Optional[Status] = None  # the last hard state; None before the first
     attempt: int = 1
-    last_change: float | None = None
+    last_change: Optional[float] = None
     flapping: bool = False
     percent_change: float = 0.0
     history: tuple[Status, ...] = ()  # oldest first, at most history_size
@@ -101,7 +102,7 @@ def advance(
 ) -> Transition:
     """The state after one more result; ``now`` is wall time (for ``last_change``)."""
     status = result.status
-    hard_status: Status | None
+    hard_status: Optional[Status]
     previous_ok = state.pending or state.status is Status.OK
     if status is Status.OK:
         hard, attempt, hard_status = True, 1, Status.OK

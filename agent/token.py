@@ -22,7 +22,7 @@ def read_secret_file(path: Path, *, what: str, missing_hint: str,
     ``error`` naming ``what`` ("token file", "password file") and saying how to fix it; the secret
     itself never appears in a message."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)  # novm
     except FileNotFoundError:
         raise error(f"{what} {path} does not exist; {missing_hint}") from None
     except OSError as exc:

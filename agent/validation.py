@@ -18,9 +18,8 @@ The value given is looked up in the raw mapping along the same path.
 from __future__ import annotations
 
 import re
-import types
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, Optional, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
@@ -58,7 +57,7 @@ def config_error(
     tp: Any = spec
     value: Any = raw
     for name, index in _SEGMENT.findall(location):
-        key: str | int = name if name else int(index)
+        key: Union[str, int] = name if name else int(index)
         path = join(path, key)
         tp = _key_type(tp, key)
         value = _lookup(value, key)
@@ -89,7 +88,7 @@ def expected_text(tp: Any) -> str:
     return NATIVE_EXPECTED.get(tp, "a value")
 
 
-def join(path: str, key: str | int) -> str:
+def join(path: str, key: Union[str, int]) -> str:
     """``checks[2]`` + ``timeout`` → ``checks[2].timeout``; ``checks`` + 2 → ``checks[2]``."""
     if isinstance(key, int):
         return f"{path}[{key}]"
@@ -98,19 +97,19 @@ def join(path: str, key: str | int) -> str:
 
 def _optional(tp: Any) -> Any:
     """``X | None`` → ``X``."""
-    if get_origin(tp) in (Union, types.UnionType):
+    if get_origin(tp) is Union:  # X | None and Optional[X] (the agent spells it Optional: Python 3.9)
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) == 1:
             return args[0]
     return tp
 
 
-def _struct(tp: Any) -> type[msgspec.Struct] | None:
+def _struct(tp: Any) -> Optional[type[msgspec.Struct]]:
     tp = _optional(tp)
     return tp if isinstance(tp, type) and issubclass(tp, msgspec.Struct) else None
 
 
-def _key_type(tp: Any, key: str | int) -> Any:
+def _key_type(tp: Any, key: Union[str, int]) -> Any:
     """The annotation of ``key`` in struct ``tp`` (by its name in the file); None if unknown."""
     struct = _struct(tp)
     if struct is None or isinstance(key, int):
@@ -121,9 +120,9 @@ def _key_type(tp: Any, key: str | int) -> Any:
     return None
 
 
-def _lookup(value: object, key: str | int) -> object:
+def _lookup(value: object, key: Union[str, int]) -> object:
     if isinstance(key, str) and isinstance(value, Mapping):
         return value.get(key, _ABSENT)
-    if isinstance(key, int) and isinstance(value, list | tuple) and 0 <= key < len(value):
+    if isinstance(key, int) and isinstance(value, (list, tuple)) and 0 <= key < len(value):
         return value[key]
     return _ABSENT

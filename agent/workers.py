@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Optional
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Job:
 
     __slots__ = ("after", "counted", "done", "fn", "name", "queued", "retired")
 
-    def __init__(self, fn: Callable[[], None], name: str, after: Callable[[], None] | None,
+    def __init__(self, fn: Callable[[], None], name: str, after: Optional[Callable[[], None]],
                  queued: float) -> None:
         self.fn = fn
         self.after = after
@@ -89,7 +90,7 @@ class WorkerPool:
             return self._workers
 
     def submit(self, fn: Callable[[], None], name: str = "job",
-               after: Callable[[], None] | None = None) -> Job:
+               after: Optional[Callable[[], None]] = None) -> Job:
         """Queue ``fn``; it runs as soon as a worker is free (see "Lanes" for ``spill_after``).
 
         ``after`` runs on the same worker once ``fn`` returned: publish a job's result there. A
@@ -169,7 +170,7 @@ class WorkerPool:
             self._running += 1
         return job
 
-    def _next(self) -> Job | None:
+    def _next(self) -> Optional[Job]:
         """As an idle worker, wait for a job to take; None when the pool is closed."""
         while True:
             if self._queue:

@@ -36,6 +36,13 @@ stand-in port) at **their own default intervals** (1 min; backup 10 min; licence
 site_checker 1 h) with ``--interval 15``, or every second with ``--interval 1``. Their kept log
 offsets go to the run's ``state_dir``.
 
+``--onec-box`` starts a ``--with-1c`` test box instead (real PostgreSQL, the rac TEST DOUBLE) and
+adds, beside the bitrix: profile of its portal, the five 1C checks ``discover --rac`` writes for it
+(issue #16: onec_cluster and onec_publication at the config's interval, onec_workers,
+onec_infobase — with the infobase's credentials — and onec_dbms at 1 min; a ``ragent`` stand-in
+process for the publication's version check). rac there is the Python double: the agent's children
+CPU says nothing about the vendor's rac.
+
 Part 1b — an added comparison, not the issue's target (skip with ``--no-metrics-only``): the same
 agent with **no checks** beside node_exporter, both scraped every second, so that the agent's
 metrics path (host collectors, /metrics) is compared with node_exporter's scrape like for like.
@@ -248,6 +255,38 @@ def bitrix_profile(box: Any, push_address: str, every: str | None) -> list[dict[
     return [item]
 
 
+def onec_checks(box: Any, workdir: Path, every: str | None) -> list[dict[str, Any]]:
+    """The 1C checks discover --rac writes for a --with-1c test box, with the credentials filled in."""
+    from tests.boxes.doubles import PLATFORM
+    from tests.boxes.postgres import PG_BIN
+
+    platform = box.layout.root / "opt/1cv8/x86_64" / PLATFORM
+    pg = box.info.pg
+    pwd, pgpass, conf = workdir / "buh.pwd", workdir / "pgpass", workdir / "apache2.conf"
+    pwd.write_text("secret\n")
+    pgpass.write_text(f"{pg.host}:{pg.port}:*:{pg.user}:{pg.password}\n")
+    for secret in (pwd, pgpass):
+        secret.chmod(0o600)
+    conf.write_text(f'LoadModule _1cws_module "{platform}/wsap24.so"\n')
+    rac = str(platform / "rac")
+    minute = every or "1m"
+    checks: list[dict[str, Any]] = [
+        {"name": "1c-cluster", "type": "onec_cluster", "rac": rac},
+        {"name": "1c-workers", "type": "onec_workers", "rac": rac, "interval": minute},
+        {"name": "1c-infobase-buh", "type": "onec_infobase", "rac": rac, "infobase": "buh",
+         "interval": minute, "infobase_user": "Администратор", "infobase_password_file": str(pwd),
+         "password_in_argv": True},
+        {"name": "1c-dbms", "type": "onec_dbms", "host": pg.host, "port": pg.port, "user": pg.user,
+         "database": "buh", "passfile": str(pgpass), "bindir": str(PG_BIN), "interval": minute},
+        {"name": "1c-publication", "type": "onec_publication", "url": box.info.portal_url,
+         "apache_conf": str(conf)},
+    ]
+    if every is not None:
+        for check in checks:
+            check["interval"] = every
+    return checks
+
+
 def footprint(
     cycles: int, basedir: Path, push_interval: float, *, with_checks: bool = True, period: float = 1.0,
     box: Any = None,
@@ -277,11 +316,19 @@ def footprint(
         "state_dir": str(workdir / "state"),
         "checks": checks,
     }
+    onec = box is not None and with_checks and box.info.pg is not None
+    ragent = None
     if box is not None and with_checks:
         config["bitrix"] = bitrix_profile(box, f"{HOST}:{listener.getsockname()[1]}", every)
         (box.layout.backup_dir / "www_backup_bench.tar.gz").write_bytes(os.urandom(256 * 1024))
+    if onec:
+        config["checks"] = checks + onec_checks(box, workdir, every)
+        ragent_path = workdir / "opt/1cv8/x86_64/8.3.27.1000/ragent"  # named ragent, in a version dir
+        ragent_path.parent.mkdir(parents=True)
+        ragent_path.symlink_to(shutil.which("sleep") or "/bin/sleep")
+        ragent = subprocess.Popen([str(ragent_path), "100000"], start_new_session=True)
     agent = AgentProcess(workdir, config, f"bench-agent-{push_interval:g}-{len(checks)}")
-    checks_count = len(checks) + (9 if "bitrix" in config else 0)
+    checks_count = len(config["checks"]) + (9 if "bitrix" in config else 0)
     ne_port = free_port("127.0.0.1")
     ne_log = open(workdir / "node_exporter.log", "wb")  # noqa: SIM115
     node_exporter = subprocess.Popen(
@@ -329,6 +376,9 @@ def footprint(
             agent.terminate()
     finally:
         agent.stop()
+        if ragent is not None:
+            ragent.kill()
+            ragent.wait(10)
         node_exporter.send_signal(signal.SIGTERM)
         node_exporter.wait(10)
         ne_log.close()
@@ -338,7 +388,7 @@ def footprint(
         listener.close()
     return {
         "cycles": cycles, "elapsed": elapsed, "push_interval": push_interval, "reports": reports,
-        "with_checks": with_checks, "period": period, "bitrix": "bitrix" in config,
+        "with_checks": with_checks, "period": period, "bitrix": "bitrix" in config, "onec": onec,
         "loadavg": os.getloadavg()[0], "loadavg_start": load_start, "agent_threads": agent_threads,
         "checks": checks_count,
         "statuses": statuses,
@@ -434,6 +484,7 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
         how = (f"the example config's own intervals, **one cycle = {period:g} s** (checks, push and scrape "
                "once per cycle, as the example runs); node_exporter with its default collectors. Both "
                f"/metrics endpoints scraped once every {period:g} s.")
+    base_checks = fps[0]['checks'] - (9 if fps[0].get('bitrix') else 0) - (5 if fps[0].get('onec') else 0)
     lines = [
         "# Agent benchmark",
         "",
@@ -446,8 +497,7 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
         "",
         "## Footprint, side by side in the same run",
         "",
-        f"Agent: the {fps[0]['checks'] - (9 if fps[0].get('bitrix') else 0)} checks of "
-        "config/agent.example.yaml pointed at local stand-ins "
+        f"Agent: the {base_checks} checks of config/agent.example.yaml pointed at local stand-ins "
         f"(see bench/agent_bench.py), {how}",
         "",
         "One agent cycle = 16 checks on the scheduler's reused worker threads (7 process checks "
@@ -465,6 +515,14 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
             "(1 min; backup 10 min; licence and site_checker 1 h) in 15 s cycles.",
             "",
         ]
+    if any(fp.get("onec") for fp in fps):
+        lines += [
+            "With `--onec-box`, 5 more checks of the test box's 1C server as `discover --rac` writes them "
+            "(onec_cluster, onec_publication at the config's interval; onec_workers, onec_infobase, "
+            "onec_dbms at 1 min): rac (the Python TEST DOUBLE here) and psql/pg_isready spawned, in the "
+            "agent's children CPU.",
+            "",
+        ]
     for fp in fps:
         a, n = fp["agent"], fp["node_exporter"]
         if not fp["with_checks"]:
@@ -480,6 +538,8 @@ def write_results(fps: list[dict[str, Any]], outages: list[float], command: str,
         title = "no checks" if not fp["with_checks"] else f"{fp['checks']} checks, cycle {fp['period']:g} s"
         if fp.get("bitrix"):
             title += " (with the bitrix: profile of one test box: 9 signals)"
+        if fp.get("onec"):
+            title += " and its 1C server's 5 checks"
         lines += [
             f"### {title}, push_interval {fp['push_interval']:g} s: {fp['cycles']} cycles in "
             f"{fp['elapsed']:.0f} s, "
@@ -544,7 +604,7 @@ def _node_exporter_version() -> str:
 
 
 @contextmanager
-def test_box(wanted: bool) -> Iterator[Any]:
+def test_box(wanted: bool, with_1c: bool = False) -> Iterator[Any]:
     """One test box for the bitrix: profile (None when not wanted), taken down afterwards."""
     if not wanted:
         yield None
@@ -552,7 +612,7 @@ def test_box(wanted: bool) -> Iterator[Any]:
     from tests.boxes import fleet
 
     state = Path(tempfile.mkdtemp(prefix="bkbench-", dir="/tmp"))
-    (box,) = fleet.up(state, 1)
+    (box,) = fleet.up(state, 1, with_1c=with_1c)
     try:
         yield box
     finally:
@@ -575,13 +635,17 @@ def main() -> int:
                         help="skip the added run of the agent without checks (its metrics path alone)")
     parser.add_argument("--bitrix-box", action="store_true",
                         help="also run the bitrix: profile against a test box started for it (root)")
+    parser.add_argument("--onec-box", action="store_true",
+                        help="as --bitrix-box, on a --with-1c box, plus its 1C server's checks (root)")
     args = parser.parse_args()
     if not 1 <= args.cycles <= 1000 or not 0 <= args.outages <= 10 or not 1 <= args.interval <= 60:
         parser.error("--cycles 1..1000, --outages 0..10, --interval 1..60")
     if args.cycles * args.interval > 3600:
         parser.error("--cycles × --interval: one hour at most")
     command = ".venv/bin/python bench/agent_bench.py " + " ".join(sys.argv[1:])
-    with tempfile.TemporaryDirectory(prefix="boxkeeper-bench-") as tmp, test_box(args.bitrix_box) as box:
+    wanted = args.bitrix_box or args.onec_box
+    with tempfile.TemporaryDirectory(prefix="boxkeeper-bench-") as tmp, \
+            test_box(wanted, args.onec_box) as box:
         workdir = Path(tmp)
         fps = []
         period = args.interval

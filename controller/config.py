@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PlainValidator, field_validator, model_validator
 
 from controller.alerting.channels.registry import AnyChannel
 from controller.alerting.channels.registry import named as named_channels
@@ -47,6 +47,9 @@ from controller.configkit import (
     validate,
 )
 from controller.detection.config import DetectionConfig
+from controller.workflows.playbook import BUILTINS
+from controller.workflows.steps.fields import IDENTIFIER
+from controller.workflows.template import Value
 
 ENV_OVERRIDES: dict[str, str] = {
     "BOXKEEPER_LISTEN": "listen",
@@ -92,12 +95,79 @@ class SshSection(ConfigModel):
     jump: Text | None = None  # [user@]host[:port] of a bastion (same key file)
 
 
+class AgentSection(ConfigModel):
+    """How ``boxkeeper hosts enroll`` installs the agent on the host (docs/agent.md, "Enrolment")."""
+
+    #: the box's files live under this directory of the machine reached over SSH, and it runs from
+    #: there (a test box, a chroot whose processes run on that machine); "/" for a real box
+    root: Text = "/"
+    #: the agent's /metrics address (discover's default: 127.0.0.1:9847)
+    listen: ListenAddress | None = None
+    #: the Python the venv is made with (default: /usr/bin/python3, else python3 on PATH)
+    python: Text | None = None
+def _run_vars(value: object) -> dict[str, Value]:
+    """``vars:`` of a host or site: playbook variable name → a string, number, true/false or a list
+    of words (argv). Whether a playbook declares the name is checked when a run starts."""
+    if not isinstance(value, Mapping):
+        raise ValueError("a mapping of playbook variables to values")
+    out: dict[str, Value] = {}
+    for key, raw in value.items():
+        if not isinstance(key, str) or not IDENTIFIER.fullmatch(key) or key in BUILTINS:
+            raise Invalid(str(key), "a playbook variable name (letters, digits, _; not run_id or host)", key)
+        if isinstance(raw, bool | int | float | str):
+            out[key] = raw
+        elif isinstance(raw, list) and all(isinstance(word, str) for word in raw):
+            out[key] = tuple(raw)
+        else:
+            raise Invalid(key, "a string, a number, true/false or a list of words", raw)
+    return out
+
+
+def _absolute(value: object) -> str:
+    path = parse_text(value)
+    if not path.startswith("/"):
+        raise ValueError("an absolute path")
+    return path
+
+
+RunVars = Annotated[dict[str, Value], PlainValidator(_run_vars)]
+AbsolutePath = Annotated[str, Expect("an absolute path such as /home/bitrix/ext_www/shop", _absolute)]
+
+
+class SiteConfig(ConfigModel):
+    """One of several sites on a host (``ext_www/<site>``): picked with ``update run --site NAME``;
+    its ``docroot``, ``portal_url`` and ``vars`` then win over the host's."""
+
+    name: Name
+    docroot: AbsolutePath
+    portal_url: Url | None = None
+    vars: RunVars = Field(default_factory=dict)
+
+
 class HostConfig(ConfigModel):
     name: Name
     portal_url: Url | None = None
     timezone: TimeZone = "UTC"  # default: the client's
     labels: Labels = Field(default_factory=dict)
     ssh: SshSection | None = None
+    agent: AgentSection = Field(default_factory=AgentSection)
+    vars: RunVars = Field(default_factory=dict)  # playbook variables for runs on this host
+    sites: Annotated[tuple[SiteConfig, ...], Expect("a list of sites")] = ()
+
+    @field_validator("sites")
+    @classmethod
+    def _site_names_are_unique(cls, sites: tuple[SiteConfig, ...]) -> tuple[SiteConfig, ...]:
+        seen: dict[str, int] = {}
+        for i, site in enumerate(sites):
+            if site.name in seen:
+                first = seen[site.name]
+                raise Invalid(f"[{i}].name", f"a site name unique on the host (sites[{first}] has it too)",
+                              site.name)
+            seen[site.name] = i
+        return sites
+
+    def site(self, name: str) -> tuple[int, SiteConfig] | None:
+        return next(((i, s) for i, s in enumerate(self.sites) if s.name == name), None)
 
     @property
     def ssh_address(self) -> tuple[str, int] | None:

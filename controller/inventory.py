@@ -31,6 +31,7 @@ class HostRow:
     has_token: bool
     last_report_at: float | None
     last_seq: int | None
+    agent_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,47 @@ def revoke_host(db: Database, name: str, *, clock: Clock = time.time) -> int:
             .values(revoked_at=clock())
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def issue_token(
+    db: Database, name: str, client_name: str, *, cfg: ControllerConfig | None = None,
+    clock: Clock = time.time,
+) -> str:
+    """A new agent token for the host (created if needed), revoking the ones it had (enrolment)."""
+    with db.session() as session:
+        exists = session.scalar(select(Host.id).where(Host.name == name)) is not None
+    if exists:
+        revoke_host(db, name, clock=clock)
+    return add_host(db, name, client_name, cfg=cfg, clock=clock)
+
+
+def has_active_token(db: Database, name: str, digest: str) -> bool:
+    """Whether ``digest`` (a token's SHA-256, :func:`controller.tokens.hash_token`) is an active
+    token of the host: the box holds a token that works."""
+    with db.read_session() as session:
+        stored = session.scalars(
+            select(AgentToken.token_sha256).join(Host, AgentToken.host_id == Host.id)
+            .where(Host.name == name, AgentToken.revoked_at.is_(None))
+        ).all()
+    return any(tokens.same_hash(digest, s) for s in stored)
+
+
+def host_row(db: Database, name: str) -> HostRow | None:
+    """One host's row of :func:`list_hosts` (with the version of its agent's latest report)."""
+    with db.read_session() as session:
+        row = session.execute(
+            select(Host.id, Host.name, Client.name, HostState.last_report_at, HostState.last_seq,
+                   HostState.agent_version)
+            .join(Client, Host.client_id == Client.id)
+            .outerjoin(HostState, HostState.host_id == Host.id)
+            .where(Host.name == name)
+        ).first()
+        if row is None:
+            return None
+        active = session.scalar(
+            select(AgentToken.id).where(AgentToken.host_id == row[0], AgentToken.revoked_at.is_(None))
+        ) is not None
+    return HostRow(row[1], row[2], active, row[3], row[4], row[5])
 
 
 def list_hosts(db: Database) -> list[HostRow]:

@@ -14,13 +14,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from controller.alerting import silences
 from controller.alerting.silences import Owner
 from controller.config import ControllerConfig, HostConfig
 from controller.errors import ConfigError
+from controller.runvars import run_values, undeclared
 from controller.store.db import Database
 from controller.workflows.engine import Engine
 from controller.workflows.errors import RunRefused
@@ -82,11 +83,13 @@ def executor_for(host: HostConfig, known_hosts: str) -> Executor:
 
 class WorkflowRuntime:
     def __init__(self, cfg: ControllerConfig, db: Database, *, known_hosts: str | None = None,
-                 playbooks_dir: str | None = None) -> None:
+                 playbooks_dir: str | None = None,
+                 executors: Callable[[str], Executor] | None = None) -> None:
         self.cfg = cfg
         self.db = db
         self.known_hosts = known_hosts_file(cfg, known_hosts)
         self.playbooks_dir = Path(playbooks_dir or os.environ.get(PLAYBOOKS_ENV) or SHIPPED_PLAYBOOKS)
+        self._executors = executors  # None: SSH with the pinned keys (tests pass a FakeExecutor)
         self._threads: list[threading.Thread] = []
         self._windows: WindowScheduler | None = None
 
@@ -96,18 +99,32 @@ class WorkflowRuntime:
         return Engine(self.db.session, incidents=ServiceIncidents(), health=StoreHealth(self.db))
 
     def executor(self, host: str) -> Executor:
+        if self._executors is not None:
+            return self._executors(host)
         return executor_for(host_config(self.cfg, host), self.known_hosts)
 
     def playbook(self, name: str) -> Playbook:
         return load_playbook(find_playbook(name, self.playbooks_dir))
 
-    def overrides(self, host: str, playbook: Playbook, given: Mapping[str, str]) -> dict[str, str]:
-        """``--var`` values, plus the host's portal URL for playbooks that take one."""
-        values = dict(given)
-        h = host_config(self.cfg, host)
-        if h.portal_url and playbook.variable("portal_url") and "portal_url" not in values:
-            values["portal_url"] = h.portal_url
-        return values
+    def overrides(self, host: str, playbook: Playbook, given: Mapping[str, str], *,
+                  site: str | None = None) -> dict[str, Value]:
+        """The run's values before the playbook's defaults: the inventory's (host, then site),
+        then ``--var`` (controller/runvars.py); ConfigError when one is wrong or a required one
+        is missing."""
+        host_config(self.cfg, host)
+        return run_values(self.cfg, host, playbook, given, site=site,
+                          declared_elsewhere=self.declared_variables())
+
+    def declared_variables(self) -> frozenset[str]:
+        """Every variable some playbook of the playbooks dir declares (a host's ``vars`` may name
+        only these; a playbook that does not load is left out here and refused when it is run)."""
+        names: set[str] = set()
+        for path in sorted(self.playbooks_dir.glob("*.yaml")):
+            try:
+                names.update(v.name for v in load_playbook(path).variables)
+            except ConfigError:
+                continue
+        return frozenset(names)
 
     # ------------------------------------------------------------------ alerts during a run
 
@@ -129,9 +146,10 @@ class WorkflowRuntime:
     # ------------------------------------------------------------------ runs
 
     def run(self, playbook_name: str, host: str, given: Mapping[str, str], *,
-            dry_run: bool = False) -> RunSummary:
-        """Run to a final state in this thread. Raises RunRefused when the host is busy/quarantined."""
-        run_id, playbook, executor, engine, secrets = self._begin(playbook_name, host, given, dry_run)
+            dry_run: bool = False, site: str | None = None) -> RunSummary:
+        """Run to a final state in this thread. Raises RunRefused when the host is busy/quarantined,
+        ConfigError (nothing ran) when a variable is wrong or missing."""
+        run_id, playbook, executor, engine, secrets = self._begin(playbook_name, host, given, dry_run, site)
         owner = None if dry_run else self.silence(host, Owner.run(run_id), time.time() + RUN_MUTE_SECONDS,
                                                   f"update run {run_id}")
         try:
@@ -141,9 +159,9 @@ class WorkflowRuntime:
             self.lift(owner)
 
     def start(self, playbook_name: str, host: str, given: Mapping[str, str], *,
-              dry_run: bool = False) -> int:
+              dry_run: bool = False, site: str | None = None) -> int:
         """Take the host's lease now (RunRefused if it can't) and drive the run in a thread."""
-        run_id, playbook, executor, engine, secrets = self._begin(playbook_name, host, given, dry_run)
+        run_id, playbook, executor, engine, secrets = self._begin(playbook_name, host, given, dry_run, site)
         owner = None if dry_run else self.silence(host, Owner.run(run_id), time.time() + RUN_MUTE_SECONDS,
                                                   f"update run {run_id}")
 
@@ -162,10 +180,10 @@ class WorkflowRuntime:
         thread.start()
         return run_id
 
-    def _begin(self, playbook_name: str, host: str, given: Mapping[str, str],
-               dry_run: bool) -> tuple[int, Playbook, Executor, Engine, Mapping[str, Value]]:
+    def _begin(self, playbook_name: str, host: str, given: Mapping[str, str], dry_run: bool,
+               site: str | None) -> tuple[int, Playbook, Executor, Engine, Mapping[str, Value]]:
         playbook = self.playbook(playbook_name)
-        overrides = self.overrides(host, playbook, given)
+        overrides = self.overrides(host, playbook, given, site=site)
         executor = self.executor(host)
         engine = self.engine()
         try:
@@ -181,11 +199,16 @@ class WorkflowRuntime:
 
     # ------------------------------------------------------------------ update windows
 
-    def run_window_host(self, window: UpdateWindow, host: str, ends_at: float) -> RunSummary | None:
+    def run_window_host(self, window: UpdateWindow, host: str, ends_at: float) -> RunSummary | str:
+        """The host's run in a window, with the same inventory values as ``update run`` (the
+        window's variables win, like ``--var``); a refusal is returned as its reason."""
         try:
             return self.run(window.playbook, host, dict(window.variables))
-        except RunRefused:
-            return None
+        except RunRefused as exc:
+            return str(exc)
+        except ConfigError as exc:
+            log.warning("update window %s: %s not started: %s", window.name, host, exc)
+            return f"not started: {exc}"
 
     def window_scheduler(self) -> WindowScheduler:
         return WindowScheduler(self.db, hosts_of=lambda target: hosts_of(self.cfg, target),
@@ -200,7 +223,11 @@ class WorkflowRuntime:
     # ------------------------------------------------------------------ inside `boxkeeper serve`
 
     def start_service(self) -> None:
-        """Reconcile unfinished runs, then schedule update windows (in the background)."""
+        """Reconcile unfinished runs, then schedule update windows (in the background). Host vars
+        that no playbook declares are logged now: runs on those hosts will be refused."""
+        for problem in undeclared(self.cfg, self.declared_variables()):
+            log.warning("%s (runs on this host are refused until it is fixed)", problem)
+
         def begin() -> None:
             try:
                 for run in self.reconcile():

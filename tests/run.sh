@@ -14,7 +14,8 @@ DEB_PACKAGES=(
   postgresql postgresql-client
   monitoring-plugins-basic
   prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter
-  sudo procps psmisc iproute2 curl rsync gzip tar e2fsprogs util-linux
+  sudo procps psmisc iproute2 curl openssl rsync gzip tar e2fsprogs util-linux dpkg-dev
+  rpm  # rpmbuild: the agent bundle's .rpm (python -m agent.bundle --rpm)
 )
 
 SUDO=""
@@ -52,5 +53,17 @@ echo "== ruff"
 .venv/bin/ruff check agent controller tests bench
 echo "== mypy"
 .venv/bin/mypy
+# The agent runs on the box's own Python, 3.9 at the oldest (docs/agent.md, "Python 3.9 to 3.13"):
+# ruff (pyproject: per-file-target-version py39 for agent/), vermin (annotations evaluated, as
+# msgspec does; `X | Y` unions found), and mypy with a 3.9 target — mypy 2 no longer targets 3.9,
+# so a mypy 1.19 of its own in .venv/mypy39, reading the agent's dependencies from .venv.
+echo "== agent: Python 3.9 (ruff, vermin, mypy)"
+.venv/bin/ruff check --target-version py39 agent
+.venv/bin/vermin -q --no-tips --violations -t=3.9- --eval-annotations --feature union-types agent
+if [ ! -x .venv/mypy39/bin/mypy ]; then
+  .venv/bin/python -m venv .venv/mypy39
+  .venv/mypy39/bin/pip install -q 'mypy==1.19.1'
+fi
+.venv/mypy39/bin/mypy --python-version 3.9 --python-executable .venv/bin/python -p agent
 echo "== pytest"
 exec .venv/bin/pytest "$@"

@@ -55,7 +55,7 @@ class Token:
 
 
 _TOKEN = re.compile(
-    r"""
+    r"""(?xs)
     (?P<ws>\s+)
   | (?P<comment>//[^\n]*?(?=\?>|\n|$)|\#(?!\[)[^\n]*?(?=\?>|\n|$)|/\*.*?\*/)
   | (?P<open><\?php|<\?=|<\?)
@@ -68,8 +68,7 @@ _TOKEN = re.compile(
   | (?P<name>\\?[A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*
              (?:\\[A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)*)
   | (?P<punct>=>|===|!==|==|!=|<=|>=|::|\?\?|&&|\|\||\.=|[()\[\],;=.?:!<>+\-*/%&|^~@{}])
-    """,
-    re.VERBOSE | re.DOTALL,
+    """,  # (?xs): re.VERBOSE, re.DOTALL
 )
 _DQ_ESCAPE = re.compile(r"\\(?:([nrtvef\\$\"])|([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u\{([0-9A-Fa-f]+)\})")
 _SIMPLE = {"n": "\n", "r": "\r", "t": "\t", "v": "\v", "e": "\x1b", "f": "\f", "\\": "\\", "$": "$", '"': '"'}
@@ -101,7 +100,7 @@ def _double_quoted(body: str) -> str:
     return _DQ_ESCAPE.sub(escape, body)
 
 
-def _number(text: str) -> int | float:
+def _number(text: str) -> Union[int, float]:
     clean = text.replace("_", "")
     low = clean.lower()
     if low.startswith("0x"):

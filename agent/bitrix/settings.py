@@ -32,6 +32,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, Union
 
 from agent.bitrix.phpconfig import PhpArray, PhpSyntaxError, PhpValue, Unparsed, assignments, returned_value
 from agent.mysqlclient import DbSettings
@@ -57,8 +58,8 @@ class SettingsError(Exception):
 
 
 def split_host(
-    host: str, socket: str | None = None, sockets: Sequence[str] = SOCKETS,
-) -> tuple[str, int, str | None]:
+    host: str, socket: Optional[str] = None, sockets: Sequence[str] = SOCKETS,
+) -> tuple[str, int, Optional[str]]:
     """Bitrix's ``host`` value → (host, port, unix socket or None). See the module docstring."""
     name, _, rest = host.strip().partition(":")
     name = name.strip() or "localhost"
@@ -73,7 +74,7 @@ def split_host(
     return name, port or 3306, None
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path) -> Optional[str]:
     """The file's text; None when it does not exist; SettingsError when it cannot be read."""
     try:
         with open(path, "rb") as f:
@@ -91,7 +92,7 @@ def _read(path: Path) -> str | None:
     return data.decode("utf-8", "replace")
 
 
-def _text(value: PhpValue, path: Path, key: str, *, required: bool = True) -> str | None:
+def _text(value: PhpValue, path: Path, key: str, *, required: bool = True) -> Optional[str]:
     if isinstance(value, Unparsed):
         raise SettingsError(
             f"{path}: {key} (line {value.line}) is an expression, not a literal the agent can read "
@@ -114,7 +115,7 @@ def _dig(value: PhpValue, *keys: str) -> PhpValue:
     return value
 
 
-def from_settings_php(path: Path, text: str) -> dict[str, str | None] | None:
+def from_settings_php(path: Path, text: str) -> Optional[dict[str, Optional[str]]]:
     """``connections.value.default`` of ``.settings.php`` as strings; None when it has none."""
     try:
         data = returned_value(text)
@@ -139,7 +140,7 @@ def from_settings_php(path: Path, text: str) -> dict[str, str | None] | None:
     }
 
 
-def from_dbconn_php(path: Path, text: str) -> dict[str, str | None] | None:
+def from_dbconn_php(path: Path, text: str) -> Optional[dict[str, Optional[str]]]:
     """``$DBHost``, ``$DBLogin``, ``$DBPassword``, ``$DBName`` of ``dbconn.php``; None when absent."""
     found = assignments(text, frozenset({"DBHost", "DBLogin", "DBPassword", "DBName"}))
     if "DBHost" not in found and "DBLogin" not in found:
@@ -152,7 +153,7 @@ def from_dbconn_php(path: Path, text: str) -> dict[str, str | None] | None:
     }
 
 
-def read_db_settings(docroot: str | Path, socket: str | None = None,
+def read_db_settings(docroot: Union[str, Path], socket: Optional[str] = None,
                      sockets: Sequence[str] = SOCKETS) -> DbSettings:
     """The portal's connection settings (see the module docstring). Raises SettingsError."""
     root = Path(docroot)
@@ -181,21 +182,21 @@ def read_db_settings(docroot: str | Path, socket: str | None = None,
 
 @dataclass
 class _Stamp:
-    key: tuple[tuple[int, int, int] | None, ...]
+    key: tuple[Optional[tuple[int, int, int]], ...]
     settings: DbSettings
 
 
 class PortalDbSettings:
     """:func:`read_db_settings` for one docroot, read again only when a file changed."""
 
-    def __init__(self, docroot: str | Path, socket: str | None = None) -> None:
+    def __init__(self, docroot: Union[str, Path], socket: Optional[str] = None) -> None:
         self.docroot = Path(docroot)
         self.socket = socket
         self._lock = threading.Lock()
-        self._cached: _Stamp | None = None
+        self._cached: Optional[_Stamp] = None
 
-    def _key(self) -> tuple[tuple[int, int, int] | None, ...]:
-        key: list[tuple[int, int, int] | None] = []
+    def _key(self) -> tuple[Optional[tuple[int, int, int]], ...]:
+        key: list[Optional[tuple[int, int, int]]] = []
         for name in (SETTINGS_FILE, DBCONN_FILE):
             try:
                 st = os.stat(self.docroot / name)

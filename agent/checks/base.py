@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypeVar
 
 import msgspec
 
@@ -43,7 +43,7 @@ class CheckSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     interval: Duration = DEFAULT_INTERVAL
     timeout: Duration = Duration(10.0)
     retries: Attempts = Attempts(1)
-    retry_interval: Duration | None = None  # None: min(5s, interval), set by __post_init__
+    retry_interval: Optional[Duration] = None  # None: min(5s, interval), set by __post_init__
 
     def __post_init__(self) -> None:
         if self.retry_interval is None:
@@ -74,9 +74,9 @@ class Resources:
     running agent's new log lines).
     """
 
-    processes: ProcessTable | None = None
+    processes: Optional[ProcessTable] = None
     host: str = "localhost"
-    state_dir: Path | None = None
+    state_dir: Optional[Path] = None
     save_state: bool = True
 
 

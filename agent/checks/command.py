@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Optional
 
 import msgspec
 
@@ -59,7 +59,7 @@ class _Running:
         self.lock = threading.Lock()
         self.pids: set[int] = set()
         self.closed = False
-        self.env: dict[str, str] | None = None  # built on the first run, then reused
+        self.env: Optional[dict[str, str]] = None  # built on the first run, then reused
 
 
 class CommandSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -159,7 +159,9 @@ def _spawn(argv: Sequence[str], env: Mapping[str, str]) -> tuple[int, int, int]:
     return pid, out_r, err_r
 
 
-def _read_until_exit(pid: int, out_fd: int, err_fd: int, deadline: float) -> tuple[bytes, bytes, int] | None:
+def _read_until_exit(
+    pid: int, out_fd: int, err_fd: int, deadline: float
+) -> Optional[tuple[bytes, bytes, int]]:
     """Read stdout and stderr to their end (keeping the first MAX_OUTPUT_BYTES of each) and reap
     the plugin; ``(stdout, stderr, wait status)``, or None when ``deadline`` passed first (a
     plugin still running, or a child of it still holding the pipes open)."""
@@ -228,3 +230,26 @@ def interpret(returncode: int, stdout: bytes, stderr: bytes, argv: Sequence[str]
         status = Status.from_exit_code(returncode)
     return CheckResult(status, summary, parsed.perfdata, details)
 
+
+
+def run_argv(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> tuple[int, bytes, bytes] | None:
+    """Run ``argv`` once as a plugin is run (own process group, stdin /dev/null, output bounded):
+    ``(exit code, stdout, stderr)``, or None when it did not finish within ``timeout`` (its group
+    is then killed). Raises OSError when it cannot be started. For checks that run a tool and
+    read its output themselves (``rac``, ``psql``)."""
+    deadline = time.monotonic() + timeout
+    pid, out_fd, err_fd = _spawn(argv, env)
+    reaped = False
+    try:
+        output = _read_until_exit(pid, out_fd, err_fd, deadline)
+        if output is not None:
+            reaped = True
+            out, err, status = output
+            return os.waitstatus_to_exitcode(status), out, err
+        return None
+    finally:
+        os.close(out_fd)
+        os.close(err_fd)
+        _kill_group(pid)
+        if not reaped:
+            _reap(pid)

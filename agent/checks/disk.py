@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources, seconds_text
 from agent.configtypes import Percent, Text
@@ -32,7 +32,7 @@ class Usage:
     used_pct: float
     inodes_total: int
     inodes_used: int
-    inodes_used_pct: float | None  # None: the filesystem has no inode table
+    inodes_used_pct: Optional[float]  # None: the filesystem has no inode table
 
 
 def usage_from_statvfs(st: Any) -> Usage:

@@ -16,7 +16,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources
 from agent.configtypes import Count, Duration, Size, Text
@@ -64,7 +64,7 @@ class FileAgeSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     type: Literal["file_age"] = "file_age"
     glob: Text
     max_age: Duration
-    warning_age: Duration | None = None
+    warning_age: Optional[Duration] = None
     min_size: Size = Size(0)
     min_count: Count = Count(1)
 
@@ -80,7 +80,7 @@ class FileAgeCheck(FromSpec):
         max_age = float(spec.max_age)
         warning_age = None if spec.warning_age is None else float(spec.warning_age)
         base = base_directory(pattern)
-        if os.path.isdir(base) and not os.access(base, os.R_OK | os.X_OK):
+        if os.path.isdir(base) and not os.access(base, os.R_OK | os.X_OK):  # novm
             return CheckResult(Status.UNKNOWN, f"cannot read directory {base}: permission denied "
                                                f"(the agent's user needs read access)")
         files: list[tuple[str, os.stat_result]] = []

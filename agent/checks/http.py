@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 from urllib.parse import urljoin, urlsplit
 
 import msgspec
@@ -46,7 +46,7 @@ class _Answer:
     status: int
     body: str
     size: int
-    cert_days: float | None
+    cert_days: Optional[float]
 
 
 class HttpSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -54,11 +54,11 @@ class HttpSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True)
     url: HttpUrl
     method: HttpMethod = HttpMethod("GET")
     expect_status: StatusCodes = StatusCodes(range(200, 400))
-    body_regex: Regex | None = None
-    body_not_regex: Regex | None = None
+    body_regex: Optional[Regex] = None
+    body_not_regex: Optional[Regex] = None
     follow_redirects: bool = True
     verify_tls: bool = True
-    ca_file: Text | None = None
+    ca_file: Optional[Text] = None
     headers: Headers = msgspec.field(default_factory=Headers)
     tls_warning_days: Count = Count(21)
     tls_critical_days: Count = Count(7)
@@ -131,7 +131,7 @@ class HttpCheck(FromSpec):
     def _exchange(self, deadline: float, timeout: float) -> _Answer:
         url: str = self.spec.url
         method: str = self.spec.method
-        cert_days: float | None = None
+        cert_days: Optional[float] = None
         for _hop in range(MAX_REDIRECTS + 1):
             status, location, body, size, days = self._request(url, method, deadline, timeout)
             if cert_days is None:
@@ -152,7 +152,7 @@ class HttpCheck(FromSpec):
 
     def _request(
         self, url: str, method: str, deadline: float, timeout: float,
-    ) -> tuple[int, str | None, str, int, float | None]:
+    ) -> tuple[int, Optional[str], str, int, Optional[float]]:
         parts = urlsplit(url)
         host = parts.hostname or ""
         https = parts.scheme == "https"
@@ -166,7 +166,7 @@ class HttpCheck(FromSpec):
             request = build_request(method, target, host_header(host, port, https), headers)
         except ValueError as exc:
             raise _Failure(f"cannot send a request to {url}: {exc}") from None
-        sock: socket.socket | None = None
+        sock: Optional[socket.socket] = None
         try:
             sock = connect(host, port, timeout=self._remaining(deadline, timeout, url),
                            context=self._context() if https else None)
@@ -201,11 +201,11 @@ class HttpCheck(FromSpec):
                 sock.close()
 
 
-_CONTEXTS: dict[tuple[str | None, bool, tuple[float | None, ...]], ssl.SSLContext] = {}
+_CONTEXTS: dict[tuple[Optional[str], bool, tuple[Optional[float], ...]], ssl.SSLContext] = {}
 _CONTEXTS_LOCK = threading.Lock()
 
 
-def tls_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
+def tls_context(ca_file: Optional[str], verify: bool) -> ssl.SSLContext:
     """A client context (verifying unless ``verify`` is False), shared by the runs of the checks.
 
     ``ssl.create_default_context`` loads the whole CA store (a few ms of CPU) and an SSLContext may
@@ -228,7 +228,7 @@ def tls_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
         return ctx
 
 
-def _mtime(path: str | None) -> float | None:
+def _mtime(path: Optional[str]) -> Optional[float]:
     if path is None:
         return None
     try:
@@ -237,7 +237,7 @@ def _mtime(path: str | None) -> float | None:
         return None
 
 
-def _cert_days(sock: ssl.SSLSocket, now: float) -> float | None:
+def _cert_days(sock: ssl.SSLSocket, now: float) -> Optional[float]:
     """Days until the peer certificate's notAfter (verified or not)."""
     cert = sock.getpeercert()
     if cert and "notAfter" in cert:

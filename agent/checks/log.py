@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources
 from agent.configtypes import Count, Regex, Size, Text
@@ -36,9 +36,9 @@ class LogSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     type: Literal["log"] = "log"
     path: Text
     regex: Regex
-    not_regex: Regex | None = None
-    warning: Count | None = None
-    critical: Count | None = Count(1)
+    not_regex: Optional[Regex] = None
+    warning: Optional[Count] = None
+    critical: Optional[Count] = Count(1)
     max_read: Size = Size(2 * 1024 * 1024)
     missing_ok: bool = False
 
@@ -55,7 +55,7 @@ def trim(line: str, limit: int = MAX_LINE) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def judge(count: int, warning: int | None, critical: int | None) -> Status:
+def judge(count: int, warning: Optional[int], critical: Optional[int]) -> Status:
     if critical is not None and critical > 0 and count >= critical:
         return Status.CRITICAL
     if warning is not None and warning > 0 and count >= warning:
@@ -69,7 +69,7 @@ class Matches:
     last: tuple[str, ...]  # the last DETAIL_LINES matching lines, oldest first
 
 
-def match_lines(lines: tuple[str, ...], regex: str, not_regex: str | None) -> Matches:
+def match_lines(lines: tuple[str, ...], regex: str, not_regex: Optional[str]) -> Matches:
     search = re.compile(regex).search
     exclude = re.compile(not_regex).search if not_regex else None
     count = 0
@@ -83,7 +83,7 @@ def match_lines(lines: tuple[str, ...], regex: str, not_regex: str | None) -> Ma
     return Matches(count, tuple(last))
 
 
-def state_file(resources: Resources, name: str) -> Path | None:
+def state_file(resources: Resources, name: str) -> Optional[Path]:
     """Where the check ``name`` keeps its state (None: in memory only)."""
     return None if resources.state_dir is None else Path(resources.state_dir) / f"{name}.json"
 

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from agent.bitrix.settings import PortalDbSettings, SettingsError
 from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources
@@ -48,18 +48,18 @@ METRICS = {
 
 class MysqlSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     type: Literal["mysql"] = "mysql"
-    settings_from: Text | None = None  # a Bitrix docroot whose settings files hold the connection
-    host: Text | None = None
+    settings_from: Optional[Text] = None  # a Bitrix docroot whose settings files hold the connection
+    host: Optional[Text] = None
     port: Count = Count(3306)
-    socket: Text | None = None
-    user: Text | None = None
-    database: Text | None = None
-    password_file: Path | None = None
+    socket: Optional[Text] = None
+    user: Optional[Text] = None
+    database: Optional[Text] = None
+    password_file: Optional[Path] = None
     query: Text = Text("SELECT 1")
-    warning: float | None = None
-    critical: float | None = None
-    connections_warning: Percent | None = Percent(80)
-    connections_critical: Percent | None = None
+    warning: Optional[float] = None
+    critical: Optional[float] = None
+    connections_warning: Optional[Percent] = Percent(80)
+    connections_critical: Optional[Percent] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -85,13 +85,13 @@ def read_password(path: Path) -> str:
     return text.split("\n", 1)[0].rstrip("\r")
 
 
-def number(value: Any) -> float | None:
+def number(value: Any) -> Optional[float]:
     """A result cell as a float, or None (NULL, text that is not a number, NaN)."""
     if isinstance(value, bool):
         return float(value)
-    if isinstance(value, int | float | Decimal):
+    if isinstance(value, (int, float, Decimal)):
         result = float(value)
-    elif isinstance(value, bytes | str):
+    elif isinstance(value, (bytes, str)):
         try:
             result = float(value.decode() if isinstance(value, bytes) else value)
         except (ValueError, UnicodeDecodeError):
@@ -105,9 +105,9 @@ def number(value: Any) -> float | None:
 class DbTarget:
     """Where a check's connection settings come from: a Bitrix docroot, or given keys."""
 
-    portal: PortalDbSettings | None
-    given: DbSettings | None
-    password_file: Path | None
+    portal: Optional[PortalDbSettings]
+    given: Optional[DbSettings]
+    password_file: Optional[Path]
 
     def settings(self) -> DbSettings:
         """Raises SettingsError or SecretFileError."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 from agent.report import PerfValue
 
@@ -116,7 +117,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _item(label: str, data: str) -> PerfValue | None:
+def _item(label: str, data: str) -> Optional[PerfValue]:
     fields = data.split(";")
     m = _VALUE_RE.match(fields[0].replace(",", "."))
     if not m:
@@ -139,7 +140,7 @@ def _item(label: str, data: str) -> PerfValue | None:
     )
 
 
-def _number(text: str) -> float | None:
+def _number(text: str) -> Optional[float]:
     text = text.strip().replace(",", ".")
     if not _NUMBER_RE.match(text):
         return None
@@ -147,7 +148,7 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _threshold(text: str) -> float | None:
+def _threshold(text: str) -> Optional[float]:
     """A threshold range reduced to one number: the end of ``start:end`` (or the start of ``start:``).
 
     ``10`` → 10, ``~:10`` → 10, ``10:`` → 10, ``@10:20`` → 20. The report keeps one number per

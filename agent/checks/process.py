@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Optional, Protocol
 
 from agent.checks.base import CheckResult, CheckSpec, FromSpec, Resources
 from agent.configtypes import Count, Regex, Text
@@ -58,11 +58,11 @@ class ProcessStats:
 
 class ProcessSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     type: Literal["process"] = "process"
-    match: Text | None = None
-    cmdline_regex: Regex | None = None
-    user: Text | None = None
+    match: Optional[Text] = None
+    cmdline_regex: Optional[Regex] = None
+    user: Optional[Text] = None
     min_count: Count = Count(1)
-    max_count: Count | None = None
+    max_count: Optional[Count] = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -75,8 +75,8 @@ class ProcessSpec(CheckSpec, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 @dataclass(frozen=True)
 class ProcessCheck(FromSpec):
     spec: ProcessSpec
-    psutil: PsutilLike | None = None
-    own_pid: int | None = None
+    psutil: Optional[PsutilLike] = None
+    own_pid: Optional[int] = None
 
     def describe(self) -> str:
         spec = self.spec
@@ -90,7 +90,7 @@ class ProcessCheck(FromSpec):
         return " and ".join(parts)
 
     @functools.cached_property
-    def _search(self) -> Callable[[str], object] | None:
+    def _search(self) -> Optional[Callable[[str], object]]:
         """``cmdline_regex`` compiled once (not looked up in ``re``'s cache per process)."""
         regex = self.spec.cmdline_regex
         return None if regex is None else re.compile(regex).search

@@ -10,7 +10,7 @@ tests/agent/test_check_contract.py (the contract test fails for a type without o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Optional
 
 from agent.checks import command, disk, file_age, http, log, mysql, process, tcp
 from agent.checks.base import Check, CheckSpec, CheckType, Resources
@@ -24,6 +24,7 @@ from agent.checks.bitrix import (
     site_checker,
     updates,
 )
+from agent.checks.onec import cluster, dbms, infobase, publication, workers
 from agent.errors import ConfigError
 from agent.validation import convert
 
@@ -44,6 +45,11 @@ CHECK_TYPES: tuple[CheckType[Any], ...] = (
     CheckType(site_checker.SiteCheckerSpec, site_checker.build, site_checker.METRICS),
     CheckType(php_fatals.PhpFatalsSpec, php_fatals.build, php_fatals.METRICS),
     CheckType(push_server.PushServerSpec, push_server.build, push_server.METRICS),
+    CheckType(cluster.OnecClusterSpec, cluster.build, cluster.METRICS),
+    CheckType(infobase.OnecInfobaseSpec, infobase.build, infobase.METRICS),
+    CheckType(workers.OnecWorkersSpec, workers.build, workers.METRICS),
+    CheckType(dbms.OnecDbmsSpec, dbms.build, dbms.METRICS),
+    CheckType(publication.OnecPublicationSpec, publication.build, publication.METRICS),
 )
 
 _BY_NAME: dict[str, CheckType[Any]] = {t.name: t for t in CHECK_TYPES}
@@ -83,7 +89,7 @@ def parse_check(raw: object, *, source: str, path: str, default_interval: float)
     return convert(spec, data, source=source, path=path)
 
 
-def build_check(spec: CheckSpec, resources: Resources | None = None) -> Check:
+def build_check(spec: CheckSpec, resources: Optional[Resources] = None) -> Check:
     """The check object for a validated spec (its type's build function)."""
     check_type = _BY_NAME[spec.type]
     if not isinstance(spec, check_type.spec):

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Optional, Protocol
 
 from agent.report import Sample
 
@@ -51,9 +51,9 @@ class HostSampler:
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[Sample, ...] = ()
-        self._cached_at: float | None = None
+        self._cached_at: Optional[float] = None
         self._scraped: tuple[Sample, ...] = ()  # what the latest scrape returned, and when
-        self._scraped_at: float | None = None
+        self._scraped_at: Optional[float] = None
         self._errors: dict[str, int] = {c.name: 0 for c in self._collectors}
         self._failing: set[str] = set()
 

@@ -12,7 +12,7 @@ import os
 import shlex
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Optional, Protocol
 
 from agent.report import Facts, Sample
 
@@ -55,7 +55,7 @@ class FactsCollector:
     ) -> None:
         self._ps = ps
         self._uname = uname
-        self._boot: float | None = None
+        self._boot: Optional[float] = None
         self._os = read_os_release(os_release)
         if self._os == "unknown" and os_release == Path("/etc/os-release"):
             self._os = read_os_release(Path("/usr/lib/os-release"))
@@ -70,7 +70,7 @@ class FactsCollector:
     def facts(self) -> Facts:
         uname = self._uname()
         try:
-            boot: float | None = self.boot_time()
+            boot: Optional[float] = self.boot_time()
         except Exception:
             boot = None
         return Facts(hostname=uname.nodename, os=self._os, kernel=uname.release, boot_time=boot)

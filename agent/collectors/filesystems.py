@@ -29,7 +29,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Optional, Protocol
 
 from agent.report import Sample
 from agent.workers import WorkerPool
@@ -59,7 +59,7 @@ class _Call:
 
     def __init__(self, mountpoint: str) -> None:
         self.result: Any = None
-        self.error: BaseException | None = None
+        self.error: Optional[BaseException] = None
         self.done = threading.Event()
         self.mountpoint = mountpoint
 

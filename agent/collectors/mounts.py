@@ -23,7 +23,7 @@ import select
 import threading
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 MOUNTS = "/proc/self/mounts"
 #: Read the table again after this long even without a change event (a kernel without the event).
@@ -65,9 +65,9 @@ class MountTable:
         self._clock = clock
         self._lock = threading.Lock()
         self._poll = select.poll()
-        self._poll.register(fd, select.POLLPRI | select.POLLERR)
+        self._poll.register(fd, select.POLLPRI | select.POLLERR)  # novm
         self._parts: list[Partition] = []
-        self._read_at: float | None = None
+        self._read_at: Optional[float] = None
         self.reads = 0  # times the table was read (tests, the benchmark)
 
     def disk_partitions(self, all: bool = True) -> list[Partition]:
@@ -77,7 +77,8 @@ class MountTable:
             if self._fd < 0:  # closed (the agent stopping): what it had
                 return self._parts
             now = self._clock()
-            changed = any(events & (select.POLLPRI | select.POLLERR) for _, events in self._poll.poll(0))
+            wanted = select.POLLPRI | select.POLLERR  # novm
+            changed = any(events & wanted for _, events in self._poll.poll(0))
             if changed or self._read_at is None or now - self._read_at >= self._max_age:
                 self._parts = parse_mounts(self._read())
                 self._read_at = now
@@ -101,10 +102,10 @@ class MountTable:
 
 
 def open_mount_table(path: str = MOUNTS, *, max_age: float = MAX_AGE_SECONDS,
-                     clock: Callable[[], float] = time.monotonic) -> MountTable | None:
+                     clock: Callable[[], float] = time.monotonic) -> Optional[MountTable]:
     """A :class:`MountTable` on ``path``, or None when it cannot be opened (no /proc)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # novm
     except OSError:
         return None
     return MountTable(fd, path=path, max_age=max_age, clock=clock)

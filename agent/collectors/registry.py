@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from agent.collectors import Collector
 from agent.collectors.cpu import CpuCollector
@@ -36,7 +36,7 @@ class HostSources:
 
     ps: Any
     meminfo: Path = MEMINFO
-    facts: FactsCollector | None = None
+    facts: Optional[FactsCollector] = None
     partitions: Any = None
     statvfs: Callable[[str], Any] = os.statvfs
 

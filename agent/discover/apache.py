@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 from agent.discover.boxroot import BoxRoot, join
 from agent.discover.nginx import ANY_ADDRESS, Listen
@@ -22,7 +23,7 @@ _VAR = re.compile(r"\$\{(\w+)\}")
 
 @dataclass(frozen=True)
 class ApacheConfig:
-    main: str | None                         # None: no Apache config
+    main: Optional[str]                         # None: no Apache config
     listens: tuple[Listen, ...] = ()
     document_roots: tuple[tuple[str, str], ...] = ()   # (box path, file naming it)
     error_logs: tuple[str, ...] = ()
@@ -47,7 +48,7 @@ def _envvars(root: BoxRoot) -> dict[str, str]:
     return found
 
 
-def parse_listen(words: list[str]) -> Listen | None:
+def parse_listen(words: list[str]) -> Optional[Listen]:
     """``Listen [addr:]port [protocol]``."""
     if not words:
         return None
@@ -71,11 +72,11 @@ def read_apache(root: BoxRoot) -> ApacheConfig:
     logs: list[str] = []
     seen: set[str] = set()
 
-    def value(word: str) -> str | None:
+    def value(word: str) -> Optional[str]:
         text = _VAR.sub(lambda m: variables.get(m.group(1), m.group(0)), word)
         return None if "${" in text else text
 
-    def absolute(word: str) -> str | None:
+    def absolute(word: str) -> Optional[str]:
         text = value(word)
         if text is None or text.startswith(("|", "syslog")):
             return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
+from typing import Optional
 
 from agent.configtypes import NAME_RE
 from agent.discover.boxroot import BoxRoot, join
@@ -71,7 +72,7 @@ def site_names(docroots: Iterable[str]) -> dict[str, str]:
     return names
 
 
-def db_host(root: BoxRoot, docroot: str) -> tuple[str | None, str | None, str | None]:
+def db_host(root: BoxRoot, docroot: str) -> tuple[Optional[str], Optional[str], Optional[str]]:
     """(host as written, file it came from, why none was read)."""
     why: list[str] = []
     for rel, regex in ((SETTINGS, _SETTINGS_HOST), (DBCONN, _DBCONN_HOST)):

@@ -19,6 +19,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Optional, Union
 
 MAX_READ = 1024 * 1024
 _MAX_LINKS = 40
@@ -29,7 +30,7 @@ def _parts(path: str) -> list[str]:
 
 
 class BoxRoot:
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Union[Path, str]) -> None:
         self.path = Path(os.path.abspath(root))
         self._prefixes = tuple(
             {str(self.path).rstrip("/"), os.path.realpath(self.path).rstrip("/")} - {""}
@@ -94,7 +95,7 @@ class BoxRoot:
 
     # -- questions -------------------------------------------------------------------------------
 
-    def _stat(self, box_path: str) -> os.stat_result | None:
+    def _stat(self, box_path: str) -> Optional[os.stat_result]:
         try:
             return os.stat(self.host(box_path))
         except (OSError, ValueError):
@@ -138,19 +139,20 @@ class BoxRoot:
             return []
         return [join(base, str(p.relative_to(host_base))) for p in found]
 
-    def read_text(self, box_path: str) -> str | None:
+    def read_text(self, box_path: str) -> Optional[str]:
         """The text of a regular file (UTF-8, undecodable bytes replaced), at most MAX_READ bytes."""
         data = self._read(box_path)
         return data if isinstance(data, str) else None
 
-    def unreadable(self, box_path: str) -> str | None:
+    def unreadable(self, box_path: str) -> Optional[str]:
         """Why a file cannot be read (``None``: it can)."""
         data = self._read(box_path)
         return data.reason if isinstance(data, _Unreadable) else None
 
-    def _read(self, box_path: str) -> str | _Unreadable:
+    def _read(self, box_path: str) -> Union[str, _Unreadable]:
         try:
-            fd = os.open(self.host(box_path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY  # novm
+            fd = os.open(self.host(box_path), flags)
         except OSError as exc:
             return _Unreadable(_reason(exc))
         try:

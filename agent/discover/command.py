@@ -5,6 +5,10 @@ or written to a file.
 unless ``--force``; with ``--force`` the new file is written beside it and renamed over it (never a
 half-written config), keeping the old file's owner and group when allowed. Exit 2: bad options
 (the root is not a directory, the host name is not valid).
+
+``--rac`` is the one option that makes discover run something: the 1C cluster's ``rac`` (the
+platform's own, found under the root), twice, read-only — ``rac cluster list`` and ``rac infobase
+summary list`` — to name the infobases to watch (:func:`ask_rac`).
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import Optional, TextIO
 
 import yaml
 
+from agent.checks.onec.rac import Rac, RacError
 from agent.configtypes import NAME_RE
-from agent.discover.render import render
+from agent.discover.render import Push, render
 from agent.discover.services import ProcessSource
 from agent.discover.survey import discover
 
@@ -31,7 +36,7 @@ class RefusedError(Exception):
     """The output file could not be written (exists without --force, or an OS error)."""
 
 
-def process_source(root: Path, proc: str | None) -> ProcessSource:
+def process_source(root: Path, proc: Optional[str]) -> ProcessSource:
     """``/``: every process of ``/proc`` (or ``--proc``); another root: the processes named by its
     pid files in ``--proc``, or none without it."""
     is_host = os.path.abspath(root) == "/"
@@ -40,11 +45,23 @@ def process_source(root: Path, proc: str | None) -> ProcessSource:
     return ProcessSource(Path(proc) if proc else None, whole_table=False)
 
 
+def ask_rac(rac: Path, timeout: float = 10.0) -> tuple[tuple[str, ...] | None, str]:
+    """The infobases the 1C cluster has, asked through ``rac`` (read-only); or None and why not."""
+    client = Rac(str(rac))
+    try:
+        cluster = client.cluster(timeout)
+        listed = client.run(["infobase", f"--cluster={cluster}", "summary", "list"], timeout)
+    except RacError as exc:
+        return None, f"rac did not tell: {exc}"
+    names = tuple(r["name"] for r in listed if r.get("name"))
+    return names, f"rac infobase summary list (cluster {cluster})"
+
+
 def write_config(path: Path, text: str, *, force: bool) -> None:
     data = text.encode("utf-8")
     if not force:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, MODE)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, MODE)  # novm
         except FileExistsError:
             raise RefusedError(f"{path} exists; not overwritten (use --force to replace it)") from None
         except OSError as exc:
@@ -87,13 +104,17 @@ def summary(text: str) -> str:
 def run(
     *,
     root: str,
-    proc: str | None,
-    host: str | None,
+    proc: Optional[str],
+    host: Optional[str],
     paths_under_root: bool,
-    write: str | None,
+    write: Optional[str],
     force: bool,
     out: TextIO,
     err: TextIO,
+    controller_url: Optional[str] = None,
+    token_file: Optional[str] = None,
+    listen: Optional[str] = None,
+    rac: bool = False,
 ) -> int:
     root_path = Path(root)
     if not root_path.is_dir():
@@ -106,8 +127,14 @@ def run(
     if host is None and os.path.abspath(root_path) == "/":
         short = socket.gethostname().split(".")[0]
         host = short if NAME_RE.fullmatch(short) else None
-    found = discover(root_path, process_source(root_path, proc), host)
-    text = render(found, paths_under_root=paths_under_root)
+    found = discover(root_path, process_source(root_path, proc), host, ask_rac if rac else None)
+    push = None
+    if controller_url is not None:
+        push = Push(controller_url, token_file) if token_file else Push(controller_url)
+    elif token_file is not None:
+        err.write("boxkeeper-agent: discover: --token-file goes with --controller-url\n")
+        return EXIT_USAGE
+    text = render(found, paths_under_root=paths_under_root, push=push, listen=listen)
     if write is None:
         out.write(text)
         return EXIT_OK

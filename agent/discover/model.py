@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Optional
 
 
 class Section(Enum):
@@ -34,9 +35,9 @@ class Note:
 
 @dataclass(frozen=True)
 class BitrixEnv:
-    version: str | None = None        # BITRIX_VA_VER
-    version_file: str | None = None   # where it was read (/etc/sysconfig/httpd)
-    bx_sites: str | None = None       # /opt/webdir/bin/bx-sites when it is there
+    version: Optional[str] = None        # BITRIX_VA_VER
+    version_file: Optional[str] = None   # where it was read (/etc/sysconfig/httpd)
+    bx_sites: Optional[str] = None       # /opt/webdir/bin/bx-sites when it is there
 
     @property
     def present(self) -> bool:
@@ -50,13 +51,13 @@ class CronLine:
     file: str
     line: int                         # 1-based
     commented: bool
-    docroot: str | None               # the docroot it runs cron_events.php of
+    docroot: Optional[str]               # the docroot it runs cron_events.php of
 
 
 @dataclass(frozen=True)
 class HttpEndpoint:
     url: str
-    host_header: str | None           # sent as Host: when the server block answers to a name only
+    host_header: Optional[str]           # sent as Host: when the server block answers to a name only
     source: str                       # "listen 80 in /etc/nginx/bx/site_enabled/s1.conf"
 
 
@@ -68,9 +69,9 @@ class Site:
     docroot: str
     named_in: tuple[str, ...]         # the layout convention and/or the web server files naming it
     cron: tuple[CronLine, ...]
-    front: HttpEndpoint | None        # the web server block serving it
-    db_host: str | None = None        # connections.default.host (never the password)
-    db_source: str | None = None
+    front: Optional[HttpEndpoint]        # the web server block serving it
+    db_host: Optional[str] = None        # connections.default.host (never the password)
+    db_source: Optional[str] = None
 
 
 class ServiceState(Enum):
@@ -83,8 +84,8 @@ class ServiceState(Enum):
 class Service:
     key: str                          # also the check's name: nginx, httpd, mysqld, push-server ...
     state: ServiceState
-    match: str | None                 # process name for `match:`
-    cmdline_regex: str | None         # for `cmdline_regex:` (interpreters: node, python)
+    match: Optional[str]                 # process name for `match:`
+    cmdline_regex: Optional[str]         # for `cmdline_regex:` (interpreters: node, python)
     evidence: str                     # what says it is there
     onec: bool = False                # a 1C:Enterprise server process
 
@@ -106,7 +107,7 @@ class Mount:
 @dataclass(frozen=True)
 class Disks:
     mounts: tuple[Mount, ...]         # worth a disk check; "/" first
-    source: str | None                # the mount table read (None: none could be read)
+    source: Optional[str]                # the mount table read (None: none could be read)
 
 
 class BackupState(Enum):
@@ -124,20 +125,46 @@ class Backup:
 
 @dataclass(frozen=True)
 class Plugins:
-    dir: str | None                   # where check_load and check_swap are
+    dir: Optional[str]                   # where check_load and check_swap are
     searched: tuple[str, ...]
 
 
 @dataclass(frozen=True)
+class OneCPostgres:
+    """The PostgreSQL (Postgres Pro for 1C) on a 1C server: its data dir and port."""
+
+    datadir: str
+    port: int
+    port_source: str                  # postgresql.conf, or "the default"
+    bindir: Optional[str] = None         # where psql and pg_isready are (not Debian's perl wrappers)
+
+
+@dataclass(frozen=True)
+class OneCPublication:
+    """A 1C web publication: the Apache file whose ``LoadModule _1cws_module`` line loads it."""
+
+    conf: str
+    module: str                       # the wsap24.so path
+    url: Optional[str]                   # from the one Alias in that file (None: not decided)
+
+
+@dataclass(frozen=True)
 class OneC:
-    """A 1C:Enterprise server on the box (not watched yet: written as comments)."""
+    """A 1C:Enterprise server on the box."""
 
     platforms: tuple[str, ...]        # install dirs /opt/1cv8/x86_64/<version>
     units: tuple[str, ...]            # unit files srv1cv8-*, ras-* (and the old init script)
-    registry: str | None              # the cluster registry dir reg_1541
+    registry: Optional[str]              # the cluster registry dir reg_1541
     ports: tuple[tuple[str, int], ...]  # (ragent|rmngr|ras, port)
     ports_source: str
     processes: tuple[Service, ...]
+    rac: Optional[str] = None            # the rac the checks run (the running platform's, else the newest)
+    running: Optional[str] = None        # the platform version of the running ragent
+    worker_range: str = "1560:1591"   # rphost ports (-range in the unit)
+    infobases: Optional[tuple[str, ...]] = None  # None: rac was not asked (or did not answer)
+    infobases_source: str = ""        # how they were found, or why not
+    postgres: Optional[OneCPostgres] = None
+    publication: Optional[OneCPublication] = None
 
 
 @dataclass(frozen=True)
@@ -146,30 +173,30 @@ class Portal:
 
     name: str
     endpoint: HttpEndpoint
-    site: str | None
+    site: Optional[str]
 
 
 @dataclass(frozen=True)
 class Discovery:
     root: str                         # what was read (a path here)
     processes: str                    # how processes were looked at, for the header
-    host: str | None
-    host_source: str | None
+    host: Optional[str]
+    host_source: Optional[str]
     bitrix_env: BitrixEnv
     sites: tuple[Site, ...]
     services: tuple[Service, ...]
     portals: tuple[Portal, ...]
-    backend: HttpEndpoint | None      # Apache behind nginx
+    backend: Optional[HttpEndpoint]      # Apache behind nginx
     error_page: bool                  # the BitrixEnv 502 page is installed
-    mysql: MysqlServer | None
+    mysql: Optional[MysqlServer]
     disks: Disks
-    backup: Backup | None             # None: no Bitrix here, nothing to say
-    php_error_log: str | None
+    backup: Optional[Backup]             # None: no Bitrix here, nothing to say
+    php_error_log: Optional[str]
     plugins: Plugins
-    onec: OneC | None
+    onec: Optional[OneC]
     notes: tuple[Note, ...]
 
-    def service(self, key: str) -> Service | None:
+    def service(self, key: str) -> Optional[Service]:
         return next((s for s in self.services if s.key == key), None)
 
     def notes_for(self, section: Section) -> tuple[Note, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 from agent.discover.boxroot import BoxRoot, join
 
@@ -23,7 +24,7 @@ ANY_ADDRESS = frozenset({"*", "0.0.0.0", "::", ""})  # noqa: S104
 
 @dataclass(frozen=True)
 class Listen:
-    host: str | None                  # None: every address
+    host: Optional[str]                  # None: every address
     port: int
     ssl: bool = False
     default: bool = False
@@ -39,17 +40,17 @@ class Server:
 
 @dataclass(frozen=True)
 class NginxConfig:
-    main: str | None                  # None: no nginx.conf
+    main: Optional[str]                  # None: no nginx.conf
     servers: tuple[Server, ...] = ()
     error_logs: tuple[str, ...] = ()
-    pid_file: str | None = None
+    pid_file: Optional[str] = None
 
 
 @dataclass
 class _Directive:
     name: str
     args: list[str]
-    block: list[_Directive] | None
+    block: Optional[list[_Directive]]
     file: str
 
 
@@ -131,12 +132,12 @@ def _expand(root: BoxRoot, items: list[_Directive], depth: int, seen: set[str]) 
     return out
 
 
-def parse_listen(args: list[str]) -> Listen | None:
+def parse_listen(args: list[str]) -> Optional[Listen]:
     """``listen`` arguments → :class:`Listen` (a unix socket: None)."""
     if not args or args[0].startswith("unix:"):
         return None
     addr, flags = args[0], set(args[1:])
-    host: str | None
+    host: Optional[str]
     if addr.isdigit():
         host, port = None, int(addr)
     elif addr.startswith("["):
@@ -187,7 +188,7 @@ def read_nginx(root: BoxRoot) -> NginxConfig:
     items = _load(root, MAIN, 0, set())
     servers: list[Server] = []
     logs: list[str] = []
-    pid: str | None = None
+    pid: Optional[str] = None
 
     def walk(items: list[_Directive]) -> None:
         nonlocal pid
@@ -205,7 +206,7 @@ def read_nginx(root: BoxRoot) -> NginxConfig:
     return NginxConfig(MAIN, tuple(servers), tuple(dict.fromkeys(logs)), pid)
 
 
-def url_of(listen: Listen, ssl: bool | None = None) -> str:
+def url_of(listen: Listen, ssl: Optional[bool] = None) -> str:
     """The URL that reaches a listening socket from this box."""
     secure = listen.ssl if ssl is None else ssl
     scheme = "https" if secure else "http"

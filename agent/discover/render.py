@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional, Union
 
 import yaml
 
 from agent.checks.bitrix.profile import SIGNALS
+from agent.configtypes import NAME_RE
 from agent.discover.bitrix import DEFAULT_DOCROOT, EXT_WWW
 from agent.discover.model import BackupState, Discovery, HttpEndpoint, Note, Section, Service, ServiceState
 from agent.discover.system import BACKUP_DIR, disk_check_names
@@ -67,6 +69,10 @@ CONTROLLER = """\
 #  ca_file: null                 # TLS is verified by default; a custom CA may be given
 #  timeout: 10s"""
 
+PUSH = """\
+# Push to the controller. token_file holds this host's token (one line, owner boxkeeper, mode 0600):
+# the agent refuses to start with a readable or missing token file."""
+
 
 def scalar(value: object) -> str:
     """One YAML scalar, quoted by PyYAML when it needs to be."""
@@ -80,7 +86,7 @@ def flow(mapping: Mapping[str, Any]) -> str:
                           allow_unicode=True).rstrip("\n")
 
 
-def line(text: str, comment: str | None = None) -> str:
+def line(text: str, comment: Optional[str] = None) -> str:
     if not comment:
         return text
     if len(text) >= COMMENT_COLUMN - 1:
@@ -93,14 +99,25 @@ def rule(title: str, indent: str = "  ") -> str:
     return head + "-" * max(3, RULE_WIDTH - len(head))
 
 
+@dataclass(frozen=True)
+class Push:
+    """Where the agent pushes (``discover --controller-url``; ``boxkeeper hosts enroll`` passes it)."""
+
+    url: str
+    token_file: str = "/etc/boxkeeper/agent.token"  # noqa: S105 (a path, not a secret)
+
+
 class _Writer:
-    def __init__(self, d: Discovery, paths_under_root: bool) -> None:
+    def __init__(self, d: Discovery, paths_under_root: bool, push: Optional[Push] = None,
+                 listen: Optional[str] = None) -> None:
         self.d = d
+        self.push = push
+        self.listen = listen
         prefix = d.root.rstrip("/") if paths_under_root else ""
         self.path: Callable[[str], str] = (lambda p: prefix + p if p != "/" else prefix or "/")
         self.out: list[str] = []
 
-    def add(self, text: str = "", comment: str | None = None) -> None:
+    def add(self, text: str = "", comment: Optional[str] = None) -> None:
         """A line, with its comment beside it, or above it when both do not fit in RULE_WIDTH."""
         if comment and len(line(text, comment)) > RULE_WIDTH:
             indent = text[: len(text) - len(text.lstrip(" "))]
@@ -114,12 +131,12 @@ class _Writer:
                                                 break_long_words=False, break_on_hyphens=False)):
             self.add(f"{indent}{first if i == 0 else rest}{piece}")
 
-    def todo(self, notes: Iterable[Note | str], indent: str = "  ") -> None:
+    def todo(self, notes: Iterable[Union[Note, str]], indent: str = "  ") -> None:
         for note in notes:
             self.comment(f"TODO: {note.text if isinstance(note, Note) else note}", indent, rest="#       ")
 
-    def check(self, fields: Mapping[str, Any], comment: str | None = None, *, block: bool = False,
-              comments: Mapping[str, str] | None = None, off: bool = False) -> None:
+    def check(self, fields: Mapping[str, Any], comment: Optional[str] = None, *, block: bool = False,
+              comments: Optional[Mapping[str, str]] = None, off: bool = False) -> None:
         """One item of ``checks:`` (``off``: commented out, ready to uncomment)."""
         mark = "#" if off else ""
         if not block:
@@ -147,7 +164,7 @@ def _header(w: _Writer) -> None:
     w.comment(f"Bitrix sites: {sites}", "", first="#   ", rest="#     ")
     w.comment(f"processes: {d.processes}", "", first="#   ", rest="#     ")
     if d.onec is not None:
-        w.add("#   a 1C:Enterprise server (listed at the end of checks; 1C checks are a later issue)")
+        w.add("#   a 1C:Enterprise server (its checks are at the end of checks)")
     if w.path("/") != "/":
         w.comment(f"read from the root {d.root}: the paths of the values are written under it "
                   "(--paths-under-root); comments name them as on the box", "", first="#   ", rest="#     ")
@@ -164,9 +181,17 @@ def _top(w: _Writer) -> None:
     else:
         w.add("#host: NAME", "the name the controller knows this box by")
     w.add("interval: 15s", "default check interval")
-    w.add("listen: 127.0.0.1:9847", "local /metrics (Prometheus text format); keep it on loopback")
+    w.add(f"listen: {scalar(w.listen or '127.0.0.1:9847')}",
+          "local /metrics (Prometheus text format); keep it on loopback")
     w.add()
-    w.add(CONTROLLER)
+    if w.push is None:
+        w.add(CONTROLLER)
+    else:
+        w.add(PUSH)
+        w.add("controller:")
+        w.add(f"  url: {scalar(w.push.url)}")
+        w.add(f"  token_file: {scalar(w.path(w.push.token_file))}")
+        w.add("  push_interval: 15s", "a report every 15 s, and at once when a check changes hard state")
     w.add()
     w.add("spool:", "reports wait here (fsync'd, replayed in order) while the controller is away")
     w.add(f"  dir: {scalar(w.path(SPOOL_DIR))}")
@@ -201,7 +226,7 @@ def _bitrix(w: _Writer) -> None:
         if not site.cron:
             w.comment(f"cron: no line runs {site.docroot}/bitrix/modules/main/tools/cron_events.php (/etc/"
                       "crontab, /etc/cron.d/*, /var/spool/cron/*): agents run on page hits only", "    ")
-        signals: dict[str, tuple[object, str | None]] = {}
+        signals: dict[str, tuple[object, Optional[str]]] = {}
         if d.backup is not None and w.path(d.backup.dir) != BACKUP_DIR:
             signals["backup"] = ({"archive_dir": w.path(d.backup.dir)}, None)
         if d.php_error_log is None:
@@ -351,28 +376,108 @@ def _onec(w: _Writer) -> None:
     if c is None:
         return
     w.add()
-    w.add(rule("1C:Enterprise server: found, not watched yet (1C checks: a later issue)"))
+    w.add(rule("1C:Enterprise server (docs/agent-checks.md, \"1C:Enterprise checks\")"))
     for platform in c.platforms:
-        w.add(f"  # platform {platform.rsplit('/', 1)[-1]} in {platform}")
+        version = platform.rsplit("/", 1)[-1]
+        w.add(f"  # platform {version} in {platform}{' (running)' if version == c.running else ''}")
     if c.units:
         w.comment(f"units: {', '.join(c.units)}")
     w.comment(f"cluster registry: {c.registry or 'not found under /home/usr1cv8/.1cv8/1C/1cv8'}")
-    w.comment(f"ports: {', '.join(f'{role} {port}' for role, port in c.ports)} (from {c.ports_source})")
-    running = {s.key: s for s in c.processes}
+    w.comment(f"ports: {', '.join(f'{role} {port}' for role, port in c.ports)} (from {c.ports_source}); "
+              f"worker processes {c.worker_range}")
+    running = {s.key: s for s in c.processes if s.state is ServiceState.RUNNING}
     for key in ("1c-ragent", "1c-rmngr", "1c-rphost", "1c-ras"):
-        s = running.get(key)
-        state = "running" if s and s.state is ServiceState.RUNNING else "not seen running"
-        w.check({"name": key, "type": "process", "match": key.removeprefix("1c-"), "min_count": 1}, state,
-                off=True)
+        fields = {"name": key, "type": "process", "match": key.removeprefix("1c-"), "min_count": 1}
+        w.check(fields, "running" if key in running else "not seen running", off=key not in running)
     for role, port in c.ports:
         if role != "rmngr":
-            w.check({"name": f"1c-{role}-port", "type": "tcp", "address": f"127.0.0.1:{port}"}, off=True)
+            off = f"1c-{role}" not in running
+            w.check({"name": f"1c-{role}-port", "type": "tcp", "address": f"127.0.0.1:{port}"},
+                    f"{role} not seen running" if off else None, off=off)
+    if c.rac is None:
+        w.todo(["no rac in any platform directory: the onec_* checks need the platform's rac (rac is part of "
+                "the server install)"])
+    else:
+        rac = w.path(c.rac)
+        w.check({"name": "1c-cluster", "type": "onec_cluster", "rac": rac},
+                "answers rac cluster list in 10 s")
+        w.check({"name": "1c-workers", "type": "onec_workers", "rac": rac, "interval": "1m"},
+                "rphost memory, memory-excess-time")
+        _infobases(w, rac)
+    _dbms(w)
+    _publication(w)
     w.todo(w.d.notes_for(Section.ONEC))
 
 
-def render(d: Discovery, *, paths_under_root: bool = False) -> str:
-    """The agent config for ``d``, as YAML text with comments."""
-    w = _Writer(d, paths_under_root)
+def _infobases(w: _Writer, rac: str) -> None:
+    c = w.d.onec
+    assert c is not None
+    if c.infobases is None:
+        w.todo([f"infobases: {c.infobases_source}; add one onec_infobase check per infobase"])
+        w.check({"name": "1c-infobase-NAME", "type": "onec_infobase", "rac": rac, "infobase": "NAME"},
+                off=True)
+        return
+    w.comment(f"infobases: {', '.join(c.infobases) or 'none'} (from {c.infobases_source})")
+    if not c.infobases:
+        return
+    w.todo(["sessions-deny and scheduled-jobs-deny are read with `rac infobase info`, which needs the "
+            "infobase's user when it has users, and rac takes the password only in its command line: until "
+            "infobase_user, infobase_password_file (chmod 600) and password_in_argv: true are given, the "
+            "locks read UNKNOWN (sessions are still watched)"])
+    for i, infobase in enumerate(c.infobases, 1):
+        safe = NAME_RE.fullmatch(f"1c-infobase-{infobase}") is not None
+        w.check({"name": f"1c-infobase-{infobase if safe else i}", "type": "onec_infobase", "rac": rac,
+                 "infobase": infobase, "interval": "1m"}, block=True)
+        w.add("  #  infobase_user: USER")
+        w.add(f"  #  infobase_password_file: /etc/boxkeeper/1c-{infobase if safe else i}.pwd",
+              "one line, owner boxkeeper, chmod 600")
+        w.add("  #  password_in_argv: true", "rac gets the password in its argv (docs)")
+
+
+def _dbms(w: _Writer) -> None:
+    c = w.d.onec
+    assert c is not None
+    pg = c.postgres
+    if pg is not None:
+        w.comment(f"PostgreSQL data {pg.datadir}, port {pg.port} (from {pg.port_source})")
+    else:
+        w.comment("PostgreSQL: no data directory found (/var/lib/pgpro/1c-*/data, "
+                  "/var/lib/postgresql/*/main, …)")
+    databases = c.infobases or ("NAME",)
+    w.todo(["onec_dbms logs in as its own role: `CREATE ROLE boxkeeper LOGIN PASSWORD '…'; GRANT pg_monitor "
+            "TO boxkeeper;`, then /etc/boxkeeper/onec.pgpass (host:port:database:user:password, owner "
+            "boxkeeper, chmod 600) and uncomment; the database is the infobase's db-name (`rac infobase "
+            "info`), assumed to be the infobase's name here"])
+    for i, database in enumerate(databases, 1):
+        name = "1c-dbms" if i == 1 else f"1c-dbms-{i}"
+        fields = {"name": name, "type": "onec_dbms", "host": "127.0.0.1", "port": pg.port if pg else 5432,
+                  "database": database, "user": "boxkeeper", "passfile": "/etc/boxkeeper/onec.pgpass",
+                  "interval": "1m"}
+        if pg is not None and pg.bindir:
+            fields["bindir"] = w.path(pg.bindir)
+        w.check(fields, block=True, off=True)
+
+
+def _publication(w: _Writer) -> None:
+    c = w.d.onec
+    assert c is not None
+    p = c.publication
+    if p is None:
+        w.add("  # web publication: no LoadModule _1cws_module line in Apache's config (none published)")
+        return
+    w.comment(f"web publication: {p.conf} loads {p.module}")
+    fields = {"name": "1c-publication", "type": "onec_publication", "url": p.url or "http://127.0.0.1/NAME/",
+              "apache_conf": w.path(p.conf)}
+    if p.url is None:
+        w.todo([f"no single Alias in {p.conf}: set the publication's URL and uncomment"])
+    w.check(fields, off=p.url is None)
+
+
+def render(d: Discovery, *, paths_under_root: bool = False, push: Optional[Push] = None,
+           listen: Optional[str] = None) -> str:
+    """The agent config for ``d``, as YAML text with comments; with ``push``, a live ``controller:``
+    section (else a commented-out one); ``listen``: the /metrics address (default 127.0.0.1:9847)."""
+    w = _Writer(d, paths_under_root, push, listen)
     _header(w)
     _top(w)
     _bitrix(w)

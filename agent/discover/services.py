@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from agent.discover.boxroot import BoxRoot
 from agent.discover.model import Service, ServiceState
@@ -36,9 +37,9 @@ INTERPRETERS = re.compile(r"node(js)?|python[\d.]*|php[\d.]*|perl[\d.]*|ruby[\d.
 @dataclass(frozen=True)
 class ServiceKind:
     key: str                          # the check's name
-    names: str | None                 # process names (regex, whole name)
-    cmdline: str | None               # command line (regex) of an interpreter running it
-    usual: str | None                 # the process name when it is not seen running
+    names: Optional[str]                 # process names (regex, whole name)
+    cmdline: Optional[str]               # command line (regex) of an interpreter running it
+    usual: Optional[str]                 # the process name when it is not seen running
     pid_stems: str                    # pid file names without ".pid" (regex)
     units: tuple[str, ...]            # systemd unit names (globs, without ".service")
     configs: tuple[str, ...]          # box-path globs: present = installed
@@ -75,14 +76,14 @@ class Proc:
     pid: int
     name: str
     cmdline: tuple[str, ...]
-    pid_file: str | None = None
+    pid_file: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class ProcessSource:
     """Where the box's processes are visible (see the module docstring)."""
 
-    proc: Path | None
+    proc: Optional[Path]
     whole_table: bool
 
     def describe(self) -> str:
@@ -99,7 +100,7 @@ class ServiceScan:
     processes: dict[str, tuple[Proc, ...]]     # kind → its processes seen running
 
 
-def _kind_of(proc: Proc) -> ServiceKind | None:
+def _kind_of(proc: Proc) -> Optional[ServiceKind]:
     interpreter = INTERPRETERS.fullmatch(proc.name) is not None
     for kind in KINDS:
         if kind.names and re.fullmatch(kind.names, proc.name):
@@ -132,7 +133,7 @@ def read_processes(root: BoxRoot, source: ProcessSource) -> list[Proc]:
     return sorted(named.values(), key=lambda p: p.pid)
 
 
-def _check_target(kind: ServiceKind, procs: list[Proc]) -> tuple[str | None, str | None]:
+def _check_target(kind: ServiceKind, procs: list[Proc]) -> tuple[Optional[str], Optional[str]]:
     """(match, cmdline_regex) that finds these processes."""
     name = sorted(Counter(p.name for p in procs).items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
     if INTERPRETERS.fullmatch(name) is None:
@@ -143,7 +144,7 @@ def _check_target(kind: ServiceKind, procs: list[Proc]) -> tuple[str | None, str
     return None, re.escape(os.path.basename(args[0]) if args else kind.key)
 
 
-def _installed(root: BoxRoot, kind: ServiceKind) -> str | None:
+def _installed(root: BoxRoot, kind: ServiceKind) -> Optional[str]:
     """What says the service is installed: a unit file, a config, a pid file (None: nothing)."""
     for unit_dir in UNIT_DIRS:
         for unit in kind.units:
@@ -162,7 +163,7 @@ def _installed(root: BoxRoot, kind: ServiceKind) -> str | None:
     return None
 
 
-def _usual_name(kind: ServiceKind, evidence: str) -> str | None:
+def _usual_name(kind: ServiceKind, evidence: str) -> Optional[str]:
     for pattern, name in kind.variants:
         m = re.search(pattern, evidence)
         if m:

@@ -9,6 +9,7 @@ Each part is found by its own module; this one joins them and decides what the p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Union
 
 from agent.discover import bitrix, php, system
 from agent.discover.apache import ApacheConfig, read_apache
@@ -32,7 +33,7 @@ from agent.discover.model import (
     Site,
 )
 from agent.discover.nginx import Listen, NginxConfig, Server, read_nginx, url_of
-from agent.discover.onec import find_onec
+from agent.discover.onec import InfobaseAsker, find_onec
 from agent.discover.services import ProcessSource, ServiceScan, find_services
 
 ERROR_PAGE = "/var/www/bitrixenv_error/502.html"
@@ -57,7 +58,7 @@ def _endpoint(server: Server) -> HttpEndpoint:
     return HttpEndpoint(url_of(listen), header, f"{_listen_text(listen)} in {server.file}")
 
 
-def _front(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, key: str) -> HttpEndpoint | None:
+def _front(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, key: str) -> Optional[HttpEndpoint]:
     serving = [s for s in nginx.servers if any(root.canonical(r) == key for r in s.roots)]
     if serving:  # a plain-HTTP block first: bitrix-env has one for :80 and one for :443 per site
         return _endpoint(min(serving, key=lambda s: all(x.ssl for x in s.listens)))
@@ -73,7 +74,7 @@ def _front(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, key: str) ->
 def _sites(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, notes: list[Note]) -> list[Site]:
     named: dict[str, tuple[str, list[str]]] = {}
 
-    def add(docroot: str, file: str | None) -> None:
+    def add(docroot: str, file: Optional[str]) -> None:
         entry = named.setdefault(root.canonical(docroot), (docroot, []))
         if file and file not in entry[1]:
             entry[1].append(file)
@@ -100,7 +101,7 @@ def _sites(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, notes: list[
 
 
 def _default_front(nginx: NginxConfig, apache: ApacheConfig, has_sites: bool,
-                   notes: list[Note]) -> HttpEndpoint | None:
+                   notes: list[Note]) -> Optional[HttpEndpoint]:
     if nginx.servers:
         server = next((s for s in nginx.servers if any(x.default for x in s.listens)), nginx.servers[0])
         if has_sites:
@@ -131,7 +132,7 @@ def _portals(sites: list[Site], nginx: NginxConfig, apache: ApacheConfig, notes:
 
 
 def _backend(nginx: NginxConfig, apache: ApacheConfig, scan: ServiceScan,
-             notes: list[Note]) -> HttpEndpoint | None:
+             notes: list[Note]) -> Optional[HttpEndpoint]:
     httpd = next((s for s in scan.services if s.key == "httpd"), None)
     if nginx.main is None or httpd is None or httpd.state is ServiceState.NOT_RUNNING:
         return None
@@ -143,7 +144,9 @@ def _backend(nginx: NginxConfig, apache: ApacheConfig, scan: ServiceScan,
     return HttpEndpoint(BACKEND_DEFAULT, None, "the bitrix-env default")
 
 
-def _php_error_log(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, scan: ServiceScan) -> str | None:
+def _php_error_log(
+    root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, scan: ServiceScan
+) -> Optional[str]:
     keys = {s.key for s in scan.services if s.state is not ServiceState.NOT_RUNNING}
     candidates: list[str] = []
     if "php-fpm" in keys:
@@ -157,8 +160,10 @@ def _php_error_log(root: BoxRoot, nginx: NginxConfig, apache: ApacheConfig, scan
     return next((root.canonical(c) for c in candidates if root.is_file(c)), None)
 
 
-def discover(root_dir: Path | str, source: ProcessSource, host: str | None = None) -> Discovery:
-    """What is on the box under ``root_dir``; ``host``: the name to use (else ``/etc/hostname``)."""
+def discover(root_dir: Union[Path, str], source: ProcessSource, host: Optional[str] = None,
+             ask_infobases: Optional[InfobaseAsker] = None) -> Discovery:
+    """What is on the box under ``root_dir``; ``host``: the name to use (else ``/etc/hostname``);
+    ``ask_infobases``: how to ask a 1C cluster for its infobases (None: it is not asked)."""
     root = BoxRoot(root_dir)
     notes: list[Note] = []
     env = bitrix_env(root)
@@ -185,7 +190,9 @@ def discover(root_dir: Path | str, source: ProcessSource, host: str | None = Non
         notes.append(Note(Section.MYSQL, f"no MySQL server found here and {how}: add a tcp check of the "
                                          "database's address"))
     backup = system.backup(root) if sites or env.present else None
-    onec = find_onec(root, [s for s in scan.services if s.onec])
+    apache_port = next((x.port for x in apache.listens if not x.ssl), 80)
+    ragents = tuple(p.cmdline for p in scan.processes.get("1c-ragent", ()))
+    onec = find_onec(root, [s for s in scan.services if s.onec], ragents, ask_infobases, apache_port)
     data = [(site.docroot, "docroot") for site in sites]
     if mysql is not None and mysqld is not None:
         data.append((mysql.datadir, "MySQL data"))
@@ -194,6 +201,8 @@ def discover(root_dir: Path | str, source: ProcessSource, host: str | None = Non
     data += [(system.TMP, "temporary files"), ("/var/log", "logs")]
     if onec is not None and onec.registry:
         data.append((onec.registry, "1C cluster registry"))
+    if onec is not None and onec.postgres is not None:
+        data.append((onec.postgres.datadir, "PostgreSQL data (1C)"))
     disks = system.disks(root, source, data)
     if disks.source is None:
         notes.append(Note(Section.DISKS, "no mount table under the root (no /etc/fstab): only / is checked; "

@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Optional, Union
 
 from agent.collectors.filesystems import DEFAULT_SKIP_FSTYPES
 from agent.collectors.mounts import parse_mounts
@@ -43,7 +44,7 @@ _DISK_NAMES = {"/": "root", "/home": "home", TMP: "tmp", "/var": "var", "/var/lo
 
 # -- host name -------------------------------------------------------------------------------------
 
-def hostname(root: BoxRoot) -> str | None:
+def hostname(root: BoxRoot) -> Optional[str]:
     """The short name in ``/etc/hostname`` (None when missing or not a valid name)."""
     first = (root.read_text("/etc/hostname") or "").strip().split("\n")[0].strip()
     short = first.split(".")[0]
@@ -52,10 +53,10 @@ def hostname(root: BoxRoot) -> str | None:
 
 # -- MySQL -----------------------------------------------------------------------------------------
 
-def mysql_options(root: BoxRoot) -> tuple[dict[str, str], str | None]:
+def mysql_options(root: BoxRoot) -> tuple[dict[str, str], Optional[str]]:
     """(server options of my.cnf: port, bind_address, datadir; the last file that set one)."""
     options: dict[str, str] = {}
-    source: str | None = None
+    source: Optional[str] = None
     for pattern in MY_CNFS:
         for path in root.glob(pattern):
             in_server = False
@@ -88,11 +89,11 @@ def _local(host: str) -> str:
     return "127.0.0.1" if first in ANY_ADDRESS or first == "localhost" else first
 
 
-def _address(host: str, port: str | int) -> str:
+def _address(host: str, port: Union[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def split_db_host(value: str) -> tuple[str, int | None] | None:
+def split_db_host(value: str) -> Optional[tuple[str, Optional[int]]]:
     """A Bitrix DB host (``localhost``, ``db:3307``, ``p:127.0.0.1``, ``localhost:/sock``) →
     (host, port) for TCP, or None for a socket."""
     value = value.removeprefix("p:")
@@ -105,8 +106,8 @@ def split_db_host(value: str) -> tuple[str, int | None] | None:
 
 
 def mysql_server(
-    root: BoxRoot, procs: Sequence[Proc], installed: bool, site_db: tuple[str, str] | None
-) -> MysqlServer | None:
+    root: BoxRoot, procs: Sequence[Proc], installed: bool, site_db: Optional[tuple[str, str]]
+) -> Optional[MysqlServer]:
     """The MySQL address for a tcp check. ``procs``: the running server's processes; ``installed``:
     a server is installed here; ``site_db``: (host as written, file) of the main site's database."""
     running = _cmdline_options(procs)
@@ -133,7 +134,7 @@ def mysql_server(
 
 # -- disks -----------------------------------------------------------------------------------------
 
-def _read_mount_table(root: BoxRoot, source: ProcessSource) -> tuple[list[tuple[str, str]], str | None]:
+def _read_mount_table(root: BoxRoot, source: ProcessSource) -> tuple[list[tuple[str, str]], Optional[str]]:
     if source.proc is not None:
         table = Path(source.proc, "self/mounts")
         try:

@@ -15,7 +15,7 @@ def _when(stamp: object) -> str:
     return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _lasted(incident: dict[str, Any]) -> str:
+def lasted(incident: dict[str, Any]) -> str:
     start, end = incident.get("opened_at"), incident.get("resolved_at")
     if not isinstance(start, int | float) or not isinstance(end, int | float):
         return ""
@@ -23,6 +23,10 @@ def _lasted(incident: dict[str, Any]) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s"
+
+
+def opened(incident: dict[str, Any]) -> str:
+    return _when(incident.get("opened_at"))
 
 
 def where(incident: dict[str, Any]) -> str:
@@ -51,7 +55,7 @@ def body(payload: dict[str, Any]) -> str:
         f"Opened: {_when(incident.get('opened_at'))}",
     ]
     if payload["event"] == "resolved":
-        lines.append(f"Resolved: {_when(incident.get('resolved_at'))} (lasted {_lasted(incident)})")
+        lines.append(f"Resolved: {_when(incident.get('resolved_at'))} (lasted {lasted(incident)})")
     lines.append("")
     lines.append(f"Acknowledge: boxkeeper incidents ack {incident['id']}")
     return "\n".join(lines)
@@ -69,6 +73,6 @@ def telegram_html(payload: dict[str, Any]) -> str:
         f" · opened {esc(_when(incident.get('opened_at')))}",
     ]
     if payload["event"] == "resolved":
-        parts.append(f"resolved after {esc(_lasted(incident))}")
+        parts.append(f"resolved after {esc(lasted(incident))}")
     text = "\n".join(parts)
     return text if len(text) <= 4000 else text[:3990] + "…"

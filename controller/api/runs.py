@@ -33,6 +33,8 @@ class RunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     playbook: Name
     host: Name
+    site: Name | None = Field(default=None,
+                              description="one of the host's sites (its docroot, portal_url, vars win)")
     vars: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=4000)]] = Field(
         default_factory=dict, max_length=100)
     dry_run: bool = False
@@ -93,7 +95,8 @@ async def show_run(request: Request, _op: Operator, run_id: RunId) -> dict[str, 
 async def start_run(request: Request, _op: Operator, body: RunIn) -> RunStarted:
     rt = _runtime(request)
     try:
-        run_id = await run_in_threadpool(rt.start, body.playbook, body.host, body.vars, dry_run=body.dry_run)
+        run_id = await run_in_threadpool(rt.start, body.playbook, body.host, body.vars, dry_run=body.dry_run,
+                                         site=body.site)
     except RunRefused as exc:
         raise HTTPException(409, str(exc)) from None
     except ConfigError as exc:

@@ -2,7 +2,7 @@
 
 ::
 
-    boxkeeper update run PLAYBOOK --host H [--var k=v ...] [--dry-run] [--json]
+    boxkeeper update run PLAYBOOK --host H [--site S] [--var k=v ...] [--dry-run] [--json]
     boxkeeper update reconcile
 
 Exit codes of ``update run``: 0 SUCCEEDED, 1 FAILED (nothing changed), 2 config/usage error,
@@ -31,6 +31,9 @@ def register(cli: Cli) -> None:
     p = verbs.command("run", "run a playbook on one host", cmd_run)
     p.add_argument("playbook", help="a playbook name from the playbooks dir, or a file")
     p.add_argument("--host", required=True)
+    p.add_argument("--site", default=None,
+                   help="one of the host's sites (config: clients[].hosts[].sites[].name): its docroot, "
+                        "portal_url and vars win over the host's")
     p.add_argument("--var", action="append", metavar="K=V", help="override a playbook variable (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="preflight only: changes nothing")
     p.add_argument("--playbooks-dir", default=None, help=f"default: ${PLAYBOOKS_ENV} or {SHIPPED_PLAYBOOKS}")
@@ -77,7 +80,8 @@ def format_summary(run: RunSummary) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     rt = runtime(args)
     try:
-        result = rt.run(args.playbook, args.host, parse_var_args(args.var), dry_run=args.dry_run)
+        result = rt.run(args.playbook, args.host, parse_var_args(args.var), dry_run=args.dry_run,
+                        site=args.site)
     except RunRefused as exc:
         print(f"boxkeeper: refused: {exc}", file=sys.stderr)
         return REFUSED

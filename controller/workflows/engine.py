@@ -79,7 +79,7 @@ class Engine:
 
     # ------------------------------------------------------------------ entry points
 
-    def start(self, playbook: Playbook, host: str, overrides: Mapping[str, str], *,
+    def start(self, playbook: Playbook, host: str, overrides: Mapping[str, Value], *,
               dry_run: bool = False) -> int:
         """Create the run (lease taken) or raise RunRefused. Nothing is done on the host yet."""
         values = resolve_variables(playbook, overrides)
@@ -89,13 +89,13 @@ class Engine:
                                 playbook_path=playbook.source, variables=stored, dry_run=dry_run,
                                 now=self.clock())
 
-    def run(self, playbook: Playbook, host: str, executor: Executor, overrides: Mapping[str, str], *,
+    def run(self, playbook: Playbook, host: str, executor: Executor, overrides: Mapping[str, Value], *,
             dry_run: bool = False) -> RunSummary:
         run_id = self.start(playbook, host, overrides, dry_run=dry_run)
         return self.execute(run_id, playbook, executor, secrets=self.secrets(playbook, overrides))
 
     @staticmethod
-    def secrets(playbook: Playbook, overrides: Mapping[str, str]) -> dict[str, Value]:
+    def secrets(playbook: Playbook, overrides: Mapping[str, Value]) -> dict[str, Value]:
         """The secret variables' values: kept in memory for the run, never stored."""
         return {k: v for k, v in resolve_variables(playbook, overrides).items() if _is_secret(playbook, k)}
 

@@ -244,8 +244,8 @@ def _check_names(playbook: Playbook) -> None:
     for phase, steps in playbook.phases.items():
         for i, step in enumerate(steps):
             path = f"phases.{phase.value}[{i}]"
-            checks += [(f"{path}.{step.kind}.{key}", getattr(step.action, key))
-                       for key in step.action.templates]
+            checks += [(f"{path}.{step.kind}.{_option(step, key)}", getattr(step.action, key))
+                       for key in step.action.templates if isinstance(getattr(step.action, key), str)]
             if step.timeout_var is not None:
                 var = playbook.variable(step.timeout_var)
                 if var is None or var.type not in (VarType.INT, VarType.FLOAT):
@@ -269,7 +269,23 @@ def _check_names(playbook: Playbook) -> None:
                                   f"{{{{ {name} }}}}")
 
 
-def resolve_variables(playbook: Playbook, overrides: Mapping[str, str]) -> dict[str, Value]:
+def _option(step: Step, key: str) -> str:
+    """An option's name as the YAML writes it (``from_`` is ``from``)."""
+    field = type(step.action).model_fields.get(key)
+    return field.alias or key if field is not None else key
+
+
+def check_values(playbook: Playbook, values: Mapping[str, Value]) -> None:
+    """Options set by a variable (``from: "{{ probe_from }}"``) must fit the variable's value: a
+    ConfigError naming the step's option, before anything runs."""
+    for phase, steps in playbook.phases.items():
+        for i, step in enumerate(steps):
+            if (problem := step.action.value_problem(values)) is not None:
+                raise ConfigError(playbook.source, f"phases.{phase.value}[{i}].{step.kind}.{problem.key}",
+                                  problem.expected, problem.got)
+
+
+def resolve_variables(playbook: Playbook, overrides: Mapping[str, Value]) -> dict[str, Value]:
     """Defaults overridden by ``--var k=v`` (type-checked); every variable must end with a value."""
     values: dict[str, Value] = {}
     for key in overrides:
@@ -283,6 +299,7 @@ def resolve_variables(playbook: Playbook, overrides: Mapping[str, str]) -> dict[
             values[var.name] = var.default
         else:
             raise ConfigError("--var", var.name, f"a value (variable {var.name} has no default)")
+    check_values(playbook, values)
     return values
 
 

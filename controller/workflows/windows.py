@@ -49,8 +49,8 @@ HALTING = ("ROLLED_BACK", "QUARANTINED")
 #: stops the window's remaining hosts (a restore drill's is not: each host's backups are its own)
 ReleaseTest = Callable[[str], bool]
 
-#: (window, host, window end as unix seconds) -> the run's summary, or None when it was refused
-HostRunner = Callable[[UpdateWindow, str, float], RunSummary | None]
+#: (window, host, window end as unix seconds) -> the run's summary, or why it was refused
+HostRunner = Callable[[UpdateWindow, str, float], RunSummary | str]
 
 #: the running scheduler, for the job function (stored jobs refer to functions by name)
 _active: WindowScheduler | None = None
@@ -225,8 +225,8 @@ class WindowScheduler:
                 summary = self.run_host(window, host, ends_at)
             finally:
                 self.lift(owner, host)
-            if summary is None:
-                notes.append(f"{host}: refused")
+            if isinstance(summary, str):
+                notes.append(f"{host}: refused: {summary}")
                 continue
             run_ids.append(summary.id)
             notes.append(f"{host}: run {summary.id} {summary.state}")

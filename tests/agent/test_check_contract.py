@@ -8,8 +8,9 @@ For each type, from its minimal example below (the keys it cannot do without):
     after 0.2s", or its own ``timeout_summary``), and the agent goes on;
 (c) a real run (real I/O on this machine: a local HTTP server and port on 127.0.1.1, files in
     tmp_path, a shell as the plugin, this box's processes, /, and for the database and Bitrix
-    types a test box's portal — MariaDB, docroot, logs — with the keys of :data:`REAL_RUN` that
-    point the type at the box's real paths) returns a CheckResult with a Status, well-formed
+    types a test box's portal — MariaDB, docroot, logs —, for the 1C types a --with-1c box's rac
+    TEST DOUBLE and real PostgreSQL, with the keys of :data:`REAL_RUN` that point the type at the
+    box's real paths) returns a CheckResult with a Status, well-formed
     perfdata (a label, a finite value, a unit string, finite or no thresholds) and well-formed
     samples (a name its type declares, a finite value, string labels);
 (d) the spec refuses a key it does not have, naming ``checks[0].<key>`` and listing its keys, and a
@@ -48,6 +49,7 @@ from agent.proctable import ProcessTable
 from agent.report import Status
 from agent.scheduler import CheckScheduler
 from tests.agent.conftest import LOOPBACK, HttpServer, respond
+from tests.agent.test_onec_checks import start_ragent
 from tests.boxes.box import Box
 
 TIMEOUT = 0.2
@@ -63,6 +65,8 @@ class Local:
     process_name: str
     log_path: str
     docroot: str  # a Bitrix docroot: a stand-in in tmp_path, or a test box's for a real run
+    rac: str  # 1C's rac: a path (nothing there) here, a --with-1c box's TEST DOUBLE for a real run
+    apache_conf: str  # an Apache config with the 1C web publication's LoadModule line
 
 
 #: The minimal example of each registered type: the keys it cannot do without, as config text.
@@ -86,19 +90,47 @@ EXAMPLES: dict[str, Callable[[Local], dict[str, Any]]] = {
     "bitrix_site_checker": lambda local: {"docroot": local.docroot},
     "bitrix_php_fatals": lambda local: {"docroot": local.docroot},
     "bitrix_push_server": lambda local: {"docroot": local.docroot},
+    "onec_cluster": lambda local: {"rac": local.rac},
+    "onec_infobase": lambda local: {"rac": local.rac, "infobase": "buh"},
+    "onec_workers": lambda local: {"rac": local.rac},
+    "onec_dbms": lambda local: {"database": "buh", "user": "onec"},
+    "onec_publication": lambda local: {"url": local.http_url, "apache_conf": local.apache_conf},
 }
 
 #: Types whose real run needs a test box (its MariaDB and docroot) ...
 ON_A_BOX = frozenset({"mysql", "bitrix_licence", "bitrix_agents", "bitrix_mail_queue", "bitrix_backup",
                       "bitrix_updates", "bitrix_site_checker", "bitrix_php_fatals", "bitrix_push_server"})
+#: Types whose real run needs a --with-1c test box (the rac TEST DOUBLE, real PostgreSQL).
+ON_A_1C_BOX = frozenset({"onec_cluster", "onec_infobase", "onec_workers", "onec_dbms"})
 #: ... and the keys, beyond the minimal example, that point a real run at real things (the
 #: defaults are bitrix-env's paths and ports, not this machine's).
 REAL_RUN: dict[str, Callable[[Box, Local], dict[str, Any]]] = {
     "bitrix_backup": lambda box, local: {"archive_dir": str(box.layout.backup_dir)},
     "bitrix_php_fatals": lambda box, local: {"log": str(box.layout.logs / "php-errors.log")},
     "bitrix_push_server": lambda box, local: {"address": local.tcp_address, "process_regex": PUSH_MARKER},
+    "onec_cluster": lambda box, local: {"rac": onec_rac(box)},
+    "onec_infobase": lambda box, local: {
+        "rac": onec_rac(box), "infobase_user": "Администратор", "password_in_argv": True,
+        "infobase_password_file": secret_file(local, "buh.pwd", "secret")},
+    "onec_workers": lambda box, local: {"rac": onec_rac(box)},
+    "onec_dbms": lambda box, local: {
+        "host": box.info.pg.host, "port": box.info.pg.port,
+        "passfile": secret_file(local, "pgpass", f"*:*:*:onec:{box.info.pg.password}")},
 }
 PUSH_MARKER = "bk-contract-push-server"
+#: The running 1C cluster agent's platform (a /bin/sleep through a link named ragent in a version dir).
+RAGENT_VERSION = "8.3.27.1000"
+
+
+def onec_rac(box: Box) -> str:
+    return str(box.layout.root / "opt/1cv8/x86_64/8.3.27.1000/rac")
+
+
+def secret_file(local: Local, name: str, text: str) -> str:
+    path = Path(local.log_path).parent / name
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return str(path)
 
 TYPES = type_names()
 
@@ -116,6 +148,8 @@ def local(http_server: Callable[..., HttpServer], tmp_path: Path) -> Iterator[Lo
     (docroot / "bitrix/.settings.php").write_text(
         "<?php return ['connections' => ['value' => ['default' => ['host' => '127.0.1.1:9', "
         "'database' => 'portal', 'login' => 'bitrix', 'password' => 'not-used']]]];\n")
+    apache_conf = tmp_path / "apache2.conf"
+    apache_conf.write_text(f'LoadModule _1cws_module "/opt/1cv8/x86_64/{RAGENT_VERSION}/wsap24.so"\n')
     try:
         yield Local(
             http_url=srv.url("/"),
@@ -124,6 +158,8 @@ def local(http_server: Callable[..., HttpServer], tmp_path: Path) -> Iterator[Lo
             process_name=psutil.Process().name(),
             log_path=str(tmp_path / "updater.log"),
             docroot=str(docroot),
+            rac=str(tmp_path / "rac"),
+            apache_conf=str(apache_conf),
         )
     finally:
         listener.close()
@@ -208,8 +244,13 @@ def test_a_real_run_gives_a_typed_result_with_well_formed_perfdata(
         box: Box = request.getfixturevalue("box")
         local = dataclasses.replace(local, docroot=box.info.docroot)
         keys = {**EXAMPLES[kind](local), **REAL_RUN.get(kind, lambda b, x: {})(box, local)}
+    if kind in ON_A_1C_BOX:
+        box_1c: Box = request.getfixturevalue("box_1c")
+        keys = {**EXAMPLES[kind](local), **REAL_RUN[kind](box_1c, local)}
     if kind == "bitrix_push_server":
         spawn([PUSH_MARKER, "300"], executable="/bin/sleep")
+    if kind == "onec_publication":
+        start_ragent(tmp_path, RAGENT_VERSION, spawn)
     spec = parse(config(kind, keys)).checks[0]
     check = build_check(spec, Resources(processes=ProcessTable(), state_dir=tmp_path / "state"))
     assert (check.name, check.type) == ("contract", kind)

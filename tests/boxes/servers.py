@@ -109,7 +109,7 @@ def write_web_configs(layout: BoxLayout, http_port: int | None = None) -> None:
     temp = layout.run / "nginx"
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (temp / sub).mkdir(parents=True, exist_ok=True)
-    (layout.etc / "nginx").mkdir(parents=True, exist_ok=True)
+    (layout.etc / "nginx/bx/conf").mkdir(parents=True, exist_ok=True)
     (layout.etc / "nginx/nginx.conf").write_text(f"""# nginx of test box {layout.name}
 daemon off;
 user root;
@@ -131,6 +131,8 @@ http {{
         server_name _;
         root {layout.docroot};
         index index.php index.html;
+        # like bitrix-env's /etc/nginx/bx/conf: snippets packages ship (os-packages-update's tests)
+        include {layout.etc / "nginx/bx/conf"}/*.conf;
         location ~ ^/(bitrix/modules|bitrix/php_interface|bitrix/backup|bitrix/updates|upload/support) {{
             deny all;
         }}

@@ -32,7 +32,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Optional
 
 from agent.checks.base import CheckResult, FromSpec, Resources
 from agent.checks.bitrix.portal import BitrixSpec, Portal, PortalUnreadable, ago, as_int, span
@@ -74,7 +74,7 @@ class Archive:
     mtime: float
 
 
-def archives(directory: str) -> tuple[list[Archive], str | None]:
+def archives(directory: str) -> tuple[list[Archive], Optional[str]]:
     """The archives in ``directory``, newest first, and a problem reading it (None: read, or absent)."""
     groups: dict[str, list[os.stat_result]] = {}
     names: dict[str, str] = {}
@@ -102,7 +102,7 @@ def archives(directory: str) -> tuple[list[Archive], str | None]:
     return sorted(found, key=lambda a: (a.mtime, a.path), reverse=True), None
 
 
-def used_percent(path: str) -> tuple[float, int] | None:
+def used_percent(path: str) -> Optional[tuple[float, int]]:
     """(used % like df, bytes available to the portal's user) of the filesystem holding ``path``."""
     try:
         st = os.statvfs(path)

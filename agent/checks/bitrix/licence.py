@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Optional
 
 from agent.checks.base import CheckResult, FromSpec, Resources
 from agent.checks.bitrix.portal import BitrixSpec, Portal, PortalUnreadable, cell, unreadable
@@ -43,7 +43,7 @@ class LicenceSpec(BitrixSpec, frozen=True, forbid_unknown_fields=True, kw_only=T
             raise SpecError("critical_days", "a number of days not above warning_days")
 
 
-def parse_date(value: object) -> datetime.date | None:
+def parse_date(value: object) -> Optional[datetime.date]:
     text = value.decode() if isinstance(value, bytes) else str(value or "")
     m = (re.match(r"\s*(\d{4})-(\d{1,2})-(\d{1,2})", text)
          or re.match(r"\s*(\d{1,2})\.(\d{1,2})\.(\d{4})", text))

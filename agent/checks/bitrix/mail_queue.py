@@ -9,7 +9,7 @@ default: a mailing to many users queues many at once) likewise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Optional
 
 from agent.checks.base import CheckResult, FromSpec, Resources
 from agent.checks.bitrix.portal import (
@@ -38,9 +38,9 @@ METRICS = {
 class MailQueueSpec(BitrixSpec, frozen=True, forbid_unknown_fields=True, kw_only=True):
     type: Literal["bitrix_mail_queue"] = "bitrix_mail_queue"
     max_age: Duration = Duration(3600.0)
-    warning_age: Duration | None = None
-    warning_count: Count | None = None
-    critical_count: Count | None = None
+    warning_age: Optional[Duration] = None
+    warning_count: Optional[Count] = None
+    critical_count: Optional[Count] = None
 
     PROFILE_INTERVAL: ClassVar[Duration] = Duration(60.0)
 
@@ -97,7 +97,7 @@ class MailQueueCheck(FromSpec):
         return CheckResult(status, summary, perf, samples=samples)
 
 
-def _opt(value: float | None) -> float | None:
+def _opt(value: Optional[float]) -> Optional[float]:
     return None if value is None else float(value)
 
 

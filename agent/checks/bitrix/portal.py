@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 from agent.bitrix.settings import PortalDbSettings, SettingsError
 from agent.checks.base import CheckResult, CheckSpec
@@ -112,7 +112,7 @@ def cell(result: QueryResult, row: int = 0, column: int = 0) -> object:
     return None
 
 
-def as_int(value: object) -> int | None:
+def as_int(value: object) -> Optional[int]:
     """A cell as an int (SUM() and TIMESTAMPDIFF() come back as Decimal or int); None for NULL."""
     if value is None or isinstance(value, bool):
         return None

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Optional
 
 import msgspec
 
@@ -67,12 +67,12 @@ _FROM_THE_ITEM = ("name", "type", "docroot", "site", "settings_from")
 
 class BitrixSite(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     docroot: Text
-    site: Name | None = None
-    interval: Duration | None = None
-    signals: dict[str, Any] | None = None
+    site: Optional[Name] = None
+    interval: Optional[Duration] = None
+    signals: Optional[dict[str, Any]] = None
 
 
-def default_site(docroot: str) -> str | None:
+def default_site(docroot: str) -> Optional[str]:
     """``default`` for ``…/bitrix/www``, ``<name>`` for ``…/ext_www/<name>``, else None."""
     parts = PurePosixPath(docroot.rstrip("/") or "/").parts
     if len(parts) >= 2 and parts[-2] == "ext_www" and NAME_RE.fullmatch(parts[-1]):

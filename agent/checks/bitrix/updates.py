@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Optional
 
 from agent.checks.base import CheckResult, FromSpec, Resources
 from agent.checks.bitrix.portal import BitrixSpec, Portal, ago
@@ -45,7 +45,7 @@ class UpdatesSpec(BitrixSpec, frozen=True, forbid_unknown_fields=True, kw_only=T
     PROFILE_INTERVAL: ClassVar[Duration] = Duration(60.0)
 
 
-def leftovers(directory: str, older_than: float, now: float) -> tuple[list[tuple[str, float]], str | None]:
+def leftovers(directory: str, older_than: float, now: float) -> tuple[list[tuple[str, float]], Optional[str]]:
     """(name, age) of the entries of ``directory`` older than ``older_than`` seconds (hidden ones
     aside), and a problem reading it (None when it could be read or does not exist)."""
     found: list[tuple[str, float]] = []

@@ -17,6 +17,7 @@ import httpx
 
 from controller.alerting.secrets import read_secret
 from controller.configkit import Bool, ConfigModel, Duration, FilePath, Name, Names, Severity
+from controller.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ class SecretFiles:
 
     def read(self, file: Path, key: str) -> str:
         return read_secret(file, source=self.source, key=f"{self.path}.{key}")
+
+    def invalid(self, key: str, expected: str, got: str) -> ConfigError:
+        """The error for a secret file whose content is not what ``key`` needs (``got`` must not
+        be the content)."""
+        return ConfigError(self.source, f"{self.path}.{key}", expected, got)
 
 
 class ChannelSettings(ConfigModel):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from controller.alerting.channels.alertmanager import AlertmanagerChannel
 from controller.alerting.channels.base import ChannelSettings, SecretFiles, Sender
+from controller.alerting.channels.bitrix24 import Bitrix24Channel
 from controller.alerting.channels.email import EmailChannel
 from controller.alerting.channels.telegram import TelegramChannel
 from controller.alerting.channels.webhook import WebhookChannel
@@ -17,6 +18,7 @@ CHANNELS: tuple[type[ChannelSettings], ...] = (
     EmailChannel,
     WebhookChannel,
     AlertmanagerChannel,
+    Bitrix24Channel,
 )
 
 if TYPE_CHECKING:

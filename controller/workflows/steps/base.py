@@ -10,8 +10,9 @@ A step kind is one module holding one :class:`StepKind` subclass, plus one line 
 * ``templates``: the options that are ``{{ }}`` templates (the loader checks their placeholders);
 * ``run(step, ctx) -> StepOutcome``: one attempt. It decides pass/fail from everything it saw, never
   from an exit code alone; executor errors (host unreachable) propagate to the engine;
-* optionally ``default_timeout()``, ``resolve(base)`` (what depends on the playbook's directory
-  ``base``: relative paths, files that must exist; a problem is raised as
+* optionally ``default_timeout()``, ``value_problem(values)`` (an option given as ``"{{ var }}"``
+  whose value does not fit, checked when a run starts), ``resolve(base)`` (what depends on the
+  playbook's directory ``base``: relative paths, files that must exist; a problem is raised as
   ``Invalid(option, expected, got)``) and ``captures()`` (what it captures as ``captured.<name>``).
 
 The keys every step has (``name``, ``timeout``, ``retry``, ``after``) are :class:`StepOptions`.
@@ -118,6 +119,11 @@ class StepKind(ConfigModel):
 
     def captures(self) -> tuple[Capture, ...]:
         return ()
+
+    def value_problem(self, values: Mapping[str, Value]) -> Invalid | None:
+        """What is wrong with an option set by a variable (``from: "{{ probe_from }}"``) for these
+        values, checked when a run starts, before anything runs; None: nothing."""
+        return None
 
 
 class Retry(ConfigModel):

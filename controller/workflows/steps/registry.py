@@ -18,6 +18,7 @@ from controller.workflows.steps.put import PutAction
 from controller.workflows.steps.run import RunAction
 from controller.workflows.steps.testinfra import TestinfraAction
 from controller.workflows.steps.wait_healthy import WaitHealthyAction
+from controller.workflows.steps.wait_host import WaitHostAction
 
 KINDS: tuple[type[StepKind], ...] = (
     RunAction,
@@ -26,6 +27,7 @@ KINDS: tuple[type[StepKind], ...] = (
     HttpAction,
     TestinfraAction,
     WaitHealthyAction,
+    WaitHostAction,
 )
 
 

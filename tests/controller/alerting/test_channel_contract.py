@@ -14,6 +14,7 @@ A kind added to the registry without an example below fails :func:`test_every_ki
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -34,6 +35,7 @@ from controller.alerting.dispatcher import Dispatcher
 from controller.alerting.models import Notification
 from controller.alerting.outbox import NotifyPolicy
 from controller.store.db import Database
+from tests.controller.alerting import bitrix24_portal
 from tests.controller.alerting.support import (
     FakeClock,
     controller_config,
@@ -117,6 +119,32 @@ def smtp_receiver() -> Iterator[Receiver]:
         smtpd.stop()
 
 
+class Bitrix24Receiver(Receiver):
+    """The Bitrix24 REST stand-in (bitrix24_portal.py): its ``address`` is the webhook URL."""
+
+    def __init__(self, server: bitrix24_portal.Portal) -> None:
+        self.server = server
+        self.address = server.webhook
+
+    @property  # type: ignore[override]
+    def refuse_with(self) -> int | None:
+        return self.server.refuse_with
+
+    @refuse_with.setter
+    def refuse_with(self, code: int | None) -> None:
+        self.server.refuse_with = code
+
+    def received(self) -> list[bytes]:
+        with self.server.lock:
+            return [json.dumps(m, ensure_ascii=False).encode() for m in self.server.messages]
+
+
+@contextmanager
+def bitrix24_receiver() -> Iterator[Receiver]:
+    with bitrix24_portal.portal(HOST, code=SECRET) as server:
+        yield Bitrix24Receiver(server)
+
+
 @dataclass(frozen=True)
 class Example:
     receiver: Callable[[], AbstractContextManager[Receiver]]
@@ -144,6 +172,14 @@ EXAMPLES: dict[str, Example] = {
         http_receiver,
         lambda address, tmp: {"type": "webhook", "url": address,
                               "secret_file": str(secret_file(tmp / "hook.secret", SECRET))},
+        temporary=503, permanent=400,
+    ),
+    "bitrix24": Example(
+        bitrix24_receiver,
+        lambda address, tmp: {"type": "bitrix24", "dialog_id": "chat42",
+                              "webhook_file": str(secret_file(tmp / "b24.webhook",
+                                                              address if "/rest/" in address  # closed port:
+                                                              else f"http://{address}/rest/1/{SECRET}/"))},
         temporary=503, permanent=400,
     ),
     "alertmanager": Example(

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from controller import inventory, operators
 from controller.alerting.silences import Owner, is_muted, silence
@@ -59,6 +60,9 @@ def test_start_a_run_follow_it_and_refuse_a_second(
     bad_var = httpx.post(f"{url}/api/v1/runs", json={**body, "vars": {"no_such_var": "1"}},
                          headers=auth, timeout=10)
     assert bad_var.status_code == 422
+    no_site = httpx.post(f"{url}/api/v1/runs", json={**body, "site": "shop"}, headers=auth, timeout=10)
+    assert no_site.status_code == 422
+    assert "a site named 'shop' (the host's sites: none are configured)" in no_site.text
 
     with db.session() as s:  # an operator's own mute, which the run must leave alone
         silence(s, host=box.name, until=time.time() + 3600, reason="disk swap tonight",
@@ -80,6 +84,40 @@ def test_start_a_run_follow_it_and_refuse_a_second(
     listed = httpx.get(f"{url}/api/v1/runs", headers=auth, timeout=10).json()
     assert [r["id"] for r in listed] == [run_id]
     assert httpx.get(f"{url}/api/v1/runs/999", headers=auth, timeout=10).status_code == 404
+
+
+def test_a_run_for_a_site_gets_its_docroot_and_portal_url_from_the_config(
+    box: Box, tmp_path: Path, live_server: Callable[..., str]
+) -> None:
+    """The host has no portal_url of its own: without the site the API refuses (422, nothing runs);
+    with ``"site"`` the site's docroot and portal_url, and the host's vars, make a run with no vars."""
+    path = write_config(box, tmp_path)
+    config = yaml.safe_load(path.read_text())
+    host = config["clients"][0]["hosts"][0]
+    del host["portal_url"]
+    host["vars"] = {k: v for k, v in bitrix_vars(box).items() if k not in ("portal_url", "docroot")}
+    host["sites"] = [{"name": "main", "docroot": box.info.docroot, "portal_url": box.info.portal_url}]
+    path.write_text(yaml.safe_dump(config))
+    cfg = load(path)
+    db = Database(cfg.database)
+    db.upgrade()
+    inventory.sync_config(cfg, db)
+    token = operators.add_operator(Path(cfg.operator_tokens_file), "alice")
+    (Path(cfg.state_dir) / "known_hosts").write_text(box.info.known_hosts.strip() + "\n")
+    url = live_server(create_app(cfg, db))
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {"playbook": "bitrix-modules-update", "host": box.name}
+    box.stage("good")
+    refused = httpx.post(f"{url}/api/v1/runs", json=body, headers=auth, timeout=30)
+    assert refused.status_code == 422 and "clients[0].hosts[0].portal_url" in refused.text
+    assert httpx.get(f"{url}/api/v1/runs", headers=auth, timeout=10).json() == []  # nothing started
+    started = httpx.post(f"{url}/api/v1/runs", json={**body, "site": "main"}, headers=auth, timeout=30)
+    assert started.status_code == 202, started.text
+    run = wait_for_run(url, auth, started.json()["id"])
+    assert run["state"] == "SUCCEEDED", run["error"]
+    assert portal_version(box) == (200, "25.100.300")
+    [home] = [e for e in run["timeline"] if e["name"] == "portal home page"]
+    assert home["command"] == f"GET {box.info.portal_url}"
 
 
 def test_windows_are_added_and_listed_in_the_client_time_zone(

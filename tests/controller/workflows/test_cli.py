@@ -184,3 +184,27 @@ def test_bad_var_is_a_config_error(box: Box, tmp_path: Path, capsys: pytest.Capt
     )
     assert "update_timeout: expected an integer" in capsys.readouterr().err
     assert main(["--config", cfg, "update", "run", "bitrix-modules-update", "--host", "nope"]) == 2
+
+
+def test_a_described_host_needs_no_var(box: Box, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Everything the playbook needs is in the host's entry of the controller config (vars:), the
+    portal pages are requested from the box itself (probe_from: host): `update run` with no --var."""
+    path = write_config(box, tmp_path)
+    config = yaml.safe_load(path.read_text())
+    host = config["clients"][0]["hosts"][0]
+    host["vars"] = {**{k: v for k, v in bitrix_vars(box).items() if k != "portal_url"}, "probe_from": "host"}
+    host["vars"]["update_timeout"] = 30
+    path.write_text(yaml.safe_dump(config))
+    cfg = str(path)
+    assert main(["--config", cfg, "hosts", "trust", box.name, "--yes"]) == 0
+    box.stage("good")
+    capsys.readouterr()
+    argv = ["--config", cfg, "update", "run", "bitrix-modules-update", "--host", box.name, "--json"]
+    assert main(argv) == 0  # no --var
+    run = json.loads(capsys.readouterr().out)
+    assert run["state"] == "SUCCEEDED"
+    assert portal_version(box) == (200, "25.100.300")
+    probes = [e for e in run["timeline"] if e["kind"] == "http"]
+    assert [p["name"] for p in probes] == ["portal answers", "portal home page", "portal admin page"]
+    assert all(p["command"].endswith("(from the host, curl)") and p["exit_code"] == 200 for p in probes)
+    assert probes[0]["command"] == f"GET {box.info.portal_url} (from the host, curl)"

@@ -2,6 +2,8 @@
 example fails): read from YAML through the registry, unknown options refused by key path, the
 outcome redacted, failures retried ``retry.attempts`` times, executor errors propagated, never
 retried. The host is the FakeExecutor; ``http`` talks to a small HTTP server on 127.0.0.1.
+A kind may have more examples (``http-from-host``: the same step kind, its request sent by curl on
+the host): each is held to the same contract.
 """
 
 from __future__ import annotations
@@ -95,13 +97,18 @@ class World:
 class Example:
     """A step of the kind: its options (YAML mapping), how to make the world pass or fail it, how
     many times it ran, and the executor error a dropped connection raises through it (None: it
-    does not go through the executor's connection)."""
+    does not go through the executor's connection; WAITED_OUT: it waits for the host to come back,
+    as ``wait_host`` does across a reboot)."""
 
     options: Callable[[World], dict[str, Any]]
     passing: Callable[[World], None]
     failing: Callable[[World], None] | None  # None: it fails only by an executor error
     attempts: Callable[[World], int]
-    lost_connection: type[ExecutorError] | None
+    lost_connection: type[ExecutorError] | str | None
+    kind: str | None = None  # None: the example's key is the kind
+
+
+WAITED_OUT = "waited out"
 
 
 def _run_passes(w: World) -> None:
@@ -127,10 +134,30 @@ def _http(failing: bool) -> Callable[[World], None]:
     return setup
 
 
+def _curl_on_host(failing: bool) -> Callable[[World], None]:
+    """The host's curl (FakeExecutor): prints what the command's --write-out prints and leaves the
+    body where the command's --output puts it; the body holds the secret the URL carried."""
+    def setup(w: World) -> None:
+        def curl(command: str) -> tuple[int, str, str]:
+            status, text = (500, "Fatal error") if failing else (200, "PORTAL_OK")
+            w.fake.files["/tmp/boxkeeper-http.a1b2c3/body"] = f"{text} /?token={SECRET}".encode()
+            return (0, "BOXKEEPER_DIR=/tmp/boxkeeper-http.a1b2c3\n"
+                       f"BOXKEEPER_HTTP_STATUS={status}\nBOXKEEPER_CONTENT_TYPE=text/plain\n"
+                       "BOXKEEPER_CURL_EXIT=0\n", "")
+        w.fake.on(r"curl --silent", curl)
+    return setup
+
+
 def _testinfra(failing: bool) -> Callable[[World], None]:
     def setup(w: World) -> None:
         check = f"assert {SECRET!r} == 'other'" if failing else "pass"
         (w.tmp / "test_box.py").write_text(f"def test_box():\n    {check}\n")
+    return setup
+
+
+def _probe(code: int) -> Callable[[World], None]:
+    def setup(w: World) -> None:
+        w.fake.on(r"probe", (code, f"boot {SECRET}\n", ""))
     return setup
 
 
@@ -154,10 +181,17 @@ EXAMPLES: dict[str, Example] = {
                    _get_passes, None, lambda w: w.fake.ran("^get "), TransferError),
     "http": Example(lambda w: {"url": "{{ base_url }}/?token={{ token }}", "body_not_regex": "Fatal"},
                     _http(False), _http(True), lambda w: w.portal.hits, None),
+    "http-from-host": Example(
+        lambda w: {"url": "{{ base_url }}/?token={{ token }}", "body_not_regex": "Fatal", "from": "host"},
+        _curl_on_host(False), _curl_on_host(True), lambda w: w.fake.ran("curl --silent"), ConnectionLostError,
+        kind="http"),
     "testinfra": Example(_module, _testinfra(False), _testinfra(True), lambda w: w.fake.ran("^testinfra "),
                          None),
     "wait_healthy": Example(lambda w: {"soak": 30, "poll": 10}, _health(False), _health(True),
                             lambda w: w.health.calls, None),  # failing: one look per attempt
+    # poll > its deadline (600 s): one probe per attempt
+    "wait_host": Example(lambda w: {"command": "TOKEN={{ token }} probe", "poll": 1000}, _probe(0), _probe(1),
+                         lambda w: w.fake.ran("probe"), WAITED_OUT),
 }
 
 
@@ -179,12 +213,19 @@ def world(tmp_path: Path, portal: PortalServer) -> World:
     return World(tmp_path, portal)
 
 
-@pytest.fixture(params=KINDS, ids=[kind.kind for kind in KINDS])
-def kind(request: pytest.FixtureRequest) -> str:
-    name: str = request.param.kind
+CASES = [kind.kind for kind in KINDS] + [name for name, e in EXAMPLES.items() if e.kind is not None]
+
+
+@pytest.fixture(params=CASES)
+def case(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
     if name not in EXAMPLES:
         pytest.fail(f"step kind {name!r} has no example in test_step_contract.EXAMPLES")
     return name
+
+
+def kind_of(case: str) -> str:
+    return EXAMPLES[case].kind or case
 
 
 def playbook_yaml(w: World, kind: str, options: object, **common: object) -> Path:
@@ -204,8 +245,8 @@ def playbook_yaml(w: World, kind: str, options: object, **common: object) -> Pat
     return path
 
 
-def load_step(w: World, kind: str, **common: object) -> tuple[Step, dict[str, Any]]:
-    playbook = load_playbook(playbook_yaml(w, kind, EXAMPLES[kind].options(w), **common))
+def load_step(w: World, case: str, **common: object) -> tuple[Step, dict[str, Any]]:
+    playbook = load_playbook(playbook_yaml(w, kind_of(case), EXAMPLES[case].options(w), **common))
     values: dict[str, Any] = {**resolve_variables(playbook, {}), "run_id": 1, "host": "box1"}
     return playbook.steps(Phase.UPDATE)[0], values
 
@@ -219,50 +260,56 @@ def strings_of(outcome: StepOutcome) -> list[str]:
 
 
 def test_every_kind_has_an_example() -> None:
-    assert sorted(EXAMPLES) == sorted(kind.kind for kind in KINDS)
+    assert sorted(k for k, e in EXAMPLES.items() if e.kind is None) == sorted(kind.kind for kind in KINDS)
+    assert {e.kind for e in EXAMPLES.values() if e.kind is not None} <= {kind.kind for kind in KINDS}
 
 
-def test_the_yaml_key_picks_the_kind_and_its_options_model(world: World, kind: str) -> None:
-    step, _ = load_step(world, kind)
+def test_the_yaml_key_picks_the_kind_and_its_options_model(world: World, case: str) -> None:
+    kind = kind_of(case)
+    step, _ = load_step(world, case)
     model = next(k for k in KINDS if k.kind == kind)
     assert isinstance(step.action, model) and step.kind == kind
     if model.shorthand is not None:  # `kind: "value"` is `kind: {shorthand: value}`
-        value = EXAMPLES[kind].options(world)[model.shorthand]
+        value = EXAMPLES[case].options(world)[model.shorthand]
         short = load_playbook(playbook_yaml(world, kind, value)).steps(Phase.UPDATE)[0]
         full = load_playbook(playbook_yaml(world, kind, {model.shorthand: value})).steps(Phase.UPDATE)[0]
         assert short.action == full.action
 
 
-def test_an_unknown_option_is_refused_by_its_key_path(world: World, kind: str) -> None:
-    options = {**EXAMPLES[kind].options(world), "no_such_option": 1}
+def test_an_unknown_option_is_refused_by_its_key_path(world: World, case: str) -> None:
+    kind = kind_of(case)
+    options = {**EXAMPLES[case].options(world), "no_such_option": 1}
     with pytest.raises(ConfigError) as info:
         load_playbook(playbook_yaml(world, kind, options))
     assert info.value.key == f"phases.update[0].{kind}.no_such_option"
     assert "no such key" in info.value.expected
 
 
-def test_the_outcome_is_redacted(world: World, kind: str) -> None:
-    example = EXAMPLES[kind]
+def test_the_outcome_is_redacted(world: World, case: str) -> None:
+    example = EXAMPLES[case]
     for setup in (example.passing, example.failing):
         if setup is None:
             continue
         setup(world)
-        step, values = load_step(world, kind)
+        step, values = load_step(world, case)
         outcome = run_step(step, world.context(values))
         assert isinstance(outcome, StepOutcome) and outcome.ok is (setup is example.passing)
         for text in strings_of(outcome) + world.fake.recorded:
             assert SECRET not in text and "s3cr3t" not in text, (setup, text)
-    if kind == "run":  # the output carried the secret: it was there to be masked
+    if case == "http-from-host":  # the body carried the secret; the URL reached curl by environment
+        assert "***" in outcome.stdout
+        assert world.fake.commands and not any("s3cr3t" in text for text in world.fake.commands)
+    if case == "run":  # the output carried the secret: it was there to be masked
         assert "***" in outcome.stdout
         # and the host got it in the command's environment, not in the command's text
         assert not any("s3cr3t" in text for text in world.fake.commands)
         assert {"BOXKEEPER_SECRET_token": SECRET} in world.fake.envs
 
 
-def test_a_failing_step_is_retried_attempts_times(world: World, kind: str) -> None:
-    example = EXAMPLES[kind]
+def test_a_failing_step_is_retried_attempts_times(world: World, case: str) -> None:
+    example = EXAMPLES[case]
     example.passing(world)
-    step, values = load_step(world, kind, retry={"attempts": 3, "delay": RETRY_DELAY})
+    step, values = load_step(world, case, retry={"attempts": 3, "delay": RETRY_DELAY})
     assert run_step(step, world.context(values)).ok
     assert RETRY_DELAY not in world.sleeps  # passed the first time: no retry
     if example.failing is None:  # its only failures are executor errors: see the next test
@@ -274,12 +321,19 @@ def test_a_failing_step_is_retried_attempts_times(world: World, kind: str) -> No
     assert world.sleeps.count(RETRY_DELAY) == 2
 
 
-def test_executor_errors_reach_the_engine_unretried(world: World, kind: str) -> None:
-    example = EXAMPLES[kind]
+def test_executor_errors_reach_the_engine_unretried(world: World, case: str) -> None:
+    example = EXAMPLES[case]
     example.passing(world)
-    step, values = load_step(world, kind, retry={"attempts": 3, "delay": RETRY_DELAY})
+    step, values = load_step(world, case, retry={"attempts": 3, "delay": RETRY_DELAY})
     world.fake.drop_connection()
-    if example.lost_connection is not None:
+    if example.lost_connection == WAITED_OUT:  # the lost connection is waited out, the probe retried
+        options = {**example.options(world), "poll": 2}
+        retry = {"attempts": 3, "delay": RETRY_DELAY}
+        playbook = load_playbook(playbook_yaml(world, EXAMPLES[case].kind or case, options, retry=retry))
+        step = playbook.steps(Phase.UPDATE)[0]
+        outcome = run_step(step, world.context(values))
+        assert outcome.ok and example.attempts(world) == 2 and RETRY_DELAY not in world.sleeps
+    elif isinstance(example.lost_connection, type):
         with pytest.raises(example.lost_connection):
             run_step(step, world.context(values))
         assert example.attempts(world) == 1 and RETRY_DELAY not in world.sleeps
@@ -295,5 +349,6 @@ def test_unknown_kind_keys_are_named_from_the_registry(world: World) -> None:
 
 
 def test_the_kind_names_stored_runs_use_do_not_change() -> None:
-    assert [kind.kind for kind in KINDS] == ["run", "put", "get", "http", "testinfra", "wait_healthy"]
+    assert [kind.kind for kind in KINDS] == ["run", "put", "get", "http", "testinfra", "wait_healthy",
+                                                "wait_host"]
 
