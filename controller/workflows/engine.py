@@ -10,7 +10,8 @@ runs and its result after. That record is what :meth:`Engine.reconcile` reads af
 * VERIFY (read-only)                  → verify again;
 * ROLLBACK / ROLLBACK_VERIFY          → continue as a rollback (rollback steps are idempotent);
 * ROLLBACK_FAILED                     → QUARANTINED;
-* an outcome decided but not recorded → finish it (``finally`` steps, unlock, incident).
+* an outcome decided but not recorded → finish it (secrets captured again, ``finally`` steps,
+  unlock, incident).
 
 Before resuming, the lock file is re-taken (it names the run) and values captured by preflight that
 were not stored (secrets) are captured again by rerunning those read-only steps.
@@ -110,6 +111,10 @@ class Engine:
         if r.state in TERMINAL:
             return self._summary(run_id)
         if outcome is not None:
+            # The `finally` steps may need secrets captured in preflight (the 1C playbook unlocks
+            # the infobase with its password): capture them again, as a resumed run does.
+            if r.backup_started:
+                self._recapture(r)
             return self._finish(r, outcome)
         if fresh:
             return self._drive(r, S.LOCK)

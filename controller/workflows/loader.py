@@ -253,12 +253,12 @@ def _check_names(playbook: Playbook) -> None:
                                       "a number or {{ var }} of an int/float variable",
                                       f"{{{{ {step.timeout_var} }}}}")
     secrets = playbook.secret_names()
-    shell = [("lock_file", playbook.lock_file)] + [
-        (f"phases.{phase.value}[{i}].{step.kind}.command", step.action.command)
+    shell = [("lock_file", playbook.lock_file, False)] + [
+        (f"phases.{phase.value}[{i}].{step.kind}.command", step.action.command, step.action.password_in_argv)
         for phase, steps in playbook.phases.items() for i, step in enumerate(steps)
         if isinstance(step.action, RunAction)]
-    for path, template in shell:
-        if problem := secret_problem(template, secrets):
+    for path, template, in_argv in shell:
+        if problem := secret_problem(template, secrets, password_in_argv=in_argv):
             raise ConfigError(source, path, problem, template)
     for path, template in checks:
         for name in placeholders(template):

@@ -116,10 +116,22 @@ _COMMAND_START = re.compile(r"(?:^|[;&|(){}\n]|\$\(|\b(?:then|do|else|elif|if|wh
                             r"(?:export\s+)?(?:[A-Za-z_]\w*=(?:\S*)\s+)*[A-Za-z_]\w*=$")
 
 
-def secret_problem(template: str, secrets: Collection[str]) -> str | None:
-    """Say why a secret placeholder of a command template could reach an argv, or None."""
+# The documented password options of the 1C tools, which take the infobase password only in their
+# argv (DOMAIN.md: ``1cv8 DESIGNER … /P pwd``, ``rac … --infobase-pwd=P``): a step that says
+# ``password_in_argv: true`` may use a secret right after one of them, and nowhere else.
+ARGV_PASSWORD_OPTIONS = ("/P ", "--infobase-pwd=")
+
+
+def secret_problem(template: str, secrets: Collection[str], *, password_in_argv: bool = False) -> str | None:
+    """Say why a secret placeholder of a command template could reach an argv, or None.
+
+    ``password_in_argv`` (a ``run`` step's own, explicit option) also accepts a secret as the value
+    of one of :data:`ARGV_PASSWORD_OPTIONS`: the only way those tools take a password."""
     for m in PLACEHOLDER.finditer(template):
-        if m.group(1) in secrets and not _COMMAND_START.search(template[:m.start()]):
+        before = template[:m.start()]
+        if password_in_argv and m.group(1) in secrets and before.endswith(ARGV_PASSWORD_OPTIONS):
+            continue
+        if m.group(1) in secrets and not _COMMAND_START.search(before):
             return (f"the secret {{{{ {m.group(1)} }}}} only as an assignment at the start of a command "
                     f"(NAME={{{{ {m.group(1)} }}}} command …), never in an argument: arguments are "
                     "visible to every user of the host in its process table")

@@ -16,6 +16,7 @@ from .errors import BoxCommandError, BoxStartError
 from .layout import BoxLayout
 
 REPO = Path(__file__).resolve().parents[2]
+UNITS_DOUBLE = Path(__file__).resolve().parent / "doubles/units.py"
 PHP_FPM = os.environ.get("BOXKEEPER_PHP_FPM", "php-fpm8.2")
 
 
@@ -217,7 +218,8 @@ cd {REPO} && exec {sys.executable} -m tests.boxes service --state-dir {layout.st
 """)
     systemctl = layout.bin / "systemctl"
     systemctl.write_text("""#!/bin/sh
-# systemctl of a test box: BitrixVM unit names mapped onto the box's servers (see boxctl).
+# systemctl of a test box: BitrixVM unit names mapped onto the box's servers (see boxctl);
+# the 1C units srv1cv8-<version>@default and ras-<version> go to the units TEST DOUBLE (--with-1c).
 action=$1; unit=${2%.service}
 case $unit in
   httpd|apache2|php-fpm|php8.2-fpm) svc=php-fpm ;;
@@ -226,6 +228,7 @@ case $unit in
   sshd|ssh) svc=sshd ;;
   crond|cron) svc=cron ;;
   postgresql*|postgrespro*) svc=pg ;;
+  srv1cv8-*|ras-*) ONEC_DOUBLE_STATE=@ONEC_STATE@ exec /usr/bin/python3 @UNITS@ "$action" "$unit" ;;
   *) echo "Unit $2.service could not be found." >&2; exit 5 ;;
 esac
 case $action in
@@ -234,7 +237,7 @@ case $action in
   is-active|status) exec boxctl status "$svc" ;;
   *) echo "Unknown command verb $action." >&2; exit 1 ;;
 esac
-""")
+""".replace("@ONEC_STATE@", str(layout.onec_state)).replace("@UNITS@", str(UNITS_DOUBLE)))
     for script in (boxctl, systemctl):
         script.chmod(0o755)
 

@@ -12,7 +12,7 @@ from typing import ClassVar, Self
 
 from pydantic import model_validator
 
-from controller.configkit import ConfigModel, Invalid
+from controller.configkit import Bool, ConfigModel, Invalid
 from controller.workflows.executor import Command, CommandResult
 from controller.workflows.steps.base import Capture, Step, StepContext, StepKind, StepOutcome, timeout_of
 from controller.workflows.steps.fields import Attempts, Codes, CommandTemplate, Delay, Regex
@@ -51,6 +51,10 @@ class RunAction(StepKind):
     failure_regex: Regex | None = None
     until: Until | None = None
     capture: Capture | None = None
+    #: The command hands a secret to a 1C tool that takes its password only in its argv
+    #: (``/P``, ``--infobase-pwd=``; template.ARGV_PASSWORD_OPTIONS): visible in the host's process
+    #: table while it runs. Accepted only there, and only when the step says so.
+    password_in_argv: Bool = False
 
     def captures(self) -> tuple[Capture, ...]:
         return (self.capture,) if self.capture else ()

@@ -12,6 +12,8 @@ Reproduces the documented behaviour (DOMAIN.md, measured on 8.3.27): exit code +
   /UpdateDBCfg      rc 1 with the list of sessions unless -SessionTerminate force; /UpdateCfg alone
                     does not restructure the DB
   /CheckConfig      rc 0, or rc 101 when errors are found
+The success lines of /UpdateDBCfg, /CheckConfig and the data-update run are NOT in DOMAIN.md
+(assumed wording, [unverified]): the playbooks decide those by exit code and state, never by them.
 It needs no X display (the real one does: run it under xvfb-run). State: $ONEC_DOUBLE_STATE.
 """
 
@@ -144,6 +146,8 @@ def run(
                 raise Failed("Файл не содержит доступных обновлений")
             if cfu.get("merge", True):
                 store.set("config_version", cfu["version"])
+                if cfu.get("config_errors"):  # the merged configuration does not compile
+                    store.set("config_errors", "1")
             log.append("Обновление конфигурации успешно завершено")
         elif command == "/updatedbcfg":
             config = store.dump()["config"]
@@ -164,7 +168,7 @@ def run(
             store.set("db_config_version", config["config_version"])
             log.append("Обновление конфигурации базы данных успешно завершено")
         elif command == "/checkconfig":
-            if ib.get("config_errors"):
+            if ib.get("config_errors") or store.dump()["config"].get("config_errors") == "1":
                 raise Failed("Обнаружены ошибки: Модуль ОбщегоНазначения(1,1): Ошибка компиляции", 101)
             log.append("Ошибок не обнаружено")
 

@@ -180,7 +180,7 @@ class InfobaseStore:
         )
         docs = [
             line.split("\t")
-            for line in self._psql("SELECT title, amount FROM documents ORDER BY id").splitlines()
+            for line in self._psql("SELECT id, title, amount FROM documents ORDER BY id").splitlines()
         ]
         return {"config": config, "documents": docs}
 
@@ -189,31 +189,49 @@ class InfobaseStore:
             self.file.write_text(json.dumps(content, ensure_ascii=False, indent=2))
             return
 
-        def q(value: object) -> str:
-            return "'" + str(value).replace("'", "''") + "'"
-
         sql = ["BEGIN;", "DELETE FROM config;", "DELETE FROM documents;"]
-        # every value goes through q(), which quotes it for SQL
-        sql += [f"INSERT INTO config VALUES ({q(k)}, {q(v)});" for k, v in content["config"].items()]  # noqa: S608
-        insert_doc = "INSERT INTO documents (title, amount) VALUES ({}, {});"
-        sql += [insert_doc.format(q(t), q(a)) for t, a in content["documents"]]
+        # every value goes through _q(), which quotes it for SQL
+        sql += [f"INSERT INTO config VALUES ({_q(k)}, {_q(v)});" for k, v in content["config"].items()]  # noqa: S608
+        # documents keep their ids (a restored infobase is the same data); [title, amount] without one
+        for doc in content["documents"]:
+            columns = "id, title, amount" if len(doc) == 3 else "title, amount"
+            values = ", ".join(_q(v) for v in doc)
+            sql.append(f"INSERT INTO documents ({columns}) VALUES ({values});")  # noqa: S608
+        sql.append("SELECT setval('documents_id_seq', (SELECT GREATEST(1, MAX(id)) FROM documents));")
         self._psql("\n".join([*sql, "COMMIT;"]))
 
     def get(self, key: str) -> str:
         return str(self.dump()["config"][key])
 
     def set(self, key: str, value: str) -> None:
+        if self.dbms is not None:  # one row: the documents stay as they are
+            self._psql(
+                f"INSERT INTO config VALUES ({_q(key)}, {_q(value)}) "  # noqa: S608 (quoted by _q)
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;"
+            )
+            return
         content = self.dump()
         content["config"][key] = value
         self.restore(content)
 
 
+def _q(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def make_update(
-    directory: Path, version: str, from_versions: list[str], *, merge: bool = True, command_mode: bool = True
+    directory: Path,
+    version: str,
+    from_versions: list[str],
+    *,
+    merge: bool = True,
+    command_mode: bool = True,
+    config_errors: bool = False,
 ) -> Path:
     """A configuration update directory like the vendor's: 1cv8.cfu, 1cv8.mft, UpdInfo.txt.
     The .cfu is the double's own format (JSON); `merge=False` makes /UpdateCfg succeed without
-    merging anything, `command_mode=False` one that refuses batch mode."""
+    merging anything, `command_mode=False` one that refuses batch mode, `config_errors=True` one
+    whose merged configuration /CheckConfig then finds errors in (rc 101)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "1cv8.cfu").write_text(
         json.dumps(
@@ -223,6 +241,7 @@ def make_update(
                 "from_versions": from_versions,
                 "merge": merge,
                 "command_mode": command_mode,
+                "config_errors": config_errors,
             }
         )
     )

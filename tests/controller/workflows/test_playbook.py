@@ -127,6 +127,12 @@ def test_parse_var_args() -> None:
         ("command: ./update {{ docroot }}", "command: env PW={{ password }} ./update",
          r"process table"),
         ("command: ./update {{ docroot }}", "command: echo {{ password }} | ./update", r"process table"),
+        ("command: ./update {{ docroot }}", "command: 1cv8 DESIGNER /P {{ password }}",
+         r"phases.update\[0\].run.command: expected the secret .* only as an assignment"),
+        ("command: ./update {{ docroot }}",
+         "command: 1cv8 DESIGNER /N {{ password }} /P x\n        password_in_argv: true", r"process table"),
+        ("ok_codes: [0, 2]", "ok_codes: [0, 2]\n        password_in_argv: yes please",
+         r"phases.update\[0\].run.password_in_argv: expected true or false"),
         (
             "  rollback:\n    - name: restore\n      run: restore {{ docroot }} {{ run_id }}\n",
             "",
@@ -153,3 +159,14 @@ def test_shipped_playbooks_load() -> None:
     assert pb.variable("docroot") is not None
     assert pb.variable("docroot").default == "/home/bitrix/www"  # type: ignore[union-attr]
     assert pb.steps(Phase.ROLLBACK) and pb.steps(Phase.FINALLY)
+
+
+def test_shipped_1c_playbook_loads_and_hands_the_password_to_argv_only_where_it_says_so() -> None:
+    pb = load_playbook(find_playbook("1c-config-update", REPO / "playbooks"))
+    assert pb.steps(Phase.ROLLBACK) and pb.steps(Phase.FINALLY)
+    in_argv = [step.name for phase in Phase for step in pb.steps(phase)
+               if isinstance(step.action, RunAction) and "{{ captured.ib_password }}" in step.action.command]
+    assert in_argv and all(isinstance(step.action, RunAction) and step.action.password_in_argv
+                           for phase in Phase for step in pb.steps(phase) if step.name in in_argv)
+    reading = [s for s in pb.steps(Phase.PREFLIGHT) if s.name == "infobase password from its file"]
+    assert reading and not reading[0].action.password_in_argv  # type: ignore[attr-defined]

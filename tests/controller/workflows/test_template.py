@@ -99,3 +99,20 @@ def test_a_secret_reaches_its_assignment_through_the_environment_only(value: str
 def test_a_secret_may_only_be_assigned(template: str, ok: bool) -> None:
     assert (secret_problem(template, {"pw"}) is None) is ok
     assert secret_problem(template, set()) is None  # not a secret: anywhere (quoted)
+
+
+@pytest.mark.parametrize(("template", "ok"), [
+    ("1cv8 DESIGNER /N u /P {{ pw }} /UpdateCfg f", True),
+    ("rac infobase info --infobase-user=u --infobase-pwd={{ pw }}", True),
+    ("PW={{ pw }} 1cv8 DESIGNER /P {{ pw }}", True),
+    ("1cv8 DESIGNER /N {{ pw }}", False),  # only as the value of a password option
+    ("echo {{ pw }}; 1cv8 DESIGNER /P x", False),
+    ("mysql --password={{ pw }}", False),
+    ("cmd /P{{ pw }}", False),
+])
+def test_password_in_argv_is_accepted_only_after_a_1c_password_option(template: str, ok: bool) -> None:
+    """The step's explicit ``password_in_argv: true``: 1C's ``/P`` and ``--infobase-pwd=`` take a
+    password only in argv (DOMAIN.md); nothing else opens up, and without the flag neither is accepted."""
+    assert (secret_problem(template, {"pw"}, password_in_argv=True) is None) is ok
+    if "/P {{" in template or "--infobase-pwd={{" in template:
+        assert secret_problem(template, {"pw"}) is not None
