@@ -10,7 +10,8 @@
               pinned known_hosts, pipelining on)
 
 Plus the time to recover from `broken-fatal`: from the end of the failed verify step to the rollback
-verified (ROLLED_BACK), from boxkeeper's own timeline.
+verified (ROLLED_BACK), from boxkeeper's own timeline; and the restore drill
+(playbooks/bitrix-backup-drill.yaml) of the test portal's newest backup pair, end to end.
 
     .venv/bin/python bench/update_bench.py [--repeat 3] [--out bench/results/update.md]
 
@@ -48,6 +49,7 @@ from tests.boxes.fleet import ensure_state_dir  # noqa: E402
 from tests.boxes.pytest_plugin import BoxPool  # noqa: E402
 from tests.controller.workflows.boxkit import bitrix_vars  # noqa: E402
 from tests.controller.workflows.conftest import RecordingIncidents  # noqa: E402
+from tests.controller.workflows.drillkit import DRILL, drill_vars, make_pair  # noqa: E402
 
 PLAYBOOK = REPO / "playbooks" / "bitrix-modules-update.yaml"
 
@@ -57,9 +59,11 @@ class Recorder:
 
     def __init__(self, inner: SSHExecutor) -> None:
         self.inner, self.host, self.commands = inner, inner.host, list[str]()
+        self.env: dict[str, str] = {}  # the secrets the commands refer to as "$BOXKEEPER_SECRET_…"
 
     def run(self, command: Command, timeout: float) -> CommandResult:
         self.commands.append(command.text)
+        self.env.update(command.env)
         return self.inner.run(command, timeout)
 
     def testinfra_args(self, workdir: Path) -> list[str]:
@@ -101,7 +105,7 @@ def executor(box: Box, known_hosts: Path) -> SSHExecutor:
 
 
 def run_boxkeeper(box: Box, pb: Playbook, known: Path, tmp: Path,
-                  release: str = "good") -> tuple[float, Any, list[str]]:
+                  release: str = "good") -> tuple[float, Any, list[str], dict[str, str]]:
     prepare(box, release)
     db = Database(f"sqlite:///{tmp}/bench-{time.monotonic_ns()}.db")
     db.upgrade()
@@ -111,12 +115,13 @@ def run_boxkeeper(box: Box, pb: Playbook, known: Path, tmp: Path,
     took = time.monotonic() - started
     ex.close()
     db.engine.dispose()
-    return took, result, ex.commands
+    return took, result, ex.commands, ex.env
 
 
-def shell_script(box: Box, commands: list[str], pb: Playbook) -> str:
-    """The recorded commands, each under the same LANG=C + timeout wrapper; stop at the first failure."""
-    lines = ["set -u"]
+def shell_script(box: Box, commands: list[str], pb: Playbook, env: dict[str, str]) -> str:
+    """The recorded commands, each under the same LANG=C + timeout wrapper; stop at the first failure.
+    The secrets are exported by the script (read by `sh -s` from stdin, so not in an argv either)."""
+    lines = ["set -u"] + [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     http = [render_url(box, s.action.url) for phase in (Phase.PREFLIGHT, Phase.VERIFY)  # type: ignore[union-attr]
             for s in pb.steps(phase) if type(s.action).__name__ == "HttpAction"
             and (phase is Phase.PREFLIGHT or "update" in s.after)]
@@ -149,11 +154,11 @@ def run_shell(box: Box, script: str, known: Path) -> float:
 
 
 def ansible_playbook(box: Box, commands: list[str], pb: Playbook, tmp: Path,
-                     known: Path) -> tuple[Path, Path]:
+                     known: Path, env: dict[str, str]) -> tuple[Path, Path]:
     tasks: list[dict[str, Any]] = []
     for n, command in enumerate(commands):
         tasks.append({"name": f"step {n}", "ansible.builtin.shell": command,
-                      "environment": {"LANG": "C", "LC_ALL": "C"}, "timeout": 600})
+                      "environment": {"LANG": "C", "LC_ALL": "C", **env}, "timeout": 600})
     for phase in (Phase.PREFLIGHT, Phase.VERIFY):
         for s in pb.steps(phase):
             if type(s.action).__name__ == "HttpAction" and (phase is Phase.PREFLIGHT or "update" in s.after):
@@ -189,6 +194,22 @@ def run_ansible(box: Box, play: Path, inventory: Path) -> float:
     return took
 
 
+def run_drill(box: Box, known: Path, tmp: Path) -> tuple[float, Any]:
+    """The drill of a fresh pair (made with bitrix-modules-update's backup commands) on a pristine box."""
+    box.reset()
+    make_pair(box, 1)
+    db = Database(f"sqlite:///{tmp}/bench-drill-{time.monotonic_ns()}.db")
+    db.upgrade()
+    ex = executor(box, known)
+    started = time.monotonic()
+    result = Engine(db.session, incidents=RecordingIncidents()).run(load_playbook(DRILL), box.name, ex,
+                                                                    drill_vars(box))
+    took = time.monotonic() - started
+    ex.close()
+    db.engine.dispose()
+    return took, result
+
+
 def recovery_seconds(result: Any) -> float:
     timeline = result.timeline
     failed = next(e for e in timeline if e.phase == "verify" and e.status == "failed")
@@ -211,25 +232,30 @@ def main() -> int:
         pb = without_testinfra(tmp)
         times: dict[str, list[float]] = {"boxkeeper": [], "shell": [], "ansible": []}
         recover: list[float] = []
-        _took, first, commands = run_boxkeeper(box, pb, known, tmp)  # warm-up, and the commands to replay
+        drills: list[float] = []
+        _took, first, commands, env = run_boxkeeper(box, pb, known, tmp)  # warm-up, the commands to replay
         assert first.state == "SUCCEEDED", first.error
-        script = shell_script(box, commands, pb)
-        play, inventory = ansible_playbook(box, commands, pb, tmp, known)
+        script = shell_script(box, commands, pb, env)
+        play, inventory = ansible_playbook(box, commands, pb, tmp, known, env)
         for _ in range(args.repeat):  # interleaved, so load changes hit every variant alike
-            took, result, _c = run_boxkeeper(box, pb, known, tmp)
+            took, result, _c, _e = run_boxkeeper(box, pb, known, tmp)
             assert result.state == "SUCCEEDED", result.error
             times["boxkeeper"].append(took)
             times["shell"].append(run_shell(box, script, known))
             times["ansible"].append(run_ansible(box, play, inventory))
-            _t, broken, _c = run_boxkeeper(box, pb, known, tmp, release="broken-fatal")
+            _t, broken, _c, _e = run_boxkeeper(box, pb, known, tmp, release="broken-fatal")
             assert broken.state == "ROLLED_BACK"
             recover.append(recovery_seconds(broken))
+            drill_took, drill = run_drill(box, known, tmp)
+            assert drill.state == "SUCCEEDED", drill.error
+            drills.append(drill_took)
         full_pb = load_playbook(PLAYBOOK)
         prepare(box, "good")
-        full_took, full, _c = run_boxkeeper(box, full_pb, known, tmp)
+        full_took, full, _c, _e = run_boxkeeper(box, full_pb, known, tmp)
         assert full.state == "SUCCEEDED", full.error
         testinfra = next(e.duration for e in full.timeline if "testinfra" in e.name)
-        report(args.out, times, recover, len(commands), full_took, testinfra or 0.0, args.repeat)
+        report(args.out, times, recover, len(commands), full_took, testinfra or 0.0, args.repeat, drills,
+               drill.captured["restored"])
     finally:
         for socket_path in (tmp / "cp").glob("*"):  # ansible's ControlPersist masters: stop them now
             subprocess.run(["ssh", "-S", str(socket_path), "-O", "exit", "box"], capture_output=True,
@@ -239,7 +265,7 @@ def main() -> int:
 
 
 def report(out: str | None, times: dict[str, list[float]], recover: list[float], commands: int, full: float,
-           testinfra: float, repeat: int) -> None:
+           testinfra: float, repeat: int, drills: list[float], restored: str) -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     load = os.getloadavg()
     lines = [
@@ -269,6 +295,9 @@ def report(out: str | None, times: dict[str, list[float]], recover: list[float],
         f"shipped playbook took {full:.2f} s, of which testinfra {testinfra:.2f} s.",
         f"- Recovery from `broken-fatal` (end of the failed verify step → rollback verified, ROLLED_BACK): "
         f"median {statistics.median(recover):.2f} s (runs: {', '.join(f'{r:.2f}' for r in recover)}).",
+        f"- Restore drill of the test portal's newest pair (bitrix-backup-drill: load the dump into a "
+        f"scratch database, unpack the files, count and compare, drop the scratch copies; {restored}): "
+        f"median {statistics.median(drills):.2f} s (runs: {', '.join(f'{d:.2f}' for d in drills)}).",
         "",
         "Variants: *boxkeeper* = the engine with the shipped playbook minus its testinfra step, state in",
         "SQLite (written before and after every step), one SSH connection and one remote shell for all",

@@ -213,7 +213,12 @@ class WorkflowRuntime:
     def window_scheduler(self) -> WindowScheduler:
         return WindowScheduler(self.db, hosts_of=lambda target: hosts_of(self.cfg, target),
                                run_host=self.run_window_host, incidents=ServiceIncidents(),
-                               silence=self.silence, lift=self.lift)
+                               silence=self.silence, lift=self.lift, is_release=self.is_release)
+
+    def is_release(self, playbook_name: str) -> bool:
+        """A playbook whose failures are failed releases (not one that words its own failure incident,
+        like the restore drill)."""
+        return self.playbook(playbook_name).failure_incident is None
 
     # ------------------------------------------------------------------ inside `boxkeeper serve`
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -32,7 +32,7 @@ from controller.workflows.errors import ExecutorError, HostKeyError
 from controller.workflows.executor import Command, Executor
 from controller.workflows.loader import load_playbook, resolve_variables
 from controller.workflows.outcomes import IncidentRequest, IncidentSink, RunFacts, incident_for
-from controller.workflows.playbook import Phase, Playbook
+from controller.workflows.playbook import FailureIncident, Phase, Playbook
 from controller.workflows.runs import RunSummary, SessionFactory
 from controller.workflows.state import PHASE_OF, TERMINAL, RunState, check_transition
 from controller.workflows.steps.base import HealthSource, Step, StepContext, StepOutcome, run_step
@@ -301,7 +301,7 @@ class Engine:
         check_transition(r.state, outcome)
         facts = RunFacts(r.id, r.host, r.playbook.name, outcome.value, r.failed_step, r.failed_output,
                          "; ".join(r.errors) or None, dict(r.captured), self._backup_location(r),
-                         r.playbook.rollback_notice, r.host_key_problem)
+                         r.playbook.rollback_notice, r.host_key_problem, self._failure_incident(r))
         request = incident_for(facts)
         if request is None and not cleanup_ok:
             request = IncidentRequest(r.host, f"workflow:run:{r.id}", "release_cleanup_failed", "warning",
@@ -322,10 +322,11 @@ class Engine:
         return self._summary(r.id)
 
     def _backup_location(self, r: _Run) -> str:
-        try:
-            return render_plain(r.playbook.backup_location, r.values) if r.playbook.backup_location else ""
-        except KeyError:
-            return r.playbook.backup_location
+        return _render_text(r.playbook.backup_location, r.values)
+
+    def _failure_incident(self, r: _Run) -> FailureIncident | None:
+        fi = r.playbook.failure_incident
+        return None if fi is None else replace(fi, summary=_render_text(fi.summary, r.values))
 
     def _load(self, run_id: int, playbook: Playbook, executor: Executor,
               secrets: Mapping[str, Value]) -> _Run:
@@ -350,6 +351,14 @@ class Engine:
     def _summary(self, run_id: int) -> RunSummary:
         with self.sessions() as s:
             return store.summary(s, run_id)
+
+
+def _render_text(template: str, values: Mapping[str, Value]) -> str:
+    """A text template for people (incidents): as it is when a value is missing (e.g. a secret)."""
+    try:
+        return render_plain(template, values) if template else ""
+    except KeyError:
+        return template
 
 
 def _rendered(command: str) -> RunAction:

@@ -13,6 +13,7 @@ A secret variable's value is shown as ``***`` in every error.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,12 +21,20 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import Field, PlainValidator, create_model, field_validator, model_validator
 
-from controller.configkit import Bool, ConfigModel, Expect, Invalid, Text, read_yaml, validate
+from controller.configkit import Bool, ConfigModel, Expect, Invalid, Severity, Text, read_yaml, validate
 from controller.errors import ConfigError
 from controller.redact import MASK
-from controller.workflows.playbook import BUILTINS, REQUIRED_PHASES, Phase, Playbook, Variable, VarType
+from controller.workflows.playbook import (
+    BUILTINS,
+    REQUIRED_PHASES,
+    FailureIncident,
+    Phase,
+    Playbook,
+    Variable,
+    VarType,
+)
 from controller.workflows.steps.base import BOTH, Step
-from controller.workflows.steps.fields import IDENTIFIER, check_template
+from controller.workflows.steps.fields import IDENTIFIER, Regex, check_template
 from controller.workflows.steps.registry import StepSpec
 from controller.workflows.steps.run import RunAction
 from controller.workflows.template import Value, placeholders, quoting_problem, secret_problem
@@ -98,6 +107,27 @@ LockFile = Annotated[str, PlainValidator(_lock_file)]
 PathTemplate = Annotated[str, Expect("a path template")]
 
 
+def _cause(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", value):
+        raise ValueError(value)
+    return value
+
+
+Cause = Annotated[str, Expect("an incident cause of lower-case letters, digits and _ "
+                              "(e.g. backup_unrestorable)", _cause)]
+SummaryTemplate = Annotated[str, Expect("a text template such as 'backups of {{ host }} cannot be restored'",
+                                        check_template)]
+
+
+class FailureIncidentSpec(ConfigModel):
+    """``failure_incident: {cause, summary, severity}`` (see playbook.FailureIncident)."""
+
+    cause: Cause
+    summary: SummaryTemplate
+    severity: Severity = "critical"
+    detail_regex: Regex | None = None
+
+
 class VariableSpec(ConfigModel):
     """``name: {type, default, secret, description}``; the default must fit the type."""
 
@@ -142,6 +172,7 @@ class PlaybookSpec(ConfigModel):
     phases: PhasesSpec
     backup_location: PathTemplate = ""
     rollback_notice: Prose = ""
+    failure_incident: FailureIncidentSpec | None = None
 
     @field_validator("variables", mode="before")
     @classmethod
@@ -180,8 +211,11 @@ def load_playbook(path: str | Path) -> Playbook:
     phases = {phase: tuple(_step(step, f"phases.{phase.value}[{i}]", source, path.parent)
                            for i, step in enumerate(_steps(spec.phases, phase)))
               for phase in Phase}
+    fi = spec.failure_incident
     playbook = Playbook(spec.name, source, spec.description, spec.applies_to, spec.lock_file, variables,
-                        phases, spec.backup_location, spec.rollback_notice.strip())
+                        phases, spec.backup_location, spec.rollback_notice.strip(),
+                        FailureIncident(fi.cause, fi.summary.strip(), fi.severity, fi.detail_regex)
+                        if fi else None)
     _check_names(playbook)
     return playbook
 
@@ -205,6 +239,8 @@ def _check_names(playbook: Playbook) -> None:
     captured = set(playbook.captures())
     checks: list[tuple[str, str]] = [("lock_file", playbook.lock_file),
                                      ("backup_location", playbook.backup_location)]
+    if playbook.failure_incident is not None:
+        checks.append(("failure_incident.summary", playbook.failure_incident.summary))
     for phase, steps in playbook.phases.items():
         for i, step in enumerate(steps):
             path = f"phases.{phase.value}[{i}]"

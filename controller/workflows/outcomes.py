@@ -8,12 +8,14 @@ outbox).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from controller.alerting.incidents import open_incident
+from controller.workflows.playbook import FailureIncident
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class RunFacts:
     backup_location: str
     rollback_notice: str
     host_key_problem: bool = False
+    failure_incident: FailureIncident | None = None  # its summary rendered
 
 
 def incident_for(f: RunFacts) -> IncidentRequest | None:
@@ -65,6 +68,8 @@ def incident_for(f: RunFacts) -> IncidentRequest | None:
     if f.host_key_problem:
         return IncidentRequest(f.host, f"workflow:hostkey:{f.host}", "host_key_refused", "critical",
                                f"SSH host key refused for {f.host}: {f.error}", details)
+    if f.failure_incident is not None and f.outcome in ("FAILED", "ROLLED_BACK"):
+        return _failure_incident(f, f.failure_incident, where, details)
     if f.outcome == "FAILED":
         return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "release_failed", "warning",
                                f"update not started: {where} failed at {f.failed_step or 'start'} "
@@ -81,3 +86,30 @@ def incident_for(f: RunFacts) -> IncidentRequest | None:
                            f"rollback FAILED, host quarantined (no automation until `boxkeeper hosts "
                            f"unquarantine {f.host}`): {where} failed at {f.failed_step}; backup at "
                            f"{f.backup_location}", details)
+
+
+def _failure_incident(f: RunFacts, fi: FailureIncident, where: str,
+                      details: dict[str, Any]) -> IncidentRequest:
+    """A playbook's own failure wording (a restore drill's "backups of H cannot be restored"), one
+    open incident per host and cause: a drill failing again adds to it instead of paging anew."""
+    details["backup_location"] = f.backup_location
+    if f.failed_step is None:  # nothing failed: a controller restart cut the run short (reconcile)
+        return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "run_interrupted", "warning",
+                               f"{where} was interrupted by a controller restart and ended {f.outcome} "
+                               "after its rollback and final steps; nothing was found wrong, but "
+                               "nothing was proven either: run it again", details)
+    seen = _detail(f.failed_output, fi.detail_regex)
+    text = f"{fi.summary}: {where} ended {f.outcome} at {f.failed_step or 'start'}"
+    if seen:
+        text += f": {seen[-300:]}"
+    return IncidentRequest(f.host, f"workflow:{fi.cause}:{f.host}", fi.cause, fi.severity, text, details)
+
+
+def _detail(output: str, pattern: re.Pattern[str] | None) -> str:
+    """The line of a failed step's output that says why (the whole output is in the details)."""
+    found = pattern.search(output) if pattern is not None else None
+    if found is not None:
+        start = output.rfind("\n", 0, found.start()) + 1
+        end = output.find("\n", found.end())
+        return output[start:len(output) if end < 0 else end].strip()
+    return next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "")

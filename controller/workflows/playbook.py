@@ -8,6 +8,7 @@ into these values; a step's options are the model of its kind (steps/).
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -50,6 +51,20 @@ class Variable:
 
 
 @dataclass(frozen=True)
+class FailureIncident:
+    """The incident a FAILED or ROLLED_BACK run opens instead of "update not started" / "release
+    rolled back": for playbooks that change nothing on the live site (a restore drill), where a
+    failure means something else. ``summary`` is a plain template (``{{ host }}`` …); the engine
+    appends where the run failed and the line of the failed step's output that says why: the first
+    match of ``detail_regex``, else the last line."""
+
+    cause: str
+    summary: str
+    severity: str = "critical"
+    detail_regex: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True)
 class Playbook:
     name: str
     source: str
@@ -60,6 +75,7 @@ class Playbook:
     phases: Mapping[Phase, tuple[Step, ...]]
     backup_location: str = ""  # template (plain), shown in incidents
     rollback_notice: str = ""  # text added to the incident of a rolled-back run
+    failure_incident: FailureIncident | None = None  # None: the release incidents of outcomes.py
 
     def steps(self, phase: Phase) -> tuple[Step, ...]:
         return self.phases.get(phase, ())

@@ -4,9 +4,11 @@ A window is a cron expression (cron(8) semantics: :mod:`controller.schedule`) in
 duration. At its start the hosts it covers are updated one after another, the first as the
 canary: a rollback (or quarantine) halts the rest. A host is not started when its expected
 duration (median of its last successful runs of that playbook, 15 min when unknown) no longer
-fits before the window ends. While a host is worked on, the window silences its notifications
-(owner ``window <id>``; the run's own verification decides) and lifts only that silence after
-the host's run: an operator's silence of the host stays.
+fits before the window ends. A playbook that is not a release (it declares its own
+``failure_incident``, like the restore drill) does not halt the window when one host's run ends
+ROLLED_BACK: every host is drilled; a quarantine still halts. While a host is worked on, the
+window silences its notifications (owner ``window <id>``; the run's own verification decides)
+and lifts only that silence after the host's run: an operator's silence of the host stays.
 
 A window start missed while the controller was down is never run late: APScheduler reports it as
 missed (``misfire_grace_time`` 60 s, coalesced), it is recorded as a ``missed`` occurrence and a
@@ -42,6 +44,10 @@ GRACE_SECONDS = 60
 DEFAULT_EXPECTED_SECONDS = 15 * 60
 JOBS_TABLE = "workflow_scheduler_jobs"
 HALTING = ("ROLLED_BACK", "QUARANTINED")
+
+#: the window's playbook (name or path) -> whether a rolled-back run of it is a failed release that
+#: stops the window's remaining hosts (a restore drill's is not: each host's backups are its own)
+ReleaseTest = Callable[[str], bool]
 
 #: (window, host, window end as unix seconds) -> the run's summary, or why it was refused
 HostRunner = Callable[[UpdateWindow, str, float], RunSummary | str]
@@ -118,8 +124,10 @@ def fire(window_id: int) -> None:
 class WindowScheduler:
     def __init__(self, db: Database, *, hosts_of: Callable[[str], list[str]], run_host: HostRunner,
                  incidents: IncidentSink, grace_seconds: int = GRACE_SECONDS,
-                 silence: Silencer, lift: Lifter, clock: Callable[[], float] = time.time) -> None:
+                 silence: Silencer, lift: Lifter, clock: Callable[[], float] = time.time,
+                 is_release: ReleaseTest = lambda playbook: True) -> None:
         self.db = db
+        self.is_release = is_release
         self.hosts_of = hosts_of
         self.run_host = run_host
         self.incidents = incidents
@@ -222,7 +230,8 @@ class WindowScheduler:
                 continue
             run_ids.append(summary.id)
             notes.append(f"{host}: run {summary.id} {summary.state}")
-            if summary.state in HALTING:
+            release = self.is_release(window.playbook)
+            if summary.state == "QUARANTINED" or (summary.state in HALTING and release):
                 status = "halted"
                 notes.append("halted: a rollback in this window stops the remaining hosts")
                 break
