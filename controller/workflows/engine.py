@@ -289,6 +289,7 @@ class Engine:
             row = store.get_run(s, r.id)
             row.outcome = outcome.value
         cleanup_ok = True
+        r.values["outcome"] = outcome.value  # for finally steps (e.g. prune old backups only on success)
         if r.backup_started:
             for step in r.playbook.steps(Phase.FINALLY):
                 cleanup_ok = self._step(r, Phase.FINALLY, step) and cleanup_ok

@@ -8,6 +8,7 @@ recorded).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Self
 
 from pydantic import model_validator
@@ -15,14 +16,17 @@ from pydantic import model_validator
 from controller.configkit import ConfigModel, Invalid
 from controller.workflows.executor import Command, CommandResult
 from controller.workflows.steps.base import Capture, Step, StepContext, StepKind, StepOutcome, timeout_of
-from controller.workflows.steps.fields import Attempts, Codes, CommandTemplate, Delay, Regex
-from controller.workflows.template import render_shell, secret_env
+from controller.workflows.steps.fields import AttemptsOrVar, Codes, CommandTemplate, Delay, Regex
+from controller.workflows.template import Value, render_shell, secret_env
 
 
 class Until(ConfigModel):
-    """Repeat the command until its output matches ``regex`` / stops matching ``not_regex``."""
+    """Repeat the command until its output matches ``regex`` / stops matching ``not_regex``.
 
-    attempts: Attempts
+    ``attempts`` is a number or the name of an int variable (``"{{ update_attempts }}"``); the loader
+    refuses a name that is not one."""
+
+    attempts: AttemptsOrVar
     delay: Delay = 0.0
     regex: Regex | None = None
     not_regex: Regex | None = None
@@ -32,6 +36,18 @@ class Until(ConfigModel):
         if self.regex is None and self.not_regex is None:
             raise Invalid("not_regex", "regex or not_regex (when to stop repeating)", None)
         return self
+
+    @property
+    def attempts_var(self) -> str | None:
+        return self.attempts if isinstance(self.attempts, str) else None
+
+    def count(self, values: Mapping[str, Value]) -> int:
+        """How many times to run: the number, or the value of the variable it names (0 when that
+        value is no integer >= 1: the step then fails without running)."""
+        if isinstance(self.attempts, int):
+            return self.attempts
+        value = values[self.attempts]
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 0
 
     def done(self, output: str) -> bool:
         return ((self.regex is None or self.regex.search(output) is not None)
@@ -59,7 +75,12 @@ class RunAction(StepKind):
         text = render_shell(self.command, ctx.values, ctx.secrets)
         env = secret_env(self.command, ctx.values, ctx.secrets)
         timeout = timeout_of(step, ctx.values)
-        attempts = self.until.attempts if self.until else 1
+        attempts = self.until.count(ctx.values) if self.until else 1
+        if attempts < 1:
+            assert self.until is not None
+            return StepOutcome(False, None, message=f"until.attempts: {{{{ {self.until.attempts} }}}} is "
+                                                    f"{ctx.values[str(self.until.attempts)]!r}, expected an "
+                                                    "integer >= 1")
         result: CommandResult | None = None
         total = 0.0
         problem: str | None = None
