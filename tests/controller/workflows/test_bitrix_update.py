@@ -425,3 +425,34 @@ def test_old_backup_pairs_and_failed_trees_are_pruned_only_after_success(
         assert not old_tree.exists() and new_tree.is_dir()
     else:  # a rolled-back run keeps everything
         assert all(p.exists() for p in old_pairs) and old_tree.is_dir() and new_tree.is_dir()
+
+
+def test_another_site_is_in_the_pair_and_its_page_is_checked(
+        store: Database, box: Box, tmp_path: Path) -> None:
+    site, url = box.add_site()
+    box.stage("good")
+    result = run_update(store, box, tmp_path, sites=f"{site}={url}")
+
+    assert result.state == "SUCCEEDED", result.error
+    archive = box.layout.backup_dir / f"boxkeeper-run-{result.id}/site-1.tar.gz"
+    listing = subprocess.run(["tar", "-tvzf", str(archive)], capture_output=True, text=True,
+                             check=True).stdout
+    assert "./index.php" in listing and "./bitrix -> ../../www/bitrix" in listing  # its files, its links
+    [check] = [e for e in result.timeline if e.name == "the other sites' pages"]
+    assert check.status == "ok" and f"{url}: HTTP 200" in check.stdout_tail
+    assert "SHOP_OK" in httpx.get(url, timeout=10).text
+
+
+def test_release_that_breaks_only_another_site_is_rolled_back(
+        store: Database, box: Box, tmp_path: Path) -> None:
+    site, url = box.add_site()
+    box.stage("broken-shop")  # the portal's own pages stay fine; the shop lists deals and breaks
+    result = run_update(store, box, tmp_path, sites=f"{site}={url}")
+
+    assert result.state == "ROLLED_BACK", result.error
+    assert result.failed_step == "verify/the other sites' pages"
+    [incident] = open_incidents(store, box.name)
+    assert f"{url}: error page: DB query error" in incident.details["failed_output"]
+    assert "SHOP_OK" in httpx.get(url, timeout=10).text and portal_version(box) == (200, OLD)
+    assert Path(f"{site}.failed-run-{result.id}/index.php").is_file()  # its failed tree, kept as evidence
+    assert (site / "bitrix").is_symlink()
