@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -157,6 +158,15 @@ def test_secrets_read_from_the_box_are_never_stored_nor_in_its_process_table(
             tables.append(subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout)
             time.sleep(0.02)
 
+    # Sampling alone can miss a short mysqldump: the box's mysql and mysqldump (first on the SSH
+    # session's PATH) also take the whole process table the moment each of them starts.
+    snaps = tmp_path / "ps-at-start"
+    snaps.mkdir()
+    shims = [box.layout.bin / tool for tool in ("mysql", "mysqldump")]
+    for shim in shims:
+        real = shutil.which(shim.name)
+        shim.write_text(f'#!/bin/sh\nps -eo args > {snaps}/{shim.name}.$$\nexec {real} "$@"\n')
+        shim.chmod(0o755)
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
@@ -164,12 +174,16 @@ def test_secrets_read_from_the_box_are_never_stored_nor_in_its_process_table(
     finally:
         stop.set()
         watcher.join()
+        for shim in shims:
+            shim.unlink()
     assert result.state == "ROLLED_BACK"
     dump = "\n".join(store.engine.raw_connection().driver_connection.iterdump())  # type: ignore[union-attr]
     assert box.info.db.password not in dump
     assert 'MYSQL_PWD="$BOXKEEPER_SECRET_captured_db_password" mysqldump' in dump
-    # the run was watched while its DB commands ran, and no argv ever held the password
-    assert any("mysqldump" in table for table in tables) and any("mysql " in table for table in tables)
+    # the process table was taken while each DB command ran, and no argv ever held the password
+    tables += [f.read_text() for f in snaps.iterdir()]
+    assert {f.name.split(".")[0] for f in snaps.iterdir()} == {"mysql", "mysqldump"}
+    assert any("mysqldump" in t for t in tables) and any("mysql " in t for t in tables)
     assert not [t for t in tables if box.info.db.password in t]
 
 
