@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Self
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from controller.configkit import ConfigModel, Invalid
 from controller.workflows.executor import Command, CommandResult
@@ -55,7 +55,8 @@ class Until(ConfigModel):
 
 
 class RunAction(StepKind):
-    """``run: {command, ok_codes, success_regex, failure_regex, until, capture}`` or ``run: "command"``."""
+    """``run: {command, ok_codes, success_regex, failure_regex, until, capture, captures}`` or
+    ``run: "command"``."""
 
     kind: ClassVar[str] = "run"
     shorthand: ClassVar[str | None] = "command"
@@ -67,9 +68,10 @@ class RunAction(StepKind):
     failure_regex: Regex | None = None
     until: Until | None = None
     capture: Capture | None = None
+    captures_: tuple[Capture, ...] = Field((), alias="captures")  # several values of the same output
 
     def captures(self) -> tuple[Capture, ...]:
-        return (self.capture,) if self.capture else ()
+        return ((self.capture,) if self.capture else ()) + self.captures_
 
     def run(self, step: Step, ctx: StepContext) -> StepOutcome:
         text = render_shell(self.command, ctx.values, ctx.secrets)
@@ -95,14 +97,15 @@ class RunAction(StepKind):
                 ctx.sleep(self.until.delay)
         assert result is not None
         captured: dict[str, str] = {}
-        if problem is None and self.capture:
-            match = self.capture.regex.search(result.stdout_tail)
+        for capture in self.captures() if problem is None else ():
+            match = capture.regex.search(result.stdout_tail)
             if match is None:
-                problem = f"capture {self.capture.name}: {self.capture.regex.pattern!r} not found in output"
-            else:
-                captured[self.capture.name] = match.group(1)
-                if self.capture.secret:
-                    ctx.redact.add(match.group(1))
+                problem = f"capture {capture.name}: {capture.regex.pattern!r} not found in output"
+                captured.clear()
+                break
+            captured[capture.name] = match.group(1)
+            if capture.secret:
+                ctx.redact.add(match.group(1))
         return StepOutcome(problem is None, ctx.redact(result.command_redacted), result.exit_code, total,
                            ctx.redact(result.stdout_tail), ctx.redact(result.stderr_tail), problem or "",
                            captured)

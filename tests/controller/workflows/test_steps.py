@@ -72,3 +72,19 @@ def test_wait_healthy_needs_reports_and_no_hard_critical() -> None:
     bad = run_step(step, ctx(health=critical, clock=clock))
     assert not bad.ok and "hard CRITICAL: portal" in bad.message
     assert not run_step(step, ctx(health=None)).ok
+
+
+def test_run_captures_several_values_from_one_output_or_none() -> None:
+    from controller.workflows.steps.run import RunAction
+
+    action = RunAction.model_validate({"command": "settings", "captures": [
+        {"name": "host", "regex": "^HOST=(.+)$"}, {"name": "pw", "regex": "^PW=(.+)$", "secret": True}]})
+    step = Step("settings", action, 10)
+    c = ctx()
+    c.executor.on("settings", (0, "HOST=db1\nPW=hunter2\n", ""))  # type: ignore[attr-defined]
+    outcome = run_step(step, c)
+    assert outcome.ok and outcome.captured == {"host": "db1", "pw": "hunter2"}
+    assert "hunter2" not in outcome.stdout  # a secret one of several is masked like a single one
+    c.executor.on("settings", (0, "HOST=db1\n", ""))  # type: ignore[attr-defined]
+    missing = run_step(step, c)
+    assert not missing.ok and missing.captured == {} and "capture pw" in missing.message
