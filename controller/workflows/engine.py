@@ -10,7 +10,8 @@ runs and its result after. That record is what :meth:`Engine.reconcile` reads af
 * VERIFY (read-only)                  → verify again;
 * ROLLBACK / ROLLBACK_VERIFY          → continue as a rollback (rollback steps are idempotent);
 * ROLLBACK_FAILED                     → QUARANTINED;
-* an outcome decided but not recorded → finish it (``finally`` steps, unlock, incident).
+* an outcome decided but not recorded → finish it (``finally`` steps, unlock, incident); the secrets
+  its ``finally`` steps may use are captured again first.
 
 Before resuming, the lock file is re-taken (it names the run) and values captured by preflight that
 were not stored (secrets) are captured again by rerunning those read-only steps.
@@ -126,6 +127,8 @@ class Engine:
         if r.state in TERMINAL:
             return self._summary(run_id)
         if outcome is not None:
+            if r.backup_started:  # its finally steps may need secrets, which were not stored
+                self._recapture(r)
             return self._finish(r, outcome)
         if fresh:
             return self._drive(r, S.LOCK)
