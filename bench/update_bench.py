@@ -59,7 +59,7 @@ class Recorder:
 
     def __init__(self, inner: SSHExecutor) -> None:
         self.inner, self.host, self.commands = inner, inner.host, list[str]()
-        self.env: dict[str, str] = {}  # the secrets the commands refer to as "$BOXKEEPER_SECRET_…"
+        self.env: dict[str, str] = {}  # secret values the commands refer to as "$BOXKEEPER_SECRET_…"
 
     def run(self, command: Command, timeout: float) -> CommandResult:
         self.commands.append(command.text)
@@ -118,13 +118,18 @@ def run_boxkeeper(box: Box, pb: Playbook, known: Path, tmp: Path,
     return took, result, ex.commands, ex.env
 
 
-def shell_script(box: Box, commands: list[str], pb: Playbook, env: dict[str, str]) -> str:
-    """The recorded commands, each under the same LANG=C + timeout wrapper; stop at the first failure.
-    The secrets are exported by the script (read by `sh -s` from stdin, so not in an argv either)."""
-    lines = ["set -u"] + [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
-    http = [render_url(box, s.action.url) for phase in (Phase.PREFLIGHT, Phase.VERIFY)  # type: ignore[union-attr]
+def http_urls(box: Box, pb: Playbook) -> list[str]:
+    """The HTTP checks of a good run: the preflight's, then the verify's (after the update)."""
+    return [render_url(box, s.action.url) for phase in (Phase.PREFLIGHT, Phase.VERIFY)  # type: ignore[union-attr]
             for s in pb.steps(phase) if type(s.action).__name__ == "HttpAction"
             and (phase is Phase.PREFLIGHT or "update" in s.after)]
+
+
+def shell_script(box: Box, commands: list[str], env: dict[str, str], pb: Playbook) -> str:
+    """The recorded commands, each under the same LANG=C + timeout wrapper; stop at the first failure.
+    Secrets are exported from the script (it goes in on stdin, as boxkeeper's go over the channel)."""
+    lines = ["set -u"] + [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
+    http = http_urls(box, pb)
     lines.append(f"curl -fsS -o /dev/null {shlex.quote(http[0])} || exit 1")  # the preflight portal check
     for i, command in enumerate(commands):
         wrapped = remote_command(command, 600, 5)
@@ -153,8 +158,8 @@ def run_shell(box: Box, script: str, known: Path) -> float:
     return took
 
 
-def ansible_playbook(box: Box, commands: list[str], pb: Playbook, tmp: Path,
-                     known: Path, env: dict[str, str]) -> tuple[Path, Path]:
+def ansible_playbook(box: Box, commands: list[str], env: dict[str, str], pb: Playbook, tmp: Path,
+                     known: Path) -> tuple[Path, Path]:
     tasks: list[dict[str, Any]] = []
     for n, command in enumerate(commands):
         tasks.append({"name": f"step {n}", "ansible.builtin.shell": command,
@@ -233,10 +238,10 @@ def main() -> int:
         times: dict[str, list[float]] = {"boxkeeper": [], "shell": [], "ansible": []}
         recover: list[float] = []
         drills: list[float] = []
-        _took, first, commands, env = run_boxkeeper(box, pb, known, tmp)  # warm-up, the commands to replay
+        _took, first, commands, env = run_boxkeeper(box, pb, known, tmp)  # warm-up; the commands to replay
         assert first.state == "SUCCEEDED", first.error
-        script = shell_script(box, commands, pb, env)
-        play, inventory = ansible_playbook(box, commands, pb, tmp, known, env)
+        script = shell_script(box, commands, env, pb)
+        play, inventory = ansible_playbook(box, commands, env, pb, tmp, known)
         for _ in range(args.repeat):  # interleaved, so load changes hit every variant alike
             took, result, _c, _e = run_boxkeeper(box, pb, known, tmp)
             assert result.state == "SUCCEEDED", result.error
@@ -254,8 +259,8 @@ def main() -> int:
         full_took, full, _c, _e = run_boxkeeper(box, full_pb, known, tmp)
         assert full.state == "SUCCEEDED", full.error
         testinfra = next(e.duration for e in full.timeline if "testinfra" in e.name)
-        report(args.out, times, recover, len(commands), full_took, testinfra or 0.0, args.repeat, drills,
-               drill.captured["restored"])
+        report(args.out, times, recover, len(commands), len(http_urls(box, pb)), full_took, testinfra or 0.0,
+               args.repeat, drills, drill.captured["restored"])
     finally:
         for socket_path in (tmp / "cp").glob("*"):  # ansible's ControlPersist masters: stop them now
             subprocess.run(["ssh", "-S", str(socket_path), "-O", "exit", "box"], capture_output=True,
@@ -264,8 +269,8 @@ def main() -> int:
     return 0
 
 
-def report(out: str | None, times: dict[str, list[float]], recover: list[float], commands: int, full: float,
-           testinfra: float, repeat: int, drills: list[float], restored: str) -> None:
+def report(out: str | None, times: dict[str, list[float]], recover: list[float], commands: int, checks: int,
+           full: float, testinfra: float, repeat: int, drills: list[float], restored: str) -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     load = os.getloadavg()
     lines = [
@@ -278,7 +283,7 @@ def report(out: str | None, times: dict[str, list[float]], recover: list[float],
         f"{load[2]:.1f} (other sessions were running their tests at the same time)",
         "",
         f"A `good` release on one test box (test-box harness: sshd, nginx, PHP-FPM, MariaDB on 127.0.0.x); "
-        f"{commands} remote commands plus 3 HTTP checks; box reset to pristine before every run; "
+        f"{commands} remote commands plus {checks} HTTP checks; box reset to pristine before every run; "
         f"median of {repeat} interleaved runs (all values in seconds).",
         "",
         "| variant | median | runs | vs shell |",

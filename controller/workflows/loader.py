@@ -26,6 +26,7 @@ from controller.errors import ConfigError
 from controller.redact import MASK
 from controller.workflows.playbook import (
     BUILTINS,
+    FINALLY_BUILTINS,
     REQUIRED_PHASES,
     FailureIncident,
     Phase,
@@ -179,8 +180,10 @@ class PlaybookSpec(ConfigModel):
     def _variable_names(cls, raw: Any) -> Any:
         if isinstance(raw, Mapping):
             for name in raw:
-                if not isinstance(name, str) or not IDENTIFIER.fullmatch(name) or name in BUILTINS:
-                    raise Invalid(str(name), "a variable name (letters, digits, _; not run_id or host)", name)
+                if not isinstance(name, str) or not IDENTIFIER.fullmatch(name) or name in (
+                        *BUILTINS, *FINALLY_BUILTINS):
+                    raise Invalid(str(name), "a variable name (letters, digits, _; not run_id, host or "
+                                  "outcome)", name)
         return raw
 
     @field_validator("phases")
@@ -235,7 +238,7 @@ def _step(spec: StepSpec, path: str, source: str, base: Path) -> Step:
 def _check_names(playbook: Playbook) -> None:
     """Placeholders only of what will have a value; ``timeout: "{{ var }}"`` only of a number."""
     source = playbook.source
-    known = {v.name for v in playbook.variables} | set(BUILTINS)
+    known = {v.name for v in playbook.variables} | set(BUILTINS) | set(FINALLY_BUILTINS)
     captured = set(playbook.captures())
     checks: list[tuple[str, str]] = [("lock_file", playbook.lock_file),
                                      ("backup_location", playbook.backup_location)]
@@ -252,6 +255,19 @@ def _check_names(playbook: Playbook) -> None:
                     raise ConfigError(source, f"{path}.timeout",
                                       "a number or {{ var }} of an int/float variable",
                                       f"{{{{ {step.timeout_var} }}}}")
+            until = step.action.until if isinstance(step.action, RunAction) else None
+            if until is not None and until.attempts_var is not None:
+                var = playbook.variable(until.attempts_var)
+                if var is None or var.type is not VarType.INT:
+                    raise ConfigError(source, f"{path}.run.until.attempts",
+                                      "an integer >= 1 or {{ var }} of an int variable",
+                                      f"{{{{ {until.attempts_var} }}}}")
+            if phase is not Phase.FINALLY:
+                for key in step.action.templates:
+                    if "outcome" in placeholders(getattr(step.action, key)):
+                        raise ConfigError(source, f"{path}.{step.kind}.{key}",
+                                          "{{ outcome }} only in finally steps (the run's outcome is "
+                                          "known only then)", "{{ outcome }}")
     secrets = playbook.secret_names()
     shell = [("lock_file", playbook.lock_file, False)] + [
         (f"phases.{phase.value}[{i}].{step.kind}.command", step.action.command, step.action.password_in_argv)

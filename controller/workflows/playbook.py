@@ -16,6 +16,8 @@ from controller.workflows.steps.base import Capture, Step
 from controller.workflows.template import Value
 
 BUILTINS = ("run_id", "host")
+#: values only ``finally`` steps have: ``outcome`` is the run's final state (SUCCEEDED, FAILED, ...)
+FINALLY_BUILTINS = ("outcome",)
 
 
 class Phase(enum.StrEnum):

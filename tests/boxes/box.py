@@ -223,6 +223,12 @@ class Box:
         """Publish a release on the box's update server (see tests/boxes/releases/)."""
         portal.stage(self.layout, release)
 
+    def add_site(self) -> tuple[Path, str]:
+        """Add the second site ext_www/shop (a link site sharing this kernel); (docroot, its URL).
+        `reset` removes it (it lives under home/bitrix)."""
+        portal.add_link_site(self.layout)
+        return self.layout.ext_site_docroot, f"http://{self.layout.address}:{self.layout.ext_http_port}/"
+
     def fault(self, kind: str, *, undo: bool = False) -> None:
         """Inject a fault (or undo it); kinds in faults.py."""
         from . import faults

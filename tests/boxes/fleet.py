@@ -84,7 +84,7 @@ def leftovers(state_dir: Path, boxes: list[Box]) -> list[str]:
     found = [f"pid {p.pid}: {' '.join(p.cmdline())}" for p in procs.processes_of(state_dir)]
     for box in boxes:
         lay = box.layout
-        for port in (lay.ssh_port, lay.http_port, lay.db_port, lay.pg_port):
+        for port in (lay.ssh_port, lay.http_port, lay.ext_http_port, lay.db_port, lay.pg_port):
             if procs.port_open(lay.address, port):
                 found.append(f"{lay.address}:{port} still listening")
     return found

@@ -40,6 +40,11 @@ class BoxLayout:
         return 18000 + self.index
 
     @property
+    def ext_http_port(self) -> int:
+        """nginx's second server: the link site ext_www/shop (there once a test adds it)."""
+        return 19000 + self.index
+
+    @property
     def db_port(self) -> int:
         return 33000 + self.index
 
@@ -55,6 +60,11 @@ class BoxLayout:
     @property
     def docroot(self) -> Path:
         return self.root / "home/bitrix/www"
+
+    @property
+    def ext_site_docroot(self) -> Path:
+        """A second site of the box, bitrix-env style (/home/bitrix/ext_www/<site>): see add_site."""
+        return self.root / "home/bitrix/ext_www/shop"
 
     @property
     def backup_dir(self) -> Path:

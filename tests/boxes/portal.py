@@ -69,6 +69,34 @@ define("BX_DIR_PERMISSIONS", 0775);
     _cp(["chown", "-R", "bitrix:bitrix", str(layout.root / "home/bitrix")])
 
 
+SHOP_PAGE = """<?php
+// Public page of the second site (ext_www/shop): the same kernel and DB, through the link to bitrix/.
+require $_SERVER['DOCUMENT_ROOT'] . '/bitrix/modules/main/include/prolog_before.php';
+$res = bx_query("SELECT TITLE, OPPORTUNITY FROM b_crm_deal ORDER BY ID");
+?><!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Shop</title></head>
+<body><h1>Shop</h1><ul>
+<?php while ($row = $res->fetch_assoc()): ?><li><?= htmlspecialchars($row['TITLE']) ?></li>
+<?php endwhile; ?></ul>
+<p>SM_VERSION: <span id="sm-version"><?= SM_VERSION ?></span></p>
+<p id="status">SHOP_OK</p>
+</body></html>
+"""
+
+
+def add_link_site(layout: BoxLayout) -> None:
+    """A second site as bitrix-env's "link" sites are laid out [unverified]: its own public files in
+    /home/bitrix/ext_www/<site>, and bitrix/ and upload/ as symlinks to the default site's."""
+    site = layout.ext_site_docroot
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "index.php").write_text(SHOP_PAGE)
+    for name in ("bitrix", "upload"):
+        link = site / name
+        if not link.is_symlink():
+            link.symlink_to(Path("../../www") / name)
+    _cp(["chown", "-R", "-h", "bitrix:bitrix", str(site.parent)])
+
+
 def _cp(argv: list[str]) -> None:
     res = subprocess.run(argv, capture_output=True, text=True, check=False)
     if res.returncode != 0:

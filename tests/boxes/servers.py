@@ -151,6 +151,27 @@ http {{
         location ^~ /bitrixenv_error/ {{ internal; root {layout.root / "var/www"}; }}
         location = /nginx_status {{ stub_status; allow 127.0.0.0/8; deny all; }}
     }}
+    # a second site (bitrix-env's ext_www/<site>), served once a test adds it (Box.add_site)
+    server {{
+        listen {layout.address}:{layout.ext_http_port};
+        server_name _;
+        root {layout.ext_site_docroot};
+        index index.php index.html;
+        location ~ ^/(bitrix/modules|bitrix/php_interface|bitrix/backup|bitrix/updates|upload/support) {{
+            deny all;
+        }}
+        location ~ /\\.settings\\.php$ {{ deny all; }}
+        location ~ \\.php$ {{
+            try_files $uri =404;
+            include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+            fastcgi_param DOCUMENT_ROOT $document_root;
+            fastcgi_pass unix:{layout.run / "php-fpm.sock"};
+        }}
+        location / {{ try_files $uri $uri/ /index.php?$args; }}
+        error_page 502 503 504 /bitrixenv_error/502.html;
+        location ^~ /bitrixenv_error/ {{ internal; root {layout.root / "var/www"}; }}
+    }}
 }}
 """)
     error_pages = layout.root / "var/www/bitrixenv_error"

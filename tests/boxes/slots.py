@@ -41,7 +41,7 @@ def _is_stale(index: int) -> bool:
 def _ports_free(layout: BoxLayout) -> bool:
     return all(
         procs.port_free(layout.address, port)
-        for port in (layout.ssh_port, layout.http_port, layout.db_port, layout.pg_port)
+        for port in (layout.ssh_port, layout.http_port, layout.ext_http_port, layout.db_port, layout.pg_port)
     )
 
 

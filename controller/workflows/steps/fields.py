@@ -47,6 +47,14 @@ def parse_timeout(value: object) -> float | str:
     return float(_at_least(1)(value))
 
 
+def parse_attempts(value: object) -> int | str:
+    """An integer >= 1, or ``"{{ var }}"``: the name of an int variable (checked once the variables
+    are known), e.g. ``until: {attempts: "{{ update_attempts }}"}``."""
+    if isinstance(value, str) and (m := VAR_ONLY.fullmatch(value.strip())):
+        return m.group(1)
+    return int(_at_least(1, integer=True)(value))
+
+
 def parse_after(value: object) -> str:
     if value not in ("update", "rollback"):
         raise ValueError("after")
@@ -95,6 +103,8 @@ Seconds = Annotated[float, Expect("a number >= 1", _at_least(1))]
 Delay = Annotated[float, Expect("a number >= 0", _at_least(0))]
 PollInterval = Annotated[float, Expect("a number >= 0.1", _at_least(0.1))]
 Attempts = Annotated[int, Expect("an integer >= 1", _at_least(1, integer=True))]
+AttemptsOrVar = Annotated[int | str, Expect("an integer >= 1 or {{ var }} of an int variable",
+                                            parse_attempts)]
 Codes = Annotated[tuple[int, ...], Expect("an integer or a non-empty list of integers", parse_codes)]
 Regex = Annotated[re.Pattern[str], PlainValidator(check_regex)]
 Template = Annotated[str, PlainValidator(check_template)]

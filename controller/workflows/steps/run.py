@@ -8,21 +8,25 @@ recorded).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Self
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from controller.configkit import Bool, ConfigModel, Invalid
 from controller.workflows.executor import Command, CommandResult
 from controller.workflows.steps.base import Capture, Step, StepContext, StepKind, StepOutcome, timeout_of
-from controller.workflows.steps.fields import Attempts, Codes, CommandTemplate, Delay, Regex
-from controller.workflows.template import render_shell, secret_env
+from controller.workflows.steps.fields import AttemptsOrVar, Codes, CommandTemplate, Delay, Regex
+from controller.workflows.template import Value, render_shell, secret_env
 
 
 class Until(ConfigModel):
-    """Repeat the command until its output matches ``regex`` / stops matching ``not_regex``."""
+    """Repeat the command until its output matches ``regex`` / stops matching ``not_regex``.
 
-    attempts: Attempts
+    ``attempts`` is a number or the name of an int variable (``"{{ update_attempts }}"``); the loader
+    refuses a name that is not one."""
+
+    attempts: AttemptsOrVar
     delay: Delay = 0.0
     regex: Regex | None = None
     not_regex: Regex | None = None
@@ -33,13 +37,26 @@ class Until(ConfigModel):
             raise Invalid("not_regex", "regex or not_regex (when to stop repeating)", None)
         return self
 
+    @property
+    def attempts_var(self) -> str | None:
+        return self.attempts if isinstance(self.attempts, str) else None
+
+    def count(self, values: Mapping[str, Value]) -> int:
+        """How many times to run: the number, or the value of the variable it names (0 when that
+        value is no integer >= 1: the step then fails without running)."""
+        if isinstance(self.attempts, int):
+            return self.attempts
+        value = values[self.attempts]
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 0
+
     def done(self, output: str) -> bool:
         return ((self.regex is None or self.regex.search(output) is not None)
                 and (self.not_regex is None or self.not_regex.search(output) is None))
 
 
 class RunAction(StepKind):
-    """``run: {command, ok_codes, success_regex, failure_regex, until, capture}`` or ``run: "command"``."""
+    """``run: {command, ok_codes, success_regex, failure_regex, until, capture, captures}`` or
+    ``run: "command"``."""
 
     kind: ClassVar[str] = "run"
     shorthand: ClassVar[str | None] = "command"
@@ -55,15 +72,21 @@ class RunAction(StepKind):
     #: (``/P``, ``--infobase-pwd=``; template.ARGV_PASSWORD_OPTIONS): visible in the host's process
     #: table while it runs. Accepted only there, and only when the step says so.
     password_in_argv: Bool = False
+    captures_: tuple[Capture, ...] = Field((), alias="captures")  # several values of the same output
 
     def captures(self) -> tuple[Capture, ...]:
-        return (self.capture,) if self.capture else ()
+        return ((self.capture,) if self.capture else ()) + self.captures_
 
     def run(self, step: Step, ctx: StepContext) -> StepOutcome:
         text = render_shell(self.command, ctx.values, ctx.secrets)
         env = secret_env(self.command, ctx.values, ctx.secrets)
         timeout = timeout_of(step, ctx.values)
-        attempts = self.until.attempts if self.until else 1
+        attempts = self.until.count(ctx.values) if self.until else 1
+        if attempts < 1:
+            assert self.until is not None
+            return StepOutcome(False, None, message=f"until.attempts: {{{{ {self.until.attempts} }}}} is "
+                                                    f"{ctx.values[str(self.until.attempts)]!r}, expected an "
+                                                    "integer >= 1")
         result: CommandResult | None = None
         total = 0.0
         problem: str | None = None
@@ -78,14 +101,15 @@ class RunAction(StepKind):
                 ctx.sleep(self.until.delay)
         assert result is not None
         captured: dict[str, str] = {}
-        if problem is None and self.capture:
-            match = self.capture.regex.search(result.stdout_tail)
+        for capture in self.captures() if problem is None else ():
+            match = capture.regex.search(result.stdout_tail)
             if match is None:
-                problem = f"capture {self.capture.name}: {self.capture.regex.pattern!r} not found in output"
-            else:
-                captured[self.capture.name] = match.group(1)
-                if self.capture.secret:
-                    ctx.redact.add(match.group(1))
+                problem = f"capture {capture.name}: {capture.regex.pattern!r} not found in output"
+                captured.clear()
+                break
+            captured[capture.name] = match.group(1)
+            if capture.secret:
+                ctx.redact.add(match.group(1))
         return StepOutcome(problem is None, ctx.redact(result.command_redacted), result.exit_code, total,
                            ctx.redact(result.stdout_tail), ctx.redact(result.stderr_tail), problem or "",
                            captured)

@@ -49,12 +49,14 @@ def cli(*args: str) -> list[str]:
     ("take the host lock file", "good"),           # LOCK
     ("MySQL answers", "good"),                     # PREFLIGHT
     ("pause the site's cron line", "good"),        # BACKUP
+    ("dump the database", "good"),                 # BACKUP, the public part just closed
     ("archive the docroot", "good"),               # BACKUP, after the dump
     ("the dump is complete", "good"),              # BACKUP_VERIFY
     ("update modules", "hang"),                    # UPDATE: the updater is still running on the box
     ("portal home page", "good"),                  # VERIFY
     ("restore the files", "broken-fatal"),         # ROLLBACK
     ("re-enable the site's cron line", "good"),    # finally
+    ("put the public part back", "broken-fatal"),  # finally of a rolled-back run
 ])
 def test_kill_9_then_reconcile(box: Box, tmp_path: Path, kill_at: str, release: str) -> None:
     cfg = str(write_config(box, tmp_path))
@@ -83,7 +85,8 @@ def test_kill_9_then_reconcile(box: Box, tmp_path: Path, kill_at: str, release: 
     expected = "25.100.300" if state == "SUCCEEDED" else "25.100.200"
     if release != "good":
         assert state == "ROLLED_BACK"  # an update in doubt is rolled back, never replayed
-    assert portal_version(box) == (200, expected)
+    assert portal_version(box) == (200, expected)  # the public part is open again (closed: 503)
+    assert not list(box.layout.backup_dir.glob("*.site_stopped"))  # put back as recorded, record gone
     assert box.layout.cron_file.read_text() == cron_before
     assert not (box.layout.run / "boxkeeper-update.lock").exists()
 

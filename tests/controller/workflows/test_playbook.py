@@ -99,8 +99,17 @@ def test_parse_var_args() -> None:
         ("name: demo", "name: ''", r"pb.yaml: name: expected a non-empty string"),
         ("timeout: 5", "timeout: soon", r"phases.update\[0\].timeout: expected a number >= 1, got 'soon'"),
         ("ok_codes: [0, 2]", "ok_codes: [zero]", r"phases.update\[0\].run.ok_codes: expected an integer"),
-        ("attempts: 3}", "attempts: 0}", r"run.until.attempts: expected an integer >= 1, got 0"),
+        ("attempts: 3}", "attempts: 0}", r"run.until.attempts: expected an integer >= 1 or .*, got 0"),
+        ("attempts: 3}", "attempts: '{{ docroot }}'}",
+         r"phases.update\[0\].run.until.attempts: expected an integer >= 1 or \{\{ var \}\} of an int "
+         r"variable, got '\{\{ docroot \}\}'"),
+        ("attempts: 3}", "attempts: '{{ nope }}'}", r"run.until.attempts: expected an integer >= 1 or"),
+        ("run: restore {{ docroot }}", "run: restore {{ outcome }}",
+         r"phases.rollback\[0\].run.command: expected \{\{ outcome \}\} only in finally steps"),
         ("regex: 'V=(\\S+)'", "regex: 'V=\\S+'", r"capture.regex: expected a regular expression with one"),
+        ("capture: {name: v, regex: 'V=(\\S+)'}",
+         "captures: [{name: v, regex: 'V=(\\S+)'}, {name: w, regex: 'W=\\S+'}]",
+         r"phases.preflight\[0\].run.captures\[1\].regex: expected a regular expression with one"),
         ("after: update", "after: always", r"phases.verify\[0\].after: expected update or rollback"),
         ("type: int, default: 3", "type: integer, default: 3", r"variables.tries.type: expected one of str"),
         ("type: int, default: 3", "type: int, default: x", r"variables.tries.default: expected an integer"),
@@ -144,6 +153,19 @@ def test_mistakes_are_named(tmp_path: Path, old: str, new: str, message: str) ->
     assert old in MINIMAL, old
     with pytest.raises(ConfigError, match=message):
         load_playbook(write(tmp_path, MINIMAL.replace(old, new)))
+
+
+def test_until_attempts_may_name_an_int_variable(tmp_path: Path) -> None:
+    pb = load_playbook(write(tmp_path, MINIMAL.replace("attempts: 3}", "attempts: '{{ tries }}'}")))
+    until = pb.steps(Phase.UPDATE)[0].action.until  # type: ignore[attr-defined]
+    assert until.attempts_var == "tries"
+    assert until.count(resolve_variables(pb, {"tries": "7", "password": "x"})) == 7
+    assert until.count({"tries": 0}) == 0  # a bad value makes the step fail without running (steps/run.py)
+
+
+def test_finally_steps_may_use_the_outcome(tmp_path: Path) -> None:
+    text = MINIMAL + "  finally:\n    - name: prune\n      run: prune {{ outcome }}\n"
+    assert load_playbook(write(tmp_path, text)).steps(Phase.FINALLY)[0].name == "prune"
 
 
 def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:

@@ -79,3 +79,29 @@ def test_rollback_is_quarantine_when_the_host_is_gone_after_restart(
     [result] = engine.reconcile(lambda host: gone, load_playbook)
     assert result.state == "QUARANTINED"
     assert restarted_incidents.opened[0].cause == "host_quarantined"
+
+
+def test_a_crash_in_finally_gets_its_secrets_back_before_finishing(
+    store: Database,
+    incidents: RecordingIncidents,
+    test_playbook_path: Path,
+) -> None:
+    """The finally of the shipped playbook puts the portal's option back with the DB password: after a
+    crash there, the restarted engine must read the password again before running it."""
+    needs_secret = "      run: DB_PASSWORD={{ captured.db_password }} resume-cron"
+    text = test_playbook_path.read_text().replace("      run: resume-cron", needs_secret)
+    assert "DB_PASSWORD={{ captured.db_password }} resume-cron" in text
+    test_playbook_path.write_text(text)
+    pb = load_playbook(test_playbook_path)
+    with pytest.raises(Crash):
+        Engine(store.session, incidents=incidents, sleep=lambda _s: None).run(
+            pb, "box1", healthy_host().on("resume-cron", Crash(), once=True), {})
+
+    second = healthy_host()
+    restarted_incidents = RecordingIncidents()
+    [result] = Engine(store.session, incidents=restarted_incidents, sleep=lambda _s: None).reconcile(
+        lambda host: second, lambda path: load_playbook(path))
+    assert result.state == "SUCCEEDED"
+    resume = next(i for i, c in enumerate(second.commands) if "resume-cron" in c)
+    assert second.envs[resume]["BOXKEEPER_SECRET_captured_db_password"].startswith("Sup3r")
+    assert restarted_incidents.opened == []  # no "a final step failed" incident

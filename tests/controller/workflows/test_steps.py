@@ -214,3 +214,19 @@ def test_from_and_verify_tls_from_variables_are_checked_before_a_run(tmp_path: P
         load_playbook(playbook('{url: "http://x/", from: box}'))
     with pytest.raises(ConfigError, match=r"verify\[0\]\.http\.from: expected only declared variables"):
         load_playbook(playbook('{url: "http://x/", from: "{{ where }}"}'))
+
+
+def test_run_captures_several_values_from_one_output_or_none() -> None:
+    from controller.workflows.steps.run import RunAction
+
+    action = RunAction.model_validate({"command": "settings", "captures": [
+        {"name": "host", "regex": "^HOST=(.+)$"}, {"name": "pw", "regex": "^PW=(.+)$", "secret": True}]})
+    step = Step("settings", action, 10)
+    c = ctx()
+    c.executor.on("settings", (0, "HOST=db1\nPW=hunter2\n", ""))  # type: ignore[attr-defined]
+    outcome = run_step(step, c)
+    assert outcome.ok and outcome.captured == {"host": "db1", "pw": "hunter2"}
+    assert "hunter2" not in outcome.stdout  # a secret one of several is masked like a single one
+    c.executor.on("settings", (0, "HOST=db1\n", ""))  # type: ignore[attr-defined]
+    missing = run_step(step, c)
+    assert not missing.ok and missing.captured == {} and "capture pw" in missing.message

@@ -1,9 +1,11 @@
 <?php
 // Stand-in for the vendor's console updater (bitrix/bitrix.php update:modules [-m a,b] [-n]).
 // It installs the release a test staged on the box's "update server" (<box>/var/lib/update-server)
-// and behaves like the real CLI: updater.log lines, "Updates installed successfully." /
-// "No updates found.", exit 0/1, and "Update System upgraded successfully. Restart the command."
-// when the update system upgrades itself first.
+// and behaves like the real CLI as DOMAIN.md documents it: updater.log lines, exit 0/1, output
+// that ends with "Updates installed successfully." / "No updates found.", and "Update System
+// upgraded successfully. Restart the command." when the update system upgrades itself first.
+// It prints nothing else: what the real CLI prints besides (a list of modules? progress?) is not
+// documented, so no test and no playbook may come to rely on it.
 if (PHP_SAPI !== 'cli') {
     exit(1);
 }
@@ -13,7 +15,6 @@ $server = $boxRoot . '/var/lib/update-server/release';
 $log = $docroot . '/bitrix/modules/updater.log';
 
 function out(string $s): void { fwrite(STDOUT, $s . "\n"); }
-function err(string $s): void { fwrite(STDERR, $s . "\n"); }
 function upd_log(string $log, string $code, string $text): void
 {
     file_put_contents($log, date('Y-m-d H:i:s') . " - $code - $text\n", FILE_APPEND | LOCK_EX);
@@ -69,17 +70,22 @@ foreach ($args as $i => $a) {
 
 $release = @json_decode((string) @file_get_contents("$server/release.json"), true);
 if (!is_array($release)) {
-    out("Checking for updates...");
     out("No updates found.");
     exit(0);
 }
-out("Checking for updates...");
 
-// The update system upgrades itself before anything else.
+// The update system upgrades itself before anything else, one version per call
+// ("update_system_steps": a release that asks to be restarted several times).
 $clientFile = "$docroot/bitrix/modules/main/classes/general/update_client.php";
-$need = $release['update_system_version'] ?? null;
 $have = php_define($clientFile, 'UPDATE_SYSTEM_VERSION') ?? '0';
-if ($need !== null && version_compare($have, $need, '<')) {
+$need = null;
+foreach ($release['update_system_steps'] ?? (isset($release['update_system_version']) ? [$release['update_system_version']] : []) as $step) {
+    if (version_compare($have, $step, '<')) {
+        $need = $step;
+        break;
+    }
+}
+if ($need !== null) {
     file_put_contents($clientFile, "<?php\n// Version of the update system.\ndefine(\"UPDATE_SYSTEM_VERSION\", \"$need\");\n");
     upd_log($log, 'UPD_SUCCESS', "Update system upgraded to version $need");
     out("Update System upgraded successfully. Restart the command.");
@@ -98,19 +104,13 @@ if (!$pending) {
     out("No updates found.");
     exit(0);
 }
-out("Available updates:");
-foreach ($pending as $m) {
-    out("  {$m['id']}: {$m['from']} -> {$m['version']}");
-}
 if (!$noInteraction) {
-    fwrite(STDOUT, "Install updates? (yes/no) [no]: ");
+    // The real CLI asks for a confirmation (DOMAIN.md); its wording is not documented, so none is printed.
     $answer = trim((string) fgets(STDIN));
     if (!in_array(strtolower($answer), ['y', 'yes'], true)) {
-        out("Cancelled.");
         exit(1);
     }
 }
-out("Installing updates...");
 upd_log($log, 'UPD_NOTE', 'Installation of updates started');
 
 if (($release['behaviour'] ?? '') === 'hang') {
@@ -122,6 +122,13 @@ if (($release['behaviour'] ?? '') === 'hang') {
     exit(1);
 }
 
+if (($release['behaviour'] ?? '') === 'pause') {
+    // lets a test look at the portal while an update runs: waits for the test's "go" (at most 120 s)
+    for ($i = 0; $i < 1200 && !file_exists("$server/go"); $i++) {
+        usleep(100000);
+    }
+}
+
 $settings = include "$docroot/bitrix/.settings.php";
 $c = $settings['connections']['value']['default'];
 $hp = explode(':', $c['host'], 2);
@@ -129,7 +136,6 @@ mysqli_report(MYSQLI_REPORT_OFF);
 $db = @mysqli_connect($hp[0], $c['login'], $c['password'], $c['database'], (int) ($hp[1] ?? 3306));
 if (!$db) {
     upd_log($log, 'UPD_ERROR', 'Cannot connect to the database: ' . mysqli_connect_error());
-    err("Error: cannot connect to the database: " . mysqli_connect_error());
     exit(1);
 }
 
@@ -145,13 +151,16 @@ foreach ($pending as $m) {
             if (!$db->query($stmt)) {
                 $e = $db->error;
                 upd_log($log, 'UPD_ERROR', "[$id] Error installing update: SQL error in statement " . ($n + 1) . ": $e");
-                err("Error: [$id] SQL error: $e");
-                out("Errors occurred while installing updates.");
                 exit(1);
             }
         }
     }
     copy_tree("$server/files/$id", "$docroot/bitrix/modules/$id");
+    if (in_array($id, $release['incomplete'] ?? [], true)) {
+        // a fault release: the module's migration ran but its new version never landed, and the
+        // updater still reports success
+        continue;
+    }
     $date = date('Y-m-d H:i:s');
     file_put_contents("$docroot/bitrix/modules/$id/install/version.php",
         "<?php\n\$arModuleVersion = array(\n\t\"VERSION\" => \"{$m['version']}\",\n\t\"VERSION_DATE\" => \"$date\"\n);\n");
@@ -160,7 +169,6 @@ foreach ($pending as $m) {
             "<?php\ndefine(\"SM_VERSION\",\"{$m['version']}\");\ndefine(\"SM_VERSION_DATE\",\"$date\");\n");
     }
     upd_log($log, 'UPD_SUCCESS', "Module $id updated to version {$m['version']}");
-    out("  $id updated to {$m['version']}");
 }
 upd_log($log, 'UPD_NOTE', 'Installation of updates finished');
 out("Updates installed successfully.");

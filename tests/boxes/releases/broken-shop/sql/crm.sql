@@ -1,0 +1,1 @@
+ALTER TABLE b_crm_deal CHANGE TITLE NAME varchar(255) NOT NULL
