@@ -96,6 +96,27 @@ def test_good_pair_is_restored_counted_and_dropped(
     assert db_fingerprint(box) == before  # the live database was only read
 
 
+def test_an_archive_under_other_names_is_drilled_when_named(
+    store: Database, box: Box, tmp_path: Path
+) -> None:
+    """bitrix-env's own backups are a mysqldump and a tar of the docroot too (DOMAIN.md), under names
+    of their own: ``db_dump`` + ``files_archive`` point the drill at them."""
+    pair = make_pair(box, 8)
+    db = box.layout.backup_dir / "portal_20261203.sql.gz"
+    files = box.layout.backup_dir / "portal_20261203.tar.gz"
+    (pair / "db.sql.gz").rename(db)
+    (pair / "files.tar.gz").rename(files)
+    pair.rmdir()  # no boxkeeper pair left: without the names, there is nothing to drill
+    assert run_drill(store, box, tmp_path).state == "FAILED"
+
+    result = run_drill(store, box, tmp_path, db_dump=str(db), files_archive=str(files))
+
+    assert result.state == "SUCCEEDED", result.error
+    assert (result.captured["db_dump"], result.captured["files_archive"]) == (str(db), str(files))
+    assert result.captured["restored"].startswith("7 tables, ")
+    assert scratch_left(box, scratch_root(box)) == []
+
+
 @pytest.mark.parametrize("damaged", ["db.sql.gz", "files.tar.gz"])
 def test_truncated_archive_is_an_incident_and_leaves_no_scratch(
     store: Database, box: Box, tmp_path: Path, damaged: str
