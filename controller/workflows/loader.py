@@ -264,8 +264,9 @@ def _check_names(playbook: Playbook) -> None:
                                       f"{{{{ {until.attempts_var} }}}}")
             if phase is not Phase.FINALLY:
                 for key in step.action.templates:
-                    if "outcome" in placeholders(getattr(step.action, key)):
-                        raise ConfigError(source, f"{path}.{step.kind}.{key}",
+                    value = getattr(step.action, key)  # a template, or a value given as such (from: host)
+                    if isinstance(value, str) and "outcome" in placeholders(value):
+                        raise ConfigError(source, f"{path}.{step.kind}.{_option(step, key)}",
                                           "{{ outcome }} only in finally steps (the run's outcome is "
                                           "known only then)", "{{ outcome }}")
     secrets = playbook.secret_names()

@@ -183,6 +183,15 @@ def test_shipped_playbooks_load() -> None:
     assert pb.steps(Phase.ROLLBACK) and pb.steps(Phase.FINALLY)
 
 
+def test_every_shipped_playbook_loads() -> None:
+    """`boxkeeper serve` loads every playbook of the directory at start (to know the declared
+    variables): one that does not load stops the controller."""
+    paths = sorted((REPO / "playbooks").glob("*.yaml"))
+    assert len(paths) >= 5
+    for path in paths:
+        assert load_playbook(path).steps(Phase.VERIFY), path
+
+
 def test_shipped_1c_playbook_loads_and_hands_the_password_to_argv_only_where_it_says_so() -> None:
     pb = load_playbook(find_playbook("1c-config-update", REPO / "playbooks"))
     assert pb.steps(Phase.ROLLBACK) and pb.steps(Phase.FINALLY)
