@@ -205,6 +205,7 @@ def test_a_described_host_needs_no_var(box: Box, tmp_path: Path, capsys: pytest.
     assert run["state"] == "SUCCEEDED"
     assert portal_version(box) == (200, "25.100.300")
     probes = [e for e in run["timeline"] if e["kind"] == "http"]
-    assert [p["name"] for p in probes] == ["portal answers", "portal home page", "portal admin page"]
+    assert [p["name"] for p in probes] == ["portal answers", "portal admin page (public part still closed)",
+                                           "portal home page"]
     assert all(p["command"].endswith("(from the host, curl)") and p["exit_code"] == 200 for p in probes)
     assert probes[0]["command"] == f"GET {box.info.portal_url} (from the host, curl)"
