@@ -125,7 +125,9 @@ def drill_host(fault: str = "") -> FakeExecutor:
     ex.on(r"h\[1\] \?\? ", (0, "VALUE=3306\n", ""))
     ex.on(r"SELECT 1", (0, "1\n", ""))
     ex.on(r"@@datadir", (0, "DATADIR=/var/lib/mysql/\n", ""))
-    ex.on(r"boxkeeper-run-\*", (0, "PAIR=/home/bitrix/backup/archive/boxkeeper-run-7\n", ""))
+    pair = "/home/bitrix/backup/archive/boxkeeper-run-7"
+    found = f"PAIR={pair}\nDB_DUMP={pair}/db.sql.gz\nFILES_ARCHIVE={pair}/files.tar.gz\n"
+    ex.on(r"boxkeeper-run-\*", (0, found, ""))
     ex.on(r"AGE_HOURS", (0, "AGE_HOURS=20\n", ""))
     ex.on(r"SELECTS_A_DATABASE", (0, "last: -- Dump completed on 2026-12-05 03:00:01\n", ""))
     ex.on(r"version\.php$", (0, 'define("SM_VERSION","25.100.200");\n', ""))
