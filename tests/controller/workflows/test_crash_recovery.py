@@ -44,6 +44,24 @@ def cli(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "boxkeeper"), *args]
 
 
+def kill_9_at_step_then_reconcile(command: list[str], cfg: str, db: Path, kill_at: str,
+                                  env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` (an ``update run``), kill -9 it as the step ``kill_at`` starts, then
+    ``update reconcile`` as a restarted controller does; its result (it must exit 0)."""
+    run = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        reached = procs.wait_until(lambda: step_started(db, kill_at) or run.poll() is not None, 120, 0.02)
+        assert reached and run.poll() is None, dump_timeline(db)
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    time.sleep(0.2)
+    done = subprocess.run(cli("--config", cfg, "update", "reconcile"), env=env, cwd=REPO, capture_output=True,
+                          text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 #: kill -9 as soon as this step has started (its row is written before it runs): one point per phase
 @pytest.mark.parametrize(("kill_at", "release"), [
     ("take the host lock file", "good"),           # LOCK
@@ -66,19 +84,9 @@ def test_kill_9_then_reconcile(box: Box, tmp_path: Path, kill_at: str, release: 
     assert subprocess.run(cli("--config", cfg, "hosts", "trust", box.name, "--yes"), env=env, cwd=REPO,
                           capture_output=True, check=False).returncode == 0
     box.stage(release)
-    run = subprocess.Popen(cli("--config", cfg, "update", "run", "bitrix-modules-update", "--host", box.name,
-                               *var_args(box, update_timeout="600")),
-                           env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        reached = procs.wait_until(lambda: step_started(db, kill_at) or run.poll() is not None, 120, 0.02)
-        assert reached and run.poll() is None, dump_timeline(db)
-    finally:
-        run.send_signal(signal.SIGKILL)
-        run.wait(30)
-    time.sleep(0.2)
-    done = subprocess.run(cli("--config", cfg, "update", "reconcile"), env=env, cwd=REPO, capture_output=True,
-                          text=True, check=False, timeout=600)
-    assert done.returncode == 0, done.stderr
+    done = kill_9_at_step_then_reconcile(
+        cli("--config", cfg, "update", "run", "bitrix-modules-update", "--host", box.name,
+            *var_args(box, update_timeout="600")), cfg, db, kill_at, env)
     with sqlite3.connect(db) as conn:
         [(state,)] = conn.execute("SELECT state FROM workflow_runs").fetchall()
     assert state in ("SUCCEEDED", "ROLLED_BACK"), done.stdout + dump_timeline(db)

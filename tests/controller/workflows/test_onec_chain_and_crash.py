@@ -6,16 +6,13 @@ the Bitrix playbook): the infobase always ends unlocked and at one consistent ve
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from controller.cli import main
-from tests.boxes import procs
 from tests.boxes.box import Box
 from tests.boxes.doubles.state import make_update
 from tests.controller.workflows.onec_kit import (
@@ -30,7 +27,12 @@ from tests.controller.workflows.onec_kit import (
     versions,
 )
 from tests.controller.workflows.test_cli import write_config
-from tests.controller.workflows.test_crash_recovery import REPO, cli, dump_timeline, step_started
+from tests.controller.workflows.test_crash_recovery import (
+    REPO,
+    cli,
+    dump_timeline,
+    kill_9_at_step_then_reconcile,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -128,19 +130,9 @@ def test_kill_9_then_reconcile_leaves_the_infobase_unlocked_and_consistent(
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     assert subprocess.run(cli("--config", cfg, "hosts", "trust", box_1c.name, "--yes"), env=env, cwd=REPO,
                           capture_output=True, check=False).returncode == 0
-    run = subprocess.Popen(cli("--config", cfg, "update", "run", "1c-config-update", "--host", box_1c.name,
-                               *var_args(box_1c, update_dir=str(updates(box_1c) / release))),
-                           env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        reached = procs.wait_until(lambda: step_started(db, kill_at) or run.poll() is not None, 120, 0.02)
-        assert reached and run.poll() is None, dump_timeline(db)
-    finally:
-        run.send_signal(signal.SIGKILL)
-        run.wait(30)
-    time.sleep(0.2)
-    done = subprocess.run(cli("--config", cfg, "update", "reconcile"), env=env, cwd=REPO, capture_output=True,
-                          text=True, check=False, timeout=600)
-    assert done.returncode == 0, done.stderr
+    done = kill_9_at_step_then_reconcile(
+        cli("--config", cfg, "update", "run", "1c-config-update", "--host", box_1c.name,
+            *var_args(box_1c, update_dir=str(updates(box_1c) / release))), cfg, db, kill_at, env)
     [state] = run_states(db)
     assert state in ("SUCCEEDED", "ROLLED_BACK"), done.stdout + dump_timeline(db)
     if kill_at.startswith(("update the", "the data-update", "restore")):

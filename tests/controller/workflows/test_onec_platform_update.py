@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -22,14 +20,18 @@ from controller.workflows.engine import Engine
 from controller.workflows.loader import load_playbook
 from controller.workflows.outcomes import ServiceIncidents
 from controller.workflows.runs import RunSummary
-from tests.boxes import procs
 from tests.boxes.box import Box
 from tests.boxes.doubles import APACHE_CONF, PLATFORM, REGISTRY, install_platform
 from tests.boxes.remote import run as remote_run
 from tests.controller.workflows.boxkit import executor, known_hosts_file
 from tests.controller.workflows.onec_kit import IB_USER, onec_vars
 from tests.controller.workflows.test_cli import write_config
-from tests.controller.workflows.test_crash_recovery import REPO, cli, dump_timeline, step_started
+from tests.controller.workflows.test_crash_recovery import (
+    REPO,
+    cli,
+    dump_timeline,
+    kill_9_at_step_then_reconcile,
+)
 
 pytestmark = pytest.mark.integration
 PLAYBOOK = Path(__file__).resolve().parents[3] / "playbooks" / "1c-platform-update.yaml"
@@ -139,17 +141,7 @@ def test_kill_9_then_reconcile_runs_the_old_platform_again(box_1c: Box, tmp_path
     distr = distribution(box_1c, tmp_path, ragent_runs=not kill_at.startswith("enable and start the old"))
     args = [a for key, value in platform_vars(box_1c, distr).items() for a in ("--var", f"{key}={value}")]
     command = cli("--config", cfg, "update", "run", "1c-platform-update", "--host", box_1c.name, *args)
-    run = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        reached = procs.wait_until(lambda: step_started(db, kill_at) or run.poll() is not None, 120, 0.02)
-        assert reached and run.poll() is None, dump_timeline(db)
-    finally:
-        run.send_signal(signal.SIGKILL)
-        run.wait(30)
-    time.sleep(0.2)
-    done = subprocess.run(cli("--config", cfg, "update", "reconcile"), env=env, cwd=REPO, capture_output=True,
-                          text=True, check=False, timeout=600)
-    assert done.returncode == 0, done.stderr
+    done = kill_9_at_step_then_reconcile(command, cfg, db, kill_at, env)
     with sqlite3.connect(db) as conn:
         [(state,)] = conn.execute("SELECT state FROM workflow_runs").fetchall()
     assert state == "ROLLED_BACK", done.stdout + dump_timeline(db)
