@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from controller.alerting import silences
@@ -32,6 +32,7 @@ from controller.workflows.loader import find_playbook, load_playbook
 from controller.workflows.models import UpdateWindow
 from controller.workflows.outcomes import ServiceIncidents
 from controller.workflows.playbook import Playbook
+from controller.workflows.rollouts import RolloutDriver, RolloutSummary, create_rollout, make_plan
 from controller.workflows.runs import RunSummary
 from controller.workflows.ssh import SSHTarget
 from controller.workflows.template import Value
@@ -146,22 +147,28 @@ class WorkflowRuntime:
     # ------------------------------------------------------------------ runs
 
     def run(self, playbook_name: str, host: str, given: Mapping[str, str], *,
-            dry_run: bool = False, site: str | None = None) -> RunSummary:
+            dry_run: bool = False, site: str | None = None, started_by: str = "",
+            on_start: Callable[[int], None] | None = None) -> RunSummary:
         """Run to a final state in this thread. Raises RunRefused when the host is busy/quarantined,
-        ConfigError (nothing ran) when a variable is wrong or missing."""
-        run_id, playbook, executor, engine, secrets = self._begin(playbook_name, host, given, dry_run, site)
+        ConfigError (nothing ran) when a variable is wrong or missing. ``on_start`` gets the run's id
+        as soon as the run exists (to follow it while it goes)."""
+        run_id, playbook, executor, engine, secrets = self._begin(playbook_name, host, given, dry_run, site,
+                                                                  started_by)
         owner = None if dry_run else self.silence(host, Owner.run(run_id), time.time() + RUN_MUTE_SECONDS,
                                                   f"update run {run_id}")
         try:
+            if on_start is not None:
+                on_start(run_id)
             return engine.execute(run_id, playbook, executor, secrets=secrets)
         finally:
             executor.close()
             self.lift(owner)
 
     def start(self, playbook_name: str, host: str, given: Mapping[str, str], *,
-              dry_run: bool = False, site: str | None = None) -> int:
+              dry_run: bool = False, site: str | None = None, started_by: str = "") -> int:
         """Take the host's lease now (RunRefused if it can't) and drive the run in a thread."""
-        run_id, playbook, executor, engine, secrets = self._begin(playbook_name, host, given, dry_run, site)
+        run_id, playbook, executor, engine, secrets = self._begin(playbook_name, host, given, dry_run, site,
+                                                                  started_by)
         owner = None if dry_run else self.silence(host, Owner.run(run_id), time.time() + RUN_MUTE_SECONDS,
                                                   f"update run {run_id}")
 
@@ -175,23 +182,105 @@ class WorkflowRuntime:
                 executor.close()
                 self.lift(owner)
 
-        thread = threading.Thread(target=drive, name=f"run-{run_id}", daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
+        self._background(drive, f"run-{run_id}")
         return run_id
 
+    def _background(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
     def _begin(self, playbook_name: str, host: str, given: Mapping[str, str], dry_run: bool,
-               site: str | None) -> tuple[int, Playbook, Executor, Engine, Mapping[str, Value]]:
+               site: str | None,
+               started_by: str) -> tuple[int, Playbook, Executor, Engine, Mapping[str, Value]]:
         playbook = self.playbook(playbook_name)
         overrides = self.overrides(host, playbook, given, site=site)
         executor = self.executor(host)
         engine = self.engine()
         try:
-            run_id = engine.start(playbook, host, overrides, dry_run=dry_run)
+            run_id = engine.start(playbook, host, overrides, dry_run=dry_run, started_by=started_by)
         except BaseException:
             executor.close()
             raise
         return run_id, playbook, executor, engine, engine.secrets(playbook, overrides)
+
+    # ------------------------------------------------------------------ rollouts (many hosts)
+
+    def fleet_hosts(self, *, hosts: Sequence[str] = (), client: str | None = None,
+                    everything: bool = False) -> list[str]:
+        """The hosts of ``--hosts a,b`` (each must be in the config), ``--client C`` or ``--all``, in
+        config order; hosts without an SSH address are left out of ``--client``/``--all``."""
+        if hosts:
+            for name in hosts:
+                host_config(self.cfg, name)
+            return list(dict.fromkeys(hosts))
+        if client is not None:
+            found = self.cfg.client(client)
+            if found is None:
+                raise ConfigError(self.cfg.source, f"clients[name={client}]",
+                                  "a client of the controller config")
+            chosen = [h.name for h in found.hosts if h.ssh_address is not None]
+        elif everything:
+            chosen = [h.name for c in self.cfg.clients for h in c.hosts if h.ssh_address is not None]
+        else:
+            chosen = []
+        if not chosen:
+            raise ConfigError(self.cfg.source, "clients[].hosts[].ssh.address",
+                              "at least one host with an SSH address for the rollout")
+        return chosen
+
+    def client_of(self, hosts: Sequence[str]) -> str | None:
+        """The one client all ``hosts`` belong to, else None."""
+        clients = {found[0].name for h in hosts if (found := self.cfg.host(h)) is not None}
+        return clients.pop() if len(clients) == 1 else None
+
+    def prepare_rollout(self, playbook_name: str, hosts: Sequence[str], given: Mapping[str, str], *,
+                        canary: str | None = None, batch: str | int = 1, max_failures: int = 0,
+                        started_by: str = "") -> int:
+        """Check the playbook and every host's variables (ConfigError before anything runs), then
+        record the rollout; returns its id."""
+        plan = make_plan(hosts, canary=canary, batch=batch, max_failures=max_failures)
+        playbook = self.playbook(playbook_name)
+        for host in plan.hosts:
+            self.overrides(host, playbook, given)
+        with self.db.session() as s:
+            return create_rollout(s, plan, playbook=playbook.name, started_by=started_by,
+                                  client=self.client_of(plan.hosts), now=time.time())
+
+    def drive_rollout(self, rollout_id: int, playbook_name: str, given: Mapping[str, str], *,
+                      dry_run: bool = False, started_by: str = "",
+                      on_start: Callable[[int, str], None] | None = None,
+                      on_event: Callable[[str], None] = lambda text: None) -> RolloutSummary:
+        """Drive a recorded rollout to its end in this thread (its batches' runs in threads)."""
+
+        def run_host(host: str, started: Callable[[int], None]) -> RunSummary | str:
+            def begun(run_id: int) -> None:
+                started(run_id)
+                if on_start is not None:
+                    on_start(run_id, host)
+            try:
+                return self.run(playbook_name, host, given, dry_run=dry_run, started_by=started_by,
+                                on_start=begun)
+            except (RunRefused, ConfigError) as exc:
+                return str(exc)
+
+        return RolloutDriver(self.db.session, run_host=run_host, on_event=on_event).drive(rollout_id)
+
+    def start_rollout(self, playbook_name: str, hosts: Sequence[str], given: Mapping[str, str], *,
+                      canary: str | None = None, batch: str | int = 1, max_failures: int = 0,
+                      dry_run: bool = False, started_by: str = "") -> int:
+        """Record the rollout now (ConfigError if anything is wrong) and drive it in a thread."""
+        rollout_id = self.prepare_rollout(playbook_name, hosts, given, canary=canary, batch=batch,
+                                          max_failures=max_failures, started_by=started_by)
+
+        def drive() -> None:
+            try:
+                self.drive_rollout(rollout_id, playbook_name, given, dry_run=dry_run, started_by=started_by)
+            except Exception:
+                log.exception("rollout %d stopped with an error", rollout_id)
+
+        self._background(drive, f"rollout-{rollout_id}")
+        return rollout_id
 
     def reconcile(self) -> list[RunSummary]:
         """Bring every run a controller crash left unfinished to a final state (see DESIGN.md)."""
@@ -203,7 +292,7 @@ class WorkflowRuntime:
         """The host's run in a window, with the same inventory values as ``update run`` (the
         window's variables win, like ``--var``); a refusal is returned as its reason."""
         try:
-            return self.run(window.playbook, host, dict(window.variables))
+            return self.run(window.playbook, host, dict(window.variables), started_by=f"window:{window.name}")
         except RunRefused as exc:
             return str(exc)
         except ConfigError as exc:

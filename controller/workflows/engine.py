@@ -90,14 +90,14 @@ class Engine:
     # ------------------------------------------------------------------ entry points
 
     def start(self, playbook: Playbook, host: str, overrides: Mapping[str, Value], *,
-              dry_run: bool = False) -> int:
+              dry_run: bool = False, started_by: str = "") -> int:
         """Create the run (lease taken) or raise RunRefused. Nothing is done on the host yet."""
         values = resolve_variables(playbook, overrides)
         stored = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()
                   if not _is_secret(playbook, k)}
         return store.create_run(self.sessions, host=host, playbook=playbook.name,
                                 playbook_path=playbook.source, variables=stored, dry_run=dry_run,
-                                now=self.clock())
+                                now=self.clock(), started_by=started_by)
 
     def run(self, playbook: Playbook, host: str, executor: Executor, overrides: Mapping[str, Value], *,
             dry_run: bool = False) -> RunSummary:

@@ -9,6 +9,8 @@
         │   ├── HostBusyError             another run holds the host's lease
         │   └── HostQuarantinedError      the host is quarantined (``boxkeeper hosts unquarantine``)
         ├── UnknownRunError               ``runs show ID``: no such run
+        ├── UnknownRolloutError           ``rollouts show ID``: no such rollout
+        ├── RolloutStateError             pause/resume/abort that the rollout's state does not allow
         └── ExecutorError                 talking to the host failed (carries ``host``)
             ├── HostKeyError              the host key is not pinned, or differs from the pinned one
             │   ├── UnknownHostKeyError   never trusted: run ``boxkeeper hosts trust HOST``
@@ -52,6 +54,14 @@ class HostQuarantinedError(RunRefused):
 
 class UnknownRunError(WorkflowError):
     """No run with that id."""
+
+
+class UnknownRolloutError(WorkflowError):
+    """No rollout with that id."""
+
+
+class RolloutStateError(WorkflowError):
+    """The rollout cannot do that now (pause a finished rollout, resume one not paused ...)."""
 
 
 class ExecutorError(WorkflowError):

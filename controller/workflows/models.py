@@ -46,6 +46,8 @@ class WorkflowRun(Base):
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: who started it: ``cli:<login>``, the API operator's name, ``window:<name>`` ("" before 0005)
+    started_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class WorkflowRunStep(Base):

@@ -55,6 +55,7 @@ class RunSummary:
     created_at: float
     finished_at: float | None
     timeline: tuple[TimelineEntry, ...] = ()
+    started_by: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -63,7 +64,7 @@ class RunSummary:
 
 
 def create_run(sessions: SessionFactory, *, host: str, playbook: str, playbook_path: str,
-               variables: dict[str, Any], dry_run: bool, now: float) -> int:
+               variables: dict[str, Any], dry_run: bool, now: float, started_by: str = "") -> int:
     """Insert the run and its host lease, or raise HostQuarantinedError / HostBusyError."""
     try:
         with sessions() as session:
@@ -76,7 +77,7 @@ def create_run(sessions: SessionFactory, *, host: str, playbook: str, playbook_p
             token = f"boxkeeper-run-{secrets.token_hex(6)}@{socket.gethostname()}"
             run = WorkflowRun(host=host, playbook=playbook, playbook_path=playbook_path, variables=variables,
                               dry_run=dry_run, lock_token=token, state=RunState.LOCK, phase_status="running",
-                              captured={},
+                              captured={}, started_by=started_by,
                               created_at=now, updated_at=now)
             session.add(run)
             session.flush()
@@ -129,7 +130,23 @@ def summary(session: Session, run_id: int, *, with_timeline: bool = True) -> Run
                                        r.duration, r.stdout_tail, r.stderr_tail, r.message, r.started_at)
                          for r in rows)
     return RunSummary(run.id, run.host, run.playbook, run.state, run.dry_run, run.failed_step, run.error,
-                      dict(run.captured), run.created_at, run.finished_at, timeline)
+                      dict(run.captured), run.created_at, run.finished_at, timeline,
+                      run.started_by or "")
+
+
+def entries_after(session: Session, run_id: int, seq: int) -> list[TimelineEntry]:
+    """The run's finished timeline rows after ``seq`` (a follower's next page; a step still running
+    is not returned until it has its result)."""
+    rows = session.scalars(select(WorkflowRunStep).where(WorkflowRunStep.run_id == run_id,
+                                                         WorkflowRunStep.seq > seq)
+                           .order_by(WorkflowRunStep.seq))
+    out = []
+    for r in rows:
+        if r.status == "running":
+            break
+        out.append(TimelineEntry(r.seq, r.kind, r.phase, r.name, r.status, r.command, r.exit_code,
+                                 r.duration, r.stdout_tail, r.stderr_tail, r.message, r.started_at))
+    return out
 
 
 def list_runs(session: Session, limit: int = 50) -> list[RunSummary]:

@@ -1,8 +1,9 @@
 """Update windows: APScheduler 3 on a persistent job store (the controller's database).
 
 A window is a cron expression (cron(8) semantics: :mod:`controller.schedule`) in a time zone plus a
-duration. At its start the hosts it covers are updated one after another, the first as the
-canary: a rollback (or quarantine) halts the rest. A host is not started when its expected
+duration. At its start the hosts it covers are updated as a rollout
+(:mod:`controller.workflows.rollouts`, started by ``window:<name>``): one after another, the first
+as the canary; a rollback (or quarantine) halts the rest. A host is not started when its expected
 duration (median of its last successful runs of that playbook, 15 min when unknown) no longer
 fits before the window ends. A playbook that is not a release (it declares its own
 ``failure_incident``, like the restore drill) does not halt the window when one host's run ends
@@ -38,6 +39,14 @@ from controller.schedule_trigger import CronScheduleTrigger
 from controller.store.db import Database
 from controller.workflows.models import UpdateWindow, WindowOccurrence, WorkflowRun
 from controller.workflows.outcomes import IncidentRequest, IncidentSink
+from controller.workflows.rollouts import (
+    NOT_STARTED,
+    REFUSED,
+    STOPPED,
+    RolloutDriver,
+    create_rollout,
+    make_plan,
+)
 from controller.workflows.runs import RunSummary
 
 GRACE_SECONDS = 60
@@ -210,36 +219,57 @@ class WindowScheduler:
             s.flush()
             occurrence_id = occurrence.id
         ends_at = start + window.duration_minutes * 60
-        notes: list[str] = []
-        run_ids: list[int] = []
-        status = "done"
-        for host in self.hosts_of(window.target):
-            with self.db.read_session() as s:
-                expected = expected_duration(s, host, _playbook_name(window.playbook))
-            if self.clock() + expected > ends_at:
-                notes.append(f"{host}: not started: expected {expected / 60:.0f} min no longer fits "
-                             "the window")
-                continue
-            owner = self.silence(host, Owner.window(window_id), ends_at, f"update window {window.name}")
-            try:
-                summary = self.run_host(window, host, ends_at)
-            finally:
-                self.lift(owner, host)
-            if isinstance(summary, str):
-                notes.append(f"{host}: refused: {summary}")
-                continue
-            run_ids.append(summary.id)
-            notes.append(f"{host}: run {summary.id} {summary.state}")
-            release = self.is_release(window.playbook)
-            if summary.state == "QUARANTINED" or (summary.state in HALTING and release):
-                status = "halted"
-                notes.append("halted: a rollback in this window stops the remaining hosts")
-                break
+        status, notes, run_ids = self._rollout(window, ends_at)
         with self.db.session() as s:
             row = s.get(WindowOccurrence, occurrence_id)
             assert row is not None
             row.status, row.detail, row.run_ids = status, "; ".join(notes), run_ids
         self.done.set()
+
+    def _rollout(self, window: UpdateWindow, ends_at: float) -> tuple[str, list[str], list[int]]:
+        """The window's hosts as a rollout (``started_by`` ``window:<name>``): the first host is the
+        canary, then one host at a time; a rollback of a release (or a quarantine) stops the rest."""
+        hosts = self.hosts_of(window.target)
+        if not hosts:
+            return "done", [f"no hosts in {window.target}"], []
+        name = _playbook_name(window.playbook)
+        release = self.is_release(window.playbook)
+        client = window.target.removeprefix("client:") if window.target.startswith("client:") else None
+        with self.db.session() as s:
+            rollout_id = create_rollout(s, make_plan(hosts), playbook=name,
+                                        started_by=f"window:{window.name}", client=client, now=self.clock())
+
+        def fits(host: str) -> str | None:
+            with self.db.read_session() as s:
+                expected = expected_duration(s, host, name)
+            if self.clock() + expected > ends_at:
+                return f"expected {expected / 60:.0f} min no longer fits the window"
+            return None
+
+        def run_host(host: str, started: Callable[[int], None]) -> RunSummary | str:
+            owner = self.silence(host, Owner.window(window.id), ends_at, f"update window {window.name}")
+            try:
+                return self.run_host(window, host, ends_at)
+            finally:
+                self.lift(owner, host)
+
+        def halts(outcome: str) -> bool:
+            return outcome == "QUARANTINED" or (outcome in HALTING and release)
+
+        done = RolloutDriver(self.db.session, run_host=run_host, failing=halts, gate=fits,
+                             clock=self.clock).drive(rollout_id)
+        notes = [f"rollout {rollout_id}"]
+        for h in done.hosts:
+            if h.outcome == NOT_STARTED:
+                notes.append(f"{h.host}: not started: {h.note}")
+            elif h.outcome == REFUSED:
+                notes.append(f"{h.host}: refused: {h.note}")
+            elif h.run_id is not None:
+                notes.append(f"{h.host}: run {h.run_id} {h.outcome}")
+        if done.state == STOPPED:
+            notes.append("halted: a rollback in this window stops the remaining hosts")
+            return "halted", notes, [h.run_id for h in done.hosts if h.run_id is not None]
+        return "done", notes, [h.run_id for h in done.hosts if h.run_id is not None]
 
 
 def _playbook_name(playbook: str) -> str:
