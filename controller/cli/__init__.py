@@ -9,8 +9,9 @@
     boxkeeper operators add|list|remove ...
     boxkeeper incidents [--open] ... | incidents show|ack|resolve|note ID
     boxkeeper maintenance mute|unmute|list ...
-    boxkeeper update run|reconcile ...
-    boxkeeper runs [--json] | runs show ID
+    boxkeeper update run|reconcile ...                         (--hosts/--client/--all: a rollout)
+    boxkeeper runs [--json] | runs show|follow ID
+    boxkeeper rollouts [--json] | rollouts show|pause|resume|abort ID
     boxkeeper windows add|list|scheduler ...
 
 Every command takes ``--config F`` (default ``$BOXKEEPER_CONFIG``). Exit codes: 0 ok, 1 the
@@ -33,6 +34,7 @@ from controller.cli import (
     maintenance,
     migrate,
     operators,
+    rollouts,
     runs,
     serve,
     status,
@@ -42,7 +44,8 @@ from controller.cli import (
 from controller.cli.common import Cli, SchemaError, add_config_argument, close_all
 from controller.errors import ConfigError, InventoryError, OperatorTokenError
 
-COMMANDS = (serve, migrate, status, hosts, operators, incidents, maintenance, update, runs, windows)
+COMMANDS = (serve, migrate, status, hosts, operators, incidents, maintenance, update, runs, rollouts,
+            windows)
 
 
 def parser() -> argparse.ArgumentParser:

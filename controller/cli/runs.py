@@ -1,5 +1,11 @@
-"""``boxkeeper runs [--json] [--limit N]`` and ``runs show ID``: update runs and their audit trail
-(read-only)."""
+"""``boxkeeper runs [--json] [--limit N]``, ``runs show ID`` and ``runs follow ID``: update runs and
+their audit trail (read-only).
+
+``runs follow ID`` attaches to a run already going (started by another ``boxkeeper`` process, the API
+or a window): it polls the run's timeline in the database, prints each step as it finishes, and
+exits with the run's exit code (those of ``update run``) when the run ends; with ``--json`` each step
+is one JSON line and the last line is the run (without its timeline).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,16 @@ import sys
 import time
 
 from controller.cli.common import Cli, read_db
-from controller.cli.update import format_summary
+from controller.cli.update import format_entry, format_failure, format_header, format_outcome, format_summary
+from controller.workflows import rollouts
 from controller.workflows import runs as store
 from controller.workflows.errors import UnknownRunError
+from controller.workflows.follow import Follower
+from controller.workflows.state import EXIT_CODES, TERMINAL, RunState
+
+#: `runs follow` gives up after this long (a run's host silence lasts at most as long)
+FOLLOW_LIMIT = 6 * 3600.0
+STILL_RUNNING = 8
 
 
 def register(cli: Cli) -> None:
@@ -21,6 +34,13 @@ def register(cli: Cli) -> None:
     p = verbs.command("show", "one run with its timeline", cmd_show)
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
+    p = verbs.command("follow", "print a going run's steps as they finish; exit with its exit code",
+                      cmd_follow)
+    p.add_argument("id", type=int)
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between polls (default 0.5)")
+    p.add_argument("--timeout", type=float, default=FOLLOW_LIMIT,
+                   help=f"stop following after this many seconds (exit {STILL_RUNNING}; default 6 h)")
+    p.add_argument("--json", action="store_true", help="JSON lines: one per step, then the run")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -30,11 +50,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in listed], indent=2))
         return 0
-    print(f"{'ID':>5}  {'HOST':<20} {'PLAYBOOK':<28} {'STATE':<16} STARTED")
+    print(f"{'ID':>5}  {'HOST':<20} {'PLAYBOOK':<28} {'STATE':<16} {'STARTED':<19}  STARTED BY")
     for r in listed:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))
         state = r.state + (" (dry)" if r.dry_run else "")
-        print(f"{r.id:>5}  {r.host:<20} {r.playbook:<28} {state:<16} {started}")
+        print(f"{r.id:>5}  {r.host:<20} {r.playbook:<28} {state:<16} {started:<19}  {r.started_by or '-'}")
     return 0
 
 
@@ -43,8 +63,53 @@ def cmd_show(args: argparse.Namespace) -> int:
     try:
         with db.read_session() as s:
             run = store.summary(s, args.id)
+            rollout = rollouts.rollout_of_run(s, args.id)
     except UnknownRunError as exc:
         print(f"boxkeeper: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(run.to_dict(), indent=2) if args.json else format_summary(run))
+    if args.json:
+        print(json.dumps({**run.to_dict(), "rollout_id": rollout}, indent=2))
+        return 0
+    print(format_summary(run))
+    if rollout is not None:
+        print(f"part of rollout {rollout} (boxkeeper rollouts show {rollout})")
     return 0
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    _cfg, db = read_db(args)
+    try:
+        with db.read_session() as s:
+            run = store.summary(s, args.id, with_timeline=False)
+    except UnknownRunError as exc:
+        print(f"boxkeeper: {exc}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(f"following run {run.id}: {run.playbook} on {run.host} (started by {run.started_by or '-'})",
+              flush=True)
+    follower = Follower(db.read_session)
+    follower.add(run.id, run.host)
+    deadline = time.monotonic() + args.timeout
+    while True:
+        with db.read_session() as s:  # read the state first: rows written before it ended are all there
+            run = store.summary(s, args.id, with_timeline=False)
+        for p in follower.poll():
+            if args.json:
+                print(json.dumps({"run_id": p.run_id, "host": p.host, **p.entry.__dict__}), flush=True)
+            else:
+                lines = [format_entry(p.entry)]
+                if p.entry.kind not in ("transition", "note") and p.entry.status != "ok":
+                    lines.extend(format_failure(p.entry))
+                print("\n".join(lines), flush=True)
+        if run.state in TERMINAL:
+            break
+        if time.monotonic() > deadline:
+            print(f"boxkeeper: run {run.id} still {run.state} after {args.timeout:.0f}s; stopped following",
+                  file=sys.stderr)
+            return STILL_RUNNING
+        time.sleep(args.interval)
+    if args.json:
+        print(json.dumps(run.to_dict()))
+    else:
+        print("\n".join([format_header(run), *format_outcome(run)]))
+    return EXIT_CODES[RunState(run.state)]

@@ -3,10 +3,14 @@
 ::
 
     boxkeeper update run PLAYBOOK --host H [--site S] [--var k=v ...] [--chain k=v ...] [--dry-run] [--json]
+    boxkeeper update run PLAYBOOK --hosts A,B,C | --client C | --all [--canary H] [--batch-size N|P%]
+                                  [--max-failures N] [--var k=v ...] [--dry-run] [--json]
     boxkeeper update reconcile
 
 Exit codes of ``update run``: 0 SUCCEEDED, 1 FAILED (nothing changed), 2 config/usage error,
-3 refused (host busy or quarantined), 4 ROLLED_BACK, 5 QUARANTINED. With ``--chain`` the playbook
+3 refused (host busy or quarantined), 4 ROLLED_BACK, 5 QUARANTINED. A rollout (``--hosts``,
+``--client``, ``--all``) exits 0 when it SUCCEEDED, 6 when it FINISHED with failures or STOPPED,
+7 when an operator ABORTED it. With ``--chain`` the playbook
 runs once per value, in order; the first run that does not succeed stops the chain and gives the
 exit code (a 1C configuration chain 3.1.9 → 3.1.10 → 3.1.11: each release verified on its own).
 """
@@ -16,24 +20,42 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 
-from controller.cli.common import Cli, open_db
+from controller.cli.common import Cli, actor, open_db
 from controller.errors import ConfigError
 from controller.runtime import PLAYBOOKS_ENV, SHIPPED_PLAYBOOKS, WorkflowRuntime
+from controller.workflows import rollouts
+from controller.workflows import runs as runstore
 from controller.workflows.errors import RunRefused
+from controller.workflows.follow import Follower, Progress, ProgressThread
 from controller.workflows.loader import parse_var_args
-from controller.workflows.runs import RunSummary
+from controller.workflows.rollouts import ABORTED, FINISHED, STOPPED, SUCCEEDED, RolloutSummary
+from controller.workflows.runs import RunSummary, TimelineEntry
 from controller.workflows.state import EXIT_CODES, RunState
 
 REFUSED = 3
+ROLLOUT_EXIT = {SUCCEEDED: 0, FINISHED: 6, STOPPED: 6, ABORTED: 7}
 
 
 def register(cli: Cli) -> None:
     _, verbs = cli.group("update", "update workflows (playbooks over SSH)")
-    p = verbs.command("run", "run a playbook on one host", cmd_run)
+    p = verbs.command("run", "run a playbook on one host, or as a rollout over many", cmd_run)
     p.add_argument("playbook", help="a playbook name from the playbooks dir, or a file")
-    p.add_argument("--host", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--host", help="one host")
+    which.add_argument("--hosts", metavar="A,B,C", help="a rollout over these hosts, in this order")
+    which.add_argument("--client", help="a rollout over every host of the client that has an SSH address")
+    which.add_argument("--all", action="store_true", help="a rollout over every host with an SSH address")
+    p.add_argument("--canary", metavar="HOST", default=None,
+                   help="rollouts: the host run first, alone (default: the first host)")
+    p.add_argument("--batch-size", default="1", metavar="N|P%",
+                   help="rollouts: hosts run at once after the canary, a number or a percentage of "
+                        "all hosts (default 1)")
+    p.add_argument("--max-failures", type=int, default=0, metavar="N",
+                   help="rollouts: failed hosts allowed before the rollout stops (default 0: stop after "
+                        "the first); a failed canary always stops it")
     p.add_argument("--site", default=None,
                    help="one of the host's sites (config: clients[].hosts[].sites[].name): its docroot, "
                         "portal_url and vars win over the host's")
@@ -44,7 +66,8 @@ def register(cli: Cli) -> None:
     p.add_argument("--dry-run", action="store_true", help="preflight only: changes nothing")
     p.add_argument("--playbooks-dir", default=None, help=f"default: ${PLAYBOOKS_ENV} or {SHIPPED_PLAYBOOKS}")
     p.add_argument("--known-hosts", default=None, help="pinned host keys (default: <state_dir>/known_hosts)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON document at the end (the run, or the rollout with its hosts); no progress")
     p = verbs.command("reconcile", "finish runs a controller crash left unfinished", cmd_reconcile)
     p.add_argument("--known-hosts", default=None)
 
@@ -55,37 +78,88 @@ def runtime(args: argparse.Namespace) -> WorkflowRuntime:
                            playbooks_dir=getattr(args, "playbooks_dir", None))
 
 
-def format_summary(run: RunSummary) -> str:
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def format_entry(e: TimelineEntry, host: str | None = None) -> str:
+    """One timeline row: time, [host,] step, outcome, duration (a transition: ``== A → B``)."""
+    where = f"{host:<14} " if host is not None else ""
+    if e.kind == "transition":
+        return f"{_clock(e.started_at)}  {where}== {e.name}"
+    if e.kind == "note":
+        return f"{_clock(e.started_at)}  {where}-- {e.name}"
+    code = "" if e.exit_code is None else f" exit={e.exit_code}"
+    took = "" if e.duration is None else f" {e.duration:.1f}s"
+    message = f": {e.message}" if e.message else ""
+    return f"{_clock(e.started_at)}  {where}{e.status:<6} {e.phase}/{e.name}{code}{took}{message}"
+
+
+def format_failure(e: TimelineEntry) -> list[str]:
+    """A failed step's command and the tail of its output."""
+    lines = []
+    if e.command:
+        lines.append(f"            $ {e.command[:300]}")
+    for tail in (e.stdout_tail, e.stderr_tail):
+        for text in tail.strip().splitlines()[-8:]:
+            lines.append(f"            | {text[:200]}")
+    return lines
+
+
+def format_header(run: RunSummary) -> str:
     dry = " (dry run: preflight only)" if run.dry_run else ""
-    lines = [f"run {run.id}: {run.playbook} on {run.host}: {run.state}{dry}"]
-    for e in run.timeline:
-        at = time.strftime("%H:%M:%S", time.localtime(e.started_at))
-        if e.kind == "transition":
-            lines.append(f"{at}  == {e.name}")
-            continue
-        if e.kind == "note":
-            lines.append(f"{at}  -- {e.name}")
-            continue
-        code = "" if e.exit_code is None else f" exit={e.exit_code}"
-        took = "" if e.duration is None else f" {e.duration:.1f}s"
-        message = f": {e.message}" if e.message else ""
-        lines.append(f"{at}  {e.status:<6} {e.phase}/{e.name}{code}{took}{message}")
-        if e.status != "ok":
-            if e.command:
-                lines.append(f"            $ {e.command[:300]}")
-            for tail in (e.stdout_tail, e.stderr_tail):
-                for text in tail.strip().splitlines()[-8:]:
-                    lines.append(f"            | {text[:200]}")
+    by = f" (started by {run.started_by})" if run.started_by else ""
+    return f"run {run.id}: {run.playbook} on {run.host}: {run.state}{dry}{by}"
+
+
+def format_outcome(run: RunSummary) -> list[str]:
+    lines = []
     if run.state == RunState.ROLLED_BACK:
         lines.append("the release was ROLLED BACK: this is a failure (see the incident)")
     if run.error and run.state != RunState.SUCCEEDED:
         lines.append(f"error: {run.error[:1000]}")
-    return "\n".join(lines)
+    return lines
+
+
+def format_summary(run: RunSummary) -> str:
+    lines = [format_header(run)]
+    for e in run.timeline:
+        lines.append(format_entry(e))
+        if e.kind not in ("transition", "note") and e.status != "ok":
+            lines.extend(format_failure(e))
+    return "\n".join(lines + format_outcome(run))
+
+
+def format_host_line(run: RunSummary) -> str:
+    """The one-line summary of a host's run at the end of ``update run`` / a rollout."""
+    took = f"{run.finished_at - run.created_at:.1f}s" if run.finished_at is not None else "-"
+    failed = f"  at {run.failed_step}" if run.failed_step and run.state != RunState.SUCCEEDED else ""
+    return f"{run.host:<14} run {run.id:<5} {run.state:<12} {took:>8}{failed}"
+
+
+class Printer:
+    """Progress lines on stdout as steps finish (one lock: batches print from several threads)."""
+
+    def __init__(self, with_host: bool) -> None:
+        self.with_host = with_host
+        self.lock = threading.Lock()
+
+    def step(self, p: Progress) -> None:
+        lines = [format_entry(p.entry, p.host if self.with_host else None)]
+        if p.entry.kind not in ("transition", "note") and p.entry.status != "ok":
+            lines.extend(format_failure(p.entry))
+        self.say("\n".join(lines))
+
+    def say(self, text: str) -> None:
+        with self.lock:
+            print(text, flush=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     rt = runtime(args)
     given = parse_var_args(args.var)
+    if args.host is None:
+        return _rollout(rt, args, given)
     chain = [_chain_item(item, given) for item in args.chain or []]
     if args.dry_run:
         chain = chain[:1]  # a later release's preflight needs the earlier ones applied
@@ -94,18 +168,75 @@ def cmd_run(args: argparse.Namespace) -> int:
         if chain:
             print(f"chain {i + 1}/{len(chain)}: {', '.join(f'{k}={v}' for k, v in step.items())}")
         try:
-            result = rt.run(args.playbook, args.host, {**given, **step}, dry_run=args.dry_run,
-                            site=args.site)
+            result = _one(rt, args, {**given, **step})
         except RunRefused as exc:
             print(f"boxkeeper: refused: {exc}", file=sys.stderr)
             return REFUSED
-        print(json.dumps(result.to_dict(), indent=2) if args.json else format_summary(result))
         code = EXIT_CODES[RunState(result.state)]
         if result.state != RunState.SUCCEEDED:
             if i + 1 < len(chain):
                 print(f"chain stopped: {len(chain) - i - 1} later release(s) not run")
             break
     return code
+
+
+def _one(rt: WorkflowRuntime, args: argparse.Namespace, given: dict[str, str]) -> RunSummary:
+    """One host's run; its steps printed as they finish (not with --json), then its outcome."""
+    if args.json:
+        result = rt.run(args.playbook, args.host, given, dry_run=args.dry_run, site=args.site,
+                        started_by=actor())
+        print(json.dumps(result.to_dict(), indent=2))
+        return result
+    follower = Follower(rt.db.read_session)
+    printer = Printer(with_host=False)
+    with ProgressThread(follower, printer.step):
+        result = rt.run(args.playbook, args.host, given, dry_run=args.dry_run, site=args.site,
+                        started_by=actor(), on_start=lambda run_id: follower.add(run_id, args.host))
+    print("\n".join([format_header(result), *format_outcome(result)]))
+    return result
+
+
+def _rollout(rt: WorkflowRuntime, args: argparse.Namespace, given: dict[str, str]) -> int:
+    if args.chain:
+        raise ConfigError("--chain", "chain", "one --host (a release chain runs on one host)")
+    if args.site:
+        raise ConfigError("--site", "site", "one --host (sites are a host's)")
+    hosts = rt.fleet_hosts(hosts=[h.strip() for h in (args.hosts or "").split(",") if h.strip()],
+                           client=args.client, everything=args.all)
+    who = actor()
+    rollout_id = rt.prepare_rollout(args.playbook, hosts, given, canary=args.canary, batch=args.batch_size,
+                                    max_failures=args.max_failures, started_by=who)
+    follower = Follower(rt.db.read_session)
+    printer = Printer(with_host=True)
+    if args.json:
+        done = rt.drive_rollout(rollout_id, args.playbook, given, dry_run=args.dry_run, started_by=who)
+        with rt.db.read_session() as s:
+            runs = {h.run_id: runstore.summary(s, h.run_id, with_timeline=False).to_dict()
+                    for h in done.hosts if h.run_id is not None}
+        print(json.dumps({**done.to_dict(), "runs": list(runs.values())}, indent=2))
+        return ROLLOUT_EXIT[done.state]
+    with rt.db.read_session() as s:
+        plan = rollouts.summary(s, rollout_id)
+    printer.say(f"rollout {rollout_id}: {args.playbook} on {len(plan.hosts)} host(s): canary {plan.canary}, "
+                f"then {plan.batches - 1} batch(es) of up to {plan.batch_size}, {plan.max_failures} "
+                f"failure(s) allowed (boxkeeper rollouts pause|abort {rollout_id})")
+    with ProgressThread(follower, printer.step):
+        done = rt.drive_rollout(rollout_id, args.playbook, given, dry_run=args.dry_run, started_by=who,
+                                on_start=follower.add, on_event=printer.say)
+    print(format_rollout_hosts(rt, done))
+    return ROLLOUT_EXIT[done.state]
+
+
+def format_rollout_hosts(rt: WorkflowRuntime, done: RolloutSummary) -> str:
+    lines = [f"rollout {done.id}: {done.state}: {done.failures} failed of {len(done.hosts)}"]
+    with rt.db.read_session() as s:
+        for h in done.hosts:
+            if h.run_id is not None:
+                lines.append(format_host_line(runstore.summary(s, h.run_id, with_timeline=False)))
+            else:
+                note = f"  {h.note[:200]}" if h.note else ""
+                lines.append(f"{h.host:<14} {'-':<9} {h.outcome:<12} {'-':>8}{note}")
+    return "\n".join(lines)
 
 
 def _chain_item(item: str, given: dict[str, str]) -> dict[str, str]:

@@ -128,7 +128,7 @@ def test_a_config_error_exits_2_naming_file_and_key(tmp_path: Path) -> None:
 
 READ_ONLY = (
     ["status", "--json"], ["hosts", "list"], ["incidents"], ["incidents", "--open", "--json"], ["runs"],
-    ["windows", "list"], ["maintenance", "list"],
+    ["windows", "list"], ["maintenance", "list"], ["rollouts"],
 )
 
 
