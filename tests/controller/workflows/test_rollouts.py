@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import select
 
 from controller import inventory, operators
@@ -26,11 +28,13 @@ from controller.cli import main
 from controller.config import load
 from controller.errors import ConfigError
 from controller.runtime import WorkflowRuntime
+from controller.store.base import Base
 from controller.store.db import Database
 from controller.workflows import rollouts
 from controller.workflows import runs as runstore
 from controller.workflows.models import WorkflowRun
 from controller.workflows.rollouts import make_plan
+from controller.workflows.runs import RunSummary
 from controller.workflows.windows import add_window, occurrences
 from tests.boxes.box import Box
 from tests.controller.workflows.boxkit import bitrix_vars, portal_version
@@ -56,6 +60,37 @@ def test_plan_puts_the_canary_first_and_cuts_batches_by_number_or_percent() -> N
         make_plan(hosts, batch="0")
     with pytest.raises(ConfigError, match="batch size"):
         make_plan(hosts, batch="150%")
+
+
+def test_migration_0005_matches_the_rollout_models(store: Database) -> None:
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert [d for d in diffs if "rollout" in repr(d) or "started_by" in repr(d)] == []
+
+
+def test_a_skipped_run_does_not_spend_the_budget_and_a_refusal_does(store: Database) -> None:
+    """SKIPPED (a held release) is not a failure; a refused host is; the incident names both lists."""
+    states = {"a": "SUCCEEDED", "b": "SKIPPED", "c": "refused: c is busy", "d": "SUCCEEDED"}
+    started: list[str] = []
+
+    def run_host(host: str, begun: Callable[[int], None]) -> RunSummary | str:
+        started.append(host)
+        state = states[host]
+        if state.startswith("refused"):
+            return state
+        return RunSummary(len(started), host, "p", state, False, None, None, {}, 0.0, 1.0)
+
+    with store.session() as s:
+        rollout_id = rollouts.create_rollout(s, make_plan("abcd"), playbook="p", started_by="test",
+                                             client=None, now=0.0)
+    done = rollouts.RolloutDriver(store.session, run_host=run_host).drive(rollout_id)
+    assert started == ["a", "b", "c"]
+    assert [h.outcome for h in done.hosts] == ["SUCCEEDED", "SKIPPED", "REFUSED", "NOT_ATTEMPTED"]
+    assert done.state == "STOPPED" and done.failures == 1
+    with store.read_session() as s:
+        incident = s.get(Incident, done.incident_id)
+        assert incident is not None
+        assert incident.summary.endswith("failed: c (REFUSED); not attempted: d")
 
 
 # ------------------------------------------------------------------------------ on test boxes
