@@ -93,6 +93,10 @@ class WorkflowRuntime:
         self._executors = executors  # None: SSH with the pinned keys (tests pass a FakeExecutor)
         self._threads: list[threading.Thread] = []
         self._windows: WindowScheduler | None = None
+        # loading every playbook costs ~0.2 s each; a rollout asks once per host (bench/rollout_bench.py)
+        self._cache_lock = threading.Lock()
+        self._playbooks: dict[tuple[str, int, int], Playbook] = {}
+        self._declared: tuple[tuple[tuple[str, int, int], ...], frozenset[str]] | None = None
 
     # ------------------------------------------------------------------ building blocks
 
@@ -105,7 +109,17 @@ class WorkflowRuntime:
         return executor_for(host_config(self.cfg, host), self.known_hosts)
 
     def playbook(self, name: str) -> Playbook:
-        return load_playbook(find_playbook(name, self.playbooks_dir))
+        """The playbook, loaded once per file version (a rollout's runs share it; playbooks are frozen)."""
+        path = find_playbook(name, self.playbooks_dir)
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        with self._cache_lock:
+            found = self._playbooks.get(key)
+        if found is None:
+            found = load_playbook(path)
+            with self._cache_lock:
+                self._playbooks[key] = found
+        return found
 
     def overrides(self, host: str, playbook: Playbook, given: Mapping[str, str], *,
                   site: str | None = None) -> dict[str, Value]:
@@ -119,12 +133,19 @@ class WorkflowRuntime:
     def declared_variables(self) -> frozenset[str]:
         """Every variable some playbook of the playbooks dir declares (a host's ``vars`` may name
         only these; a playbook that does not load is left out here and refused when it is run)."""
+        paths = sorted(self.playbooks_dir.glob("*.yaml"))
+        key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+        with self._cache_lock:
+            if self._declared is not None and self._declared[0] == key:
+                return self._declared[1]
         names: set[str] = set()
-        for path in sorted(self.playbooks_dir.glob("*.yaml")):
+        for path in paths:
             try:
                 names.update(v.name for v in load_playbook(path).variables)
             except ConfigError:
                 continue
+        with self._cache_lock:
+            self._declared = (key, frozenset(names))
         return frozenset(names)
 
     # ------------------------------------------------------------------ alerts during a run
