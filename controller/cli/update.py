@@ -18,10 +18,13 @@ exit code (a 1C configuration chain 3.1.9 → 3.1.10 → 3.1.11: each release ve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 from controller.cli.common import Cli, actor, open_db
 from controller.errors import ConfigError
@@ -142,7 +145,7 @@ class Printer:
 
     def __init__(self, with_host: bool) -> None:
         self.with_host = with_host
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # the Ctrl-C handler may print while the main thread prints
 
     def step(self, p: Progress) -> None:
         lines = [format_entry(p.entry, p.host if self.with_host else None)]
@@ -220,11 +223,40 @@ def _rollout(rt: WorkflowRuntime, args: argparse.Namespace, given: dict[str, str
     printer.say(f"rollout {rollout_id}: {args.playbook} on {len(plan.hosts)} host(s): canary {plan.canary}, "
                 f"then {plan.batches - 1} batch(es) of up to {plan.batch_size}, {plan.max_failures} "
                 f"failure(s) allowed (boxkeeper rollouts pause|abort {rollout_id})")
-    with ProgressThread(follower, printer.step):
+    with ProgressThread(follower, printer.step), _abort_on_interrupt(rt, rollout_id, printer):
         done = rt.drive_rollout(rollout_id, args.playbook, given, dry_run=args.dry_run, started_by=who,
                                 on_start=follower.add, on_event=printer.say)
     print(format_rollout_hosts(rt, done))
     return ROLLOUT_EXIT[done.state]
+
+
+@contextlib.contextmanager
+def _abort_on_interrupt(rt: WorkflowRuntime, rollout_id: int, printer: Printer) -> Iterator[None]:
+    """Ctrl-C during a rollout asks for an abort (runs going finish their workflow) instead of
+    killing runs mid-update; a second Ctrl-C stops waiting (`boxkeeper update reconcile` then
+    finishes the runs left behind)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    asked = threading.Event()
+
+    def abort() -> None:
+        with rt.db.session() as s:
+            rollouts.request(s, rollout_id, "abort", actor=actor(), now=time.time())
+
+    def interrupted(signum: int, frame: object) -> None:
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+        printer.say(f"interrupted: abort of rollout {rollout_id} requested; runs going finish their "
+                    "workflow (Ctrl-C again to stop waiting)")
+        threading.Thread(target=abort, name="rollout-abort", daemon=True).start()
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def format_rollout_hosts(rt: WorkflowRuntime, done: RolloutSummary) -> str:

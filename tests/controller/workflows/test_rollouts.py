@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ from controller.store.db import Database
 from controller.workflows import rollouts
 from controller.workflows import runs as runstore
 from controller.workflows.models import WorkflowRun
+from controller.workflows.rollout_models import Rollout
 from controller.workflows.rollouts import make_plan
 from controller.workflows.runs import RunSummary
 from controller.workflows.windows import add_window, occurrences
@@ -316,6 +318,44 @@ def test_abort_lets_the_going_run_finish_its_workflow_and_starts_no_other(
     shown = cli_json(capsys, cfg, "rollouts", "show", str(rollout_id))
     assert "abort requested" in shown["detail"] and "(by cli:" in shown["detail"]
     rt.db.dispose()
+
+
+@pytest.mark.integration
+def test_ctrl_c_during_a_rollout_aborts_it_and_the_going_run_still_finishes(
+        boxes: Callable[..., list[Box]], tmp_path: Path) -> None:
+    fleet = boxes(2)
+    cfg = fleet_config(fleet, tmp_path)
+    fleet[0].stage("pause")
+    fleet[1].stage("good")
+    assert main(["--config", cfg, "migrate"]) == 0
+    other = subprocess.Popen([sys.executable, "-m", "controller.cli", "--config", cfg, "update", "run",
+                              "bitrix-modules-update", "--client", "acme"], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    db = Database(load(cfg).database)
+    try:
+        wait_for(lambda: _state_of_first_run(db) == "UPDATE")  # the canary is mid-update
+        other.send_signal(signal.SIGINT)
+        wait_for(lambda: _control(db) == "abort")
+    finally:
+        release_paused_update(fleet[0])
+        stdout, stderr = other.communicate(timeout=300)
+        db.dispose()
+    assert other.returncode == 7, stderr  # ABORTED
+    assert "interrupted: abort of rollout 1 requested" in stdout
+    assert f"{fleet[0].name:<14} run 1     SUCCEEDED" in stdout
+    assert f"{fleet[1].name:<14} -         NOT_ATTEMPTED" in stdout
+    assert portal_version(fleet[0]) == GOOD and portal_version(fleet[1]) == OLD
+
+
+def _state_of_first_run(db: Database) -> str | None:
+    with db.read_session() as s:
+        return s.scalar(select(WorkflowRun.state).where(WorkflowRun.id == 1))
+
+
+def _control(db: Database) -> str | None:
+    with db.read_session() as s:
+        return s.scalar(select(Rollout.control).where(Rollout.id == 1))
 
 
 @pytest.mark.integration
