@@ -47,6 +47,7 @@ from controller.configkit import (
     validate,
 )
 from controller.detection.config import DetectionConfig
+from controller.retention import RetentionSettings
 from controller.workflows.playbook import BUILTINS
 from controller.workflows.steps.fields import IDENTIFIER
 from controller.workflows.template import Value
@@ -208,6 +209,7 @@ class ControllerConfig(ConfigModel):
     notify: Annotated[tuple[AnyChannel, ...], Expect("a list of channels")] = ()
     maintenance: Annotated[tuple[MaintenanceWindow, ...], Expect("a list of maintenance windows")] = ()
     detection: DetectionConfig = DetectionConfig()
+    retention: RetentionSettings = RetentionSettings()
     source: str = Field(default="<defaults>", exclude=True)
 
     @field_validator("clients")
