@@ -389,7 +389,8 @@ _NEWEST_STATE = _Raw(
 def stored_body(report: Report) -> str:
     """What ``reports.body`` keeps: the validated report with ``samples`` empty. The samples live
     once, in ``host_states.samples`` (the latest report's, for /metrics); Prometheus keeps their
-    history. They were about two thirds of a report's bytes at the example config."""
+    history. At the example agent config they are about a quarter of a report's bytes (37 samples
+    beside 25 checks); in the ingest bench's report (100 samples, 20 checks) about two thirds."""
     return _json(dataclasses.replace(report, samples=()))
 
 

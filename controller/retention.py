@@ -67,7 +67,7 @@ class RetentionSettings(ConfigModel):
     enabled: Bool = True  # false: keep every report forever (the behaviour before retention)
     raw_reports: Duration = 7 * DAY
     summaries: Duration = 400 * DAY
-    batch: BatchRows = 500  # rows per batch (see the module docstring)
+    batch: BatchRows = 100  # rows per batch (see the module docstring)
     pause: Duration = 0.2  # between two batches: ingest gets the writer
     interval: Duration = 60.0  # when nothing was due: look again after this long
 
