@@ -283,6 +283,9 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--days", type=float, default=2.0)
     parser.add_argument("--only", default="sqlite,postgresql")
+    parser.add_argument("--modes", default="after,before", help="after and/or before")
+    parser.add_argument("--pg-fsync", default="on", choices=("on", "off"),
+                        help="off: sizes only (the batch times then leave out the commit's fsync)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--child", choices=("before", "after"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -303,7 +306,10 @@ def main() -> int:
     template.write_text(json.dumps(report))
     print(f"report: {len(report['checks'])} checks, {len(report['samples'])} samples,"
           f" {len(json.dumps(report)):,} bytes", flush=True)
-    trees = [("after", ROOT)] + ([("before", args.before.resolve())] if args.before else [])
+    modes = set(args.modes.split(","))
+    trees = [("after", ROOT)] if "after" in modes else []
+    if args.before and "before" in modes:
+        trees.append(("before", args.before.resolve()))
     results: dict[str, dict[str, Any]] = {}
     only = set(args.only.split(","))
     try:
@@ -316,7 +322,7 @@ def main() -> int:
             from tests.controller.conftest import PostgresServer, free_port
 
             pg = PostgresServer(base / "pg", free_port("127.0.2.11"),
-                                settings={"fsync": "on", "max_connections": "50"})
+                                settings={"fsync": args.pg_fsync, "max_connections": "50"})
             (base / "pg").mkdir()
             pg.start()
             try:
