@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -22,7 +23,11 @@ class ControllerProcess:
         *,
         listen: str = "127.0.2.2:0",
         extra_env: dict[str, str] | None = None,
+        log_level: str = "warning",
+        ca_file: Path | None = None,
     ) -> None:
+        self.log_level = log_level
+        self.ca_file = ca_file  # serve speaks HTTPS (tls: in the config) with a certificate from this CA
         self.config = config
         self.workdir = workdir
         self.listen = listen
@@ -48,7 +53,7 @@ class ControllerProcess:
                 "--ready-file",
                 str(ready),
                 "--log-level",
-                "warning",
+                self.log_level,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -60,9 +65,13 @@ class ControllerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"controller exited {self.proc.returncode}: {self.log_tail()}")
             if ready.exists():
-                self.url = "http://" + ready.read_text().strip()
+                scheme = "https" if self.ca_file else "http"
+                self.url = f"{scheme}://" + ready.read_text().strip()
+                verify: ssl.SSLContext | bool = True
+                if self.ca_file:
+                    verify = ssl.create_default_context(cafile=str(self.ca_file))
                 try:
-                    if httpx.get(self.url + "/healthz", timeout=5).status_code == 200:
+                    if httpx.get(self.url + "/healthz", timeout=5, verify=verify).status_code == 200:
                         return self.url
                 except httpx.HTTPError:
                     pass
