@@ -29,6 +29,9 @@ from controller.store.db import Database
 
 log = logging.getLogger("boxkeeper.controller")
 
+#: the format of serve's log lines (set up by cli/serve.py, and in every worker process)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -77,6 +80,11 @@ class WorkerListener(socket.socket):
 #: so that agents push over one connection instead of one TCP (and TLS) handshake per report.
 KEEP_ALIVE_SECONDS = 75
 
+#: Seconds a worker may take to answer the supervisor's health ping (uvicorn's default: 5) before it
+#: is killed and started again: a worker starting on a loaded machine (load 18 on 2 cores, seen in
+#: the test suite) took longer to import the app, and was killed over and over.
+WORKER_HEALTHCHECK = 30
+
 #: gen-0 threshold of the cyclic garbage collector while serving (CPython's default is 700).
 GC_GEN0_THRESHOLD = 50_000
 
@@ -105,8 +113,11 @@ class WorkerApp:
     worker (and inherited by anything a worker starts)."""
 
     cfg: ControllerConfig
+    log_level: str = "info"
 
     def __call__(self) -> Any:
+        # a spawned worker starts with logging unconfigured: the same lines as the parent's
+        logging.basicConfig(level=getattr(logging, self.log_level.upper(), logging.INFO), format=LOG_FORMAT)
         protect_logs(self.cfg)
         app = create_app(self.cfg, Database(self.cfg.database), monitor=None)
         tune_gc()
@@ -179,10 +190,11 @@ def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, wo
     # The workers get the config in WorkerApp (pickled), and inherit this environment: a database
     # URL given as BOXKEEPER_DATABASE (it may hold the password) is not passed on to them.
     os.environ.pop("BOXKEEPER_DATABASE", None)
-    config = uvicorn.Config(WorkerApp(cfg), factory=True, workers=workers,
+    config = uvicorn.Config(WorkerApp(cfg, log_level), factory=True, workers=workers,
                             log_level=log_level, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=10, server_header=False,
-                            timeout_keep_alive=KEEP_ALIVE_SECONDS, **_tls_options(cfg))
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                            timeout_worker_healthcheck=WORKER_HEALTHCHECK, **_tls_options(cfg))
     mon = Monitor(cfg, db) if monitor else None
     workflows = WorkflowRuntime(cfg, db) if monitor else None
     if mon is not None:

@@ -76,12 +76,19 @@ class ControllerProcess:
                 except httpx.HTTPError:
                     pass
             if time.monotonic() > deadline:
-                raise RuntimeError("controller did not become healthy: " + self.log_tail())
+                tail = self.log_tail()
+                self.stop()  # not left running (with its workers) after a failed start
+                raise RuntimeError("controller did not become healthy: " + tail)
             time.sleep(0.1)
 
     def log_tail(self) -> str:
         path = self.workdir / f"controller-{self._n}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def log_tail_all(self) -> str:
+        """Everything every start of the process has written."""
+        return "".join((self.workdir / f"controller-{n}.log").read_text(errors="replace")
+                       for n in range(1, self._n + 1))
 
     def kill9(self) -> None:
         assert self.proc is not None
