@@ -72,8 +72,10 @@ phases:
 def password_role(server: PostgresServer) -> str:
     """A database owned by a role that must log in with its password (scram-sha-256), on the
     session's server: one pg_hba line for this role only, before the "trust" lines."""
-    server.psql(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DB_ROLE}') THEN "
-                f"CREATE ROLE {DB_ROLE} LOGIN PASSWORD '{DB_PASSWORD}'; END IF; END $$")
+    server.psql(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DB_ROLE}') THEN "
+        f"CREATE ROLE {DB_ROLE} LOGIN PASSWORD '{DB_PASSWORD}'; END IF; END $$"
+    )
     name = f"bk_secrets_{int(time.time() * 1000)}"
     server.psql(f"CREATE DATABASE {name} OWNER {DB_ROLE}")
     hba = server.data / "pg_hba.conf"
@@ -106,14 +108,24 @@ def alertmanager_with_basic_auth(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "am-data").mkdir()
     log = (tmp_path / "alertmanager.log").open("wb")
     proc = subprocess.Popen(
-        [ALERTMANAGER, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
-         f"--web.listen-address={RECEIVERS}:{port}", f"--web.config.file={tmp_path / 'am-web.yml'}",
-         "--cluster.listen-address="],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            ALERTMANAGER,
+            f"--config.file={tmp_path / 'am.yml'}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address={RECEIVERS}:{port}",
+            f"--web.config.file={tmp_path / 'am-web.yml'}",
+            "--cluster.listen-address=",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://{RECEIVERS}:{port}"
     try:
-        wait(lambda: httpx.get(url + "/-/ready", auth=(AM_USER, AM_PASSWORD), timeout=1).status_code == 200,
-             "alertmanager ready", 30)
+        wait(
+            lambda: httpx.get(url + "/-/ready", auth=(AM_USER, AM_PASSWORD), timeout=1).status_code == 200,
+            "alertmanager ready",
+            30,
+        )
         yield url
     finally:
         proc.terminate()
@@ -134,7 +146,10 @@ def wait(condition: Callable[[], bool], what: str, seconds: float) -> None:
 
 
 def test_no_secret_of_the_config_is_logged_stored_answered_or_in_an_environment(
-    box: Box, tmp_path: Path, postgres_server: PostgresServer, alertmanager_with_basic_auth: str,
+    box: Box,
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    alertmanager_with_basic_auth: str,
 ) -> None:
     database = password_role(postgres_server)
     assert wrong_password_refused(postgres_server, database)  # the password is really needed
@@ -146,8 +161,11 @@ def test_no_secret_of_the_config_is_logged_stored_answered_or_in_an_environment(
     (playbooks / "secret-demo.yaml").write_text(textwrap.dedent(PLAYBOOK))
     am_host = alertmanager_with_basic_auth.removeprefix("http://")
 
-    with recorder(RECEIVERS, answer={"ok": True, "result": {"message_id": 1}}) as telegram, \
-            recorder(RECEIVERS) as hook, portal(RECEIVERS, code=B24_CODE) as b24:
+    with (
+        recorder(RECEIVERS, answer={"ok": True, "result": {"message_id": 1}}) as telegram,
+        recorder(RECEIVERS) as hook,
+        portal(RECEIVERS, code=B24_CODE) as b24,
+    ):
         webhook_url = hook.url + WEBHOOK_PATH
         secrets = {
             "telegram token": TELEGRAM_TOKEN,
@@ -163,17 +181,34 @@ def test_no_secret_of_the_config_is_logged_stored_answered_or_in_an_environment(
         config = {
             "state_dir": str(state),
             "database": f"postgresql+psycopg://{DB_ROLE}:{DB_PASSWORD}@{PG_HOST}:{postgres_server.port}/{database}",
-            "clients": [{"name": "acme", "hosts": [{
-                "name": box.name,
-                "ssh": {"address": f"{box.info.address}:{box.info.ssh_port}", "user": box.info.ssh_user,
-                        "key_file": box.info.ssh_key},
-            }]}],
+            "clients": [
+                {
+                    "name": "acme",
+                    "hosts": [
+                        {
+                            "name": box.name,
+                            "ssh": {
+                                "address": f"{box.info.address}:{box.info.ssh_port}",
+                                "user": box.info.ssh_user,
+                                "key_file": box.info.ssh_key,
+                            },
+                        }
+                    ],
+                }
+            ],
             "notify": [
-                {"type": "telegram", "chat_id": "-1001", "api_base": telegram.url,
-                 "token_file": str(secret_file(tmp_path / "tg.token", TELEGRAM_TOKEN))},
+                {
+                    "type": "telegram",
+                    "chat_id": "-1001",
+                    "api_base": telegram.url,
+                    "token_file": str(secret_file(tmp_path / "tg.token", TELEGRAM_TOKEN)),
+                },
                 {"type": "webhook", "url": webhook_url},
-                {"type": "bitrix24", "dialog_id": "chat7",
-                 "webhook_file": str(secret_file(tmp_path / "b24.webhook", b24.webhook))},
+                {
+                    "type": "bitrix24",
+                    "dialog_id": "chat7",
+                    "webhook_file": str(secret_file(tmp_path / "b24.webhook", b24.webhook)),
+                },
                 {"type": "alertmanager", "url": f"http://{AM_USER}:{AM_PASSWORD}@{am_host}"},
             ],
         }
@@ -189,8 +224,11 @@ def test_no_secret_of_the_config_is_logged_stored_answered_or_in_an_environment(
         auth = {"Authorization": f"Bearer {operator}"}
 
         controller = ControllerProcess(
-            path, tmp_path, log_level="debug",
-            extra_env={"BOXKEEPER_WORKERS": "2", "BOXKEEPER_PLAYBOOKS": str(playbooks)})
+            path,
+            tmp_path,
+            log_level="debug",
+            extra_env={"BOXKEEPER_WORKERS": "2", "BOXKEEPER_PLAYBOOKS": str(playbooks)},
+        )
         try:
             url = controller.start(timeout=180)  # two workers start slowly on a loaded machine
             assert controller.proc is not None
@@ -198,19 +236,36 @@ def test_no_secret_of_the_config_is_logged_stored_answered_or_in_an_environment(
             workers = [p for p in serve.children(recursive=True) if "python" in p.name()]
             assert len(workers) >= 2, controller.log_tail()
 
-            pushed = httpx.post(f"{url}/api/v1/reports", headers=headers(agent_token), timeout=30,
-                                content=body(make_report(box.name, 1, checks=1, status=2)))
+            pushed = httpx.post(
+                f"{url}/api/v1/reports",
+                headers=headers(agent_token),
+                timeout=30,
+                content=body(make_report(box.name, 1, checks=1, status=2)),
+            )
             assert pushed.status_code == 200, pushed.text
-            wait(lambda: bool(telegram.requests and hook.requests and b24.messages
-                              and httpx.get(alertmanager_with_basic_auth + "/api/v2/alerts",
-                                            auth=(AM_USER, AM_PASSWORD), timeout=5).json()),
-                 "the incident on all four channels", 90)
+            wait(
+                lambda: bool(
+                    telegram.requests
+                    and hook.requests
+                    and b24.messages
+                    and httpx.get(
+                        alertmanager_with_basic_auth + "/api/v2/alerts",
+                        auth=(AM_USER, AM_PASSWORD),
+                        timeout=5,
+                    ).json()
+                ),
+                "the incident on all four channels",
+                90,
+            )
             assert all(r["path"] == f"/bot{TELEGRAM_TOKEN}/sendMessage" for r in telegram.requests)
             assert all(r["path"] == WEBHOOK_PATH for r in hook.requests)
 
-            started = httpx.post(f"{url}/api/v1/runs", headers=auth, timeout=30,
-                                 json={"playbook": "secret-demo", "host": box.name,
-                                       "vars": {"api_token": PLAYBOOK_SECRET}})
+            started = httpx.post(
+                f"{url}/api/v1/runs",
+                headers=auth,
+                timeout=30,
+                json={"playbook": "secret-demo", "host": box.name, "vars": {"api_token": PLAYBOOK_SECRET}},
+            )
             assert started.status_code == 202, started.text
             run_id = started.json()["id"]
             run: dict[str, Any] = {}
@@ -227,19 +282,32 @@ def test_no_secret_of_the_config_is_logged_stored_answered_or_in_an_environment(
             answers = {}
             incidents = httpx.get(f"{url}/api/v1/incidents", headers=auth, timeout=10).json()
             assert incidents, "the report opened no incident"
-            for endpoint in ("/api/v1/hosts", f"/api/v1/hosts/{box.name}",
-                             f"/api/v1/hosts/{box.name}/changes", "/api/v1/checks", "/api/v1/incidents",
-                             f"/api/v1/incidents/{incidents[0]['id']}",
-                             "/api/v1/runs", f"/api/v1/runs/{run_id}", "/api/v1/windows", "/openapi.json",
-                             "/healthz", "/metrics"):
+            for endpoint in (
+                "/api/v1/hosts",
+                f"/api/v1/hosts/{box.name}",
+                f"/api/v1/hosts/{box.name}/changes",
+                "/api/v1/checks",
+                "/api/v1/incidents",
+                f"/api/v1/incidents/{incidents[0]['id']}",
+                "/api/v1/runs",
+                f"/api/v1/runs/{run_id}",
+                "/api/v1/windows",
+                "/openapi.json",
+                "/healthz",
+                "/metrics",
+            ):
                 answer = httpx.get(url + endpoint, headers=auth, timeout=10)
                 assert answer.status_code == 200, (endpoint, answer.text)
                 answers[f"API {endpoint}"] = answer.text
             processes = {f"process {p.pid} {p.name()}": p for p in [serve, *workers]}
             places = {
                 **answers,
-                **{f"{name} environment": Path(f"/proc/{p.pid}/environ").read_bytes().decode(errors="replace")
-                   for name, p in processes.items()},
+                **{
+                    f"{name} environment": Path(f"/proc/{p.pid}/environ")
+                    .read_bytes()
+                    .decode(errors="replace")
+                    for name, p in processes.items()
+                },
                 **{f"{name} argv": " ".join(p.cmdline()) for name, p in processes.items()},
             }
         finally:
@@ -248,17 +316,64 @@ def test_no_secret_of_the_config_is_logged_stored_answered_or_in_an_environment(
         assert "HTTP Request: POST" in log and " DEBUG " in log  # httpx's own lines, at DEBUG, were there
         places["serve log"] = log
         dump = subprocess.run(
-            ["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_dump"), "-h", PG_HOST, "-p",
-             str(postgres_server.port), "-U", "postgres", "--data-only", database],
-            capture_output=True, check=True, timeout=120).stdout.decode(errors="replace")
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(PG_BIN / "pg_dump"),
+                "-h",
+                PG_HOST,
+                "-p",
+                str(postgres_server.port),
+                "-U",
+                "postgres",
+                "--data-only",
+                database,
+            ],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout.decode(errors="replace")
         assert "secret-demo" in dump and "opened" in dump  # the run and the timeline are in it
         places["database (pg_dump: timelines, outbox, runs, reports)"] = dump
 
-    leaks = [f"{what} in {where}" for what, value in secrets.items()
-             for where, text in places.items() if value in text]
+    leaks = [
+        f"{what} in {where}"
+        for what, value in secrets.items()
+        for where, text in places.items()
+        if value in text
+    ]
     assert not leaks, leaks
     # the search itself finds what is there: the config and its secret files hold them
-    control = "".join([yaml.safe_dump(config), (tmp_path / "tg.token").read_text(),
-                       (tmp_path / "b24.webhook").read_text()])
+    control = "".join(
+        [yaml.safe_dump(config), (tmp_path / "tg.token").read_text(), (tmp_path / "b24.webhook").read_text()]
+    )
     assert [what for what, value in secrets.items() if value not in control] == [
-        "alertmanager basic auth", "playbook secret"]
+        "alertmanager basic auth",
+        "playbook secret",
+    ]
+
+
+def test_a_database_url_given_in_the_environment_is_not_passed_on_to_the_workers(tmp_path: Path) -> None:
+    """BOXKEEPER_DATABASE may hold the password: serve reads it, its workers do not inherit it."""
+    config = tmp_path / "controller.yaml"
+    config.write_text(f"state_dir: {tmp_path}/state\nclients: [{{name: acme}}]\n")
+    database = f"sqlite:///{tmp_path}/from-the-environment.db"
+    controller = ControllerProcess(
+        config, tmp_path, extra_env={"BOXKEEPER_WORKERS": "2", "BOXKEEPER_DATABASE": database}
+    )
+    try:
+        controller.start(timeout=180)
+        assert controller.proc is not None
+        serve = psutil.Process(controller.proc.pid)
+        workers = [p for p in serve.children(recursive=True) if "python" in p.name()]
+        assert len(workers) >= 2, controller.log_tail()
+        environments = {p.pid: Path(f"/proc/{p.pid}/environ").read_bytes() for p in [serve, *workers]}
+        assert b"BOXKEEPER_DATABASE=" in environments[serve.pid]  # given to serve (the test's choice)
+        assert [
+            pid for pid, env in environments.items() if pid != serve.pid and b"BOXKEEPER_DATABASE" in env
+        ] == []
+        assert (tmp_path / "from-the-environment.db").exists()  # and used
+    finally:
+        controller.stop()
