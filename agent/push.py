@@ -20,7 +20,7 @@ answer                                     outcome    what happens
                                                       token delivers the backlog
 408, 429, 5xx, other codes, connection     retry      kept; next attempt after an exponential
 refused, timeout, TLS failure, a proxy                backoff (1 s doubling, capped at 60 s,
-that refuses or refuses CONNECT                       jittered to 50-100 %)
+that is down or refuses the CONNECT                   jittered to 50-100 %)
 any other 4xx (400, 413, 422, ...)         rejected   logged as ERROR with the status and the
                                                       controller's message, moved to
                                                       ``spool.dir/rejected/`` (newest 20 kept),

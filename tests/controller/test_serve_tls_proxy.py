@@ -26,6 +26,7 @@ from agent.spool import Spool
 from controller import inventory
 from controller.config import load
 from controller.store.db import Database
+from tests.agent.pushsink import PushSink
 from tests.controller.proc import ControllerProcess
 from tests.controller.reports import body, make_report
 
@@ -258,3 +259,19 @@ def test_a_refused_proxy_keeps_the_report_spooled_until_the_proxy_is_back(
     finally:
         working.close()
     assert spool.seqs() == [] and pusher.stats().delivered_total == 1
+
+
+def test_a_plain_http_controller_is_reached_through_http_proxy(tinyproxy: Tinyproxy) -> None:
+    sink = PushSink("127.0.2.32", token="sink-token").start()  # a controller stand-in, plain HTTP
+    try:
+        proxy = choose(sink.url, None, {"HTTP_PROXY": tinyproxy.url, "HTTPS_PROXY": "http://unused:1"})
+        transport = HttpTransport(sink.url, "sink-token", proxy=proxy)
+        result = transport.send(report("plain-box", 1))
+        transport.close()
+        assert (result.outcome, result.reason) == (Outcome.DELIVERED, "ok")
+        assert sink.seqs() == [1]
+        [(_status, headers, _body)] = sink.requests
+        assert "tinyproxy" in headers.get("Via", "")  # it came through the proxy
+        assert "Proxy-Authorization" not in headers  # the proxy took it; it does not pass it on
+    finally:
+        sink.stop()
