@@ -35,6 +35,7 @@ from agent.configtypes import (
     Duration,
     HttpUrl,
     Name,
+    ProxyUrl,
     Size,
     parse_address,
     parse_duration,
@@ -68,6 +69,9 @@ class ControllerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     push_interval: Duration = DEFAULT_INTERVAL
     ca_file: Optional[Path] = None
     timeout: Duration = Duration(10.0)
+    #: an HTTP proxy for the push (CONNECT for https): http://[user:password@]host:port, or none;
+    #: absent: HTTPS_PROXY / HTTP_PROXY / NO_PROXY of the environment (agent/proxy.py)
+    proxy: Optional[ProxyUrl] = None
 
     def __post_init__(self) -> None:
         if self.url.endswith("/"):

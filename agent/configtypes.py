@@ -205,6 +205,24 @@ class HttpUrl(str):
         return cls(value)
 
 
+class ProxyUrl(str):
+    """An HTTP proxy: ``http://[user:password@]host:port``, or ``none`` (no proxy, whatever the
+    environment says). Errors never show the value: it may hold a password."""
+
+    expected: ClassVar[str] = "an HTTP proxy URL such as http://proxy.example:3128 (or none)"
+    secret: ClassVar[bool] = True
+
+    @classmethod
+    def parse(cls, value: object) -> ProxyUrl:
+        text = _text(value).strip()
+        if text.lower() == "none":
+            return cls("none")
+        m = re.match(r"^http://(?:[^@/\s]*@)?(\[[0-9a-fA-F:.]+\]|[^:/@\s\[\]]+):(\d{1,5})/?$", text)
+        if not m or not 0 < int(m.group(2)) < 65536:
+            raise ValueError(cls.expected)
+        return cls(text)
+
+
 class Regex(str):
     """A regular expression (Python ``re`` syntax), checked to compile."""
 

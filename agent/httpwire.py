@@ -93,14 +93,64 @@ def is_one_line(value: str) -> bool:
     return _BAD_VALUE.search(value) is None
 
 
+class ProxyRefused(ProtocolError):
+    """The proxy answered the ``CONNECT`` with something other than 2xx (``status``: 407 wants
+    credentials, 403 the destination is not allowed, 502/503 it cannot reach it)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"proxy answered CONNECT with HTTP {status}{' ' + reason if reason else ''}")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """An HTTP proxy (agent/proxy.py chooses it): ``CONNECT`` tunnels for TLS."""
+
+    host: str
+    port: int
+    authorization: Optional[str] = None  # the Proxy-Authorization value ("Basic …"); never logged
+
+    @property
+    def shown(self) -> str:
+        """For log lines: without the credentials."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def tunnel(sock: socket.socket, host: str, port: int, proxy: Proxy, *, timeout: float) -> None:
+    """Ask the proxy on ``sock`` for a tunnel to ``host:port`` (``CONNECT``); :class:`ProxyRefused`
+    unless it answers 2xx. After it, ``sock`` carries the bytes to and from ``host:port``."""
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
+    if proxy.authorization:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    reader = _Reader(sock, lambda: sock.settimeout(timeout))
+    status, _headers, _version = _head(reader)
+    while 100 <= status < 200:
+        status, _headers, _version = _head(reader)
+    if not 200 <= status < 300:
+        raise ProxyRefused(status, "")
+    if reader.buf:  # nothing may come before the client speaks (TLS: the ClientHello)
+        raise ProtocolError("proxy sent data after its answer to CONNECT")
+
+
 def connect(
-    host: str, port: int, *, timeout: float, context: Optional[ssl.SSLContext] = None
+    host: str, port: int, *, timeout: float, context: Optional[ssl.SSLContext] = None,
+    proxy: Optional[Proxy] = None,
 ) -> socket.socket:
-    """A connected socket, TLS-wrapped (SNI and hostname check: ``host``) when ``context`` is given."""
-    sock = socket.create_connection((host, port), timeout=timeout)
+    """A connected socket, TLS-wrapped (SNI and hostname check: ``host``) when ``context`` is given.
+    With ``proxy``: to the proxy, and for TLS through a ``CONNECT`` tunnel to ``host:port`` (for
+    plain HTTP the caller sends absolute-form requests to the proxy)."""
+    if proxy is None:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    else:
+        sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
     if context is None:
         return sock
     try:
+        if proxy is not None:
+            tunnel(sock, host, port, proxy, timeout=timeout)
         return context.wrap_socket(sock, server_hostname=host)
     except BaseException:
         sock.close()

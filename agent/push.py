@@ -19,8 +19,8 @@ answer                                     outcome    what happens
                                                       (bounded by max_bytes) so that fixing the
                                                       token delivers the backlog
 408, 429, 5xx, other codes, connection     retry      kept; next attempt after an exponential
-refused, timeout, TLS failure                         backoff (1 s doubling, capped at 60 s,
-                                                      jittered to 50-100 %)
+refused, timeout, TLS failure, a proxy                backoff (1 s doubling, capped at 60 s,
+that is down or refuses the CONNECT                   jittered to 50-100 %)
 any other 4xx (400, 413, 422, ...)         rejected   logged as ERROR with the status and the
                                                       controller's message, moved to
                                                       ``spool.dir/rejected/`` (newest 20 kept),
@@ -29,7 +29,8 @@ any other 4xx (400, 413, 422, ...)         rejected   logged as ERROR with the s
 
 Only the standard library is used (socket + ssl, the HTTP/1.1 exchange of agent/httpwire.py); TLS
 is verified against the system CAs, or against ``controller.ca_file`` when one is configured. The
-token is sent, never logged.
+token is sent, never logged. Through an HTTP proxy (agent/proxy.py) TLS goes in a ``CONNECT``
+tunnel, still verified end to end; the proxy's credentials are never logged either.
 """
 
 from __future__ import annotations
@@ -49,7 +50,16 @@ from typing import Optional, Protocol
 from urllib.parse import urlsplit
 
 from agent import __version__
-from agent.httpwire import ConnectionClosed, ProtocolError, build_request, connect, exchange, host_header
+from agent.httpwire import (
+    ConnectionClosed,
+    ProtocolError,
+    Proxy,
+    ProxyRefused,
+    build_request,
+    connect,
+    exchange,
+    host_header,
+)
 from agent.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -67,7 +77,8 @@ class Outcome(Enum):
 @dataclass(frozen=True)
 class PushResult:
     outcome: Outcome
-    reason: str  # ok, duplicate, auth, throttled, http_5xx, http_4xx, http_other, timeout, tls, connection
+    reason: str  # ok, duplicate, auth, throttled, http_5xx, http_4xx, http_other, timeout, tls, connection,
+    # proxy
     status: Optional[int] = None
     message: str = ""
 
@@ -133,6 +144,7 @@ class HttpTransport:
 
     def __init__(
         self, base_url: str, token: str, *, timeout: float = 10.0, ca_file: Optional[Path] = None,
+        proxy: Optional[Proxy] = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -147,6 +159,12 @@ class HttpTransport:
             "User-Agent": f"boxkeeper-agent/{__version__}",
         }
         self._host_header = host_header(self._host, self._port, self._https)
+        self._proxy = proxy
+        self._target = self._path
+        if proxy is not None and not self._https:  # plain HTTP through a proxy: absolute-form requests
+            self._target = f"http://{self._host_header}{self._path}"
+            if proxy.authorization:
+                self._headers["Proxy-Authorization"] = proxy.authorization
         self._timeout = timeout
         self._context: Optional[ssl.SSLContext] = None
         self._kept: Optional[socket.socket] = None
@@ -154,6 +172,8 @@ class HttpTransport:
         if self._https:
             self._context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
         self.url = public_url(f"{parts.scheme}://{parts.netloc}{self._path}")
+        if proxy is not None:
+            self.url += f" (via proxy {proxy.shown})"
 
     def send(self, body: bytes) -> PushResult:
         sock, reused = self._kept, self._kept is not None
@@ -162,8 +182,9 @@ class HttpTransport:
         try:
             if sock is None:
                 self.connections += 1
-                sock = connect(self._host, self._port, timeout=self._timeout, context=self._context)
-            request = build_request("POST", self._path, self._host_header, self._headers, body=body,
+                sock = connect(self._host, self._port, timeout=self._timeout, context=self._context,
+                               proxy=self._proxy)
+            request = build_request("POST", self._target, self._host_header, self._headers, body=body,
                                     keep_alive=True)
             connected = sock
             answer = exchange(sock, request, head_only=False, max_body=64 * 1024,
@@ -178,6 +199,8 @@ class HttpTransport:
             return PushResult(Outcome.RETRY, "timeout", None, f"no answer within {self._timeout:g}s")
         except ssl.SSLError as exc:
             return PushResult(Outcome.RETRY, "tls", None, str(exc))
+        except ProxyRefused as exc:
+            return PushResult(Outcome.RETRY, "proxy", None, str(exc))
         except ProtocolError as exc:
             return PushResult(Outcome.RETRY, "connection", None, f"bad HTTP answer: {exc}")
         except OSError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -33,6 +34,7 @@ from agent.config import AgentConfig
 from agent.errors import AgentError, SpoolError, TokenFileError
 from agent.metrics import AgentCollector, build_registry, serve, shutdown
 from agent.proctable import ProcessTable
+from agent.proxy import choose as choose_proxy
 from agent.push import HttpTransport, Pusher, Transport, public_url
 from agent.report import CheckReport, Sample
 from agent.reporter import SEQ_FILE, Reporter, SeqCounter, unix_millis
@@ -114,15 +116,20 @@ class AgentService:
         if cfg.controller is not None and token is not None:
             spool = Spool(cfg.spool.dir, cfg.spool.max_bytes)  # SpoolError
             seq = SeqCounter(cfg.spool.dir / SEQ_FILE, floor=spool.max_seq() or 0, initial=unix_millis)
+            proxy = choose_proxy(cfg.controller.url, cfg.controller.proxy, os.environ)  # ConfigError
             transport = self._transport or HttpTransport(
                 cfg.controller.url, token, timeout=cfg.controller.timeout, ca_file=cfg.controller.ca_file,
+                proxy=proxy,
             )
+            if proxy is not None:
+                log.info("pushing to %s through the proxy %s", public_url(cfg.controller.url), proxy.shown)
             reporter = Reporter(
                 host=cfg.host, agent_version=__version__, push_interval=cfg.controller.push_interval, seq=seq,
                 checks=self._snapshot, facts=facts.facts,
                 samples=functools.partial(self._report_samples, sampler, cfg.controller.push_interval),
             )
-            pusher = Pusher(spool, transport, clock=self._clock, url=cfg.controller.url)
+            via = f" (via proxy {proxy.shown})" if proxy is not None else ""
+            pusher = Pusher(spool, transport, clock=self._clock, url=cfg.controller.url + via)
             self._push = _Push(spool, reporter, pusher, cfg.controller.push_interval)
 
         resources = Resources(  # one /proc scan shared by all process checks

@@ -36,6 +36,14 @@ _MSGSPEC_OWN = ("Expected `", "Invalid enum value")
 _ABSENT = object()
 
 
+class _NotShown:
+    def __repr__(self) -> str:
+        return "a value not shown here (it may hold a password)"
+
+
+NOT_SHOWN: Any = _NotShown()
+
+
 def convert(spec: type[T], raw: Mapping[str, Any], *, source: str, path: str = "") -> T:
     """``raw`` as a ``spec``; ``path`` is where ``raw`` sits in the file (``checks[2]``)."""
     try:
@@ -72,6 +80,8 @@ def config_error(
         key_type = _key_type(tp, missing["key"])
         return ConfigError(source, join(path, missing["key"]), expected_text(key_type) + " (required)")
     expected = expected_text(tp) if message.startswith(_MSGSPEC_OWN) else message
+    if getattr(_optional(tp), "secret", False) and value is not _ABSENT:
+        value = NOT_SHOWN  # a value that may hold a password is not echoed
     return ConfigError(source, path or "(top level)", expected, ... if value is _ABSENT else value)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +38,7 @@ from controller.configkit import (
     Expect,
     Invalid,
     Name,
+    Secret,
     Size,
     Text,
     TimeZone,
@@ -47,6 +49,7 @@ from controller.configkit import (
     validate,
 )
 from controller.detection.config import DetectionConfig
+from controller.retention import RetentionSettings
 from controller.workflows.playbook import BUILTINS
 from controller.workflows.steps.fields import IDENTIFIER
 from controller.workflows.template import Value
@@ -82,7 +85,7 @@ def _labels(value: object) -> dict[str, str]:
 ListenAddress = Annotated[tuple[str, int], Expect("an address such as 127.0.0.1:8470", parse_address)]
 SshAddress = Annotated[tuple[str, int], Expect("an address such as 203.0.113.5:22", parse_address)]
 DatabaseUrl = Annotated[str, Expect(
-    "a database URL: sqlite:////path/to/file.db or postgresql+psycopg://user@host/db", _database)]
+    "a database URL: sqlite:////path/to/file.db or postgresql+psycopg://user@host/db", _database), Secret()]
 Labels = Annotated[dict[str, str], Expect(
     "a mapping of label names ([a-zA-Z_][a-zA-Z0-9_]*) to strings, other than 'client' and 'host' "
     "(those are set by boxkeeper)", _labels)]
@@ -197,6 +200,44 @@ class MetricsSection(ConfigModel):
     require_token: Bool = False  # /metrics needs an operator token
 
 
+def _pem_problem(path: str) -> str | None:
+    """Why ``path`` is not a readable PEM file, or None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError as exc:
+        return f"a readable PEM file ({exc.strerror or exc})"
+    if b"-----BEGIN " not in head:
+        return "a PEM file (it has no -----BEGIN line)"
+    return None
+
+
+class TlsSection(ConfigModel):
+    """``serve`` over HTTPS: ``tls: {certificate: /etc/boxkeeper/tls.crt, key: /etc/boxkeeper/tls.key}``
+    (the certificate file may hold the chain after it; the key must be unencrypted)."""
+
+    certificate: Text
+    key: Text
+
+    @model_validator(mode="after")
+    def _files_load_and_match(self) -> TlsSection:
+        for key, path in (("certificate", self.certificate), ("key", self.key)):
+            problem = _pem_problem(path)
+            if problem:
+                raise Invalid(key, problem, path)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self.certificate, self.key, password=lambda: "")
+        except ssl.SSLError as exc:
+            if "KEY_VALUES_MISMATCH" in str(exc.reason) or "key values mismatch" in str(exc):
+                raise Invalid("key", f"the private key of the certificate {self.certificate} "
+                                     "(this key does not match it)", self.key) from None
+            raise Invalid("certificate", "a PEM certificate, with an unencrypted PEM private key in "
+                                         f"tls.key, that OpenSSL can load ({exc.reason or exc})",
+                          self.certificate) from None
+        return self
+
+
 class ControllerConfig(ConfigModel):
     listen: ListenAddress = ("127.0.0.1", 8470)
     state_dir: Text = DEFAULT_STATE_DIR
@@ -204,10 +245,12 @@ class ControllerConfig(ConfigModel):
     operator_tokens_file: Text = ""  # default: <state_dir>/operators.yaml
     ingest: IngestSection = IngestSection()
     metrics: MetricsSection = MetricsSection()
+    tls: TlsSection | None = None  # serve HTTPS itself (else plain HTTP, e.g. behind nginx)
     clients: Annotated[tuple[ClientConfig, ...], Expect("a list of clients")] = ()
     notify: Annotated[tuple[AnyChannel, ...], Expect("a list of channels")] = ()
     maintenance: Annotated[tuple[MaintenanceWindow, ...], Expect("a list of maintenance windows")] = ()
     detection: DetectionConfig = DetectionConfig()
+    retention: RetentionSettings = RetentionSettings()
     source: str = Field(default="<defaults>", exclude=True)
 
     @field_validator("clients")
@@ -248,6 +291,10 @@ class ControllerConfig(ConfigModel):
     @property
     def listen_port(self) -> int:
         return self.listen[1]
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
 
     @property
     def listen_text(self) -> str:

@@ -97,6 +97,23 @@ class Expect:
         return core_schema.no_info_before_validator_function(before, schema)
 
 
+class Secret:
+    """Annotation metadata of a key whose value may be a credential (a database URL with its
+    password, a webhook URL): an error on that key never shows the value given."""
+
+    def __repr__(self) -> str:
+        return "Secret()"
+
+
+class _NotShown:
+    def __repr__(self) -> str:
+        return "a value not shown here (it may hold a credential)"
+
+
+#: what a :class:`ConfigError` says it got for a :class:`Secret` key
+NOT_SHOWN: Any = _NotShown()
+
+
 # ---------------------------------------------------------------------------------------------
 # Scalar parsers (pure)
 
@@ -202,6 +219,7 @@ Name = Annotated[str, Expect("a name of letters, digits, '_', '.', ':' or '-' (a
 Duration = Annotated[float, Expect("a duration such as 10s, 5m or 1h", parse_duration)]
 Size = Annotated[int, Expect("a size such as 1MiB or 512KiB (at least 1KiB)", parse_size)]
 Url = Annotated[str, Expect("an http:// or https:// URL", parse_url)]
+SecretUrl = Annotated[str, Expect("an http:// or https:// URL", parse_url), Secret()]
 TimeZone = Annotated[str, Expect("an IANA time zone such as Europe/Moscow", parse_timezone)]
 Severity = Annotated[str, Expect("one of " + ", ".join(SEVERITIES), parse_severity)]
 Names = Annotated[tuple[str, ...], Expect("a non-empty list of names, e.g. [acme, globex]", parse_names)]
@@ -291,7 +309,8 @@ def translate(exc: ValidationError, tp: Any, raw: object, source: str, prefix: s
     if isinstance(problem, Invalid):
         value = where.value.get(problem.key) if isinstance(where.value, Mapping) else None
         blamed = _join(_join(prefix, where.path), problem.key) or "(top level)"
-        return ConfigError(source, blamed, problem.expected, value if problem.got is ... else problem.got)
+        got = value if problem.got is ... else problem.got
+        return ConfigError(source, blamed, problem.expected, NOT_SHOWN if where.secret else got)
     if kind == "value_error" and problem is not None:
         expected = str(problem)
     elif where.expect is not None:
@@ -307,7 +326,7 @@ def translate(exc: ValidationError, tp: Any, raw: object, source: str, prefix: s
         expected = _WORDS.get(kind) or error["msg"][:1].lower() + error["msg"][1:]
     if kind == "missing":
         return ConfigError(source, key, expected + " (required)")
-    return ConfigError(source, key, expected, where.value)
+    return ConfigError(source, key, expected, NOT_SHOWN if where.secret else where.value)
 
 
 def _join(prefix: str, path: str) -> str:
@@ -325,6 +344,7 @@ class _Place:
     expect: str | None
     parent_fields: tuple[str, ...]
     tags: tuple[str, ...]
+    secret: bool = False
 
 
 def _walk(tp: Any, raw: object, loc: tuple[str | int, ...]) -> _Place:
@@ -349,7 +369,8 @@ def _walk(tp: Any, raw: object, loc: tuple[str | int, ...]) -> _Place:
             path = f"{path}.{item}" if path else str(item)
             value = value.get(item) if isinstance(value, Mapping) else None
             current = _field_type(current, item)
-    return _Place(path, value, _expect(current), parent, tuple(_tagged_members(current)))
+    return _Place(path, value, _expect(current), parent, tuple(_tagged_members(current)),
+                  any(isinstance(item, Secret) for item in _strip(current)[1]))
 
 
 def _strip(tp: Any) -> tuple[Any, list[Any]]:

@@ -12,6 +12,10 @@ Steps, each with its HTTP answer when it refuses:
    answer "duplicate" and nothing is written; otherwise the report row, the check states, the
    state-change history and the host state are written together, or not at all.
 
+The stored body is the validated report re-encoded without its samples (:func:`stored_body`):
+the latest samples are kept once, in ``host_states.samples``. Raw reports are pruned after
+``retention.raw_reports`` (:mod:`controller.retention`).
+
 A report older than the newest one stored (``seq`` below ``last_seq``: it arrived late) is kept in
 ``reports`` but does not overwrite the newer check states, samples or facts.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import json
 import math
 import operator
@@ -381,9 +386,17 @@ _NEWEST_STATE = _Raw(
 )
 
 
+def stored_body(report: Report) -> str:
+    """What ``reports.body`` keeps: the validated report with ``samples`` empty. The samples live
+    once, in ``host_states.samples`` (the latest report's, for /metrics); Prometheus keeps their
+    history. At the example agent config they are about a quarter of a report's bytes (37 samples
+    beside 25 checks); in the ingest bench's report (100 samples, 20 checks) about two thirds."""
+    return _json(dataclasses.replace(report, samples=()))
+
+
 def prepared(report: Report, body: bytes) -> Prepared:
     return Prepared(
-        report, body.decode("utf-8", errors="replace"), _json(report.facts), _json(report.samples),
+        report, stored_body(report), _json(report.facts), _json(report.samples),
         tuple(_json(c.perfdata) for c in report.checks),
     )
 

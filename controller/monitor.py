@@ -1,4 +1,5 @@
-"""The controller's background work: detection passes and notification delivery, in two threads.
+"""The controller's background work: detection passes, notification delivery and the pruning of old
+reports (:mod:`controller.retention`), in three threads.
 
 ``Monitor(cfg, db)``: ``start()`` / ``stop()`` (joins the threads), ``evaluate_once()`` (liveness +
 probes + incident reconcile + notification sync), ``dispatch_once()`` (deliver due outbox rows),
@@ -23,6 +24,7 @@ from controller.detection.classify import HostView, evaluate
 from controller.detection.config import DetectionConfig
 from controller.detection.probes import Prober, ProbeResult, ProbeTarget
 from controller.fleet import HostRecord, read_hosts
+from controller.retention import Pruner
 from controller.store.db import Database
 
 log = logging.getLogger("boxkeeper.monitor")
@@ -74,6 +76,9 @@ class Monitor:
         self._wake_eval = threading.Event()
         self._wake_dispatch = threading.Event()
         self._threads: list[threading.Thread] = []
+        # its own thread: a backlog of batches (each under 50 ms of writer time, with pauses between)
+        # must not delay detection passes
+        self.pruner = Pruner(db, cfg.retention, clock=clock)
         self.passes = 0
         self.pass_errors = 0
 
@@ -144,6 +149,8 @@ class Monitor:
         self._threads = [
             threading.Thread(target=self._evaluate_loop, name="boxkeeper-evaluate", daemon=True),
             threading.Thread(target=self._dispatch_loop, name="boxkeeper-dispatch", daemon=True),
+            threading.Thread(target=self.pruner.run, args=(self._stop,), name="boxkeeper-retention",
+                             daemon=True),
         ]
         for thread in self._threads:
             thread.start()

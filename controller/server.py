@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,14 @@ from controller.api import create_app
 from controller.api.reports import IngestFastPath
 from controller.config import ControllerConfig
 from controller.monitor import Monitor
+from controller.redact import LOG_REDACTOR, install_log_redaction, url_secrets
 from controller.runtime import WorkflowRuntime
 from controller.store.db import Database
 
 log = logging.getLogger("boxkeeper.controller")
+
+#: the format of serve's log lines (set up by cli/serve.py, and in every worker process)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -75,6 +80,11 @@ class WorkerListener(socket.socket):
 #: so that agents push over one connection instead of one TCP (and TLS) handshake per report.
 KEEP_ALIVE_SECONDS = 75
 
+#: Seconds a worker may take to answer the supervisor's health ping (uvicorn's default: 5) before it
+#: is killed and started again: a worker starting on a loaded machine (load 18 on 2 cores, seen in
+#: the test suite) took longer to import the app, and was killed over and over.
+WORKER_HEALTHCHECK = 30
+
 #: gen-0 threshold of the cyclic garbage collector while serving (CPython's default is 700).
 GC_GEN0_THRESHOLD = 50_000
 
@@ -95,23 +105,41 @@ def _stopped(_sig: int, _frame: Any) -> None:
     log.info("boxkeeper controller stopped")
 
 
-_WORKER_ENV = "BOXKEEPER_SERVE_CONFIG"
+@dataclass(frozen=True)
+class WorkerApp:
+    """App factory of one worker process (``--workers N``). The parent's validated config travels
+    pickled inside it, through the pipe ``multiprocessing`` starts the worker with: not through the
+    environment, where the database password would be readable in ``/proc/<pid>/environ`` of every
+    worker (and inherited by anything a worker starts)."""
+
+    cfg: ControllerConfig
+    log_level: str = "info"
+
+    def __call__(self) -> Any:
+        # a spawned worker starts with logging unconfigured: the same lines as the parent's
+        logging.basicConfig(level=getattr(logging, self.log_level.upper(), logging.INFO), format=LOG_FORMAT)
+        protect_logs(self.cfg)
+        app = create_app(self.cfg, Database(self.cfg.database), monitor=None)
+        tune_gc()
+        return IngestFastPath(app)
 
 
-def worker_app() -> Any:
-    """App factory of one worker process (``--workers N``): the config comes from the parent."""
-    from controller.config import load
+def protect_logs(cfg: ControllerConfig) -> None:
+    """Mask the config's secrets that are known before any channel is built (the database
+    password; channels add theirs when their senders are made) in every log record."""
+    LOG_REDACTOR.add(*url_secrets(cfg.database, whole=False))
+    install_log_redaction()
 
-    path = os.environ.get(_WORKER_ENV) or None
-    listen = os.environ.get("BOXKEEPER_LISTEN")
-    cfg = load(path, overrides={"listen": listen} if listen else None)
-    app = create_app(cfg, Database(cfg.database), monitor=None)
-    tune_gc()
-    return IngestFastPath(app)
+
+def _tls_options(cfg: ControllerConfig) -> dict[str, Any]:
+    if cfg.tls is None:
+        return {}
+    return {"ssl_certfile": cfg.tls.certificate, "ssl_keyfile": cfg.tls.key}
 
 
 def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool = True,
           log_level: str = "info", access_log: bool = False, workers: int = 1) -> int:
+    protect_logs(cfg)
     db = Database(cfg.database)
     db.upgrade()
     inventory.sync_config(cfg, db)
@@ -119,8 +147,8 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
         WorkerListener.bind_address(cfg.listen_host, cfg.listen_port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    log.info("boxkeeper controller on http://%s:%s (API /api/v1, /metrics, /healthz, /docs); database %r",
-             shown, port, db)
+    log.info("boxkeeper controller on %s://%s:%s (API /api/v1, /metrics, /healthz, /docs); database %r",
+             cfg.scheme, shown, port, db)
     if ready_file:
         tmp = Path(ready_file + ".tmp")
         tmp.write_text(f"{shown}:{port}\n", encoding="utf-8")
@@ -134,7 +162,7 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
                      workflows=WorkflowRuntime(cfg, db) if monitor else None)
     config = uvicorn.Config(IngestFastPath(app), log_level=log_level, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=10, server_header=False,
-                            timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS, **_tls_options(cfg))
     server = uvicorn.Server(config)
     tune_gc()
     # uvicorn handles SIGTERM/SIGINT (graceful stop), then re-raises the signal to the handlers that
@@ -159,15 +187,14 @@ def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, wo
     """
     from uvicorn.supervisors import Multiprocess
 
-    os.environ[_WORKER_ENV] = cfg.source if cfg.source not in ("<defaults>", "<config>") else ""
-    os.environ["BOXKEEPER_LISTEN"] = cfg.listen_text
-    os.environ["BOXKEEPER_DATABASE"] = cfg.database
-    os.environ["BOXKEEPER_STATE_DIR"] = cfg.state_dir
-    os.environ["BOXKEEPER_OPERATOR_TOKENS_FILE"] = cfg.operator_tokens_file
-    config = uvicorn.Config("controller.server:worker_app", factory=True, workers=workers,
+    # The workers get the config in WorkerApp (pickled), and inherit this environment: a database
+    # URL given as BOXKEEPER_DATABASE (it may hold the password) is not passed on to them.
+    os.environ.pop("BOXKEEPER_DATABASE", None)
+    config = uvicorn.Config(WorkerApp(cfg, log_level), factory=True, workers=workers,
                             log_level=log_level, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=10, server_header=False,
-                            timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                            timeout_worker_healthcheck=WORKER_HEALTHCHECK, **_tls_options(cfg))
     mon = Monitor(cfg, db) if monitor else None
     workflows = WorkflowRuntime(cfg, db) if monitor else None
     if mon is not None:

@@ -67,7 +67,8 @@ CONTROLLER = """\
 #  token_file: /etc/boxkeeper/agent.token
 #  push_interval: 15s            # a report every 15 s, and at once when a check changes hard state
 #  ca_file: null                 # TLS is verified by default; a custom CA may be given
-#  timeout: 10s"""
+#  timeout: 10s
+#  proxy: http://proxy.lan:3128  # an HTTP proxy (CONNECT); default: HTTPS_PROXY / NO_PROXY; none: no proxy"""
 
 PUSH = """\
 # Push to the controller. token_file holds this host's token (one line, owner boxkeeper, mode 0600):

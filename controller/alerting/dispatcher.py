@@ -9,8 +9,10 @@ or ``max_age``, then ``failed``).
 
 Delivery is at-least-once: a crash after a send and before its mark re-sends the row when the lease
 runs out. Every payload carries an idempotency key for receivers to drop that duplicate.
-A row marked ``sent`` is never sent again. Rows of one incident go to one channel in order (a
-"resolved" waits for its "firing" while that one is being retried).
+A row marked ``sent`` is never sent again. A channel's repeats of one incident share one timeline
+line (updated to the latest), so a long incident's timeline does not grow with its age. Rows of one
+incident go to one channel in order (a "resolved" waits for its "firing" while that one is being
+retried).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from controller.alerting.channels.base import DeliveryError, Outgoing, Sender
 from controller.alerting.models import FAILED, PENDING, SENT, IncidentEvent, Notification
@@ -39,6 +41,27 @@ def backoff(
     """Delay before retry number ``attempts`` (1-based): base·2^(n-1), capped, with jitter in [½, 1]."""
     delay: float = min(cap, base * 2.0 ** max(0, attempts - 1))
     return delay * (0.5 + 0.5 * rng())
+
+
+def _record(session: Session, note: Outgoing, kind: str, message: str, now: float) -> None:
+    """Add the delivery's timeline event. A repeat does not add a line: the channel's one line for
+    its repeats (of this kind) is updated to the latest (number, time, text), so a day-long incident
+    routed to Alertmanager (a repeat a minute) keeps a short timeline."""
+    if note.event == "repeat":
+        prefix = f"{note.channel}: repeat"
+        line = session.scalars(
+            select(IncidentEvent).where(
+                IncidentEvent.incident_id == note.incident_id, IncidentEvent.kind == kind,
+                IncidentEvent.message.startswith(prefix, autoescape=True),
+            ).order_by(IncidentEvent.id.desc()).limit(1)
+        ).first()
+        number = note.idempotency_key.rsplit(":", 1)[-1]
+        message = f"{prefix} #{number} (the latest; one line for all repeats){message[len(prefix):]}"
+        if line is not None:
+            line.at, line.message = now, message
+            return
+    session.add(IncidentEvent(incident_id=note.incident_id, at=now, kind=kind, actor="boxkeeper",
+                              message=message))
 
 
 class Dispatcher:
@@ -145,8 +168,7 @@ class Dispatcher:
                 update(Notification).where(Notification.id == note.id, Notification.status == PENDING)
                 .values(status=SENT, sent_at=now, last_error=None)
             )
-            session.add(IncidentEvent(incident_id=note.incident_id, at=now, kind="notified",
-                                      actor="boxkeeper", message=f"{note.channel}: {note.event}"))
+            _record(session, note, "notified", f"{note.channel}: {note.event}", now)
         self.counts[(note.channel, "sent")] += 1
         log.info("notification %s (%s, incident #%s) sent to %s", note.id, note.event, note.incident_id,
                  note.channel)
@@ -161,11 +183,8 @@ class Dispatcher:
             row.last_error = error[:2000]
             if give_up:
                 row.status = FAILED
-                session.add(IncidentEvent(
-                    incident_id=note.incident_id, at=now, kind="notify_failed", actor="boxkeeper",
-                    message=f"{note.channel}: {note.event} failed after {row.attempts} attempt(s): "
-                    f"{error[:500]}",
-                ))
+                _record(session, note, "notify_failed", f"{note.channel}: {note.event} failed after "
+                        f"{row.attempts} attempt(s): {error[:500]}", now)
             else:
                 row.next_attempt_at = now + backoff(row.attempts, base=self.base_delay, cap=self.max_delay,
                                                     rng=self.rng)

@@ -12,6 +12,15 @@ outbox for it and adds what is missing —
 
 Each row's ``dedup_key`` is unique (``<incident>:<channel>:<event>:<n>``), so the same event is never
 enqueued twice, even by two controllers racing. Ack expiry is applied here too.
+
+Bounded per incident, however long it lasts (an Alertmanager channel repeats every minute: 1,440
+repeats a day): a repeat is not enqueued while the channel still has a repeat pending for the
+incident (a down receiver gets the latest state when it is back, not a queue of stale repeats), and once a
+repeat is enqueued the channel's delivered repeats older than the last :data:`REPEATS_KEPT` are
+deleted. A repeat's number is one more than the highest one stored, so a receiver's idempotency key
+is never reused. The rows this module re-reads on every pass are thus at most, per channel, the
+firings (one per severity), :data:`REPEATS_KEPT` + 1 repeats and the resolved one. The timeline
+keeps one "notified" line per channel for all of its repeats (:mod:`controller.alerting.dispatcher`).
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +47,14 @@ from controller.alerting.routing import channels_for, repeat_due
 from controller.alerting.silences import is_muted
 from controller.configkit import severity_rank
 from controller.detection.classify import CHECK_KINDS, HOST_KINDS
+
+#: delivered repeats kept per (incident, channel); older ones are deleted when a new one is enqueued
+REPEATS_KEPT = 3
+
+
+def repeat_number(dedup_key: str) -> int:
+    """``n`` of a repeat row's key ``<incident>:<channel>:repeat:<n>``."""
+    return int(dedup_key.rsplit(":", 1)[-1])
 
 
 @dataclass(frozen=True)
@@ -112,13 +129,15 @@ def sync_notifications(session: Session, incident: Incident, policy: NotifyPolic
                now)
         incident.acknowledged_by = incident.acknowledged_at = incident.ack_expires_at = None
     rows = session.execute(
-        select(Notification.channel, Notification.event, Notification.dedup_key, Notification.created_at)
+        select(Notification.channel, Notification.event, Notification.dedup_key, Notification.created_at,
+               Notification.status)
         .where(Notification.incident_id == incident.id)
     ).all()
     keys = {r.dedup_key for r in rows}
     fired: dict[str, float] = {}  # channel → last firing/repeat enqueued
     fired_rank: dict[str, int] = {}  # channel → highest severity it heard firing at
-    repeats: dict[str, int] = {}
+    repeats: dict[str, int] = {}  # channel → highest repeat number
+    waiting: set[str] = set()  # channels with a repeat still pending
     for r in rows:
         if r.event in ("firing", "repeat"):
             fired[r.channel] = max(fired.get(r.channel, 0.0), r.created_at)
@@ -126,7 +145,9 @@ def sync_notifications(session: Session, incident: Incident, policy: NotifyPolic
             rank = severity_rank(r.dedup_key.rsplit(":", 1)[-1])
             fired_rank[r.channel] = max(fired_rank.get(r.channel, -1), rank)
         if r.event == "repeat":
-            repeats[r.channel] = repeats.get(r.channel, 0) + 1
+            repeats[r.channel] = max(repeats.get(r.channel, 0), repeat_number(r.dedup_key))
+        if r.event == "repeat" and r.status == PENDING:
+            waiting.add(r.channel)
     added = 0
     incident.needs_sync = False
     if incident.status == RESOLVED:
@@ -153,10 +174,25 @@ def sync_notifications(session: Session, incident: Incident, policy: NotifyPolic
             if key not in keys:
                 added += _enqueue(session, incident, channel.name, "firing", key, now)
                 continue
-        if repeat_due(channel, last_sent=fired.get(channel.name), now=now, acknowledged=acknowledged):
-            key = f"{incident.id}:{channel.name}:repeat:{repeats.get(channel.name, 0) + 1}"
-            added += _enqueue(session, incident, channel.name, "repeat", key, now)
+        if channel.name not in waiting and repeat_due(channel, last_sent=fired.get(channel.name), now=now,
+                                                      acknowledged=acknowledged):
+            number = repeats.get(channel.name, 0) + 1
+            key = f"{incident.id}:{channel.name}:repeat:{number}"
+            if _enqueue(session, incident, channel.name, "repeat", key, now):
+                added += 1
+                _forget_repeats(session, incident, channel.name, [
+                    r.dedup_key for r in rows if r.channel == channel.name and r.event == "repeat"
+                    and r.status != PENDING and repeat_number(r.dedup_key) <= number - REPEATS_KEPT])
     return added
+
+
+def _forget_repeats(session: Session, incident: Incident, channel: str, keys: list[str]) -> None:
+    """Delete delivered (or given up) repeats of a channel that are no longer among the last kept."""
+    if keys:
+        session.execute(delete(Notification).where(
+            Notification.incident_id == incident.id, Notification.channel == channel,
+            Notification.dedup_key.in_(keys), Notification.status != PENDING,
+        ))
 
 
 def sync_pending(session: Session, policy: NotifyPolicy, now: float) -> int:

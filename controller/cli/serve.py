@@ -23,11 +23,10 @@ def register(cli: Cli) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from controller.server import serve  # uvicorn and the app: only for this command
+    from controller.server import LOG_FORMAT, serve  # uvicorn and the app: only for this command
 
     overrides: dict[str, object] = {"listen": args.listen} if args.listen else {}
     cfg = load(config_path(args), overrides=overrides)
-    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format=LOG_FORMAT)
     return serve(cfg, ready_file=args.ready_file, monitor=not args.no_monitor, log_level=args.log_level,
                  workers=max(1, args.workers))

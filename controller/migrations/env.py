@@ -8,6 +8,7 @@ import importlib
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
+import controller.store.history  # (the history summaries)
 import controller.store.models  # noqa: F401  (registers the core tables on Base.metadata)
 from controller.store.base import Base
 

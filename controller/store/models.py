@@ -3,7 +3,8 @@
 ::
 
     clients 1─n hosts 1─n agent_tokens        (token hashes; revoked_at set = no longer valid)
-                hosts 1─n reports              (every accepted report, unique (host_id, seq))
+                hosts 1─n reports              (accepted reports, unique (host_id, seq); kept for
+                                               retention.raw_reports, then summarised: store/history.py)
                 hosts 1─n check_states         (latest state of each check, one row per check)
                 hosts 1─n state_changes        (history: a row when status or hard/soft changed)
                 hosts 1─1 host_states          (last report time by the controller clock, facts, samples)
@@ -75,14 +76,17 @@ class AgentToken(Base):
 
 class Report(Base):
     __tablename__ = "reports"
-    __table_args__ = (UniqueConstraint("host_id", "seq", name="uq_reports_host_id_seq"),)
+    __table_args__ = (
+        UniqueConstraint("host_id", "seq", name="uq_reports_host_id_seq"),
+        Index("ix_reports_host_id_received_at", "host_id", "received_at"),  # the pruning's walk
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[float] = mapped_column(Float, index=True)
     sent_at: Mapped[float] = mapped_column(Float)
-    body: Mapped[str] = mapped_column(Text)  # the report as received (validated JSON)
+    body: Mapped[str] = mapped_column(Text)  # the validated report without its samples (JSON)
 
 
 class CheckState(Base):

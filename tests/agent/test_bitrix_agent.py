@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from agent.checks.registry import sample_help
+from agent.spool import unpack
 from tests.agent.agentproc import AgentProcess, free_port, wait_for
 from tests.agent.pushsink import PushSink
 from tests.boxes import mariadb
@@ -120,7 +121,7 @@ def test_the_profile_in_the_running_agent(box: Box, tmp_path: Path, push_server:
         seen = {
             "/metrics": agent.scrape() or "",
             "reports": json.dumps(sink.reports),
-            "spool": "".join(p.read_text(errors="replace")
+            "spool": "".join(unpack(p.read_bytes()).decode(errors="replace")  # spooled: compressed
                              for p in (tmp_path / "spool").rglob("*") if p.is_file()),
             "state": "".join(p.read_text() for p in state.iterdir()),
             "argv": Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent.report import CheckReport, Facts, PerfValue, Report, Sample, Status, to_json
 from agent.reporter import SEQ_FILE, Reporter, SeqCounter
-from agent.spool import Spool
+from agent.spool import Spool, unpack
 
 
 def check(name: str = "portal", summary: str = "HTTP 200") -> CheckReport:
@@ -52,7 +52,7 @@ def test_seq_grows_and_is_persisted_once_the_report_is_spooled(tmp_path: Path) -
     reporter = make(tmp_path)
     assert [reporter.spool_next(spool).seq for _ in range(3)] == [1, 2, 3]
     assert spool.seqs() == [1, 2, 3]
-    assert json.loads((tmp_path / "00000000000000000002.json").read_bytes())["seq"] == 2
+    assert json.loads(unpack((tmp_path / "00000000000000000002.json").read_bytes()))["seq"] == 2
     assert not (tmp_path / SEQ_FILE).exists()  # the spooled report is the seq's record: no second write
     for seq in (1, 2, 3):
         spool.remove(seq)  # delivered

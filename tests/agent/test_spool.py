@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
+import zlib
 from pathlib import Path
 
 import pytest
 
 from agent.errors import SpoolError
-from agent.spool import DELIVERED_FILE, Spool, spool_name
+from agent.spool import DELIVERED_FILE, Spool, pack, spool_name
 
 
-def body(seq: int, size: int = 100) -> bytes:
+def body(seq: int, size: int = 100, *, noise: bool = False) -> bytes:
     head = f'{{"seq":{seq},"pad":"'.encode()
-    return head + b"x" * (size - len(head) - 2) + b'"}'
+    fill = size - len(head) - 2
+    pad = os.urandom(fill).hex()[:fill].encode() if noise else b"x" * fill
+    return head + pad + b'"}'
+
+
+def stored(*seqs: int) -> int:
+    """Bytes on disk of body(seq) for each seq (the spool compresses)."""
+    return sum(len(pack(body(seq))) for seq in seqs)
 
 
 def test_replays_oldest_first_and_survives_a_restart(tmp_path: Path) -> None:
@@ -24,7 +34,7 @@ def test_replays_oldest_first_and_survives_a_restart(tmp_path: Path) -> None:
     assert spool.oldest() == (1, body(1))
     reopened = Spool(tmp_path, max_bytes=10_000)
     assert reopened.seqs() == [1, 2, 3]
-    assert reopened.stats().bytes == 300
+    assert reopened.stats().bytes == stored(1, 2, 3)
     reopened.remove(1)
     assert reopened.oldest() == (2, body(2))
     assert Spool(tmp_path, max_bytes=10_000).seqs() == [2, 3]
@@ -39,7 +49,7 @@ def test_the_report_just_stored_is_sent_from_memory_and_still_on_disk(tmp_path: 
     assert spool.oldest() == (1, b"changed on disk")  # older reports come from their files
     spool.remove(1)
     assert spool.oldest() == (2, body(2))
-    assert (tmp_path / spool_name(2)).read_bytes() == body(2)  # durable all the same
+    assert zlib.decompress((tmp_path / spool_name(2)).read_bytes()) == body(2)  # durable all the same
     spool.reject(2)
     assert spool.oldest() is None
 
@@ -48,7 +58,7 @@ def test_files_are_named_by_zero_padded_seq_and_private(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", max_bytes=10_000)
     spool.append(42, body(42))
     path = tmp_path / "spool" / "00000000000000000042.json"
-    assert path.read_bytes() == body(42)
+    assert zlib.decompress(path.read_bytes()) == body(42)
     assert spool_name(42) == path.name
     assert path.stat().st_mode & 0o077 == 0
     assert (tmp_path / "spool").stat().st_mode & 0o077 == 0
@@ -72,13 +82,13 @@ def test_over_max_bytes_drops_oldest_first_counts_and_logs_the_range(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    spool = Spool(tmp_path, max_bytes=350)
+    spool = Spool(tmp_path, max_bytes=stored(3, 4, 5))
     with caplog.at_level(logging.WARNING, logger="agent.spool"):
         for seq in range(1, 6):
             spool.append(seq, body(seq))
     assert spool.seqs() == [3, 4, 5]
     stats = spool.stats()
-    assert (stats.reports, stats.bytes, stats.dropped_total) == (3, 300, 2)
+    assert (stats.reports, stats.bytes, stats.dropped_total) == (3, stored(3, 4, 5), 2)
     assert sorted(p.name for p in tmp_path.glob("*.json")) == [spool_name(s) for s in (3, 4, 5)]
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("dropped 1 oldest report(s), seq 1..1" in m for m in messages)
@@ -89,11 +99,11 @@ def test_one_big_append_drops_several_and_the_newest_is_always_kept(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    spool = Spool(tmp_path, max_bytes=350)
+    spool = Spool(tmp_path, max_bytes=stored(1, 2, 3) + 50)
     for seq in range(1, 4):
         spool.append(seq, body(seq))
     with caplog.at_level(logging.WARNING, logger="agent.spool"):
-        spool.append(4, body(4, size=1000))
+        spool.append(4, body(4, size=1000, noise=True))  # hex noise: ~500 bytes compressed
     assert spool.seqs() == [4]
     assert spool.stats().dropped_total == 3
     assert "dropped 3 oldest report(s), seq 1..3" in caplog.text
@@ -156,3 +166,31 @@ def test_unusable_directory_is_a_spool_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(SpoolError, match="not usable"):
         Spool(blocker / "spool", max_bytes=1000)
+
+
+def test_reports_are_stored_compressed_and_sent_as_they_were(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=100_000)
+    report = json.dumps({"seq": 1, "checks": [{"name": f"disk-{i}", "status": 0, "summary": "OK: 12% used"}
+                                               for i in range(100)]}).encode()
+    spool.append(1, report)
+    spool.append(2, body(2))
+    on_disk = (tmp_path / spool_name(1)).read_bytes()
+    assert len(on_disk) * 5 < len(report)  # a report's JSON repeats its keys: it compresses well
+    assert spool.stats().bytes == len(on_disk) + len(pack(body(2)))
+    assert Spool(tmp_path, max_bytes=100_000).oldest() == (1, report)  # read back after a restart
+
+
+def test_uncompressed_reports_of_an_earlier_version_are_still_sent_after_an_upgrade(tmp_path: Path) -> None:
+    # an agent before compression left these (plain JSON files) and a delivered report
+    (tmp_path / spool_name(7)).write_bytes(b'{"seq":7,"older":"agent"}')
+    (tmp_path / spool_name(8)).write_bytes(b'{"seq":8,"older":"agent"}')
+    (tmp_path / DELIVERED_FILE).write_bytes(b'{"seq":6,"older":"agent"}')
+    spool = Spool(tmp_path, max_bytes=100_000)
+    assert spool.max_seq() == 8
+    spool.append(9, body(9))  # the upgraded agent's first report, compressed
+    sent = []
+    while (item := spool.oldest()) is not None:
+        sent.append(item)
+        spool.remove(item[0])
+    assert sent == [(7, b'{"seq":7,"older":"agent"}'), (8, b'{"seq":8,"older":"agent"}'), (9, body(9))]
+    assert Spool(tmp_path, max_bytes=100_000).max_seq() == 9  # the compressed delivered file is read too

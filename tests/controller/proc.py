@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -22,7 +23,11 @@ class ControllerProcess:
         *,
         listen: str = "127.0.2.2:0",
         extra_env: dict[str, str] | None = None,
+        log_level: str = "warning",
+        ca_file: Path | None = None,
     ) -> None:
+        self.log_level = log_level
+        self.ca_file = ca_file  # serve speaks HTTPS (tls: in the config) with a certificate from this CA
         self.config = config
         self.workdir = workdir
         self.listen = listen
@@ -48,7 +53,7 @@ class ControllerProcess:
                 "--ready-file",
                 str(ready),
                 "--log-level",
-                "warning",
+                self.log_level,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -60,19 +65,30 @@ class ControllerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"controller exited {self.proc.returncode}: {self.log_tail()}")
             if ready.exists():
-                self.url = "http://" + ready.read_text().strip()
+                scheme = "https" if self.ca_file else "http"
+                self.url = f"{scheme}://" + ready.read_text().strip()
+                verify: ssl.SSLContext | bool = True
+                if self.ca_file:
+                    verify = ssl.create_default_context(cafile=str(self.ca_file))
                 try:
-                    if httpx.get(self.url + "/healthz", timeout=5).status_code == 200:
+                    if httpx.get(self.url + "/healthz", timeout=5, verify=verify).status_code == 200:
                         return self.url
                 except httpx.HTTPError:
                     pass
             if time.monotonic() > deadline:
-                raise RuntimeError("controller did not become healthy: " + self.log_tail())
+                tail = self.log_tail()
+                self.stop()  # not left running (with its workers) after a failed start
+                raise RuntimeError("controller did not become healthy: " + tail)
             time.sleep(0.1)
 
     def log_tail(self) -> str:
         path = self.workdir / f"controller-{self._n}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def log_tail_all(self) -> str:
+        """Everything every start of the process has written."""
+        return "".join((self.workdir / f"controller-{n}.log").read_text(errors="replace")
+                       for n in range(1, self._n + 1))
 
     def kill9(self) -> None:
         assert self.proc is not None

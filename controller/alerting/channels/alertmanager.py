@@ -17,7 +17,8 @@ import httpx
 
 from controller.alerting.channels.base import ChannelSettings, Outgoing, SecretFiles, post_json, tls_verify
 from controller.alerting.render import body
-from controller.configkit import Bool, Duration, Url
+from controller.configkit import Bool, Duration, SecretUrl, Url
+from controller.redact import guard_http_logs, url_secrets
 
 
 def _rfc3339(stamp: float) -> str:
@@ -55,7 +56,7 @@ class AlertmanagerChannel(ChannelSettings):
     """``{type: alertmanager, url: "http://127.0.0.1:9093"}``: re-sent every ``repeat_interval``."""
 
     type: Literal["alertmanager"]
-    url: Url
+    url: SecretUrl  # may hold basic auth: http://user:password@host:9093
     verify_tls: Bool = True
     generator_url: Url | None = None
     repeat_interval: Duration | None = 60.0
@@ -68,11 +69,13 @@ class AlertmanagerSender:
     def __init__(self, channel: AlertmanagerChannel) -> None:
         self.name = channel.name
         self._options = channel
+        self._url_secrets = url_secrets(channel.url, whole=False)
+        guard_http_logs(self._url_secrets)  # httpx logs request URLs
         verify = tls_verify(channel.verify_tls, channel.ca_file)
         self._client = httpx.Client(timeout=channel.timeout, verify=verify)
 
     def secrets(self) -> tuple[str, ...]:
-        return ()
+        return self._url_secrets
 
     def send(self, note: Outgoing) -> None:
         data = json.dumps([alert(note, self._options.generator_url)]).encode()

@@ -17,7 +17,8 @@ import httpx
 
 from controller.alerting.channels.base import ChannelSettings, Outgoing, SecretFiles, post_json, tls_verify
 from controller.alerting.render import body, subject
-from controller.configkit import Bool, FilePath, Url
+from controller.configkit import Bool, FilePath, SecretUrl
+from controller.redact import guard_http_logs, url_secrets
 
 SIGNATURE_HEADER = "X-Boxkeeper-Signature"
 
@@ -43,7 +44,7 @@ class WebhookChannel(ChannelSettings):
     """``{type: webhook, url: "https://hooks.example/bk", secret_file: /etc/boxkeeper/hook.secret}``"""
 
     type: Literal["webhook"]
-    url: Url
+    url: SecretUrl  # a Slack-style webhook URL is itself the credential
     secret_file: FilePath | None = None
     verify_tls: Bool = True
 
@@ -57,11 +58,13 @@ class WebhookSender:
         self.name = channel.name
         self._url = channel.url
         self._secret = secret
+        self._url_secrets = url_secrets(channel.url, whole=True)
+        guard_http_logs(self._url_secrets)  # httpx logs request URLs, and this one is the key
         verify = tls_verify(channel.verify_tls, channel.ca_file)
         self._client = httpx.Client(timeout=channel.timeout, verify=verify)
 
     def secrets(self) -> tuple[str, ...]:
-        return (self._secret,) if self._secret else ()
+        return ((self._secret,) if self._secret else ()) + self._url_secrets
 
     def send(self, note: Outgoing) -> None:
         data = webhook_body(note)
