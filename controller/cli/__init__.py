@@ -12,6 +12,8 @@
     boxkeeper update run|reconcile ...
     boxkeeper runs [--json] | runs show ID
     boxkeeper windows add|list|scheduler ...
+    boxkeeper report --client C --month YYYY-MM [--format F] [--out FILE]
+    boxkeeper worklog add|list ...
 
 Every command takes ``--config F`` (default ``$BOXKEEPER_CONFIG``). Exit codes: 0 ok, 1 the
 operation failed (unknown host, database error or not migrated), 2 the config (or a usage) is
@@ -33,16 +35,19 @@ from controller.cli import (
     maintenance,
     migrate,
     operators,
+    report,
     runs,
     serve,
     status,
     update,
     windows,
+    worklog,
 )
 from controller.cli.common import Cli, SchemaError, add_config_argument, close_all
 from controller.errors import ConfigError, InventoryError, OperatorTokenError
 
-COMMANDS = (serve, migrate, status, hosts, operators, incidents, maintenance, update, runs, windows)
+COMMANDS = (serve, migrate, status, hosts, operators, incidents, maintenance, update, runs, windows, report,
+            worklog)
 
 
 def parser() -> argparse.ArgumentParser:
