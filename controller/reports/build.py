@@ -120,7 +120,7 @@ class _Context:
             select(UpdateWindow, WindowOccurrence)
             .join(UpdateWindow, UpdateWindow.id == WindowOccurrence.window_id)
             .where(UpdateWindow.target.in_(targets), WindowOccurrence.status.in_(WINDOW_SPAN_STATES),
-                   WindowOccurrence.scheduled_for < m.end)).tuples()]
+                   WindowOccurrence.scheduled_for < m.end))]
         self.checks = list(s.scalars(select(CheckState).where(CheckState.host_id.in_(ids))
                                      .order_by(CheckState.host_id, CheckState.name)))
 

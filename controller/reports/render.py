@@ -254,7 +254,7 @@ def _about(entry: dict[str, Any]) -> str:
 
 
 def _label(item: dict[str, Any], index: int) -> str:
-    for key in ("portal", "host", "id", "operator", "incident_id", "run_id", "name"):
+    for key in ("portal", "id", "incident_id", "run_id", "operator", "host", "name"):
         if key in item and item[key] is not None:
             return f"{item['host']}/{item[key]}" if key == "portal" else str(item[key])
     return str(index)
