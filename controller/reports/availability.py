@@ -2,8 +2,9 @@
 
 - **host down**: an incident of a host-level kind (``unreachable``, ``agent_down``: DESIGN.md
   "Outage detection") is open, from ``opened_at`` to ``resolved_at`` (or the end of the month).
-- **portal down**: a ``check`` incident of severity critical on that portal check is open, or the
-  host is ``unreachable`` (its portal check cannot report then, and the controller's own probe of
+- **portal down**: a ``check`` incident on that portal check is open *and critical* (its timeline
+  says when it was opened critical, escalated to critical or lowered from it), or the host is
+  ``unreachable`` (its portal check cannot report then, and the controller's own probe of
   the portal URL failed).
 - **planned**: the config's maintenance windows covering the host, its silences (operator
   silences lifted before their end are no longer stored: only their stored span counts), its
@@ -16,7 +17,8 @@ taken out of the denominator, as SLA tools do; downtime outside it counts fully.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -97,6 +99,40 @@ class Availability:
         return [{"start": max(p.start, lo), "end": min(p.end, hi),
                  "seconds": min(p.end, hi) - max(p.start, lo), "source": p.source, "label": p.label}
                 for p in sorted(self.planned, key=lambda p: (p.start, p.end)) if p.end > lo and p.start < hi]
+
+
+#: timeline messages of controller/alerting/incidents.py: "critical: …" (opened),
+#: "warning → critical: …" (escalated / severity)
+_OPENED = re.compile(r"^(\w+): ")
+_CHANGED = re.compile(r"^(\w+) → (\w+): ")
+
+
+def critical_spans(events: Iterable[tuple[float, str, str]], end: float, *,
+                   severity: str = "critical") -> list[Interval]:
+    """When an incident was at ``severity``, from its timeline ``(at, kind, message)`` (oldest
+    first), up to its resolution or ``end``."""
+    spans: list[Interval] = []
+    since: float | None = None
+    for at, kind, message in events:
+        found = None
+        if kind == "opened" and (opened := _OPENED.match(message)):
+            found = opened.group(1)
+        elif kind in ("escalated", "severity") and (changed := _CHANGED.match(message)):
+            found = changed.group(2)
+        elif kind == "resolved":
+            found = ""
+        if found is None:
+            continue
+        if found == severity and since is None:
+            since = at
+        elif found != severity and since is not None:
+            spans.append((since, at))
+            since = None
+        if kind == "resolved":
+            break
+    if since is not None:
+        spans.append((since, end))
+    return spans
 
 
 def maintenance_spans(windows: Sequence[MaintenanceWindow], *, client: str, host: str, start: float,

@@ -20,7 +20,7 @@ from controller.alerting.maintenance import MaintenanceWindow
 from controller.alerting.models import Incident, IncidentEvent, Silence
 from controller.errors import UnknownClientError
 from controller.reports import worklog
-from controller.reports.availability import Availability, Down, Planned, maintenance_spans
+from controller.reports.availability import Availability, Down, Planned, critical_spans, maintenance_spans
 from controller.reports.period import Month, month_in
 from controller.store.models import CheckState, Client, Host
 from controller.workflows.models import UpdateWindow, WindowOccurrence, WorkflowRun
@@ -96,6 +96,7 @@ class _Context:
         self.silences: list[tuple[str, Silence]] = []
         self.occurrences: list[tuple[UpdateWindow, WindowOccurrence]] = []
         self.checks: list[CheckState] = []
+        self._severity_events: dict[int, list[tuple[float, str, str]]] | None = None
 
     def iso(self, stamp: float | None) -> str | None:
         return None if stamp is None else self.m.local(stamp).isoformat(timespec="seconds")
@@ -123,6 +124,21 @@ class _Context:
                    WindowOccurrence.scheduled_for < m.end))]
         self.checks = list(s.scalars(select(CheckState).where(CheckState.host_id.in_(ids))
                                      .order_by(CheckState.host_id, CheckState.name)))
+
+    def severity_events(self, incident: Incident) -> list[tuple[float, str, str]]:
+        """(at, kind, message) of the events that open, change the severity of, or resolve the incident."""
+        if self._severity_events is None:
+            ids = [i.id for i in self.incidents if i.cause == "check"]
+            self._severity_events = defaultdict(list)
+            if ids:
+                stmt = (select(IncidentEvent.incident_id, IncidentEvent.at, IncidentEvent.kind,
+                               IncidentEvent.message)
+                        .where(IncidentEvent.incident_id.in_(ids),
+                               IncidentEvent.kind.in_(("opened", "escalated", "severity", "resolved")))
+                        .order_by(IncidentEvent.at, IncidentEvent.id))
+                for incident_id, at, kind, message in self.session.execute(stmt):
+                    self._severity_events[incident_id].append((at, kind, message))
+        return self._severity_events[incident.id]
 
     def incident_end(self, incident: Incident) -> float:
         return incident.resolved_at if incident.resolved_at is not None else self.as_of
@@ -190,8 +206,8 @@ def _availability(ctx: _Context, windows: Sequence[MaintenanceWindow]) -> tuple[
         names |= {n for i in mine if (n := _check_of(i)) is not None and n.startswith(PORTAL_PREFIX)}
         unreachable = tuple(d for d in host_downs if d.kind == "unreachable")
         for name in sorted(names):
-            downs = tuple(Down(i.opened_at, ctx.incident_end(i), "portal_down", i.id) for i in mine
-                          if _check_of(i) == name and i.severity == "critical")
+            downs = tuple(Down(a, b, "portal_down", i.id) for i in mine if _check_of(i) == name
+                          for a, b in critical_spans(ctx.severity_events(i), ctx.incident_end(i)))
             portals.append({"host": host.name, "portal": name,
                             **_figures(ctx, Availability(period, downs + unreachable, planned))})
     return hosts, portals

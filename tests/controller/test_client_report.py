@@ -17,6 +17,7 @@ web1 (added in September)
 web2 (added Nov 16 00:00: period 15 days = 1,296,000 s)
   I5 check portal  Nov 22 03:10 – 03:40          1,800 s, inside update window 03:00–04:00 → planned
   I6 unreachable   Nov 25 12:00 – 12:20          1,200 s, acked 12:02 (120 s)
+  I7 check portal-shop  Nov 26 10:00 warning, 10:20 critical, 10:50 warning, 11:00 resolved: 1,800 s down
   run #3 update Nov 22 03:05, ROLLED_BACK after 1,200 s → incident release_rolled_back (acked 09:00,
         resolved Nov 23 10:00: 1 d 6 h 35 min)
 update window "acme-sunday" (client:acme) occurrence Nov 22 03:00, 60 min: planned on web1 and web2
@@ -280,6 +281,13 @@ def story(tmp_path: Path, database_url: str) -> Iterator[Story]:
         ids["I5"] = outage(db, "web2", "check", nov(22, 3, 10), nov(22, 3, 40), check="portal")
         ids["I6"] = outage(db, "web2", "unreachable", nov(25, 12), nov(25, 12, 20),
                            acks=(("bob", nov(25, 12, 2)),))
+        with db.session() as s:  # a check incident that is critical only for a while (detection's passes)
+            for severity, at in (("warning", nov(26, 10)), ("critical", nov(26, 10, 20)),
+                                 ("warning", nov(26, 10, 50))):
+                ids["I7"] = service.open_incident(s, host="web2", key="web2:check:portal-shop", cause="check",
+                                                  severity=severity, summary=f"portal-shop {severity}",
+                                                  now=at).id
+            service.resolve_incident(s, key="web2:check:portal-shop", now=nov(26, 11))
         with db.session() as s:
             from controller.alerting.models import Incident
             rolled = s.query(Incident).filter(Incident.cause == "release_rolled_back").one()
@@ -386,7 +394,7 @@ def test_every_figure_of_the_month(story: Story) -> None:
     assert web2["planned_seconds"] == 3600  # the window 03:00–04:00; run #3 03:05–03:25 lies inside it
 
     # ---- portals: a portal check is down, or its host unreachable
-    p1, p2 = r["availability"]["portals"]
+    p1, p2, p3 = r["availability"]["portals"]
     assert (p1["host"], p1["portal"], p2["host"], p2["portal"]) == ("web1", "portal", "web2", "portal")
     # I3 + unreachable I0, I1, I2 (agent_down I4 is not the portal's)
     assert p1["down_seconds"] == 2700 + 1800 + 5400 + 3600 == 13500
@@ -397,26 +405,34 @@ def test_every_figure_of_the_month(story: Story) -> None:
     assert p2["planned_down_seconds"] == 1800
     assert p2["availability"] == pytest.approx((1_296_000 - 3000) / (1_296_000 - 1800))
     assert p2["availability_percent"] == 99.907  # 1293000 / 1294200 = 0.999072…
+    # portal-shop: critical 10:20–10:50 only (the warnings before and after are not down) + unreachable I6
+    assert (p3["host"], p3["portal"]) == ("web2", "portal-shop")
+    assert p3["down_seconds"] == 1800 + 1200 == 3000 and p3["planned_down_seconds"] == 0
+    assert p3["availability"] == pytest.approx((1_296_000 - 3000) / 1_296_000)
+    assert p3["availability_percent"] == 99.769  # 1293000 / 1296000 = 0.997685…
+    assert [(o["start"], o["end"]) for o in p3["outages"]] == [
+        (iso(nov(25, 12)), iso(nov(25, 12, 20))), (iso(nov(26, 10, 20)), iso(nov(26, 10, 50)))]
 
     # ---- incidents opened in November (I0 was opened in October)
     i = r["incidents"]
-    assert i["opened"] == 8
-    assert i["by_kind"] == {"agent_down": 1, "backup_unrestorable": 1, "check": 2, "release_rolled_back": 1,
+    assert i["opened"] == 9
+    assert i["by_kind"] == {"agent_down": 1, "backup_unrestorable": 1, "check": 3, "release_rolled_back": 1,
                             "unreachable": 3}
     assert i["still_open"] == 1  # the failed drill's incident
     # acknowledged after: I1 720 (first ack), I3 300, I6 120, release 09:00 − 03:25 = 20,100
     assert sorted(x["acknowledge_seconds"] for x in i["list"] if x["acknowledge_seconds"] is not None) == \
         [120, 300, 720, 20100]
     assert i["acknowledge"] == {"count": 4, "median_seconds": (300 + 720) / 2, "worst_seconds": 20100}
-    # resolved after: I6 1200, I5 1800, I3 2700, I2 3600, I1 5400, I4 10800,
+    # resolved after: I6 1200, I5 1800, I3 2700, I2 3600, I7 3600, I1 5400, I4 10800,
     # release Nov 23 10:00 − Nov 22 03:25;
-    # sorted, the 4th of 7 is the median: 3600
+    # sorted, the median of 8 is the mean of the 4th and 5th: (3600 + 3600) / 2
     release_resolve = nov(23, 10) - nov(22, 3, 25)
     assert release_resolve == 86400 + 6 * 3600 + 35 * 60 == 110100  # 1 d 6 h 35 min
-    assert i["resolve"] == {"count": 7, "median_seconds": 3600, "worst_seconds": 110100}
+    assert i["resolve"] == {"count": 8, "median_seconds": 3600, "worst_seconds": 110100}
     by_id = {x["id"]: x for x in i["list"]}
     assert by_id[ids["I4"]]["resolve_seconds"] == 10800 and by_id[ids["release"]]["resolve_seconds"] == 110100
-    # longest: the open drill incident runs to the month's end (Dec 1 00:00 − Nov 25 04:05)
+    # longest: the open drill incident runs to the month's end (Dec 1 00:00 − Nov 25 04:05);
+    # I2 and I7 both last 3600 s: the lower id first
     assert nov(30) + 86400 - nov(25, 4, 5) == 503700
     assert [(x["id"], x["duration_seconds"]) for x in i["longest"]] == [
         (ids["backup"], 503700), (ids["release"], 110100), (ids["I4"], 10800), (ids["I1"], 5400),
