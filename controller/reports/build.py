@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import MetaData, Table, and_, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from controller.alerting.maintenance import MaintenanceWindow
@@ -52,6 +52,10 @@ AVAILABILITY_RULE = (
     "denominator; downtime outside it counts fully"
 )
 HOLDS_NOTE = "release holds are not recorded by this controller yet: this section fills in once they are"
+#: the table of release holds (``boxkeeper releases hold|release|list``, issue #17), read when present
+HOLDS_TABLE = "release_holds"
+HOLD_COLUMNS = ("id", "playbook", "release", "state", "reason", "run_id", "host", "held_by", "held_at",
+                "released_by", "released_at")
 
 
 def build_report(session: Session, *, client: str, month: str, now: float,
@@ -308,8 +312,35 @@ def _updates(ctx: _Context) -> dict[str, Any]:
         "total": len(runs),
         "by_outcome": dict(sorted(Counter(r.state for r in runs).items())),
         "rolled_back": sum(1 for r in runs if r.state in ROLLED_BACK_STATES),
-        "releases_held": {"available": False, "note": HOLDS_NOTE, "items": []},
+        "releases_held": _holds(ctx),
     }
+
+
+def _holds(ctx: _Context) -> dict[str, Any]:
+    """Holds of releases that a run on one of the client's hosts rolled back (or held on such a host),
+    in force at some time in the month. Read by reflection: the table belongs to the release holds
+    of the workflows; without it the section says so."""
+    bind = ctx.session.connection()
+    if not inspect(bind).has_table(HOLDS_TABLE):
+        return {"available": False, "note": HOLDS_NOTE, "items": []}
+    table = Table(HOLDS_TABLE, MetaData(), autoload_with=bind)
+    missing = [c for c in HOLD_COLUMNS if c not in table.c]
+    if missing:
+        return {"available": False, "items": [],
+                "note": f"table {HOLDS_TABLE} lacks the columns {', '.join(missing)}: holds not shown"}
+    c = table.c
+    names = [h.name for h in ctx.hosts]
+    runs = [r.id for r in ctx.runs]
+    stmt = (select(*(c[name] for name in HOLD_COLUMNS))
+            .where(or_(c.host.in_(names), and_(c.run_id.is_not(None), c.run_id.in_(runs))),
+                   c.held_at < ctx.m.end, or_(c.released_at.is_(None), c.released_at >= ctx.m.start))
+            .order_by(c.held_at, c.id))
+    items = []
+    for row in ctx.session.execute(stmt).mappings():
+        item = {name: row[name] for name in HOLD_COLUMNS}
+        item["held_at"], item["released_at"] = ctx.iso(row["held_at"]), ctx.iso(row["released_at"])
+        items.append(item)
+    return {"available": True, "note": "", "items": items}
 
 
 def _backups(ctx: _Context) -> dict[str, Any]:

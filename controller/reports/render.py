@@ -214,7 +214,16 @@ def render_md(r: dict[str, Any]) -> str:
                     duration(x["duration_seconds"]), _versions_text(x["versions"]), x["outcome"], x["reason"]]
                    for x in u["runs"]])
     held = u["releases_held"]
-    out += ["### Releases held", "", held["note"] if not held["available"] else "", ""]
+    out += ["### Releases held", ""]
+    if not held["available"]:
+        out += [held["note"], ""]
+    else:
+        out += _table(["playbook", "release", "held", "by", "reason", "released"],
+                      [[h["playbook"], h["release"], f"{when(h['held_at'])} {h['host'] or ''}".strip(),
+                        h["held_by"], h["reason"],
+                        f"{when(h['released_at'])} by {h['released_by']}" if h["released_at"]
+                        else "still held"]
+                       for h in held["items"]])
     b = r["backups"]
     out += ["## Backups and restore drills", ""]
     out += _table(["host", "last drill success", "drills", "drills failed", "last update backup",

@@ -707,3 +707,42 @@ def test_worklog_refuses_what_it_cannot_bill(story: Story) -> None:
                               now=nov(2))
         with pytest.raises(ValueError, match="minutes: expected a whole number from 1 to 1440, got 2000"):
             worklog.add_entry(s, worklog.WorkItem("acme"), minutes=2000, text="x", actor="a", now=nov(2))
+
+
+HOLDS_DDL = """CREATE TABLE IF NOT EXISTS release_holds (
+    id INTEGER PRIMARY KEY, playbook VARCHAR(200) NOT NULL, "release" TEXT NOT NULL,
+    state VARCHAR(16) NOT NULL,
+    reason TEXT NOT NULL, run_id INTEGER, host VARCHAR(100), held_by VARCHAR(100) NOT NULL,
+    held_at FLOAT NOT NULL, released_by VARCHAR(100), released_at FLOAT)"""
+
+
+def test_release_holds_of_the_clients_hosts_when_holds_are_recorded(story: Story) -> None:
+    """The holds table belongs to the release holds of the workflows (issue #17): created here as
+    they define it when this branch runs alone, left as it is when it is there."""
+    from sqlalchemy import text
+
+    rb = story.ids["update_rb"]
+    with story.db.session() as s:
+        s.execute(text(HOLDS_DDL))
+        s.execute(text('INSERT INTO release_holds (id, playbook, "release", state, reason, run_id, host, '
+                       "held_by, held_at, released_by, released_at) VALUES (:id, :pb, :rel, :state, :reason, "
+                       ":run, :host, :by, :at, :rby, :rat)"), [
+            {"id": 101, "pb": "bitrix-modules-update", "rel": "crm=25.100.300 main=25.100.300",
+             "state": "held", "reason": "rolled back on web2 <run 3>", "run": rb, "host": "web2",
+             "by": "boxkeeper", "at": nov(22, 3, 25), "rby": None, "rat": None},
+            {"id": 102, "pb": "os-packages-update", "rel": "nginx=1.24", "state": "released", "reason": "x",
+             "run": None, "host": "web1", "by": "alice", "at": msk(10, 2), "rby": "alice",
+             "rat": msk(10, 3)},
+            {"id": 103, "pb": "1c-config-update", "rel": "3.1.10", "state": "held", "reason": "y",
+             "run": None, "host": "db1", "by": "carol", "at": nov(2), "rby": None, "rat": None},
+        ])
+    held = report_of(story, "acme", "2026-11")["updates"]["releases_held"]
+    assert held["available"] is True
+    # 102 was released in October, 103 is another client's
+    assert [(h["id"], h["run_id"], h["host"], h["state"], h["held_at"], h["released_at"])
+            for h in held["items"]] == [(101, rb, "web2", "held", iso(nov(22, 3, 25)), None)]
+    r = report_of(story, "acme", "2026-11")
+    html = render(r, "html")
+    parse_html(html)
+    assert "crm=25.100.300 main=25.100.300" in html and "rolled back on web2 &lt;run 3&gt;" in html
+    assert "| bitrix-modules-update | crm=25.100.300 main=25.100.300 |" in render(r, "md")
