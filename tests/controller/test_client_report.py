@@ -689,6 +689,22 @@ def test_api_report_and_note_minutes(story: Story, tmp_path: Path, live_server: 
         assert noted.json()["timeline"][-1]["message"] == "ISP ticket closed [+15 min]"
         assert client.post(f"/api/v1/incidents/{story.ids['I6']}/notes",
                            json={"text": "x", "minutes": 0}).status_code == 422
+
+        listed = client.get("/api/v1/clients/acme/worklog", params={"month": "2026-11"}).json()
+        assert [(e["operator"], e["minutes"]) for e in listed] == [
+            ("alice", 30), ("bob", 45), ("bob", 20), ("alice", 90)]
+        added = client.post("/api/v1/clients/acme/worklog",
+                            json={"minutes": 40, "text": "rollback review", "run_id": story.ids["update_rb"]})
+        assert added.status_code == 201
+        assert {k: added.json()[k] for k in ("client", "host", "run_id", "minutes", "operator", "at")} == \
+            {"client": "acme", "host": "web2", "run_id": story.ids["update_rb"], "minutes": 40,
+             "operator": "dora", "at": NOW_DEC3}
+        wrong = client.post("/api/v1/clients/globex/worklog",
+                            json={"minutes": 5, "text": "x", "host": "web1"})
+        assert wrong.status_code == 400 and "not a host of client 'globex'" in wrong.json()["detail"]
+        nobody = client.post("/api/v1/clients/nobody/worklog", json={"minutes": 5, "text": "x"})
+        assert nobody.status_code == 404
+        assert client.get("/api/v1/clients/acme/worklog", params={"month": "26-11"}).status_code == 422
     with story.db.read_session() as s:
         entry = s.query(WorkLogEntry).filter(WorkLogEntry.text == "ISP ticket closed").one()
         assert (entry.actor, entry.minutes, entry.client_name, entry.host_name, entry.at) == \
