@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from controller.alerting.maintenance import MaintenanceWindow, covers
 from controller.reports.intervals import Interval, clip, intersect, total
@@ -82,10 +83,10 @@ class Availability:
             return None
         return (self.period_seconds - self.down_seconds) / denominator
 
-    def outages(self) -> list[dict[str, object]]:
+    def outages(self) -> list[dict[str, Any]]:
         """The merged down intervals, each with its incidents, kinds and its planned part."""
         planned = self.planned_union()
-        found: list[dict[str, object]] = []
+        found: list[dict[str, Any]] = []
         for start, end in self._merged:
             mine = [d for d in self.downs if d.start < end and d.end > start]
             inside = total(intersect([(start, end)], planned))
@@ -94,7 +95,7 @@ class Availability:
                           "incidents": sorted({d.incident_id for d in mine})})
         return found
 
-    def planned_list(self) -> list[dict[str, object]]:
+    def planned_list(self) -> list[dict[str, Any]]:
         lo, hi = self.period
         return [{"start": max(p.start, lo), "end": min(p.end, hi),
                  "seconds": min(p.end, hi) - max(p.start, lo), "source": p.source, "label": p.label}

@@ -186,9 +186,8 @@ def _figures(ctx: _Context, a: Availability) -> dict[str, Any]:
         "unplanned_down_seconds": a.down_seconds - a.planned_down_seconds,
         "planned_seconds": a.planned_seconds,
         "availability": share, "availability_percent": None if share is None else round(share * 100, 3),
-        "outages": [{**o, "start": ctx.iso(float(o["start"])), "end": ctx.iso(float(o["end"]))}  # type: ignore[arg-type]
-                    for o in a.outages()],
-        "maintenance": [{**p, "start": ctx.iso(float(p["start"])), "end": ctx.iso(float(p["end"]))}  # type: ignore[arg-type]
+        "outages": [{**o, "start": ctx.iso(o["start"]), "end": ctx.iso(o["end"])} for o in a.outages()],
+        "maintenance": [{**p, "start": ctx.iso(p["start"]), "end": ctx.iso(p["end"])}
                         for p in a.planned_list()],
     }
 
@@ -237,9 +236,10 @@ def _incidents(ctx: _Context) -> dict[str, Any]:
     events = _events(ctx, [i.id for i in opened])
     acks: dict[int, float] = {}
     for incident in opened:
-        first = next((e for e in events[incident.id] if e.kind == "acknowledged"), None)
-        if first is not None:
-            acks[incident.id] = first.at - incident.opened_at
+        first = next((e.at for e in events[incident.id] if e.kind == "acknowledged"),
+                     incident.acknowledged_at)
+        if first is not None:  # the timeline's first ack; the row's (latest) ack if the timeline lacks it
+            acks[incident.id] = first - incident.opened_at
     resolves = {i.id: i.resolved_at - i.opened_at for i in opened if i.resolved_at is not None}
 
     def item(incident: Incident) -> dict[str, Any]:

@@ -106,7 +106,8 @@ def chart(report: dict[str, Any], item: dict[str, Any]) -> Chart:
         return Mark(left, round(max(right - left, MIN_MARK), 2), kind, title)
 
     marks = [Mark(0.0, CHART_WIDTH, "unmonitored", "not monitored (before the host was added, or not yet)")]
-    marks.append(mark(item["period_start"], item["period_end"], "up", "up"))
+    if item["period_seconds"] > 0:
+        marks.append(mark(item["period_start"], item["period_end"], "up", "up"))
     for p in item["maintenance"]:
         marks.append(mark(p["start"], p["end"], "maintenance",
                           f"{p['label']}: {when(p['start'])} – {when(p['end'])}"))
