@@ -22,7 +22,7 @@ CONTROLLER_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"alerting"}),
     frozenset({"workflows"}),
     frozenset({"config", "inventory", "operators", "ingest", "ingest_writer", "fleet", "fleet_metrics",
-               "retention", "monitor", "runtime", "migrations", "enrolment", "runvars"}),
+               "retention", "monitor", "runtime", "migrations", "enrolment", "runvars", "reports"}),
     frozenset({"api", "server"}),
     frozenset({"cli"}),
 )

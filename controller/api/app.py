@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller import __version__
 from controller.alerting.metrics import NotificationCollector
-from controller.api import health, hosts, incidents, reports, runs
+from controller.api import client_reports, health, hosts, incidents, reports, runs, worklog
 from controller.config import ControllerConfig
 from controller.fleet_metrics import ControllerHealth, FleetCollector
 from controller.ingest import REPORT_ADAPTER
@@ -91,6 +91,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(incidents.router)
+    app.include_router(client_reports.router)
+    app.include_router(worklog.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -2,7 +2,8 @@
 
 ``GET /api/v1/incidents`` · ``GET /api/v1/incidents/{id}`` · ``POST /api/v1/incidents/{id}/ack``
 (optional ``expires_in`` seconds) · ``POST /api/v1/incidents/{id}/resolve`` ·
-``POST /api/v1/incidents/{id}/notes``.
+``POST /api/v1/incidents/{id}/notes`` (optional ``minutes``: logged in the work log, billed to the
+incident's client).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from controller.alerting import queries
 from controller.alerting.models import Incident, Notification
 from controller.alerting.outbox import NotifyPolicy
 from controller.api.auth import Operator
+from controller.reports import worklog
 from controller.store.db import Database
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -85,6 +87,8 @@ class ResolveIn(BaseModel):
 class NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=4000)
+    minutes: int | None = Field(default=None, ge=1, le=worklog.MAX_MINUTES,
+                                description="minutes spent: logged in the work log too")
 
 
 def _context(request: Request) -> tuple[Database, NotifyPolicy | None, Callable[[], float], Any]:
@@ -182,7 +186,8 @@ async def resolve_incident(
     return result
 
 
-@router.post("/{incident_id}/notes", response_model=IncidentDetail, summary="Add a note to the timeline")
+@router.post("/{incident_id}/notes", response_model=IncidentDetail, summary="Add a note to the timeline",
+             responses={409: {"description": "minutes given for an incident that has no client"}})
 async def add_note(
     request: Request, operator: Operator, incident_id: IncidentId, body: NoteIn
 ) -> dict[str, Any]:
@@ -191,9 +196,12 @@ async def add_note(
     def run() -> dict[str, Any]:
         try:
             with db.session() as session:
-                service.add_note(session, incident_id, actor=operator, text=body.text, now=clock())
+                worklog.note(session, incident_id, actor=operator, text=body.text, now=clock(),
+                             minutes=body.minutes)
         except service.IncidentNotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
+        except worklog.WorkLogError as exc:
+            raise HTTPException(409, str(exc)) from None
         return _detail(db, incident_id)
 
     return await run_in_threadpool(run)

@@ -13,6 +13,8 @@
     boxkeeper runs [--json] | runs show|follow ID
     boxkeeper rollouts [--json] | rollouts show|pause|resume|abort ID
     boxkeeper windows add|list|scheduler ...
+    boxkeeper report --client C --month YYYY-MM [--format F] [--out FILE]
+    boxkeeper worklog add|list ...
 
 Every command takes ``--config F`` (default ``$BOXKEEPER_CONFIG``). Exit codes: 0 ok, 1 the
 operation failed (unknown host, database error or not migrated), 2 the config (or a usage) is
@@ -34,18 +36,20 @@ from controller.cli import (
     maintenance,
     migrate,
     operators,
+    report,
     rollouts,
     runs,
     serve,
     status,
     update,
     windows,
+    worklog,
 )
 from controller.cli.common import Cli, SchemaError, add_config_argument, close_all
 from controller.errors import ConfigError, InventoryError, OperatorTokenError
 
 COMMANDS = (serve, migrate, status, hosts, operators, incidents, maintenance, update, runs, rollouts,
-            windows)
+            windows, report, worklog)
 
 
 def parser() -> argparse.ArgumentParser:

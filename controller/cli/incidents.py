@@ -6,7 +6,7 @@
     boxkeeper incidents show ID [--json]                 the incident with its timeline (read-only)
     boxkeeper incidents ack ID [--expires 2h] [--message M]
     boxkeeper incidents resolve ID [--message M]
-    boxkeeper incidents note ID TEXT
+    boxkeeper incidents note ID [--minutes N] TEXT      N minutes of work go to the work log too
 
 Exit codes: 0 ok, 1 no such incident, 2 config or usage error.
 """
@@ -25,6 +25,7 @@ from controller.alerting.models import Incident
 from controller.alerting.outbox import NotifyPolicy
 from controller.cli.common import Cli, actor, open_db, read_db, table
 from controller.configkit import parse_duration
+from controller.reports import worklog
 
 
 def duration_arg(value: str) -> float:
@@ -32,6 +33,14 @@ def duration_arg(value: str) -> float:
         return parse_duration(value)
     except ValueError:
         raise argparse.ArgumentTypeError("expected a duration such as 10s, 5m or 1h") from None
+
+
+def minutes_arg(value: str) -> int:
+    try:
+        return worklog.check_minutes(int(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of minutes from 1 to {worklog.MAX_MINUTES}, got {value!r}") from None
 
 
 def when(stamp: float | None) -> str:
@@ -59,6 +68,7 @@ def register(cli: Cli) -> None:
     s.add_argument("--message", default="")
     s = verbs.command("note", "add a note to the timeline", cmd_note)
     s.add_argument("id", type=int)
+    s.add_argument("--minutes", type=minutes_arg, help="minutes spent: logged in the work log (billed)")
     s.add_argument("text")
 
 
@@ -116,11 +126,13 @@ def _change(args: argparse.Namespace, action: str) -> int:
                 service.resolve_incident(session, incident_id=args.id, actor=actor(),
                                          message=args.message or "resolved by hand", now=now, policy=policy)
             else:
-                service.add_note(session, args.id, actor=actor(), text=args.text, now=now)
-    except service.IncidentNotFoundError as exc:
+                worklog.note(session, args.id, actor=actor(), text=args.text, now=now, minutes=args.minutes)
+    except (service.IncidentNotFoundError, worklog.WorkLogError) as exc:
         print(f"boxkeeper: {exc}", file=sys.stderr)
         return 1
     done = {"ack": "acknowledged", "resolve": "resolved", "note": "noted"}[action]
+    if action == "note" and getattr(args, "minutes", None) is not None:
+        done += f" ({args.minutes} min logged)"
     print(f"incident #{args.id} {done}")
     return 0
 
