@@ -16,6 +16,7 @@ DEB_PACKAGES=(
   prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter
   sudo procps psmisc iproute2 curl openssl rsync gzip tar e2fsprogs util-linux dpkg-dev
   rpm  # rpmbuild: the agent bundle's .rpm (python -m agent.bundle --rpm)
+  chromium chromium-driver  # the web page's browser tests (tests/controller/ui/test_browser.py, selenium)
 )
 
 SUDO=""

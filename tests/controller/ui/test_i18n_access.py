@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 
 from controller.store.base import Base
 from controller.store.db import MIGRATIONS_DIR, Database
@@ -33,13 +33,15 @@ def test_both_catalogues_have_the_same_keys_and_no_empty_label() -> None:
 def test_every_fixed_label_of_the_templates_is_in_the_catalogue() -> None:
     used = set()
     for path in TEMPLATES.glob("*.html"):
-        used |= set(re.findall(r"""\bt\(["']([a-z_]+\.[a-z_.]*[a-z_])["']""", path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
+        used |= set(re.findall(r"""\bt\(["']([a-z_]+\.[a-z_.]*[a-z_])["']""", text))
     assert used and used - set(i18n.EN) == set()
     # the labels picked by value: every host state, role, severity, incident status
-    for prefix, values in (("state.", ("ok", "warning", "critical", "unknown", "agent_down", "unreachable",
-                                       "maintenance")),
-                           ("role.", ("viewer", "operator", "admin")), ("sev.", ("critical", "warning", "info")),
-                           ("inc.st.", ("open", "acknowledged", "resolved"))):
+    states = ("ok", "warning", "critical", "unknown", "agent_down", "unreachable", "maintenance")
+    by_value = (("state.", states),
+                ("role.", ("viewer", "operator", "admin")), ("sev.", ("critical", "warning", "info")),
+                ("inc.st.", ("open", "acknowledged", "resolved")), ("metric.", ("load1", "memory", "disk")))
+    for prefix, values in by_value:
         assert {prefix + v for v in values} <= set(i18n.EN)
 
 
