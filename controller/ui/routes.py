@@ -109,8 +109,13 @@ def safe_next(value: str | None) -> str:
 
 def _signed_in(request: Request) -> sessions.SignedIn | None:
     cookie = request.cookies.get(sessions.COOKIE)
-    with _db(request).session() as s:
-        return sessions.current(s, _operators_file(request), cookie, _now(request))
+    now = _now(request)
+    with _db(request).read_session() as s:
+        verdict = sessions.check(s, _operators_file(request), cookie, now)
+    if cookie and (verdict.delete or verdict.touch):
+        with _db(request).session() as s:
+            sessions.record(s, cookie, verdict, now)
+    return verdict.signed
 
 
 async def visitor(request: Request) -> Visitor:
@@ -503,6 +508,8 @@ async def window_add(request: Request, me: Me, name: Name, target: Annotated[str
 def install(app: Any) -> None:
     """Add the page to ``app``: its routes, and the handlers that turn "not signed in" into a
     redirect to the sign-in form and an HTTP error on a /ui/ path into a page."""
+    from fastapi.exception_handlers import request_validation_exception_handler
+    from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     default_http = app.exception_handlers.get(StarletteHTTPException)
@@ -525,5 +532,15 @@ def install(app: Any) -> None:
         return page(request, "message.html", {"me": None, "nav": [], "title_key": "error.title",
                                               "message": str(exc.detail)}, status_code=exc.status_code)
 
+    async def invalid_form(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if not request.url.path.startswith("/ui/"):
+            return await request_validation_exception_handler(request, exc)
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}"
+                             for e in exc.errors())
+        return page(request, "message.html", {"me": None, "nav": [], "title_key": "error.title",
+                                              "message": problems}, status_code=422)
+
     app.add_exception_handler(SignInNeeded, sign_in_needed)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_form)

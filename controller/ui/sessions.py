@@ -57,21 +57,41 @@ def open_session(session: Session, op: operators.Operator, now: float) -> tuple[
     return raw, SignedIn(row.operator, row.csrf, row.id_sha256)
 
 
-def current(session: Session, operators_file: Path, cookie: str | None, now: float) -> SignedIn | None:
-    """The session of ``cookie`` when it is still valid (else None, and an invalid row is deleted)."""
+@dataclass(frozen=True)
+class Verdict:
+    """What the store says of a cookie: the session (None: not signed in), and whether its row must
+    be deleted (expired, operator gone) or its last_seen_at moved on. Reading it takes no write
+    lock, so a page refreshing every few seconds writes at most once a minute."""
+
+    signed: SignedIn | None
+    delete: bool = False
+    touch: bool = False
+
+
+def check(session: Session, operators_file: Path, cookie: str | None, now: float) -> Verdict:
+    """Whether ``cookie`` is a valid session (read-only)."""
     if not cookie or len(cookie) > 200:
-        return None
+        return Verdict(None)
     row = session.get(UiSession, tokens.hash_token(cookie))
     if row is None:
-        return None
+        return Verdict(None)
     still_operator = any(op.name == row.operator and tokens.same_hash(op.sha256, row.token_sha256)
                          for op in operators.read_file(operators_file))
+    signed = SignedIn(row.operator, row.csrf, row.id_sha256)
     if not still_operator or now >= row.expires_at or now - row.last_seen_at >= IDLE_SECONDS:
-        session.delete(row)
-        return None
-    if now - row.last_seen_at >= TOUCH_SECONDS:
-        row.last_seen_at = now
-    return SignedIn(row.operator, row.csrf, row.id_sha256)
+        return Verdict(None, delete=True)
+    return Verdict(signed, touch=now - row.last_seen_at >= TOUCH_SECONDS)
+
+
+def record(session: Session, cookie: str, verdict: Verdict, now: float) -> None:
+    """Write what :func:`check` found: delete a dead session's row, or move last_seen_at on."""
+    digest = tokens.hash_token(cookie)
+    if verdict.delete:
+        session.execute(delete(UiSession).where(UiSession.id_sha256 == digest))
+    elif verdict.touch:
+        row = session.get(UiSession, digest)
+        if row is not None:
+            row.last_seen_at = now
 
 
 def close(session: Session, id_sha256: str) -> None:

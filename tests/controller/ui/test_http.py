@@ -107,6 +107,8 @@ def test_sessions_expire_and_die_with_the_operator(
     gone = page.client.get("/ui/incidents", follow_redirects=False)
     assert gone.status_code == 303 and gone.headers["location"] == "/ui/login?next=%2Fui%2Fincidents"
     assert page.client.get("/ui/fleet/fragment", follow_redirects=False).status_code == 401  # JS reloads
+    with page.db.read_session() as s:
+        assert s.scalars(select(UiSession)).all() == []  # the dead session's row is gone
 
     page.sign_in()
     signed_in_at = page.clock.now
@@ -270,3 +272,23 @@ def test_fleet_filters_and_states(
     assert 'data-host="db1"' in by_client and 'data-host="web1"' not in by_client
     host = page.client.get("/ui/hosts/web1").text
     assert "check_1 of web1 at seq 1" in host and 'data-check="check_0"' in host
+
+
+def test_a_bad_form_is_a_page_naming_the_field(tmp_path: Path, make_ui: Callable[..., Page]) -> None:
+    page = make_ui(tmp_path)
+    page.sign_in()
+    bad = page.client.post("/ui/windows", data={"csrf": page.csrf(), "name": "w1", "target": "client:acme",
+                                                "playbook": "bitrix-modules-update", "cron": "0 3 * * 6",
+                                                "duration_minutes": "soon"})
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+    assert "duration_minutes" in bad.text and bad.headers["x-frame-options"] == "DENY"
+    cron = page.client.post("/ui/windows", data={"csrf": page.csrf(), "name": "w1", "target": "client:acme",
+                                                 "playbook": "bitrix-modules-update", "cron": "0 25 * * *",
+                                                 "duration_minutes": "60"})
+    assert cron.status_code == 422 and "cron" in cron.text
+    api = page.client.get("/api/v1/incidents?limit=0", headers={"Authorization": f"Bearer {page.token}"})
+    assert api.status_code == 422 and api.headers["content-type"] == "application/json"  # API: unchanged
+    ok = page.client.post("/ui/windows", data={"csrf": page.csrf(), "name": "w1", "target": "client:acme",
+                                               "playbook": "bitrix-modules-update", "cron": "0 3 * * 6",
+                                               "duration_minutes": "60"}, follow_redirects=True)
+    assert ok.status_code == 200 and 'data-window="w1"' in ok.text and "Europe/Moscow" in ok.text
