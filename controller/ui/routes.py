@@ -407,7 +407,21 @@ async def run_confirm(request: Request, me: Me, host: Name, playbook: Name,
                       csrf: Csrf = "") -> Response:
     check_csrf(me, csrf)
     parsed = _checked_run(request, me, host, playbook, variables)
-    return me.render("run_confirm.html", host=host, playbook=playbook, variables=variables, parsed=parsed,
+    runtime = _runtime(request)
+
+    def values() -> dict[str, str]:
+        """The run's values as the run would take them (ConfigError now, not after confirming);
+        a secret variable's value is shown as ***."""
+        book = runtime.playbook(playbook)
+        runtime.overrides(host, book, parsed)
+        secret = {v.name for v in book.variables if v.secret}
+        return {k: "***" if k in secret else v for k, v in parsed.items()}
+
+    try:
+        shown = await run_in_threadpool(values)
+    except ConfigError as exc:
+        return me.render("message.html", status_code=422, title_key="runs.refused", message=str(exc))
+    return me.render("run_confirm.html", host=host, playbook=playbook, variables=variables, parsed=shown,
                      dry_run=bool(dry_run))
 
 

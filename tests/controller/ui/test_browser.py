@@ -24,7 +24,11 @@ from typing import Any
 import pytest
 import yaml
 from selenium import webdriver
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -49,6 +53,7 @@ PLAYBOOK = Path(__file__).parent / "playbooks" / "ui-demo.yaml"
 AGENT_HOST = "127.0.2.30"
 WAIT = 120  # seconds: the longest any one wait below may take before the test fails
 DESKTOP = (1280, 900)
+SECRET = "s3cr3t-demo-token"
 PHONE = (390, 844)
 
 
@@ -66,6 +71,11 @@ class Browser:
         self.d.get(self.base + path)
 
     def text(self, css: str) -> str:
+        for _ in range(5):  # a part that refreshes itself may be replaced between find and read
+            try:
+                return str(self.d.find_element(By.CSS_SELECTOR, css).text)
+            except StaleElementReferenceException:
+                continue
         return str(self.d.find_element(By.CSS_SELECTOR, css).text)
 
     def has(self, css: str) -> bool:
@@ -81,7 +91,10 @@ class Browser:
 
     def wait(self, what: str, probe: Callable[[], Any], timeout: float = WAIT) -> Any:
         try:
-            return WebDriverWait(self.d, timeout, poll_frequency=0.5).until(lambda _d: probe())
+            # the refreshed parts are replaced under the test's feet: a stale element means "look again"
+            return WebDriverWait(self.d, timeout, poll_frequency=0.5,
+                                 ignored_exceptions=(StaleElementReferenceException, NoSuchElementException),
+                                 ).until(lambda _d: probe())
         except WebDriverException as exc:
             raise AssertionError(f"timed out waiting for {what} on {self.d.current_url}") from exc
 
@@ -256,10 +269,11 @@ def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_signs_out(
     b.wait("the run form", lambda: b.has("#run-host"))
     Select(b.d.find_element(By.CSS_SELECTOR, "#run-host")).select_by_value(box.name)
     Select(b.d.find_element(By.CSS_SELECTOR, "#run-playbook")).select_by_value("ui-demo")
-    b.type("#run-vars", f"root={controller['box_root']}")
+    b.type("#run-vars", f"root={controller['box_root']}\ndemo_token={SECRET}")
     b.click("#run-next")
     b.wait("the confirmation page", lambda: b.has("#run-confirm"))
     assert b.text("#confirm-host") == box.name and b.text("#confirm-playbook") == "ui-demo"
+    assert SECRET not in b.text("#confirm-text") and "***" in b.text("#confirm-text")
     b.shot("run-confirm")
     b.click("#run-confirm")
     b.wait("the run page", lambda: b.has("#run-state"))
@@ -283,6 +297,7 @@ def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_signs_out(
     assert b.text("#backup-location") == archive and Path(archive).is_file()
     b.d.find_element(By.XPATH, "//li[contains(., 'slow update')]//summary").click()
     assert "step 6" in b.text("#steps")  # the step's output tail
+    assert SECRET not in b.d.page_source
     b.shot("run")
     b.open("/ui/runs")
     assert b.has(f'tr[data-run="{run_id}"]')

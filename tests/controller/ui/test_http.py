@@ -292,3 +292,20 @@ def test_a_bad_form_is_a_page_naming_the_field(tmp_path: Path, make_ui: Callable
                                                "playbook": "bitrix-modules-update", "cron": "0 3 * * 6",
                                                "duration_minutes": "60"}, follow_redirects=True)
     assert ok.status_code == 200 and 'data-window="w1"' in ok.text and "Europe/Moscow" in ok.text
+
+
+def test_the_confirmation_refuses_what_the_run_would_refuse(
+    tmp_path: Path, make_ui: Callable[..., Page]
+) -> None:
+    page = make_ui(tmp_path)
+    page.sign_in()
+    form = page.client.get("/ui/runs/new")
+    assert "bitrix-modules-update" in form.text
+    # web1 has no SSH address in this config: it is not offered, and refused when sent anyway
+    assert 'value="web1"' not in form.text
+    refused = page.client.post("/ui/runs/confirm", data={"csrf": page.csrf(), "host": "web1",
+                                                         "playbook": "bitrix-modules-update"})
+    assert refused.status_code == 422 and "ssh.address" in refused.text
+    unknown = page.client.post("/ui/runs/confirm", data={"csrf": page.csrf(), "host": "web1",
+                                                         "playbook": "no-such-book"})
+    assert unknown.status_code == 422 and "playbook: expected one of" in unknown.text
