@@ -17,6 +17,7 @@ DEB_PACKAGES=(
   sudo procps psmisc iproute2 curl openssl rsync gzip tar e2fsprogs util-linux dpkg-dev
   rpm  # rpmbuild: the agent bundle's .rpm (python -m agent.bundle --rpm)
   tinyproxy-bin  # an HTTP proxy: the agent pushes through it (tests/controller/test_serve_tls_proxy.py)
+  chromium chromium-driver  # the web page's browser tests (tests/controller/ui/test_browser.py, selenium)
 )
 
 SUDO=""

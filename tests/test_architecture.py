@@ -23,7 +23,7 @@ CONTROLLER_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"workflows"}),
     frozenset({"config", "inventory", "operators", "ingest", "ingest_writer", "fleet", "fleet_metrics",
                "retention", "monitor", "runtime", "migrations", "enrolment", "runvars", "reports"}),
-    frozenset({"api", "server"}),
+    frozenset({"api", "server", "ui"}),
     frozenset({"cli"}),
 )
 #: what ``controller`` may import from ``agent``

@@ -33,6 +33,7 @@ from controller.ingest import REPORT_ADAPTER
 from controller.operators import OperatorTokens
 from controller.runtime import WorkflowRuntime
 from controller.store.db import Database
+from controller.ui.routes import install as install_ui
 
 log = logging.getLogger("boxkeeper.controller")
 
@@ -93,6 +94,7 @@ def create_app(
     app.include_router(incidents.router)
     app.include_router(client_reports.router)
     app.include_router(worklog.router)
+    install_ui(app)  # the operator web page under /ui/ (controller/ui/)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:

@@ -14,7 +14,8 @@ from controller.store.base import Base
 
 # The incidents side's tables, when that package is installed.
 for _module in ("controller.alerting.models", "controller.workflows.models",
-                "controller.workflows.rollout_models", "controller.reports.models"):
+                "controller.workflows.rollout_models", "controller.reports.models",
+                "controller.ui.models"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_module)
 

@@ -1,0 +1,84 @@
+"""Every permission decision of the web page, in one function: :func:`can`.
+
+The pages call ``can(identity, action, client)`` to decide what to show (a button is not drawn)
+and again when the action arrives (403 when refused), so hiding and refusing never disagree.
+
+Roles (DESIGN.md "Roles and clients"): ``viewer`` reads; ``operator`` also acts on incidents, runs
+and windows; ``admin`` may do everything. An identity may be limited to some clients
+(``clients``; None = every client).
+
+Until operator roles exist in the operators file, every signed-in operator is an ``admin`` of
+every client (:func:`identity_for`). The one seam to wire real roles is ``identity_for``:
+it asks ``app.state.ui_roles`` (a callable ``name -> (role, clients)``) when one is set;
+the tests set one to sign in as a viewer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Role = Literal["viewer", "operator", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
+
+#: what a page may do; READ actions need ``viewer``, the others ``operator``
+Action = Literal[
+    "view",              # see a client's hosts, incidents, runs, windows
+    "incident.ack",      # acknowledge an incident
+    "incident.resolve",  # resolve an incident by hand
+    "incident.note",     # add a note (with minutes spent)
+    "run.start",         # start an update run
+    "window.add",        # add an update window
+]
+ACTIONS: tuple[Action, ...] = ("view", "incident.ack", "incident.resolve", "incident.note", "run.start",
+                               "window.add")
+
+_LEAST_ROLE: dict[Action, Role] = {
+    "view": "viewer",
+    "incident.ack": "operator",
+    "incident.resolve": "operator",
+    "incident.note": "operator",
+    "run.start": "operator",
+    "window.add": "operator",
+}
+
+#: name -> (role, clients or None for all): the seam for the operators file's roles
+RoleLookup = Callable[[str], tuple[Role, frozenset[str] | None]]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is signed in, as far as permissions go."""
+
+    name: str
+    role: Role = "admin"
+    clients: frozenset[str] | None = None  # None: every client
+
+
+def can(identity: Identity, action: Action, client: str | None = None) -> bool:
+    """May ``identity`` take ``action`` on ``client``'s things? ``client=None`` asks about the
+    action in general (e.g. whether to draw a "start a run" link at all); an identity limited to
+    some clients may act on a thing of no client (a fleet-wide window) only as ``admin``."""
+    if ROLES.index(identity.role) < ROLES.index(_LEAST_ROLE[action]):
+        return False
+    if identity.clients is None or client is None:
+        return True
+    return client in identity.clients
+
+
+def sees(identity: Identity, client: str | None) -> bool:
+    """Whether a thing of ``client`` is shown at all (``client`` None: a thing of no client, shown
+    only to identities of every client)."""
+    if client is None:
+        return identity.clients is None
+    return can(identity, "view", client)
+
+
+def identity_for(app_state: Any, name: str) -> Identity:
+    """The signed-in operator's identity: ``app.state.ui_roles(name)`` when set, else admin."""
+    lookup: RoleLookup | None = getattr(app_state, "ui_roles", None)
+    if lookup is None:
+        return Identity(name, "admin", None)
+    role, clients = lookup(name)
+    return Identity(name, role, clients)

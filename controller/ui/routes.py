@@ -1,0 +1,560 @@
+"""The operator web page: ``/ui/`` on the controller's own port (``boxkeeper serve``).
+
+Pages (GET): ``/ui/`` fleet (+ ``/ui/fleet/fragment``, refreshed by ui.js), ``/ui/hosts/{name}``,
+``/ui/incidents``, ``/ui/incidents/{id}``, ``/ui/runs``, ``/ui/runs/new``, ``/ui/runs/{id}``
+(+ ``/fragment`` while it runs), ``/ui/windows``, ``/ui/windows/new``; ``/ui/login``,
+``/ui/lang/{en|ru}``, ``/ui/static/{ui.css|ui.js}``.
+Actions (POST, each with the session's CSRF token): sign-in/out, incident ack/resolve/note,
+run confirm/start, window add. Every action asks :func:`controller.ui.access.can` (403 when refused),
+every page draws only what ``can`` allows.
+
+Not built here (other branches of the same release add the features; add their pages to ``NAV``):
+rollouts, release holds, disabling a window, the monthly client report, aborting a run (the
+runtime has no abort).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from controller.alerting import incidents as incident_service
+from controller.errors import ConfigError
+from controller.runtime import WorkflowRuntime
+from controller.store.db import Database
+from controller.ui import access, i18n, sessions, views
+from controller.ui.access import Action, Identity
+from controller.ui.render import STATIC_DIR, page, secure
+from controller.workflows.errors import RunRefused
+from controller.workflows.loader import parse_var_args
+from controller.workflows.windows import add_window
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+#: the navigation bar: (path, label key). Rollouts, holds and reports are added here when merged.
+NAV: list[tuple[str, str]] = [
+    ("/ui/", "nav.fleet"),
+    ("/ui/incidents", "nav.incidents"),
+    ("/ui/runs", "nav.runs"),
+    ("/ui/windows", "nav.windows"),
+]
+STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
+LOGIN_CSRF_COOKIE = "bk_login_csrf"
+
+
+class SignInNeeded(Exception):
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+
+class Visitor:
+    """The signed-in operator of this request: identity, CSRF token, and the page's helpers."""
+
+    def __init__(self, request: Request, signed: sessions.SignedIn) -> None:
+        self.request = request
+        self.signed = signed
+        self.identity: Identity = access.identity_for(request.app.state, signed.operator)
+
+    def can(self, action: Action, client: str | None = None) -> bool:
+        return access.can(self.identity, action, client)
+
+    def require(self, action: Action, client: str | None = None) -> None:
+        if not self.can(action, client):
+            raise HTTPException(403, f"{self.identity.role} may not {action}")
+
+    def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
+        return page(self.request, template, {"me": self, "nav": NAV, **context}, status_code=status_code)
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+@contextmanager
+def _reading(request: Request) -> Iterator[Session]:
+    """A read-only session whose rows stay readable after it ends (detached, loaded values kept),
+    so templates render from them without touching the database."""
+    with _db(request).read_session() as s:
+        yield s
+        s.expunge_all()
+
+
+def _now(request: Request) -> float:
+    clock: Callable[[], float] = getattr(request.app.state, "clock", time.time)
+    return clock()
+
+
+def _operators_file(request: Request) -> Path:
+    return Path(request.app.state.cfg.operator_tokens_file)
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path of this page: never another site (``//evil``) or scheme."""
+    if value and value.startswith("/ui/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/ui/"
+
+
+def _signed_in(request: Request) -> sessions.SignedIn | None:
+    cookie = request.cookies.get(sessions.COOKIE)
+    now = _now(request)
+    with _db(request).read_session() as s:
+        verdict = sessions.check(s, _operators_file(request), cookie, now)
+    if cookie and (verdict.delete or verdict.touch):
+        with _db(request).session() as s:
+            sessions.record(s, cookie, verdict, now)
+    return verdict.signed
+
+
+async def visitor(request: Request) -> Visitor:
+    signed = await run_in_threadpool(_signed_in, request)
+    if signed is None:
+        where = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInNeeded(where)
+    return Visitor(request, signed)
+
+
+Me = Annotated[Visitor, Depends(visitor)]
+Csrf = Annotated[str, Form(max_length=100)]  # "" when missing: refused with 403
+
+
+def check_csrf(me: Visitor, given: str) -> None:
+    if not sessions.same_csrf(me.signed.csrf, given):
+        raise HTTPException(403, "the form's CSRF token is missing or wrong: reload the page and try again")
+
+
+def see_other(url: str) -> Response:
+    return secure(RedirectResponse(url, status_code=303))
+
+
+# ---------------------------------------------------------------------------------------- static
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    if name not in STATIC:
+        raise HTTPException(404, "no such file")
+    response = FileResponse(STATIC_DIR / name, media_type=STATIC[name])
+    response.headers["Cache-Control"] = "max-age=300"
+    return secure(response, no_store=False)
+
+
+# ----------------------------------------------------------------------------- sign-in, language
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str | None = None) -> Response:
+    import secrets
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
+    response = page(request, "login.html", {"me": None, "nav": [], "csrf": token, "next": safe_next(next),
+                                            "error": None})
+    _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request, token: Annotated[str, Form(max_length=600)],
+                next: Annotated[str, Form(max_length=2000)] = "/ui/", csrf: Csrf = "") -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if expected is None or not sessions.same_csrf(expected, csrf):
+        raise HTTPException(403, "the sign-in form's CSRF token is missing or wrong: reload the page")
+
+    def sign_in() -> str | None:
+        op = sessions.operator_of_token(_operators_file(request), token)
+        if op is None:
+            return None
+        with _db(request).session() as s:
+            raw, _ = sessions.open_session(s, op, _now(request))
+        return raw
+
+    raw = await run_in_threadpool(sign_in)
+    if raw is None:
+        return page(request, "login.html", {"me": None, "nav": [], "csrf": expected, "next": safe_next(next),
+                                            "error": "login.wrong_token"}, status_code=401)
+    response = see_other(safe_next(next))
+    _set_cookie(request, response, sessions.COOKIE, raw, max_age=sessions.LIFETIME_SECONDS, strict=True)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/ui")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, me: Me, csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+
+    def close() -> None:
+        with _db(request).session() as s:
+            sessions.close(s, me.signed.id_sha256)
+
+    await run_in_threadpool(close)
+    response = see_other("/ui/login")
+    response.delete_cookie(sessions.COOKIE, path="/ui", httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/lang/{code}")
+async def set_language(request: Request, code: str, next: str | None = None) -> Response:
+    if code not in i18n.CATALOGUES:
+        raise HTTPException(404, f"no language {code!r}; there are {', '.join(i18n.CATALOGUES)}")
+    response = see_other(safe_next(next))
+    _set_cookie(request, response, i18n.COOKIE, code, max_age=365 * 86400, http_only=False)
+    return response
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int,
+                strict: bool = True, http_only: bool = True) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/ui", httponly=http_only,
+                        samesite="strict" if strict else "lax", secure=request.url.scheme == "https")
+
+
+# ------------------------------------------------------------------------------------------ fleet
+
+
+def _fleet_context(request: Request, me: Visitor, client: str, state: str, q: str) -> dict[str, Any]:
+    flt = views.FleetFilter(client, state, q)
+    with _reading(request) as s:
+        clients, names = views.fleet(s, request.app.state.cfg, _now(request), me.identity, flt)
+    query = urlencode({k: v for k, v in (("client", client), ("state", state), ("q", q)) if v})
+    return {"clients": clients, "client_names": names, "states": views.HOST_STATES, "flt": flt,
+            "fragment_url": "/ui/fleet/fragment" + (f"?{query}" if query else "")}
+
+
+Filter = Annotated[str, Query(max_length=200)]
+
+
+@router.get("/")
+async def fleet_page(request: Request, me: Me, client: Filter = "", state: Filter = "",
+                     q: Filter = "") -> Response:
+    ctx = await run_in_threadpool(_fleet_context, request, me, client, state, q)
+    return me.render("fleet.html", **ctx)
+
+
+@router.get("/fleet/fragment")
+async def fleet_fragment(request: Request, me: Me, client: Filter = "", state: Filter = "",
+                         q: Filter = "") -> Response:
+    ctx = await run_in_threadpool(_fleet_context, request, me, client, state, q)
+    return me.render("fleet_table.html", **ctx)
+
+
+@router.get("/hosts/{name}")
+async def host_page(request: Request, me: Me, name: str) -> Response:
+    def read() -> views.HostPage | None:
+        with _reading(request) as s:
+            return views.host_page(s, request.app.state.cfg, _now(request), me.identity, name)
+
+    found = await run_in_threadpool(read)
+    if found is None:
+        raise HTTPException(404, f"no host {name!r}")
+    return me.render("host.html", h=found, status_name=views.status_name)
+
+
+# -------------------------------------------------------------------------------------- incidents
+
+
+@router.get("/incidents")
+async def incidents_page(request: Request, me: Me, show: Filter = "open", client: Filter = "",
+                         host: Filter = "") -> Response:
+    def read() -> list[Any]:
+        with _reading(request) as s:
+            return views.incidents(s, me.identity, open_only=show != "all", client=client, host=host)
+
+    rows = await run_in_threadpool(read)
+    return me.render("incidents.html", incidents=rows, show=show, client=client, host=host)
+
+
+def _incident(request: Request, me: Visitor, incident_id: int) -> tuple[Any, list[Any]]:
+    with _reading(request) as s:
+        found = views.incident(s, me.identity, incident_id)
+    if found is None:
+        raise HTTPException(404, f"no incident #{incident_id}")
+    return found
+
+
+IncidentId = Annotated[int, Query(ge=1, le=2**31 - 1)]
+
+
+@router.get("/incidents/{incident_id}")
+async def incident_page(request: Request, me: Me, incident_id: int) -> Response:
+    row, timeline = await run_in_threadpool(_incident, request, me, incident_id)
+    return me.render("incident.html", i=row, timeline=timeline)
+
+
+def _policy_and_monitor(request: Request) -> tuple[Any, Any]:
+    monitor = getattr(request.app.state, "monitor", None)
+    return getattr(monitor, "policy", None), monitor
+
+
+def _wake(monitor: Any) -> None:
+    wake = getattr(monitor, "wake_dispatch", None)
+    if callable(wake):
+        wake()
+
+
+NOTE_TAKES_MINUTES = "minutes" in inspect.signature(incident_service.add_note).parameters
+
+
+@router.post("/incidents/{incident_id}/{verb}")
+async def incident_action(
+    request: Request, me: Me, incident_id: int, verb: str,
+    text: Annotated[str, Form(max_length=4000)] = "",
+    minutes: Annotated[str, Form(max_length=10)] = "", csrf: Csrf = "",
+) -> Response:
+    check_csrf(me, csrf)
+    actions: dict[str, Action] = {"ack": "incident.ack", "resolve": "incident.resolve",
+                                  "note": "incident.note"}
+    if verb not in actions:
+        raise HTTPException(404, f"no incident action {verb!r}")
+    row, _ = await run_in_threadpool(_incident, request, me, incident_id)
+    me.require(actions[verb], row.client_name)
+    spent: int | None = None
+    if minutes.strip():
+        if not minutes.strip().isdigit() or not 0 < int(minutes) <= 10000:
+            raise HTTPException(422, "minutes: expected a whole number of minutes from 1 to 10000")
+        spent = int(minutes)
+    if verb == "note" and not text.strip():
+        raise HTTPException(422, "text: expected the note's text")
+    policy, monitor = _policy_and_monitor(request)
+    actor = me.identity.name
+
+    def act() -> None:
+        now = _now(request)
+        with _db(request).session() as s:
+            if verb == "ack":
+                incident_service.acknowledge(s, incident_id, actor=actor, message=text.strip(), now=now,
+                                             policy=policy)
+            elif verb == "resolve":
+                incident_service.resolve_incident(s, incident_id=incident_id, actor=actor,
+                                                  message=text.strip() or f"resolved by {actor}", now=now,
+                                                  policy=policy)
+            elif NOTE_TAKES_MINUTES:
+                extra: dict[str, Any] = {"minutes": spent}
+                incident_service.add_note(s, incident_id, actor=actor, text=text.strip(), now=now, **extra)
+            else:  # the service has no minutes yet: they go into the note's text
+                note = text.strip() + (f" [{spent} min]" if spent else "")
+                incident_service.add_note(s, incident_id, actor=actor, text=note, now=now)
+
+    await run_in_threadpool(act)
+    if verb != "note":
+        _wake(monitor)
+    return see_other(f"/ui/incidents/{incident_id}")
+
+
+# ------------------------------------------------------------------------------------------- runs
+
+
+def _runtime(request: Request) -> WorkflowRuntime:
+    runtime: WorkflowRuntime = request.app.state.workflows
+    return runtime
+
+
+@router.get("/runs")
+async def runs_page(request: Request, me: Me) -> Response:
+    def read() -> list[Any]:
+        with _reading(request) as s:
+            return views.runs(s, request.app.state.cfg, me.identity)
+
+    return me.render("runs.html", runs=await run_in_threadpool(read))
+
+
+def _run_choices(request: Request, me: Visitor) -> tuple[list[tuple[str, str]], list[str]]:
+    """(host, client) pairs the visitor may start runs on, and the playbooks of the playbooks dir."""
+    cfg = request.app.state.cfg
+    hosts = [(h.name, c.name) for c in cfg.clients for h in c.hosts
+             if h.ssh_address is not None and me.can("run.start", c.name)]
+    playbooks = sorted(p.stem for p in _runtime(request).playbooks_dir.glob("*.yaml"))
+    return hosts, playbooks
+
+
+@router.get("/runs/new")
+async def run_form(request: Request, me: Me, host: Filter = "") -> Response:
+    me.require("run.start")
+    hosts, playbooks = _run_choices(request, me)
+    return me.render("run_new.html", hosts=hosts, playbooks=playbooks, chosen=host)
+
+
+Name = Annotated[str, Form(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+VarsText = Annotated[str, Form(max_length=20000)]
+
+
+def _checked_run(request: Request, me: Visitor, host: str, playbook: str, variables: str) -> dict[str, str]:
+    client = views.client_of_host(request.app.state.cfg, host)
+    if client is None:
+        raise HTTPException(422, f"host: no host {host!r} in the controller config")
+    me.require("run.start", client)
+    _, playbooks = _run_choices(request, me)
+    if playbook not in playbooks:
+        raise HTTPException(422, f"playbook: expected one of {', '.join(playbooks)}, got {playbook!r}")
+    try:
+        return parse_var_args([line.strip() for line in variables.splitlines() if line.strip()])
+    except ConfigError as exc:
+        raise HTTPException(422, f"variables: {exc}") from None
+
+
+@router.post("/runs/confirm")
+async def run_confirm(request: Request, me: Me, host: Name, playbook: Name,
+                      variables: VarsText = "", dry_run: Annotated[str, Form(max_length=5)] = "",
+                      csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    parsed = _checked_run(request, me, host, playbook, variables)
+    runtime = _runtime(request)
+
+    def values() -> dict[str, str]:
+        """The run's values as the run would take them (ConfigError now, not after confirming);
+        a secret variable's value is shown as ***."""
+        book = runtime.playbook(playbook)
+        runtime.overrides(host, book, parsed)
+        secret = {v.name for v in book.variables if v.secret}
+        return {k: "***" if k in secret else v for k, v in parsed.items()}
+
+    try:
+        shown = await run_in_threadpool(values)
+    except ConfigError as exc:
+        return me.render("message.html", status_code=422, title_key="runs.refused", message=str(exc))
+    return me.render("run_confirm.html", host=host, playbook=playbook, variables=variables, parsed=shown,
+                     dry_run=bool(dry_run))
+
+
+@router.post("/runs")
+async def run_start(request: Request, me: Me, host: Name, playbook: Name,
+                    variables: VarsText = "", dry_run: Annotated[str, Form(max_length=5)] = "",
+                    csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    parsed = _checked_run(request, me, host, playbook, variables)
+    try:
+        run_id = await run_in_threadpool(_runtime(request).start, playbook, host, parsed,
+                                         dry_run=bool(dry_run))
+    except RunRefused as exc:
+        return me.render("message.html", status_code=409, title_key="runs.refused", message=str(exc))
+    except ConfigError as exc:
+        return me.render("message.html", status_code=422, title_key="runs.refused", message=str(exc))
+    return see_other(f"/ui/runs/{run_id}")
+
+
+def _run_page(request: Request, me: Visitor, run_id: int) -> views.RunPage:
+    with _reading(request) as s:
+        found = views.run_page(s, request.app.state.cfg, me.identity, run_id)
+    if found is None:
+        raise HTTPException(404, f"no run {run_id}")
+    return found
+
+
+@router.get("/runs/{run_id}")
+async def run_page(request: Request, me: Me, run_id: int) -> Response:
+    return me.render("run.html", r=await run_in_threadpool(_run_page, request, me, run_id))
+
+
+@router.get("/runs/{run_id}/fragment")
+async def run_fragment(request: Request, me: Me, run_id: int) -> Response:
+    return me.render("run_body.html", r=await run_in_threadpool(_run_page, request, me, run_id))
+
+
+# ---------------------------------------------------------------------------------------- windows
+
+
+@router.get("/windows")
+async def windows_page(request: Request, me: Me) -> Response:
+    def read() -> list[Any]:
+        with _reading(request) as s:
+            return views.windows(s, request.app.state.cfg, me.identity, _now(request))
+
+    return me.render("windows.html", windows=await run_in_threadpool(read))
+
+
+@router.get("/windows/new")
+async def window_form(request: Request, me: Me) -> Response:
+    me.require("window.add")
+    cfg = request.app.state.cfg
+    targets = [(f"client:{c.name}", c.name) for c in cfg.clients if me.can("window.add", c.name)]
+    targets += [(h.name, c.name) for c in cfg.clients for h in c.hosts if me.can("window.add", c.name)]
+    playbooks = sorted(p.stem for p in _runtime(request).playbooks_dir.glob("*.yaml"))
+    return me.render("window_new.html", targets=targets, playbooks=playbooks)
+
+
+@router.post("/windows")
+async def window_add(request: Request, me: Me, name: Name, target: Annotated[str, Form(max_length=200)],
+                     playbook: Name, cron: Annotated[str, Form(min_length=1, max_length=100)],
+                     duration_minutes: Annotated[int, Form(ge=1, le=7 * 24 * 60)],
+                     timezone: Annotated[str, Form(max_length=64)] = "", csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    cfg = request.app.state.cfg
+    if target.startswith("client:"):
+        client_cfg = cfg.client(target.removeprefix("client:"))
+        if client_cfg is None:
+            raise HTTPException(422, f"target: unknown client {target!r}")
+        client, zone = client_cfg.name, client_cfg.timezone
+    else:
+        found = cfg.host(target)
+        if found is None:
+            raise HTTPException(422, f"target: unknown host {target!r}")
+        client, zone = found[0].name, found[1].timezone
+    me.require("window.add", client)
+
+    def write() -> None:
+        with _db(request).session() as s:
+            add_window(s, name=name, target=target, playbook=playbook, cron=cron,
+                       duration_minutes=duration_minutes,
+                       timezone=timezone.strip() or zone, variables={}, now=_now(request))
+
+    try:
+        await run_in_threadpool(write)
+    except ConfigError as exc:
+        return me.render("message.html", status_code=422, title_key="windows.refused", message=str(exc))
+    except IntegrityError:
+        return me.render("message.html", status_code=409, title_key="windows.refused",
+                         message=f"a window named {name!r} exists already")
+    return see_other("/ui/windows")
+
+
+# ------------------------------------------------------------------------------ errors and hooks
+
+
+def install(app: Any) -> None:
+    """Add the page to ``app``: its routes, and the handlers that turn "not signed in" into a
+    redirect to the sign-in form and an HTTP error on a /ui/ path into a page."""
+    from fastapi.exception_handlers import request_validation_exception_handler
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    default_http = app.exception_handlers.get(StarletteHTTPException)
+    app.include_router(router)
+
+    async def sign_in_needed(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInNeeded)
+        if request.url.path.endswith("/fragment"):
+            return secure(Response(status_code=401))
+        return see_other("/ui/login?" + urlencode({"next": exc.where}))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if not request.url.path.startswith("/ui/"):
+            if default_http is not None:
+                result: Response = await default_http(request, exc)
+                return result
+            from fastapi.exception_handlers import http_exception_handler
+            return await http_exception_handler(request, exc)
+        return page(request, "message.html", {"me": None, "nav": [], "title_key": "error.title",
+                                              "message": str(exc.detail)}, status_code=exc.status_code)
+
+    async def invalid_form(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if not request.url.path.startswith("/ui/"):
+            return await request_validation_exception_handler(request, exc)
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}"
+                             for e in exc.errors())
+        return page(request, "message.html", {"me": None, "nav": [], "title_key": "error.title",
+                                              "message": problems}, status_code=422)
+
+    app.add_exception_handler(SignInNeeded, sign_in_needed)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_form)
