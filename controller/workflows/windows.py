@@ -10,6 +10,10 @@ ROLLED_BACK: every host is drilled; a quarantine still halts. While a host is wo
 window silences its notifications (owner ``window <id>``; the run's own verification decides)
 and lifts only that silence after the host's run: an operator's silence of the host stays.
 
+A window start is fired once: its occurrence row has a unique (window, scheduled start) key, so a
+start that a second controller (or the same job run again after a leader change) tries to fire
+finds the row and does nothing.
+
 A window start missed while the controller was down is never run late: APScheduler reports it as
 missed (``misfire_grace_time`` 60 s, coalesced), it is recorded as a ``missed`` occurrence and a
 warning incident ``update_window_missed`` is opened (notified like every incident).
@@ -29,6 +33,7 @@ from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controller.alerting.silences import Owner
@@ -188,8 +193,10 @@ class WindowScheduler:
                 return
             when = scheduled.astimezone(ZoneInfo(window.timezone)).strftime("%Y-%m-%d %H:%M %Z")
             detail = f"window {window.name} ({when}) was missed: the controller was not running; not run late"
-            s.add(WindowOccurrence(window_id=window_id, scheduled_for=scheduled.timestamp(), status="missed",
-                                   detail=detail, run_ids=[], recorded_at=self.clock()))
+            if not _record(s, WindowOccurrence(
+                    window_id=window_id, scheduled_for=scheduled.timestamp(), status="missed", detail=detail,
+                    run_ids=[], recorded_at=self.clock())):
+                return  # this start was already fired (or recorded missed) by another controller
             self.incidents.open(s, IncidentRequest(
                 window.target, f"workflow:window-missed:{window_id}:{int(scheduled.timestamp())}",
                 "update_window_missed", "warning", f"update window missed: {detail}",
@@ -206,8 +213,8 @@ class WindowScheduler:
             start = last_start(window, now)
             occurrence = WindowOccurrence(window_id=window_id, scheduled_for=start, status="started",
                                           detail="", run_ids=[], recorded_at=now)
-            s.add(occurrence)
-            s.flush()
+            if not _record(s, occurrence):
+                return  # another controller fired this start already: it runs there, once
             occurrence_id = occurrence.id
         ends_at = start + window.duration_minutes * 60
         notes: list[str] = []
@@ -240,6 +247,17 @@ class WindowScheduler:
             assert row is not None
             row.status, row.detail, row.run_ids = status, "; ".join(notes), run_ids
         self.done.set()
+
+
+def _record(session: Session, occurrence: WindowOccurrence) -> bool:
+    """Insert the occurrence; False when its (window, scheduled start) is already recorded."""
+    try:
+        with session.begin_nested():
+            session.add(occurrence)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 def _playbook_name(playbook: str) -> str:
