@@ -185,7 +185,7 @@ class SqliteSingleton(Election):
 
     def acquire(self) -> None:
         """Take the file lock or raise ConfigError (another ``serve`` runs on this database)."""
-        if self.path is None:
+        if self.path is None or self._fd is not None:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:

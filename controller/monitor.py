@@ -25,6 +25,7 @@ from controller.alerting.channels.registry import build_senders
 from controller.alerting.dispatcher import Dispatcher
 from controller.alerting.outbox import NotifyPolicy, has_pending, sync_pending
 from controller.alerting.reconcile import needs_write, open_detected, reconcile
+from controller.alerting.routing import groups
 from controller.config import ControllerConfig
 from controller.detection.classify import HostView, evaluate
 from controller.detection.config import DetectionConfig
@@ -71,7 +72,7 @@ class Monitor:
         )
         self.dispatcher = dispatcher or Dispatcher(
             db, build_senders(self.policy.channels, source=cfg.source) if senders is None else senders,
-            clock=clock,
+            clock=clock, grouped=frozenset(c.name for c in self.policy.channels if groups(c)),
         )
         self._config_targets = {
             host.name: (host.portal_url, _address(host.ssh_address))
