@@ -14,6 +14,9 @@ A window start is fired once: its occurrence row has a unique (window, scheduled
 start that a second controller (or the same job run again after a leader change) tries to fire
 finds the row and does nothing.
 
+An occurrence still ``started`` when a controller (the new leader) starts is marked ``interrupted``:
+the controller that ran it stopped mid-window; its remaining hosts are not run late.
+
 A window start missed while the controller was down is never run late: APScheduler reports it as
 missed (``misfire_grace_time`` 60 s, coalesced), it is recorded as a ``missed`` occurrence and a
 warning incident ``update_window_missed`` is opened (notified like every incident).
@@ -148,8 +151,21 @@ class WindowScheduler:
     def start(self, *, paused: bool = False) -> None:
         global _active
         _active = self
+        self.close_interrupted()
         self.scheduler.start(paused=paused)
         self.sync()
+
+    def close_interrupted(self) -> int:
+        """Occurrences left ``started`` by a controller that stopped mid-window (only the leader runs
+        windows, and this one is starting: no other is running one) become ``interrupted``; the
+        hosts it had not started yet are not updated late. Their number."""
+        with self.db.session() as s:
+            rows = s.scalars(select(WindowOccurrence).where(WindowOccurrence.status == "started")).all()
+            for row in rows:
+                row.status = "interrupted"
+                row.detail = "the controller running this window stopped; hosts not started by then were " \
+                    "not updated (a run in flight is reconciled)"
+            return len(rows)
 
     def stop(self) -> None:
         global _active
