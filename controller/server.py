@@ -104,11 +104,21 @@ _WORKER_ENV = "BOXKEEPER_SERVE_CONFIG"
 
 #: exit status of a leader that lost its lock (systemd's Restart=on-failure starts it again)
 LOST_LEADERSHIP_EXIT = 3
+#: how long the graceful stop after a lost lock may take before the process exits anyway
+LOST_LEADERSHIP_STOP_SECONDS = 30.0
 
 
-def _exit_lost() -> None:
-    logging.shutdown()
-    os._exit(LOST_LEADERSHIP_EXIT)
+def _stop_lost() -> None:
+    """Stop this process as SIGTERM does (workers too), then ``serve`` exits 3; a watchdog exits
+    hard if the stop hangs (the database is likely gone)."""
+    def hard_exit() -> None:
+        logging.shutdown()
+        os._exit(LOST_LEADERSHIP_EXIT)
+
+    timer = threading.Timer(LOST_LEADERSHIP_STOP_SECONDS, hard_exit)
+    timer.daemon = True
+    timer.start()
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Singletons:
@@ -119,12 +129,27 @@ class Singletons:
     run: the leader's full pass every ``evaluate_interval`` picks them up)."""
 
     def __init__(self, cfg: ControllerConfig, db: Database, monitor: Monitor, workflows: WorkflowRuntime,
-                 *, on_lost: Any = _exit_lost) -> None:
+                 *, on_lost: Any = _stop_lost) -> None:
         self.monitor = monitor
         self.workflows = workflows
         self._lock = threading.Lock()
         self._running = False
-        self.election: Election = election_for(db, cfg.source, on_elected=self._elected, on_lost=on_lost)
+        self._stop_process = on_lost
+        self.lost = False
+        self.election: Election = election_for(db, cfg.source, on_elected=self._elected, on_lost=self._lost)
+
+    def _lost(self) -> None:
+        """Leadership is gone: stop the background work now, then the process."""
+        self.lost = True
+        threading.Thread(target=self._halt_work, name="boxkeeper-step-down", daemon=True).start()
+        self._stop_process()
+
+    def _halt_work(self) -> None:
+        with self._lock:
+            if self._running:
+                self.workflows.stop_service()
+                self.monitor.stop()
+            self._running = False
 
     def acquire(self) -> None:
         """SQLite: refuse now (ConfigError) when another ``serve`` runs on the file."""
@@ -144,11 +169,7 @@ class Singletons:
 
     def stop(self) -> None:
         self.election.stop()
-        with self._lock:
-            if self._running:
-                self.workflows.stop_service()
-                self.monitor.stop()
-            self._running = False
+        self._halt_work()
 
     def notify_report(self, host: str) -> None:
         self.monitor.notify_report(host)
@@ -210,7 +231,7 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
     finally:
         sock.close()
         db.dispose()
-    return 0
+    return LOST_LEADERSHIP_EXIT if singletons is not None and singletons.lost else 0
 
 
 def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, workers: int, *,
@@ -240,4 +261,4 @@ def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, wo
             singletons.stop()
         sock.close()
         db.dispose()
-    return 0
+    return LOST_LEADERSHIP_EXIT if singletons is not None and singletons.lost else 0

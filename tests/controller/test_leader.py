@@ -98,3 +98,29 @@ def test_a_second_serve_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
     again = ControllerProcess(config, tmp_path, listen="127.0.3.95:0")
     again.start()
     again.stop()
+
+
+def test_a_serve_that_loses_its_leader_lock_stops_with_status_3(
+        tmp_path: Path, postgres_server: PostgresServer) -> None:
+    url = postgres_server.new_database()
+    config = tmp_path / "controller.yaml"
+    config.write_text(f"database: {url}\nstate_dir: {tmp_path}/state\n"
+                      "clients:\n  - name: acme\n    hosts: [{name: h1}]\n")
+    controller = ControllerProcess(config, tmp_path, listen="127.0.3.96:0")
+    controller.start()
+    db = Database(url)
+    try:
+        def leading() -> bool:
+            with db.read_session() as s:
+                return bool(s.execute(text("SELECT count(*) FROM pg_stat_activity"
+                                           " WHERE application_name LIKE 'boxkeeper-leader%'")).scalar())
+        assert any(leading() or time.sleep(0.2) for _ in range(150))
+        with db.session() as s:  # its database session ends (a network cut, an administrator)
+            s.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE application_name LIKE 'boxkeeper-leader%'"))
+        assert controller.proc is not None
+        assert controller.proc.wait(timeout=60) == 3
+        assert "lost the leader lock" in controller.log_tail()
+    finally:
+        controller.stop()
+        db.dispose()
