@@ -67,6 +67,7 @@ class HostRecord:
     push_interval_seconds: float | None
     portal_url: str | None
     ssh_address: str | None
+    last_sent_at: float | None = None  # the newest report's own stamp (agent clock)
     checks: tuple[CheckView, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
@@ -117,6 +118,7 @@ def read_hosts(
             last_report_at=st.last_report_at if st else None, last_seq=st.last_seq if st else None,
             push_interval_seconds=st.push_interval_seconds if st else None,
             portal_url=host.portal_url, ssh_address=host.ssh_address,
+            last_sent_at=st.last_sent_at if st else None,
             checks=tuple(checks.get(host.id, ())), labels=dict(host.labels or {}),
             facts=dict(st.facts or {}) if st else {},
             samples=list(st.samples or []) if st and with_samples else [],

@@ -5,6 +5,11 @@ reports (:mod:`controller.retention`), in three threads.
 probes + incident reconcile + notification sync), ``dispatch_once()`` (deliver due outbox rows),
 ``notify_report(host)`` (called by ingest after a report is committed: evaluate that host soon).
 An exception in a pass is logged and the loop goes on.
+
+Start-up grace: when ``start()`` finds that no report at all arrived for ``min_silence`` or more
+(the controller, or every controller, was away), a silent host whose last report predates the start
+is not declared down until its ``startup_grace`` has passed: the agents are still retrying. Hosts
+that reported since are judged as usual.
 """
 
 from __future__ import annotations
@@ -14,18 +19,23 @@ import threading
 import time
 from collections.abc import Callable
 
+from sqlalchemy import func, select
+
 from controller.alerting.channels.base import Sender
 from controller.alerting.channels.registry import build_senders
 from controller.alerting.dispatcher import Dispatcher
 from controller.alerting.outbox import NotifyPolicy, has_pending, sync_pending
 from controller.alerting.reconcile import needs_write, open_detected, reconcile
+from controller.alerting.routing import groups
 from controller.config import ControllerConfig
 from controller.detection.classify import HostView, evaluate
 from controller.detection.config import DetectionConfig
+from controller.detection.liveness import is_replaying, startup_grace
 from controller.detection.probes import Prober, ProbeResult, ProbeTarget
 from controller.fleet import HostRecord, read_hosts
 from controller.retention import Pruner
 from controller.store.db import Database
+from controller.store.models import HostState
 
 log = logging.getLogger("boxkeeper.monitor")
 
@@ -64,7 +74,7 @@ class Monitor:
         )
         self.dispatcher = dispatcher or Dispatcher(
             db, build_senders(self.policy.channels, source=cfg.source) if senders is None else senders,
-            clock=clock,
+            clock=clock, grouped=frozenset(c.name for c in self.policy.channels if groups(c)),
         )
         self._config_targets = {
             host.name: (host.portal_url, _address(host.ssh_address))
@@ -81,6 +91,8 @@ class Monitor:
         self.pruner = Pruner(db, cfg.retention, clock=clock)
         self.passes = 0
         self.pass_errors = 0
+        #: set by start() after an outage: (this start, the newest report stored before it)
+        self.outage: tuple[float, float | None] | None = None
 
     # -- one pass each ----------------------------------------------------------------------
 
@@ -119,11 +131,37 @@ class Monitor:
 
     def view(self, record: HostRecord, targets: tuple[ProbeTarget, ...],
              probes: tuple[ProbeResult, ...] | None) -> HostView:
+        d = self.detection
         return HostView(
             host=record.host, client=record.client, reported=record.reported, silent=record.silent,
             silent_for=record.silent_for, probes=probes if targets else (), checks=record.checks,
-            probes_disabled=not self.detection.for_host(record.host).probes,
+            probes_disabled=not d.for_host(record.host).probes,
+            replaying=is_replaying(record.last_report_at, record.last_sent_at, d,
+                                   record.push_interval_seconds, record.host),
+            starting=self.in_grace(record),
         )
+
+    def in_grace(self, record: HostRecord) -> bool:
+        """The host is silent since before an outage of the controller and its start-up grace runs."""
+        if self.outage is None or not record.silent:
+            return False
+        started, _ = self.outage
+        if record.last_report_at is not None and record.last_report_at >= started:
+            return False
+        grace = startup_grace(self.detection, record.push_interval_seconds, record.host)
+        return self.clock() < started + grace
+
+    def note_start(self) -> None:
+        """Look whether the controller was away (no report stored for ``min_silence``): then
+        silent hosts get their start-up grace."""
+        now = self.clock()
+        with self.db.read_session() as session:
+            newest = session.scalar(select(func.max(HostState.last_report_at)))
+        if newest is None or now - newest >= self.detection.min_silence:
+            self.outage = (now, newest)
+            if newest is not None:
+                log.warning("no report was stored for %.0f s before this start: hosts get a start-up "
+                            "grace before they count as down", now - newest)
 
     def dispatch_once(self) -> int:
         """Deliver the due outbox rows; the number delivered."""
@@ -145,6 +183,10 @@ class Monitor:
     def start(self) -> None:
         if self._threads:
             return
+        try:
+            self.note_start()
+        except Exception:
+            log.exception("could not read the newest report time; no start-up grace")
         self._stop.clear()
         self._threads = [
             threading.Thread(target=self._evaluate_loop, name="boxkeeper-evaluate", daemon=True),

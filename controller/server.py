@@ -1,5 +1,9 @@
 """``boxkeeper serve``: the API on uvicorn, the monitor (detection + notifications) alongside.
 
+The background side (detection, notifications, run reconciliation, update windows) runs only while
+this process is the leader (:mod:`controller.leader`): on PostgreSQL several ``serve`` processes
+share one database and one of them leads; on SQLite a second ``serve`` is refused.
+
 uvicorn installs the SIGTERM/SIGINT handlers: a signal stops accepting connections, lets requests
 in flight finish, then runs the app's shutdown (which stops the monitor).
 """
@@ -22,6 +26,7 @@ from controller import inventory
 from controller.api import create_app
 from controller.api.reports import IngestFastPath
 from controller.config import ControllerConfig
+from controller.leader import Election, SqliteSingleton, election_for
 from controller.monitor import Monitor
 from controller.redact import LOG_REDACTOR, install_log_redaction, url_secrets
 from controller.runtime import WorkflowRuntime
@@ -123,6 +128,81 @@ class WorkerApp:
         tune_gc()
         return IngestFastPath(app)
 
+#: exit status of a leader that lost its lock (systemd's Restart=on-failure starts it again)
+LOST_LEADERSHIP_EXIT = 3
+#: how long the graceful stop after a lost lock may take before the process exits anyway
+LOST_LEADERSHIP_STOP_SECONDS = 30.0
+
+
+def _stop_lost() -> None:
+    """Stop this process as SIGTERM does (workers too), then ``serve`` exits 3; a watchdog exits
+    hard if the stop hangs (the database is likely gone)."""
+    def hard_exit() -> None:
+        logging.shutdown()
+        os._exit(LOST_LEADERSHIP_EXIT)
+
+    timer = threading.Timer(LOST_LEADERSHIP_STOP_SECONDS, hard_exit)
+    timer.daemon = True
+    timer.start()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+class Singletons:
+    """The background work of one ``serve``, started when this process becomes the leader.
+
+    Given to the app as its monitor: the app's start starts the election, its shutdown stops the
+    work; reports still wake the monitor's detection (a no-op on a follower, whose monitor does not
+    run: the leader's full pass every ``evaluate_interval`` picks them up)."""
+
+    def __init__(self, cfg: ControllerConfig, db: Database, monitor: Monitor, workflows: WorkflowRuntime,
+                 *, on_lost: Any = _stop_lost) -> None:
+        self.monitor = monitor
+        self.workflows = workflows
+        self._lock = threading.Lock()
+        self._running = False
+        self._stop_process = on_lost
+        self.lost = False
+        self.election: Election = election_for(db, cfg.source, on_elected=self._elected, on_lost=self._lost)
+
+    def _lost(self) -> None:
+        """Leadership is gone: stop the background work now, then the process."""
+        self.lost = True
+        threading.Thread(target=self._halt_work, name="boxkeeper-step-down", daemon=True).start()
+        self._stop_process()
+
+    def _halt_work(self) -> None:
+        with self._lock:
+            if self._running:
+                self.workflows.stop_service()
+                self.monitor.stop()
+            self._running = False
+
+    def acquire(self) -> None:
+        """SQLite: refuse now (ConfigError) when another ``serve`` runs on the file."""
+        if isinstance(self.election, SqliteSingleton):
+            self.election.acquire()
+
+    def _elected(self) -> None:
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+            self.monitor.start()
+            self.workflows.start_service()
+
+    def start(self) -> None:
+        self.election.start()
+
+    def stop(self) -> None:
+        self.election.stop()
+        self._halt_work()
+
+    def notify_report(self, host: str) -> None:
+        self.monitor.notify_report(host)
+
+    def wake_dispatch(self) -> None:
+        self.monitor.wake_dispatch()
+
 
 def protect_logs(cfg: ControllerConfig) -> None:
     """Mask the config's secrets that are known before any channel is built (the database
@@ -142,6 +222,9 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
     protect_logs(cfg)
     db = Database(cfg.database)
     db.upgrade()
+    singletons = Singletons(cfg, db, Monitor(cfg, db), WorkflowRuntime(cfg, db)) if monitor else None
+    if singletons is not None:
+        singletons.acquire()
     inventory.sync_config(cfg, db)
     sock = bind(cfg.listen_host, cfg.listen_port) if workers <= 1 else \
         WorkerListener.bind_address(cfg.listen_host, cfg.listen_port)
@@ -154,12 +237,13 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
         tmp.write_text(f"{shown}:{port}\n", encoding="utf-8")
         os.replace(tmp, ready_file)
     if isinstance(sock, WorkerListener):
-        return _serve_workers(cfg, db, sock, workers, monitor=monitor, log_level=log_level,
+        return _serve_workers(cfg, db, sock, workers, singletons=singletons, log_level=log_level,
                               access_log=access_log)
     # The background side (outage detection, notifications, crash reconciliation of update runs,
-    # update windows) runs with the app; --no-monitor serves the API alone.
-    app = create_app(cfg, db, monitor=Monitor(cfg, db) if monitor else None,
-                     workflows=WorkflowRuntime(cfg, db) if monitor else None)
+    # update windows) runs with the app while this process leads; --no-monitor serves the API alone.
+    app = create_app(cfg, db, monitor=singletons)
+    if singletons is not None:
+        app.state.workflows = singletons.workflows  # API runs and the service share one runtime
     config = uvicorn.Config(IngestFastPath(app), log_level=log_level, access_log=access_log, lifespan="on",
                             timeout_graceful_shutdown=10, server_header=False,
                             timeout_keep_alive=KEEP_ALIVE_SECONDS, **_tls_options(cfg))
@@ -175,11 +259,11 @@ def serve(cfg: ControllerConfig, *, ready_file: str | None = None, monitor: bool
     finally:
         sock.close()
         db.dispose()
-    return 0
+    return LOST_LEADERSHIP_EXIT if singletons is not None and singletons.lost else 0
 
 
-def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, workers: int, *, monitor: bool,
-                   log_level: str, access_log: bool) -> int:
+def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, workers: int, *,
+                   singletons: Singletons | None, log_level: str, access_log: bool) -> int:
     """N uvicorn worker processes on one listening socket; the monitor runs once, in this process.
 
     Each worker is a stateless API replica (as several controllers behind a load balancer are): the
@@ -195,19 +279,13 @@ def _serve_workers(cfg: ControllerConfig, db: Database, sock: WorkerListener, wo
                             timeout_graceful_shutdown=10, server_header=False,
                             timeout_keep_alive=KEEP_ALIVE_SECONDS,
                             timeout_worker_healthcheck=WORKER_HEALTHCHECK, **_tls_options(cfg))
-    mon = Monitor(cfg, db) if monitor else None
-    workflows = WorkflowRuntime(cfg, db) if monitor else None
-    if mon is not None:
-        mon.start()
-    if workflows is not None:
-        workflows.start_service()
+    if singletons is not None:
+        singletons.start()
     try:
         Multiprocess(config, sockets=[sock]).run()
     finally:
-        if workflows is not None:
-            workflows.stop_service()
-        if mon is not None:
-            mon.stop()
+        if singletons is not None:
+            singletons.stop()
         sock.close()
         db.dispose()
-    return 0
+    return LOST_LEADERSHIP_EXIT if singletons is not None and singletons.lost else 0

@@ -13,6 +13,14 @@ A row marked ``sent`` is never sent again. A channel's repeats of one incident s
 line (updated to the latest), so a long incident's timeline does not grow with its age. Rows of one
 incident go to one channel in order (a "resolved" waits for its "firing" while that one is being
 retried).
+
+Several controllers (one database): the leader dispatches, and claims stay safe if two ever do —
+a claimed row is locked (PostgreSQL) or written under the write lock (SQLite) and leased for
+``lease`` seconds, so another dispatcher skips it until the lease runs out.
+
+Grouping (channels in ``grouped``): the due host-level rows (agent down, unreachable) of one client,
+channel and event are claimed together and sent as one notification whose payload lists every
+incident (``group``); they are marked sent, or retried, together.
 """
 
 from __future__ import annotations
@@ -23,12 +31,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, aliased
 
 from controller.alerting.channels.base import DeliveryError, Outgoing, Sender
-from controller.alerting.models import FAILED, PENDING, SENT, IncidentEvent, Notification
+from controller.alerting.models import FAILED, PENDING, SENT, Incident, IncidentEvent, Notification
+from controller.alerting.routing import groupable
+from controller.detection.classify import HOST_KINDS
 from controller.redact import Redactor
 from controller.store.db import Database
 
@@ -43,7 +54,8 @@ def backoff(
     return delay * (0.5 + 0.5 * rng())
 
 
-def _record(session: Session, note: Outgoing, kind: str, message: str, now: float) -> None:
+def _record(session: Session, note: Outgoing, kind: str, message: str, now: float, *,
+            incident_id: int | None = None) -> None:
     """Add the delivery's timeline event. A repeat does not add a line: the channel's one line for
     its repeats (of this kind) is updated to the latest (number, time, text), so a day-long incident
     routed to Alertmanager (a repeat a minute) keeps a short timeline."""
@@ -60,8 +72,8 @@ def _record(session: Session, note: Outgoing, kind: str, message: str, now: floa
         if line is not None:
             line.at, line.message = now, message
             return
-    session.add(IncidentEvent(incident_id=note.incident_id, at=now, kind=kind, actor="boxkeeper",
-                              message=message))
+    session.add(IncidentEvent(incident_id=note.incident_id if incident_id is None else incident_id, at=now,
+                              kind=kind, actor="boxkeeper", message=message))
 
 
 class Dispatcher:
@@ -79,6 +91,8 @@ class Dispatcher:
         base_delay: float = 5.0,
         max_delay: float = 600.0,
         workers: int = 4,
+        grouped: frozenset[str] = frozenset(),
+        group_limit: int = 1000,
     ) -> None:
         self.db = db
         self.senders = senders
@@ -90,6 +104,10 @@ class Dispatcher:
         self.max_age = max_age
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.grouped = grouped
+        self.group_limit = group_limit
+        #: a grouped note's id → the (row id, incident id) of every row it stands for
+        self._members: dict[int, list[tuple[int, int]]] = {}
         self.redact = Redactor(s for sender in senders.values() for s in sender.secrets())
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="boxkeeper-notify")
         self.counts: Counter[tuple[str, str]] = Counter()  # (channel, sent|retry|failed) → n
@@ -112,21 +130,71 @@ class Dispatcher:
                 )
                 .exists()
             )
+            due = (Notification.status == PENDING, Notification.next_attempt_at <= now, ~blocked)
             stmt = (
                 select(Notification)
-                .where(Notification.status == PENDING, Notification.next_attempt_at <= now, ~blocked)
+                .where(*due)
                 .order_by(Notification.next_attempt_at, Notification.id)
                 .limit(self.batch)
                 .with_for_update(skip_locked=True)
             )
-            rows = session.scalars(stmt).all()
-            claimed = []
+            rows = list(session.scalars(stmt).all())
+            groups: dict[tuple[str, str, str | None], list[Notification]] = {}
+            single: list[Notification] = []
             for row in rows:
+                key = self._group_key(row)
+                (groups.setdefault(key, []) if key is not None else single).append(row)
+            for (channel, event, client), members in groups.items():
+                members.extend(self._siblings(session, due, channel, event, client, {r.id for r in members}))
+            claimed = []
+            for row in [*single, *(r for members in groups.values() for r in members)]:
                 row.attempts += 1
                 row.next_attempt_at = now + self.lease
-                claimed.append(Outgoing(row.id, row.incident_id, row.event, row.channel, dict(row.payload),
-                                        row.dedup_key, row.attempts))
+            for row in single:
+                claimed.append(self._outgoing(row))
+            for members in groups.values():
+                claimed.append(self._grouped(members))
             return claimed
+
+    def _group_key(self, row: Notification) -> tuple[str, str, str | None] | None:
+        incident = row.payload.get("incident") or {}
+        if row.channel not in self.grouped or not groupable(str(incident.get("cause")), row.event):
+            return None
+        return row.channel, row.event, incident.get("client")
+
+    def _siblings(self, session: Session, due: tuple[Any, ...], channel: str, event: str, client: str | None,
+                  taken: set[int]) -> list[Notification]:
+        """The other due rows of the same group beyond the batch."""
+        stmt = (
+            select(Notification)
+            .join(Incident, Incident.id == Notification.incident_id)
+            .where(*due, Notification.channel == channel, Notification.event == event,
+                   Incident.client_name == client, Incident.cause.in_(HOST_KINDS))
+            .order_by(Notification.id)
+            .limit(self.group_limit)
+            .with_for_update(skip_locked=True, of=Notification)
+        )
+        return [row for row in session.scalars(stmt) if row.id not in taken]
+
+    @staticmethod
+    def _outgoing(row: Notification) -> Outgoing:
+        return Outgoing(row.id, row.incident_id, row.event, row.channel, dict(row.payload), row.dedup_key,
+                        row.attempts)
+
+    def _grouped(self, rows: list[Notification]) -> Outgoing:
+        """One note for the rows of a group (a single row goes out as itself)."""
+        rows.sort(key=lambda r: (str(r.payload["incident"].get("host") or ""), r.id))
+        if len(rows) == 1:
+            return self._outgoing(rows[0])
+        first = rows[0]
+        payload = dict(first.payload)
+        payload["group"] = [r.payload["incident"] for r in rows]
+        key = "group:" + ",".join(str(r.id) for r in sorted(rows, key=lambda r: r.id))
+        payload["idempotency_key"] = key
+        note = Outgoing(first.id, first.incident_id, first.event, first.channel, payload, key,
+                        max(r.attempts for r in rows))
+        self._members[first.id] = [(r.id, r.incident_id) for r in rows]
+        return note
 
     def dispatch_once(self) -> int:
         """Send every due row once; the number delivered."""
@@ -163,31 +231,40 @@ class Dispatcher:
 
     def _mark_sent(self, note: Outgoing) -> None:
         now = self.clock()
+        members = self._members.pop(note.id, [(note.id, note.incident_id)])
+        together = f" (with {len(members) - 1} other host(s) of the client)" if len(members) > 1 else ""
         with self.db.session() as session:
             session.execute(
-                update(Notification).where(Notification.id == note.id, Notification.status == PENDING)
+                update(Notification).where(Notification.id.in_([m[0] for m in members]),
+                                           Notification.status == PENDING)
                 .values(status=SENT, sent_at=now, last_error=None)
             )
-            _record(session, note, "notified", f"{note.channel}: {note.event}", now)
+            for _, incident_id in members:
+                _record(session, note, "notified", f"{note.channel}: {note.event}{together}", now,
+                        incident_id=incident_id)
         self.counts[(note.channel, "sent")] += 1
-        log.info("notification %s (%s, incident #%s) sent to %s", note.id, note.event, note.incident_id,
-                 note.channel)
+        log.info("notification %s (%s, incident #%s%s) sent to %s", note.id, note.event, note.incident_id,
+                 together, note.channel)
 
     def _mark_failed(self, note: Outgoing, error: str, retry: bool) -> None:
         now = self.clock()
+        members = self._members.pop(note.id, [(note.id, note.incident_id)])
+        give_up = False
+        delay = backoff(note.attempts, base=self.base_delay, cap=self.max_delay, rng=self.rng)
         with self.db.session() as session:
-            row = session.get(Notification, note.id)
-            if row is None or row.status != PENDING:
-                return
-            give_up = not retry or row.attempts >= self.max_attempts or now - row.created_at >= self.max_age
-            row.last_error = error[:2000]
-            if give_up:
-                row.status = FAILED
-                _record(session, note, "notify_failed", f"{note.channel}: {note.event} failed after "
-                        f"{row.attempts} attempt(s): {error[:500]}", now)
-            else:
-                row.next_attempt_at = now + backoff(row.attempts, base=self.base_delay, cap=self.max_delay,
-                                                    rng=self.rng)
+            for row_id, incident_id in members:
+                row = session.get(Notification, row_id)
+                if row is None or row.status != PENDING:
+                    continue
+                give_up = (not retry or row.attempts >= self.max_attempts
+                           or now - row.created_at >= self.max_age)
+                row.last_error = error[:2000]
+                if give_up:
+                    row.status = FAILED
+                    _record(session, note, "notify_failed", f"{note.channel}: {note.event} failed after "
+                            f"{row.attempts} attempt(s): {error[:500]}", now, incident_id=incident_id)
+                else:  # one delay for the whole group: its rows stay due together
+                    row.next_attempt_at = now + delay
         if give_up:
             self.counts[(note.channel, "failed")] += 1
             log.error("notification %s to %s failed for good: %s", note.id, note.channel, error)

@@ -10,6 +10,10 @@ outbox for it and adds what is missing —
   incident is not acknowledged (Alertmanager channels: also while acknowledged);
 - *resolved* to every channel that got a firing and has ``send_resolved``.
 
+Host-level rows (agent down, unreachable) of a channel that groups wait for the channel's
+``group_wait``: the first row of a client opens the group, later ones take its due time, and the
+dispatcher sends the due rows of one client as one notification listing the hosts.
+
 Each row's ``dedup_key`` is unique (``<incident>:<channel>:<event>:<n>``), so the same event is never
 enqueued twice, even by two controllers racing. Ack expiry is applied here too.
 
@@ -28,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,7 +47,7 @@ from controller.alerting.models import (
     IncidentEvent,
     Notification,
 )
-from controller.alerting.routing import channels_for, repeat_due
+from controller.alerting.routing import channels_for, groupable, groups, repeat_due
 from controller.alerting.silences import is_muted
 from controller.configkit import severity_rank
 from controller.detection.classify import CHECK_KINDS, HOST_KINDS
@@ -86,11 +90,28 @@ def incident_payload(incident: Incident, event: str, channel: str, key: str, now
     }
 
 
-def _enqueue(session: Session, incident: Incident, channel: str, event: str, key: str, now: float) -> bool:
+def group_due(session: Session, incident: Incident, channel: ChannelSettings, event: str,
+              now: float) -> float:
+    """When a new row of this incident to ``channel`` is due: now, or for a grouped one the due time
+    of its client's group that is still waiting (else a new group: now + ``group_wait``)."""
+    if not groups(channel) or not groupable(incident.cause, event):
+        return now
+    waiting = session.scalar(
+        select(func.min(Notification.next_attempt_at))
+        .join(Incident, Incident.id == Notification.incident_id)
+        .where(Notification.status == PENDING, Notification.channel == channel.name,
+               Notification.event == event, Notification.attempts == 0, Notification.next_attempt_at > now,
+               Incident.client_name == incident.client_name, Incident.cause.in_(HOST_KINDS))
+    )
+    return float(waiting) if waiting is not None else now + channel.group_wait
+
+
+def _enqueue(session: Session, incident: Incident, channel: ChannelSettings, event: str, key: str,
+             now: float) -> bool:
     row = Notification(
-        incident_id=incident.id, event=event, channel=channel, dedup_key=key,
-        payload=incident_payload(incident, event, channel, key, now), status=PENDING, attempts=0,
-        next_attempt_at=now, created_at=now,
+        incident_id=incident.id, event=event, channel=channel.name, dedup_key=key,
+        payload=incident_payload(incident, event, channel.name, key, now), status=PENDING, attempts=0,
+        next_attempt_at=group_due(session, incident, channel, event, now), created_at=now,
     )
     try:
         with session.begin_nested():
@@ -154,7 +175,7 @@ def sync_notifications(session: Session, incident: Incident, policy: NotifyPolic
         for channel in policy.channels:
             key = f"{incident.id}:{channel.name}:resolved"
             if channel.name in fired and channel.send_resolved and key not in keys:
-                added += _enqueue(session, incident, channel.name, "resolved", key, now)
+                added += _enqueue(session, incident, channel, "resolved", key, now)
         return added
 
     reason = withheld_reason(session, incident, policy, now)
@@ -172,13 +193,13 @@ def sync_notifications(session: Session, incident: Incident, policy: NotifyPolic
         if fired_rank.get(channel.name, -1) < rank and not (acknowledged and channel.type != "alertmanager"):
             key = f"{incident.id}:{channel.name}:firing:{incident.severity}"
             if key not in keys:
-                added += _enqueue(session, incident, channel.name, "firing", key, now)
+                added += _enqueue(session, incident, channel, "firing", key, now)
                 continue
         if channel.name not in waiting and repeat_due(channel, last_sent=fired.get(channel.name), now=now,
                                                       acknowledged=acknowledged):
             number = repeats.get(channel.name, 0) + 1
             key = f"{incident.id}:{channel.name}:repeat:{number}"
-            if _enqueue(session, incident, channel.name, "repeat", key, now):
+            if _enqueue(session, incident, channel, "repeat", key, now):
                 added += 1
                 _forget_repeats(session, incident, channel.name, [
                     r.dedup_key for r in rows if r.channel == channel.name and r.event == "repeat"

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from controller.alerting.channels.base import ChannelSettings
 from controller.configkit import severity_rank
+from controller.detection.classify import HOST_KINDS
+
+#: the events that are grouped per client (a repeat is per incident and already late by design)
+GROUPED_EVENTS = ("firing", "resolved")
 
 
 def routes_to(channel: ChannelSettings, *, client: str | None, severity: str) -> bool:
@@ -28,3 +32,14 @@ def repeat_due(channel: ChannelSettings, *, last_sent: float | None, now: float,
     if acknowledged and channel.type != "alertmanager":
         return False
     return now - last_sent >= channel.repeat_interval
+
+
+def groups(channel: ChannelSettings) -> bool:
+    """The channel groups host-level notifications per client (Alertmanager does that itself)."""
+    return channel.group_wait > 0 and channel.type != "alertmanager"
+
+
+def groupable(cause: str, event: str) -> bool:
+    """A notification of this cause and event joins its client's group (a storm: many hosts of one
+    client unreachable at once is one notification, not one per host)."""
+    return cause in HOST_KINDS and event in GROUPED_EVENTS

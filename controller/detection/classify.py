@@ -17,8 +17,12 @@ agent alive, check flapping                   ``flapping``           warning (ho
 ============================================  =====================  ==========================
 
 While the agent is silent its check states are stale: check incidents are *held* (neither opened
-nor resolved). While probes are still running the host-level incidents are held too. A soft or
-UNKNOWN check state holds its incident (no page on a retry, no resolve on a timeout).
+nor resolved). The same while the agent replays its spool (``replaying``: the newest report was sent
+long before it arrived): those states have already ended, they update history but page nobody.
+During the start-up grace after a controller outage (``starting``) a silent host is not declared
+down yet (its host-level incidents are held): its agent may still be retrying. While probes are
+still running the host-level incidents are held too. A soft or UNKNOWN check state holds its
+incident (no page on a retry, no resolve on a timeout).
 A host-level cause *inhibits* the host's check incidents: they are recorded but not notified.
 """
 
@@ -80,6 +84,8 @@ class HostView:
     probes: tuple[ProbeResult, ...] | None  # None: probes still running; (): none configured
     checks: tuple[CheckLike, ...] = ()
     probes_disabled: bool = False
+    replaying: bool = False  # the newest report is an old one replayed from the agent's spool
+    starting: bool = False  # within the start-up grace after a controller outage
 
 
 @dataclass(frozen=True)
@@ -156,12 +162,16 @@ def check_cause(host: str, check: CheckLike, cfg: DetectionConfig) -> tuple[Caus
 
 def evaluate(view: HostView, cfg: DetectionConfig) -> Evaluation:
     """The causes that should be open for a host, and what to leave alone."""
+    if view.silent and view.starting:
+        return Evaluation(view.host, (), frozenset(), hold_checks=True, hold_host=True, inhibited_by=None)
     if view.silent:
         cause = host_cause(view, cfg)
         return Evaluation(
             view.host, () if cause is None else (cause,), frozenset(), hold_checks=True,
             hold_host=cause is None, inhibited_by=None if cause is None else cause.key,
         )
+    if view.replaying:
+        return Evaluation(view.host, (), frozenset(), hold_checks=True, hold_host=False, inhibited_by=None)
     causes: list[Cause] = []
     held: set[str] = set()
     for check in view.checks:

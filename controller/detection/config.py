@@ -12,6 +12,11 @@
       probe_interval: 15s          # probe results are cached this long
       probe_workers: 8             # bounded thread pool for probes
       probe_verify_tls: true
+      startup_grace: null          # after a controller outage: how long a host that last reported
+                                   # before it may take to come back before it counts as down
+                                   # (null: its liveness timeout + 60 s, the agent's longest retry wait)
+      hold_replays: true           # a report sent longer ago than the liveness timeout (replayed
+                                   # from the agent's spool) updates history but opens no check incident
       agent_down_severity: critical  # an agent that is down blinds every check of the host
       warning_incidents: true      # hard WARNING opens a warning incident (channels default: critical)
       hosts:
@@ -42,6 +47,8 @@ class DetectionConfig(ConfigModel):
     probe_interval: Duration = 15.0
     probe_workers: PositiveInt = 8
     probe_verify_tls: Bool = True
+    startup_grace: Duration | None = None
+    hold_replays: Bool = True
     agent_down_severity: Severity = "critical"
     warning_incidents: Bool = True
     hosts: dict[str, HostDetection] = Field(default_factory=dict)

@@ -7,6 +7,8 @@ from typing import Protocol
 from controller.detection.config import DetectionConfig
 
 DEFAULT_PUSH_INTERVAL = 15.0
+#: the longest an agent waits between two tries to push (agent/push.py: backoff capped at 60 s)
+AGENT_MAX_RETRY_WAIT = 60.0
 
 
 class ReportedState(Protocol):
@@ -52,3 +54,23 @@ def silent_for(host_state: ReportedState | None, now: float) -> float | None:
     """Seconds since the last report (None when never reported)."""
     last = host_state.last_report_at if host_state is not None else None
     return None if last is None else max(0.0, now - last)
+
+
+def startup_grace(cfg: DetectionConfig, push_interval: float | None, host: str | None = None) -> float:
+    """After a controller outage, how long a host that last reported before it has to report again
+    before it may be declared down: ``startup_grace``, else its liveness timeout plus the agent's
+    longest wait between two push tries (an agent that backed off fully still gets a whole
+    liveness period)."""
+    if cfg.startup_grace is not None:
+        return cfg.startup_grace
+    return silence_after(cfg, push_interval, host) + AGENT_MAX_RETRY_WAIT
+
+
+def is_replaying(last_report_at: float | None, last_sent_at: float | None, cfg: DetectionConfig,
+                 push_interval: float | None, host: str | None = None) -> bool:
+    """The newest stored report was sent (agent clock) longer ago than the liveness timeout before
+    it was received (controller clock): the agent is replaying its spool after an outage, and the
+    check states are history, not the present. Needs agent clocks within that timeout (NTP)."""
+    if not cfg.hold_replays or last_report_at is None or last_sent_at is None:
+        return False
+    return last_report_at - last_sent_at > silence_after(cfg, push_interval, host)

@@ -11,6 +11,13 @@ ROLLED_BACK: every host is drilled; a quarantine still halts. While a host is wo
 window silences its notifications (owner ``window <id>``; the run's own verification decides)
 and lifts only that silence after the host's run: an operator's silence of the host stays.
 
+A window start is fired once: its occurrence row has a unique (window, scheduled start) key, so a
+start that a second controller (or the same job run again after a leader change) tries to fire
+finds the row and does nothing.
+
+An occurrence still ``started`` when a controller (the new leader) starts is marked ``interrupted``:
+the controller that ran it stopped mid-window; its remaining hosts are not run late.
+
 A window start missed while the controller was down is never run late: APScheduler reports it as
 missed (``misfire_grace_time`` 60 s, coalesced), it is recorded as a ``missed`` occurrence and a
 warning incident ``update_window_missed`` is opened (notified like every incident).
@@ -30,6 +37,7 @@ from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controller.alerting.silences import Owner
@@ -152,8 +160,21 @@ class WindowScheduler:
     def start(self, *, paused: bool = False) -> None:
         global _active
         _active = self
+        self.close_interrupted()
         self.scheduler.start(paused=paused)
         self.sync()
+
+    def close_interrupted(self) -> int:
+        """Occurrences left ``started`` by a controller that stopped mid-window (only the leader runs
+        windows, and this one is starting: no other is running one) become ``interrupted``; the
+        hosts it had not started yet are not updated late. Their number."""
+        with self.db.session() as s:
+            rows = s.scalars(select(WindowOccurrence).where(WindowOccurrence.status == "started")).all()
+            for row in rows:
+                row.status = "interrupted"
+                row.detail = "the controller running this window stopped; hosts not started by then were " \
+                    "not updated (a run in flight is reconciled)"
+            return len(rows)
 
     def stop(self) -> None:
         global _active
@@ -197,8 +218,10 @@ class WindowScheduler:
                 return
             when = scheduled.astimezone(ZoneInfo(window.timezone)).strftime("%Y-%m-%d %H:%M %Z")
             detail = f"window {window.name} ({when}) was missed: the controller was not running; not run late"
-            s.add(WindowOccurrence(window_id=window_id, scheduled_for=scheduled.timestamp(), status="missed",
-                                   detail=detail, run_ids=[], recorded_at=self.clock()))
+            if not _record(s, WindowOccurrence(
+                    window_id=window_id, scheduled_for=scheduled.timestamp(), status="missed", detail=detail,
+                    run_ids=[], recorded_at=self.clock())):
+                return  # this start was already fired (or recorded missed) by another controller
             self.incidents.open(s, IncidentRequest(
                 window.target, f"workflow:window-missed:{window_id}:{int(scheduled.timestamp())}",
                 "update_window_missed", "warning", f"update window missed: {detail}",
@@ -215,8 +238,8 @@ class WindowScheduler:
             start = last_start(window, now)
             occurrence = WindowOccurrence(window_id=window_id, scheduled_for=start, status="started",
                                           detail="", run_ids=[], recorded_at=now)
-            s.add(occurrence)
-            s.flush()
+            if not _record(s, occurrence):
+                return  # another controller fired this start already: it runs there, once
             occurrence_id = occurrence.id
         ends_at = start + window.duration_minutes * 60
         status, notes, run_ids = self._rollout(window, ends_at)
@@ -270,6 +293,17 @@ class WindowScheduler:
             notes.append("halted: a rollback in this window stops the remaining hosts")
             return "halted", notes, [h.run_id for h in done.hosts if h.run_id is not None]
         return "done", notes, [h.run_id for h in done.hosts if h.run_id is not None]
+
+
+def _record(session: Session, occurrence: WindowOccurrence) -> bool:
+    """Insert the occurrence; False when its (window, scheduled start) is already recorded."""
+    try:
+        with session.begin_nested():
+            session.add(occurrence)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
 
 
 def _playbook_name(playbook: str) -> str:

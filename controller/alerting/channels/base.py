@@ -11,13 +11,34 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import httpx
 
 from controller.alerting.secrets import read_secret
-from controller.configkit import Bool, ConfigModel, Duration, FilePath, Name, Names, Severity
+from controller.configkit import (
+    Bool,
+    ConfigModel,
+    Duration,
+    Expect,
+    FilePath,
+    Name,
+    Names,
+    Severity,
+    parse_duration,
+)
 from controller.errors import ConfigError
+
+
+def parse_wait(value: object) -> float:
+    """A duration, or 0 / ``0s`` for none."""
+    if value in (0, "0", "0s") and not isinstance(value, bool):
+        return 0.0
+    return parse_duration(value)
+
+
+#: a duration or 0 (``group_wait``)
+Wait = Annotated[float, Expect("a duration such as 10s, or 0s for none", parse_wait)]
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,9 @@ class ChannelSettings(ConfigModel):
     min_severity: Severity = "critical"
     repeat_interval: Duration | None = None
     send_resolved: Bool = True
+    #: host-level incidents (agent down, unreachable) of one client that fire or resolve within this
+    #: long go out as one notification listing the hosts (0: one per host; Alertmanager groups itself)
+    group_wait: Wait = 10.0
     timeout: Duration = 10.0
     ca_file: FilePath | None = None
 

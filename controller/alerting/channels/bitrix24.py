@@ -27,7 +27,7 @@ from controller.alerting.channels.base import (
     SecretFiles,
     tls_verify,
 )
-from controller.alerting.render import HEADLINES, lasted, opened, where
+from controller.alerting.render import HEADLINES, group, group_lines, lasted, opened, subject, where
 from controller.configkit import Bool, Expect, FilePath, Text
 from controller.redact import guard_http_logs
 
@@ -74,6 +74,10 @@ class Bitrix24Channel(ChannelSettings):
 
 def message(payload: dict[str, Any], link: str | None, title: str) -> str:
     """The BB-code text of one notification."""
+    if group(payload):
+        text = "[BR]".join([f"[b]{title}: {subject(payload)}[/b]",
+                            *(line.replace("\n", " ") for line in group_lines(payload))])
+        return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
     incident = payload["incident"]
     head = HEADLINES.get(payload["event"], payload["event"].upper())
     lines = [f"[b]{title}: [{head}] {incident['severity']}[/b] {where(incident)}",

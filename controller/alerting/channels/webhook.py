@@ -16,7 +16,7 @@ from typing import Literal
 import httpx
 
 from controller.alerting.channels.base import ChannelSettings, Outgoing, SecretFiles, post_json, tls_verify
-from controller.alerting.render import body, subject
+from controller.alerting.render import body, group, subject
 from controller.configkit import Bool, FilePath, SecretUrl
 from controller.redact import guard_http_logs, url_secrets
 
@@ -28,7 +28,7 @@ def signature(secret: str, payload: bytes) -> str:
 
 
 def webhook_body(note: Outgoing) -> bytes:
-    document = {
+    document: dict[str, object] = {
         "version": "boxkeeper.notification/1",
         "idempotency_key": note.idempotency_key,
         "event": note.event,
@@ -37,6 +37,8 @@ def webhook_body(note: Outgoing) -> bytes:
         "incident": note.payload["incident"],
         "created_at": note.payload.get("created_at"),
     }
+    if group(note.payload):  # several hosts of one client at once: every incident, one message
+        document["incidents"] = group(note.payload)
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -250,3 +250,23 @@ def test_windows_cli_add_and_list(tmp_path: object, capsys: pytest.CaptureFixtur
     assert main(["--config", str(cfg), "windows", "list", "--json"]) == 0
     [window] = __import__("json").loads(capsys.readouterr().out)
     assert window["target"] == "client:acme" and window["cron"] == "0 3 * * 6"
+
+
+def test_a_window_left_started_by_a_stopped_controller_is_marked_interrupted(store: Database) -> None:
+    from controller.workflows.models import WindowOccurrence
+
+    with store.session() as s:
+        window = add_window(s, name="nightly", target="web1", playbook="bitrix-modules-update",
+                            cron="0 3 * * *", duration_minutes=60, timezone="UTC", variables={}, now=0.0)
+        s.add(WindowOccurrence(window_id=window.id, scheduled_for=1_000.0, status="started", detail="",
+                               run_ids=[], recorded_at=1_000.0))
+        s.add(WindowOccurrence(window_id=window.id, scheduled_for=2_000.0, status="done", detail="ok",
+                               run_ids=[], recorded_at=2_000.0))
+        window_id = window.id
+    windows = WindowScheduler(store, hosts_of=lambda t: [t], run_host=lambda w, h, e: "refused",
+                              incidents=RecordingIncidents(), silence=no_silence, lift=no_lift)
+    assert windows.close_interrupted() == 1
+    with store.read_session() as s:
+        found = occurrences(s, window_id)
+    assert [o["status"] for o in found] == ["interrupted", "done"]
+    assert "controller running this window stopped" in found[0]["detail"]
