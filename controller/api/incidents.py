@@ -19,7 +19,7 @@ from controller.alerting import incidents as service
 from controller.alerting import queries
 from controller.alerting.models import Incident, Notification
 from controller.alerting.outbox import NotifyPolicy
-from controller.api.auth import Operator
+from controller.api.auth import RoleOperator, RoleViewer
 from controller.store.db import Database
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"])
@@ -103,7 +103,7 @@ def _wake(monitor: Any) -> None:
 @router.get("", response_model=list[IncidentOut], summary="List incidents, newest first")
 def list_incidents(
     request: Request,
-    _operator: Operator,
+    who: RoleViewer,
     open: Annotated[bool, Query(description="only not-resolved incidents")] = False,
     client: Annotated[str | None, Query(max_length=100)] = None,
     host: Annotated[str | None, Query(max_length=100)] = None,
@@ -111,7 +111,8 @@ def list_incidents(
 ) -> list[dict[str, Any]]:
     db, _, _, _ = _context(request)
     with db.read_session() as session:
-        flt = queries.IncidentFilter(open_only=open, client=client, host=host, limit=limit)
+        flt = queries.IncidentFilter(open_only=open, client=client, host=host, limit=limit,
+                                     clients=who.clients)
         return [queries.incident_dict(i) for i in queries.list_incidents(session, flt)]
 
 
@@ -135,13 +136,13 @@ def _detail(db: Database, incident_id: int) -> dict[str, Any]:
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail, summary="One incident with its timeline")
-def get_incident(request: Request, _operator: Operator, incident_id: IncidentId) -> dict[str, Any]:
+def get_incident(request: Request, _who: RoleViewer, incident_id: IncidentId) -> dict[str, Any]:
     return _detail(request.app.state.db, incident_id)
 
 
 @router.post("/{incident_id}/ack", response_model=IncidentDetail, summary="Acknowledge (optionally until)")
 async def ack_incident(
-    request: Request, operator: Operator, incident_id: IncidentId, body: AckIn | None = None
+    request: Request, operator: RoleOperator, incident_id: IncidentId, body: AckIn | None = None
 ) -> dict[str, Any]:
     db, policy, clock, monitor = _context(request)
     args = body or AckIn()
@@ -162,7 +163,7 @@ async def ack_incident(
 
 @router.post("/{incident_id}/resolve", response_model=IncidentDetail, summary="Resolve by hand")
 async def resolve_incident(
-    request: Request, operator: Operator, incident_id: IncidentId, body: ResolveIn | None = None
+    request: Request, operator: RoleOperator, incident_id: IncidentId, body: ResolveIn | None = None
 ) -> dict[str, Any]:
     db, policy, clock, monitor = _context(request)
     message = (body or ResolveIn()).message
@@ -184,7 +185,7 @@ async def resolve_incident(
 
 @router.post("/{incident_id}/notes", response_model=IncidentDetail, summary="Add a note to the timeline")
 async def add_note(
-    request: Request, operator: Operator, incident_id: IncidentId, body: NoteIn
+    request: Request, operator: RoleOperator, incident_id: IncidentId, body: NoteIn
 ) -> dict[str, Any]:
     db, _, clock, _ = _context(request)
 
