@@ -6,8 +6,9 @@
     who: RoleOperator    # acknowledges, resolves, annotates, starts runs
     who: RoleAdmin       # windows, hosts, tokens, holds
 
-``who`` is an :class:`Identity`: a ``str`` (the operator's name, so ``actor=who`` works where a
-name is wanted) with ``.role`` and ``.clients`` (None: every client). ``tests/controller/
+``who`` is an :class:`Identity`: a ``str`` (the operator's name, so f-strings and comparisons read
+naturally; store ``who.name``, a plain ``str``: msgspec and psycopg want the exact type) with
+``.role`` and ``.clients`` (None: every client). ``tests/controller/
 test_api_roles.py`` walks ``app.routes`` and fails for an ``/api/`` route without one of these (or
 without an entry in :data:`NOT_OPERATOR_ROUTES`).
 
@@ -285,12 +286,13 @@ Operator = Annotated[str, Depends(require_operator)]
 
 class AgentTokens:
     """Agent tokens known to be active, so that ingest refuses an unknown one before it reads the
-    body. A token found in the database is remembered (by its hash) for ``ttl`` seconds; an unknown
-    one costs one indexed lookup each time. This is a gate, not the authority: the store checks the
+    body. A token found in the database is remembered (by its hash) for ``ttl`` seconds (10,000
+    agents pushing every 15 s then cost 17 lookups/s, not 667); an unknown one costs one indexed
+    lookup each time. This is a gate, not the authority: the store checks the
     token again in the transaction that stores the report, so a token revoked within the last
     ``ttl`` seconds still gets 401 (after its body was read)."""
 
-    def __init__(self, db: Any, *, ttl: float = 60.0, clock: Callable[[], float] | None = None,
+    def __init__(self, db: Any, *, ttl: float = 600.0, clock: Callable[[], float] | None = None,
                  max_entries: int = 100_000) -> None:
         self.db = db
         self.ttl = ttl

@@ -150,7 +150,7 @@ async def ack_incident(
     def run() -> dict[str, Any]:
         try:
             with db.session() as session:
-                service.acknowledge(session, incident_id, actor=operator, expires_in=args.expires_in,
+                service.acknowledge(session, incident_id, actor=operator.name, expires_in=args.expires_in,
                                     message=args.message, now=clock(), policy=policy)
         except service.IncidentNotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
@@ -171,7 +171,7 @@ async def resolve_incident(
     def run() -> dict[str, Any]:
         try:
             with db.session() as session:
-                service.resolve_incident(session, incident_id=incident_id, actor=operator,
+                service.resolve_incident(session, incident_id=incident_id, actor=operator.name,
                                          message=message or f"resolved by {operator}", now=clock(),
                                          policy=policy)
         except service.IncidentNotFoundError as exc:
@@ -192,7 +192,7 @@ async def add_note(
     def run() -> dict[str, Any]:
         try:
             with db.session() as session:
-                service.add_note(session, incident_id, actor=operator, text=body.text, now=clock())
+                service.add_note(session, incident_id, actor=operator.name, text=body.text, now=clock())
         except service.IncidentNotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
         return _detail(db, incident_id)

@@ -17,14 +17,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
-from controller import operators
+from controller import inventory, operators
 from controller.alerting import incidents as service
 from controller.alerting import queries
 from controller.api import auth, create_app
 from controller.api.reports import IngestFastPath
 from controller.cli import main
 from controller.store.db import Database
+from controller.store.models import Report
 from tests.controller.api_setup import Api, make_config, start_api
 from tests.controller.reports import body, headers, make_report
 
@@ -206,6 +208,21 @@ def test_a_huge_body_with_a_bad_token_gets_401_without_being_sent(api: Api) -> N
         answer = sock.recv(4096).decode("latin-1")
     assert answer.startswith("HTTP/1.1 401"), answer[:200]
     assert "unknown or revoked agent token" in answer
+
+
+def test_a_token_revoked_while_remembered_is_still_refused(api: Api) -> None:
+    """The gate remembers an active agent token for 10 minutes; the store checks it again."""
+    web1 = api.agent_tokens["web1"]
+    url = f"{api.url}/api/v1/reports"
+    first = httpx.post(url, content=body(make_report("web1", 1)), headers=headers(web1), timeout=30)
+    assert first.status_code == 200
+    assert api.app.state.agent_tokens.lookups == 1
+    inventory.revoke_host(api.db, "web1")
+    again = httpx.post(url, content=body(make_report("web1", 2)), headers=headers(web1), timeout=30)
+    assert (again.status_code, again.json()) == (401, {"detail": "unknown or revoked agent token"})
+    assert api.app.state.agent_tokens.lookups == 1  # refused by the store, not by the gate's memory
+    with api.db.read_session() as s:
+        assert s.scalar(select(func.max(Report.seq))) == 1
 
 
 def test_rate_limits_answer_429_with_retry_after_per_token(tmp_path: Path, live_server: Any) -> None:
