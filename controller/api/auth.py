@@ -118,10 +118,18 @@ def client_of_host(session: Session, name: str) -> str | None:
     return session.scalar(stmt)
 
 
-def _incident_client(session: Session, value: str) -> tuple[bool, str | None]:
+def _row_id(value: str) -> int | None:
+    """A path's id as the routes take it (1..2^31-1; anything else is the route's 422)."""
     try:
-        incident_id = int(value)
+        number = int(value)
     except ValueError:
+        return None
+    return number if 1 <= number <= 2**31 - 1 else None
+
+
+def _incident_client(session: Session, value: str) -> tuple[bool, str | None]:
+    incident_id = _row_id(value)
+    if incident_id is None:
         return False, None
     row = session.execute(select(Incident.id, Incident.client_name).where(Incident.id == incident_id)).first()
     return (row is not None), (row[1] if row is not None else None)
@@ -133,9 +141,8 @@ def _host_client(session: Session, value: str) -> tuple[bool, str | None]:
 
 
 def _run_client(session: Session, value: str) -> tuple[bool, str | None]:
-    try:
-        run_id = int(value)
-    except ValueError:
+    run_id = _row_id(value)
+    if run_id is None:
         return False, None
     host = session.scalar(select(WorkflowRun.host).where(WorkflowRun.id == run_id))
     return (host is not None), (client_of_host(session, host) if host is not None else None)

@@ -148,6 +148,8 @@ def test_a_client_scoped_operator_sees_only_its_clients(api: Api) -> None:
             said = b.json()["detail"].replace("nope", "db1").replace("999999", str(theirs))
             assert a.json()["detail"] == said
         assert c.post(f"/api/v1/incidents/{theirs}/ack").status_code == 404
+        assert c.get(f"/api/v1/incidents/{2**80}").status_code == 422  # not an id: as for everyone
+        assert c.get(f"/api/v1/runs/{2**80}").status_code == 422
         run = c.post("/api/v1/runs", json={"playbook": "bitrix-modules-update", "host": "db1"})
         assert (run.status_code, run.json()) == (404, {"detail": "no host 'db1'"})
         assert {ch["host"] for ch in c.get("/api/v1/checks").json()} <= {"web1", "web2"}
