@@ -87,6 +87,7 @@ class Gate:
             return
         fastapi_app = scope["app"]
         state = fastapi_app.state
+        found, role, allowed = resolve(fastapi_app, scope)
         if scope["path"].startswith("/api/"):
             token = tokens.bearer(_header(scope, b"authorization"))
             entry = state.operator_tokens.identify(token)
@@ -95,7 +96,6 @@ class Gate:
                              {"WWW-Authenticate": "Bearer"})
                 return
             identity = auth.Identity.of(entry)
-            _, role, _ = resolve(fastapi_app, scope)
             if role is not None and not identity.may(role):
                 await answer(send, 403, auth.forbidden(identity, role).detail)
                 return
@@ -106,7 +106,6 @@ class Gate:
                              f"bursts of {buckets.burst}; retry in {wait} s", {"Retry-After": str(wait)})
                 return
             scope[auth.SCOPE_KEY] = identity
-        found, _, allowed = resolve(fastapi_app, scope)
         if not found and allowed:  # Starlette would name only the first route's methods
             await answer(send, 405, "Method Not Allowed", {"Allow": ", ".join(sorted(allowed))})
             return

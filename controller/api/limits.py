@@ -49,14 +49,6 @@ class Buckets:
         return max(1, math.ceil(missing / self.per_second))
 
 
-class BodyTooLarge(Exception):
-    """Raised while reading a body that went over its limit (answered 413)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"request body over the limit of {limit} bytes")
-        self.limit = limit
-
-
 def declared_too_large(content_length: str | None, limit: int) -> bool:
     """True when a ``Content-Length`` header says more than ``limit`` bytes."""
     if content_length is None:

@@ -54,11 +54,12 @@ def declare(app: FastAPI, schema: dict[str, Any]) -> None:
             operation = schema.get("paths", {}).get(path, {}).get(method.lower())
             if operation is None:
                 continue
-            codes = [413] + ([400] if "requestBody" in operation else [])
+            codes = [413]
             if path.startswith("/api/"):
                 codes.append(503)
-                if (method, path) not in auth.NOT_OPERATOR_ROUTES:
+                if (method, path) not in auth.NOT_OPERATOR_ROUTES:  # ingest answers bad JSON with 422
                     codes += [401, 403, 429] + ([404] if "{" in path else [])
+                    codes += [400] if "requestBody" in operation else []
             answers = operation.setdefault("responses", {})
             for code in codes:
                 if str(code) in answers:
