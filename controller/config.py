@@ -38,6 +38,8 @@ from controller.configkit import (
     Expect,
     Invalid,
     Name,
+    PositiveInt,
+    PositiveNumber,
     Secret,
     Size,
     Text,
@@ -196,6 +198,22 @@ class IngestSection(ConfigModel):
     max_report_bytes: Size = 1024 * 1024
 
 
+class RateLimit(ConfigModel):
+    """A token bucket per token: ``burst`` requests at once, refilled at ``per_second``."""
+
+    per_second: PositiveNumber
+    burst: PositiveInt
+
+
+class LimitsSection(ConfigModel):
+    """Per-token rate limits (429 + Retry-After) and the body limit of every endpoint but ingest
+    (413; ingest has ``ingest.max_report_bytes``). See controller/api/limits.py for the numbers."""
+
+    agent: RateLimit = RateLimit(per_second=2, burst=10000)  # POST /api/v1/reports, per agent token
+    operator: RateLimit = RateLimit(per_second=10, burst=300)  # every other /api/ call, per operator token
+    max_body_bytes: Size = 1024 * 1024
+
+
 class MetricsSection(ConfigModel):
     require_token: Bool = False  # /metrics needs an operator token
 
@@ -246,6 +264,7 @@ class ControllerConfig(ConfigModel):
     ingest: IngestSection = IngestSection()
     metrics: MetricsSection = MetricsSection()
     tls: TlsSection | None = None  # serve HTTPS itself (else plain HTTP, e.g. behind nginx)
+    limits: LimitsSection = LimitsSection()
     clients: Annotated[tuple[ClientConfig, ...], Expect("a list of clients")] = ()
     notify: Annotated[tuple[AnyChannel, ...], Expect("a list of channels")] = ()
     maintenance: Annotated[tuple[MaintenanceWindow, ...], Expect("a list of maintenance windows")] = ()

@@ -44,6 +44,7 @@ class IncidentFilter:
     client: str | None = None
     host: str | None = None
     limit: int = 200
+    clients: frozenset[str] | None = None  # only these clients' incidents (an operator's scope)
 
 
 def list_incidents(session: Session, flt: IncidentFilter = IncidentFilter()) -> list[Incident]:
@@ -55,6 +56,8 @@ def list_incidents(session: Session, flt: IncidentFilter = IncidentFilter()) -> 
         stmt = stmt.where(Incident.client_name == flt.client)
     if flt.host is not None:
         stmt = stmt.where(Incident.host_name == flt.host)
+    if flt.clients is not None:
+        stmt = stmt.where(Incident.client_name.in_(sorted(flt.clients)))
     return list(session.scalars(stmt.order_by(Incident.id.desc()).limit(flt.limit)))
 
 

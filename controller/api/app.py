@@ -5,8 +5,10 @@ Authentication per route:
 - ``POST /api/v1/reports``: the host's agent token (Bearer).
 - ``GET /healthz``: none (load balancers); says whether the database answers.
 - ``GET /metrics``: none by default (Prometheus on a trusted network); with
-  ``metrics: {require_token: true}`` an operator token is required.
-- everything else (hosts, checks, incidents, update runs and windows): an operator token (Bearer).
+  ``metrics: {require_token: true}`` an operator token of every client is required.
+- everything else (hosts, checks, incidents, update runs and windows): an operator token (Bearer)
+  whose role allows the route (:mod:`controller.api.auth`), checked by :class:`~controller.api.gate.Gate`
+  before the body is read, with per-token rate limits and body limits (:mod:`controller.api.limits`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller import __version__
 from controller.alerting.metrics import NotificationCollector
-from controller.api import client_reports, health, hosts, incidents, reports, runs, worklog
+from controller.api import client_reports, health, hosts, incidents, reports, responses, runs, worklog
+from controller.api.auth import AgentTokens
+from controller.api.gate import Gate
+from controller.api.limits import Buckets
 from controller.config import ControllerConfig
 from controller.fleet_metrics import ControllerHealth, FleetCollector
 from controller.ingest import REPORT_ADAPTER
@@ -80,6 +85,10 @@ def create_app(
     app.state.registry = registry
     app.state.health = health_metrics
     app.state.operator_tokens = OperatorTokens(Path(cfg.operator_tokens_file))
+    app.state.agent_tokens = AgentTokens(db)
+    app.state.agent_buckets = Buckets(cfg.limits.agent)
+    app.state.operator_buckets = Buckets(cfg.limits.operator)
+    app.add_middleware(Gate)
 
     @app.exception_handler(SQLAlchemyError)
     async def _db_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
@@ -108,6 +117,8 @@ def create_app(
         components = schema["components"].setdefault("schemas", {})
         components.update(report_schema.pop("$defs", {}))
         components["Report"] = report_schema
+        responses.report_rules(components)
+        responses.declare(app, schema)
         app.openapi_schema = schema
         return schema
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from controller.api.auth import Operator
+from controller.api.auth import RoleViewer
 from controller.errors import UnknownClientError
 from controller.reports.build import build_report
 from controller.reports.render import MEDIA_TYPES, render
@@ -33,7 +33,7 @@ MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 )
 async def client_report(
     request: Request,
-    _operator: Operator,
+    _who: RoleViewer,
     client: Annotated[str, Path(min_length=1, max_length=100, description="client name")],
     month: Annotated[str, Query(pattern=MONTH_PATTERN, description="the month as YYYY-MM, e.g. 2026-11, "
                                                                    "in the client's time zone")],

@@ -8,14 +8,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from controller.api.auth import Operator
+from controller.api.auth import RoleViewer
 from controller.fleet import STATUS_NAMES, load_fleet
 from controller.store.models import Host, StateChange
 
 router = APIRouter(tags=["fleet"])
-
-_401: dict[int | str, dict[str, Any]] = {401: {"description": "operator token required"}}
-
 
 def _fleet(request: Request, host: str | None = None) -> list[dict[str, Any]]:
     app = request.app
@@ -25,15 +22,14 @@ def _fleet(request: Request, host: str | None = None) -> list[dict[str, Any]]:
     return [v.as_dict() for v in views]
 
 
-@router.get("/api/v1/hosts", summary="Every host with its state and checks", responses=_401)
-async def list_hosts(request: Request, _operator: Operator) -> list[dict[str, Any]]:
+@router.get("/api/v1/hosts", summary="Every host with its state and checks")
+async def list_hosts(request: Request, who: RoleViewer) -> list[dict[str, Any]]:
     result: list[dict[str, Any]] = await run_in_threadpool(_fleet, request)
-    return result
+    return [h for h in result if who.sees(h["client"])]
 
 
-@router.get("/api/v1/hosts/{name}", summary="One host: state, checks, facts",
-            responses={**_401, 404: {"description": "no such host"}})
-async def get_host(request: Request, name: str, _operator: Operator) -> dict[str, Any]:
+@router.get("/api/v1/hosts/{name}", summary="One host: state, checks, facts")
+async def get_host(request: Request, name: str, _who: RoleViewer) -> dict[str, Any]:
     views = await run_in_threadpool(_fleet, request, name)
     if not views:
         raise HTTPException(404, f"no host {name!r}")
@@ -57,10 +53,9 @@ def _changes(request: Request, name: str, limit: int) -> list[dict[str, Any]] | 
         ]
 
 
-@router.get("/api/v1/hosts/{name}/changes", summary="A host's check state changes, newest first",
-            responses={**_401, 404: {"description": "no such host"}})
+@router.get("/api/v1/hosts/{name}/changes", summary="A host's check state changes, newest first")
 async def host_changes(
-    request: Request, name: str, _operator: Operator, limit: int = Query(100, ge=1, le=1000),
+    request: Request, name: str, _who: RoleViewer, limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     rows = await run_in_threadpool(_changes, request, name, limit)
     if rows is None:
@@ -68,17 +63,16 @@ async def host_changes(
     return rows
 
 
-@router.get("/api/v1/checks", summary="Check states of every host (filter by host, client, status)",
-            responses=_401)
+@router.get("/api/v1/checks", summary="Check states of every host (filter by host, client, status)")
 async def list_checks(
-    request: Request, _operator: Operator,
+    request: Request, who: RoleViewer,
     host: str | None = None, client: str | None = None,
     status: str | None = Query(None, pattern="^(ok|warning|critical|unknown)$"),
 ) -> list[dict[str, Any]]:
     fleet = await run_in_threadpool(_fleet, request, host)
     result = []
     for h in fleet:
-        if client is not None and h["client"] != client:
+        if (client is not None and h["client"] != client) or not who.sees(h["client"]):
             continue
         for c in h["checks"]:
             if status is not None and STATUS_NAMES.get(c["status"]) != status:

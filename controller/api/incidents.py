@@ -20,7 +20,7 @@ from controller.alerting import incidents as service
 from controller.alerting import queries
 from controller.alerting.models import Incident, Notification
 from controller.alerting.outbox import NotifyPolicy
-from controller.api.auth import Operator
+from controller.api.auth import RoleOperator, RoleViewer
 from controller.reports import worklog
 from controller.store.db import Database
 
@@ -107,7 +107,7 @@ def _wake(monitor: Any) -> None:
 @router.get("", response_model=list[IncidentOut], summary="List incidents, newest first")
 def list_incidents(
     request: Request,
-    _operator: Operator,
+    who: RoleViewer,
     open: Annotated[bool, Query(description="only not-resolved incidents")] = False,
     client: Annotated[str | None, Query(max_length=100)] = None,
     host: Annotated[str | None, Query(max_length=100)] = None,
@@ -115,7 +115,8 @@ def list_incidents(
 ) -> list[dict[str, Any]]:
     db, _, _, _ = _context(request)
     with db.read_session() as session:
-        flt = queries.IncidentFilter(open_only=open, client=client, host=host, limit=limit)
+        flt = queries.IncidentFilter(open_only=open, client=client, host=host, limit=limit,
+                                     clients=who.clients)
         return [queries.incident_dict(i) for i in queries.list_incidents(session, flt)]
 
 
@@ -139,13 +140,13 @@ def _detail(db: Database, incident_id: int) -> dict[str, Any]:
 
 
 @router.get("/{incident_id}", response_model=IncidentDetail, summary="One incident with its timeline")
-def get_incident(request: Request, _operator: Operator, incident_id: IncidentId) -> dict[str, Any]:
+def get_incident(request: Request, _who: RoleViewer, incident_id: IncidentId) -> dict[str, Any]:
     return _detail(request.app.state.db, incident_id)
 
 
 @router.post("/{incident_id}/ack", response_model=IncidentDetail, summary="Acknowledge (optionally until)")
 async def ack_incident(
-    request: Request, operator: Operator, incident_id: IncidentId, body: AckIn | None = None
+    request: Request, operator: RoleOperator, incident_id: IncidentId, body: AckIn | None = None
 ) -> dict[str, Any]:
     db, policy, clock, monitor = _context(request)
     args = body or AckIn()
@@ -153,7 +154,7 @@ async def ack_incident(
     def run() -> dict[str, Any]:
         try:
             with db.session() as session:
-                service.acknowledge(session, incident_id, actor=operator, expires_in=args.expires_in,
+                service.acknowledge(session, incident_id, actor=operator.name, expires_in=args.expires_in,
                                     message=args.message, now=clock(), policy=policy)
         except service.IncidentNotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
@@ -166,7 +167,7 @@ async def ack_incident(
 
 @router.post("/{incident_id}/resolve", response_model=IncidentDetail, summary="Resolve by hand")
 async def resolve_incident(
-    request: Request, operator: Operator, incident_id: IncidentId, body: ResolveIn | None = None
+    request: Request, operator: RoleOperator, incident_id: IncidentId, body: ResolveIn | None = None
 ) -> dict[str, Any]:
     db, policy, clock, monitor = _context(request)
     message = (body or ResolveIn()).message
@@ -174,7 +175,7 @@ async def resolve_incident(
     def run() -> dict[str, Any]:
         try:
             with db.session() as session:
-                service.resolve_incident(session, incident_id=incident_id, actor=operator,
+                service.resolve_incident(session, incident_id=incident_id, actor=operator.name,
                                          message=message or f"resolved by {operator}", now=clock(),
                                          policy=policy)
         except service.IncidentNotFoundError as exc:
@@ -189,14 +190,14 @@ async def resolve_incident(
 @router.post("/{incident_id}/notes", response_model=IncidentDetail, summary="Add a note to the timeline",
              responses={409: {"description": "minutes given for an incident that has no client"}})
 async def add_note(
-    request: Request, operator: Operator, incident_id: IncidentId, body: NoteIn
+    request: Request, operator: RoleOperator, incident_id: IncidentId, body: NoteIn
 ) -> dict[str, Any]:
     db, _, clock, _ = _context(request)
 
     def run() -> dict[str, Any]:
         try:
             with db.session() as session:
-                worklog.note(session, incident_id, actor=operator, text=body.text, now=clock(),
+                worklog.note(session, incident_id, actor=operator.name, text=body.text, now=clock(),
                              minutes=body.minutes)
         except service.IncidentNotFoundError as exc:
             raise HTTPException(404, str(exc)) from None

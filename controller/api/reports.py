@@ -75,7 +75,8 @@ async def handle_push(app: Any, authorization: str | None, content_length: str |
                       chunks: AsyncIterator[bytes]) -> Answer:
     """Authenticate, read, validate and store one push: (HTTP status, JSON answer, extra headers).
 
-    Refusals (401/403/413/422) and a database failure (503) are answers; anything else raises."""
+    Refusals (401/403/413/422/429) and a database failure (503) are answers; anything else raises.
+    The token is checked (and rate-limited) before the body is read."""
     health = app.state.health
     started = time.perf_counter()
     code = 500
@@ -83,6 +84,15 @@ async def handle_push(app: Any, authorization: str | None, content_length: str |
         token = tokens.bearer(authorization)
         if token is None:
             raise AuthError("agent token required (Authorization: Bearer <token>)")
+        # Before a byte of the body is read: an unknown token, or one over its rate, costs no parsing.
+        digest = await app.state.agent_tokens.check(token)
+        if digest is None:
+            raise AuthError("unknown or revoked agent token")
+        wait = app.state.agent_buckets.take(digest)
+        if wait is not None:
+            code = 429
+            return (429, {"detail": f"too many reports for this token; retry in {wait} s"},
+                    {"Retry-After": str(wait)})
         body = await _read_body(chunks, content_length, app.state.cfg.max_report_bytes)
         result = await _writer(app).submit(token, body)
         code = 200
@@ -114,6 +124,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "the token belongs to another host"),
         (413, "body over the size limit"),
         (422, "not a valid report (the message says what is wrong)"),
+        (429, "too many reports for this token (see the Retry-After header)"),
         (503, "database unavailable"),
     )
 }

@@ -2,28 +2,36 @@
 
 ``GET /api/v1/runs`` · ``GET /api/v1/runs/{id}`` (with the audit trail) · ``POST /api/v1/runs``
 (start a run: 202 with its id; the run goes on in the controller; 409 when the host is busy or
-quarantined; 422 for an unknown host, playbook or variable) · ``GET /api/v1/windows`` ·
-``POST /api/v1/windows``.
+quarantined; 404 for an unknown host (or another client's) or playbook; 422 for a wrong variable
+or site) · ``GET /api/v1/windows`` · ``POST /api/v1/windows`` (admin; 404 for an unknown host or
+client).
 
 Rollouts (one playbook over many hosts: canary, batches, failure budget; see
 controller/workflows/rollouts.py): ``POST /api/v1/rollouts`` (202 with its id; the rollout goes on
-in the controller; 422 for an unknown host, client, playbook or variable, or a bad batch size) ·
-``GET /api/v1/rollouts`` · ``GET /api/v1/rollouts/{id}`` (hosts, batches, each run's outcome) ·
-``POST /api/v1/rollouts/{id}/pause|resume|abort`` (409 when the rollout's state does not allow it).
-Runs and rollouts record the operator who started them (``started_by``).
+in the controller; 404 for an unknown host (or another client's), client or playbook; 422 for a
+wrong variable or batch size) · ``GET /api/v1/rollouts`` · ``GET /api/v1/rollouts/{id}`` (hosts,
+batches, each run's outcome) · ``POST /api/v1/rollouts/{id}/pause|resume|abort`` (409 when the
+rollout's state does not allow it). Runs and rollouts record the operator who started them
+(``started_by``). An operator limited to some clients sees a rollout only when all its hosts are
+of its clients.
+
+Errors name what the caller sent, never the server's own paths (a playbook is named, not its file).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from controller.api.auth import Operator
+from controller.api.auth import Identity, RoleAdmin, RoleOperator, RoleViewer, client_of_host, visible_host
+from controller.api.responses import error, unprocessable
 from controller.errors import ConfigError
 from controller.runtime import WorkflowRuntime
 from controller.workflows import rollouts
@@ -81,16 +89,47 @@ class RunStarted(BaseModel):
 
 
 class WindowIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     name: Name
-    host: Name | None = None
-    client: Name | None = None
+    host: Name | SkipJsonSchema[None] = None  # exactly one of host and client (the schema's oneOf)
+    client: Name | SkipJsonSchema[None] = None
     playbook: Name
     cron: str = Field(min_length=1, max_length=100, description='5 fields, e.g. "0 3 * * 6"')
     duration_minutes: int = Field(ge=1, le=7 * 24 * 60)
     timezone: str | None = Field(default=None, max_length=64, description="default: the client's or host's")
     vars: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=4000)]] = Field(
         default_factory=dict, max_length=100)
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["host"], "not": {"required": ["client"]}},
+                  {"required": ["client"], "not": {"required": ["host"]}}]})
+
+    @field_validator("host", "client", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("a name (leave the key out rather than null)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> WindowIn:
+        if (self.host is None) == (self.client is None):
+            raise ValueError("give exactly one of host or client")
+        return self
+
+
+def _api_text(exc: ConfigError) -> str:
+    """A config error as the API says it: the file named by its name, not the server's path."""
+    source = FilePath(exc.source).name if "/" in exc.source else exc.source
+    text = f"{source}: {exc.key}: expected {exc.expected}"
+    if exc.got is not ...:
+        shown = repr(exc.got)
+        text += f", got {shown[:80] + '…' if len(shown) > 80 else shown}"
+    return text
+
+
+def _has_playbook(rt: WorkflowRuntime, name: str) -> bool:
+    """Only a playbook of the playbooks directory, by name (never a path of the server)."""
+    return any((rt.playbooks_dir / candidate).is_file() for candidate in (f"{name}.yaml", name))
 
 
 def _runtime(request: Request) -> WorkflowRuntime:
@@ -99,19 +138,22 @@ def _runtime(request: Request) -> WorkflowRuntime:
 
 
 @router.get("/runs")
-async def list_runs(request: Request, _op: Operator,
+async def list_runs(request: Request, who: RoleViewer,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
     rt = _runtime(request)
 
     def read() -> list[dict[str, Any]]:
         with rt.db.read_session() as s:
-            return [r.to_dict() for r in store.list_runs(s, limit)]
+            runs = [r.to_dict() for r in store.list_runs(s, limit)]
+            if who.clients is None:
+                return runs
+            return [r for r in runs if who.sees(client_of_host(s, r["host"]))]
 
     return await run_in_threadpool(read)
 
 
 @router.get("/runs/{run_id}")
-async def show_run(request: Request, _op: Operator, run_id: RunId) -> dict[str, Any]:
+async def show_run(request: Request, _who: RoleViewer, run_id: RunId) -> dict[str, Any]:
     rt = _runtime(request)
 
     def read() -> dict[str, Any]:
@@ -124,27 +166,42 @@ async def show_run(request: Request, _op: Operator, run_id: RunId) -> dict[str, 
         raise HTTPException(404, str(exc)) from None
 
 
-@router.post("/runs", status_code=202)
-async def start_run(request: Request, op: Operator, body: RunIn) -> RunStarted:
+@router.post("/runs", status_code=202, responses={**error(404, "no such host or playbook"),
+                                                   **error(409, "the host is busy or quarantined")})
+async def start_run(request: Request, who: RoleOperator, body: RunIn) -> RunStarted:
     rt = _runtime(request)
+    if rt.cfg.host(body.host) is None or not await run_in_threadpool(visible_host, request, who, body.host):
+        raise HTTPException(404, f"no host {body.host!r}")
+    if not _has_playbook(rt, body.playbook):
+        raise HTTPException(404, f"no playbook {body.playbook!r}")
     try:
         run_id = await run_in_threadpool(rt.start, body.playbook, body.host, body.vars, dry_run=body.dry_run,
-                                         site=body.site, started_by=op)
+                                         site=body.site, started_by=who.name)
     except RunRefused as exc:
         raise HTTPException(409, str(exc)) from None
     except ConfigError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise unprocessable(_api_text(exc), "body") from None
     return RunStarted(id=run_id, host=body.host, playbook=body.playbook, dry_run=body.dry_run)
 
 
-@router.post("/rollouts", status_code=202)
-async def start_rollout(request: Request, op: Operator, body: RolloutIn) -> RolloutStarted:
+@router.post("/rollouts", status_code=202, responses={**error(404, "no such host, client or playbook")})
+async def start_rollout(request: Request, who: RoleOperator, body: RolloutIn) -> RolloutStarted:
     rt = _runtime(request)
     if sum((bool(body.hosts), body.client is not None, body.all)) != 1:
-        raise HTTPException(422, "give exactly one of hosts, client or all")
+        raise unprocessable("give exactly one of hosts, client or all", "body")
+    if body.client is not None and (rt.cfg.client(body.client) is None or not who.sees(body.client)):
+        raise HTTPException(404, f"no client {body.client!r}")
+    for name in body.hosts:
+        if rt.cfg.host(name) is None or not await run_in_threadpool(visible_host, request, who, name):
+            raise HTTPException(404, f"no host {name!r}")
+    if not _has_playbook(rt, body.playbook):
+        raise HTTPException(404, f"no playbook {body.playbook!r}")
+    op = who.name
 
     def start() -> tuple[int, list[str]]:
         hosts = rt.fleet_hosts(hosts=body.hosts, client=body.client, everything=body.all)
+        if body.all and who.clients is not None:  # "all": every host this operator may see
+            hosts = [h for h in hosts if (found := rt.cfg.host(h)) is not None and who.sees(found[0].name)]
         rollout_id = rt.start_rollout(body.playbook, hosts, body.vars, canary=body.canary,
                                       batch=body.batch_size, max_failures=body.max_failures,
                                       dry_run=body.dry_run, started_by=op)
@@ -153,24 +210,27 @@ async def start_rollout(request: Request, op: Operator, body: RolloutIn) -> Roll
     try:
         rollout_id, hosts = await run_in_threadpool(start)
     except ConfigError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise unprocessable(_api_text(exc), "body") from None
     return RolloutStarted(id=rollout_id, playbook=body.playbook, hosts=hosts, started_by=op)
 
 
 @router.get("/rollouts")
-async def list_rollouts(request: Request, _op: Operator,
+async def list_rollouts(request: Request, who: RoleViewer,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
     rt = _runtime(request)
 
     def read() -> list[dict[str, Any]]:
         with rt.db.read_session() as s:
-            return [r.to_dict() for r in rollouts.list_rollouts(s, limit)]
+            found = [r.to_dict() for r in rollouts.list_rollouts(s, limit)]
+            if who.clients is None:
+                return found
+            return [r for r in found if all(who.sees(client_of_host(s, h["host"])) for h in r["hosts"])]
 
     return await run_in_threadpool(read)
 
 
 @router.get("/rollouts/{rollout_id}")
-async def show_rollout(request: Request, _op: Operator, rollout_id: RolloutId) -> dict[str, Any]:
+async def show_rollout(request: Request, _who: RoleViewer, rollout_id: RolloutId) -> dict[str, Any]:
     rt = _runtime(request)
 
     def read() -> dict[str, Any]:
@@ -202,46 +262,54 @@ async def _control(request: Request, op: str, rollout_id: int, action: str) -> d
     return {"id": rollout_id, "action": action, "result": said, "by": op}
 
 
-@router.post("/rollouts/{rollout_id}/pause")
-async def pause_rollout(request: Request, op: Operator, rollout_id: RolloutId) -> dict[str, Any]:
-    return await _control(request, op, rollout_id, "pause")
+@router.post("/rollouts/{rollout_id}/pause", responses={**error(409, "the rollout's state does not allow it")})
+async def pause_rollout(request: Request, who: RoleOperator, rollout_id: RolloutId) -> dict[str, Any]:
+    return await _control(request, who.name, rollout_id, "pause")
 
 
-@router.post("/rollouts/{rollout_id}/resume")
-async def resume_rollout(request: Request, op: Operator, rollout_id: RolloutId) -> dict[str, Any]:
-    return await _control(request, op, rollout_id, "resume")
+@router.post("/rollouts/{rollout_id}/resume", responses={**error(409, "the rollout's state does not allow it")})
+async def resume_rollout(request: Request, who: RoleOperator, rollout_id: RolloutId) -> dict[str, Any]:
+    return await _control(request, who.name, rollout_id, "resume")
 
 
-@router.post("/rollouts/{rollout_id}/abort")
-async def abort_rollout(request: Request, op: Operator, rollout_id: RolloutId) -> dict[str, Any]:
-    return await _control(request, op, rollout_id, "abort")
+@router.post("/rollouts/{rollout_id}/abort", responses={**error(409, "the rollout's state does not allow it")})
+async def abort_rollout(request: Request, who: RoleOperator, rollout_id: RolloutId) -> dict[str, Any]:
+    return await _control(request, who.name, rollout_id, "abort")
+
+
+def _window_visible(rt: WorkflowRuntime, who: Identity, target: str) -> bool:
+    if who.clients is None:
+        return True
+    if target.startswith("client:"):
+        return who.sees(target[len("client:"):])
+    found = rt.cfg.host(target)
+    return found is not None and who.sees(found[0].name)
 
 
 @router.get("/windows")
-async def list_windows(request: Request, _op: Operator) -> list[dict[str, Any]]:
+async def list_windows(request: Request, who: RoleViewer) -> list[dict[str, Any]]:
     rt = _runtime(request)
 
     def read() -> list[dict[str, Any]]:
         with rt.db.read_session() as s:
-            return describe_windows(s)
+            return [w for w in describe_windows(s) if _window_visible(rt, who, w["target"])]
 
     return await run_in_threadpool(read)
 
 
-@router.post("/windows", status_code=201)
-async def create_window(request: Request, _op: Operator, body: WindowIn) -> dict[str, Any]:
+@router.post("/windows", status_code=201, responses={**error(404, "no such host or client"),
+                                                      **error(409, "a window of that name exists")})
+async def create_window(request: Request, who: RoleAdmin, body: WindowIn) -> dict[str, Any]:
     rt = _runtime(request)
-    if (body.host is None) == (body.client is None):
-        raise HTTPException(422, "give exactly one of host or client")
     if body.client is not None:
         client = rt.cfg.client(body.client)
-        if client is None:
-            raise HTTPException(422, f"unknown client {body.client!r}")
+        if client is None or not who.sees(body.client):
+            raise HTTPException(404, f"no client {body.client!r}")
         target, zone = f"client:{body.client}", client.timezone
     else:
         found = rt.cfg.host(body.host or "")
-        if found is None:
-            raise HTTPException(422, f"unknown host {body.host!r}")
+        if found is None or not who.sees(found[0].name):
+            raise HTTPException(404, f"no host {body.host!r}")
         target, zone = body.host or "", found[1].timezone
 
     def write() -> dict[str, Any]:
@@ -255,6 +323,6 @@ async def create_window(request: Request, _op: Operator, body: WindowIn) -> dict
     try:
         return await run_in_threadpool(write)
     except ConfigError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise unprocessable(_api_text(exc), "body") from None
     except IntegrityError:
         raise HTTPException(409, f"a window named {body.name!r} exists already") from None

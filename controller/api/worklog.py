@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from controller.api.auth import Operator
+from controller.api.auth import RoleOperator, RoleViewer
 from controller.api.client_reports import MONTH_PATTERN
 from controller.reports import worklog
 from controller.reports.period import month_in
@@ -50,7 +50,7 @@ class EntryIn(BaseModel):
 @router.get("/{client}/worklog", response_model=list[EntryOut], summary="A client's work log of one month",
             responses={404: {"description": "no such client"}})
 def list_worklog(
-    request: Request, _operator: Operator, client: ClientName,
+    request: Request, _who: RoleViewer, client: ClientName,
     month: Annotated[str, Query(pattern=MONTH_PATTERN, description="YYYY-MM, in the client's time zone")],
 ) -> list[dict[str, Any]]:
     with request.app.state.db.read_session() as session:
@@ -64,7 +64,7 @@ def list_worklog(
 @router.post("/{client}/worklog", response_model=EntryOut, status_code=201, summary="Log minutes of work",
              responses={400: {"description": "a host or run that is unknown or another client's"},
                         404: {"description": "no such client"}})
-async def add_worklog(request: Request, operator: Operator, client: ClientName,
+async def add_worklog(request: Request, who: RoleOperator, client: ClientName,
                       body: EntryIn) -> dict[str, Any]:
     state = request.app.state
 
@@ -74,7 +74,7 @@ async def add_worklog(request: Request, operator: Operator, client: ClientName,
                 raise HTTPException(404, f"no client {client!r}")
             try:
                 item = worklog.WorkItem(client, host=body.host, run_id=body.run_id)
-                entry = worklog.add_entry(session, item, minutes=body.minutes, text=body.text, actor=operator,
+                entry = worklog.add_entry(session, item, minutes=body.minutes, text=body.text, actor=who.name,
                                           now=state.clock())
             except worklog.WorkLogError as exc:
                 raise HTTPException(400, str(exc)) from None

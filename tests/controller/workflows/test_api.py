@@ -56,10 +56,13 @@ def test_start_a_run_follow_it_and_refuse_a_second(
 
     assert httpx.post(f"{url}/api/v1/runs", json=body, timeout=10).status_code == 401
     unknown = httpx.post(f"{url}/api/v1/runs", json={**body, "host": "nope"}, headers=auth, timeout=10)
-    assert unknown.status_code == 422 and "nope" in unknown.text
+    assert (unknown.status_code, unknown.json()) == (404, {"detail": "no host 'nope'"})
+    no_playbook = httpx.post(f"{url}/api/v1/runs", json={**body, "playbook": "pyproject.toml"}, headers=auth,
+                             timeout=10)  # only the playbooks directory, by name; its path is not told
+    assert (no_playbook.status_code, no_playbook.json()) == (404, {"detail": "no playbook 'pyproject.toml'"})
     bad_var = httpx.post(f"{url}/api/v1/runs", json={**body, "vars": {"no_such_var": "1"}},
                          headers=auth, timeout=10)
-    assert bad_var.status_code == 422
+    assert bad_var.status_code == 422 and bad_var.json()["detail"][0]["loc"] == ["body"]
     no_site = httpx.post(f"{url}/api/v1/runs", json={**body, "site": "shop"}, headers=auth, timeout=10)
     assert no_site.status_code == 422
     assert "a site named 'shop' (the host's sites: none are configured)" in no_site.text
