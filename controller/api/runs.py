@@ -246,6 +246,9 @@ async def show_rollout(request: Request, _who: RoleViewer, rollout_id: RolloutId
         raise HTTPException(404, str(exc)) from None
 
 
+STATE_CONFLICT: dict[int | str, dict[str, Any]] = {**error(409, "the rollout's state does not allow it")}
+
+
 async def _control(request: Request, op: str, rollout_id: int, action: str) -> dict[str, Any]:
     rt = _runtime(request)
 
@@ -262,17 +265,17 @@ async def _control(request: Request, op: str, rollout_id: int, action: str) -> d
     return {"id": rollout_id, "action": action, "result": said, "by": op}
 
 
-@router.post("/rollouts/{rollout_id}/pause", responses={**error(409, "the rollout's state does not allow it")})
+@router.post("/rollouts/{rollout_id}/pause", responses=STATE_CONFLICT)
 async def pause_rollout(request: Request, who: RoleOperator, rollout_id: RolloutId) -> dict[str, Any]:
     return await _control(request, who.name, rollout_id, "pause")
 
 
-@router.post("/rollouts/{rollout_id}/resume", responses={**error(409, "the rollout's state does not allow it")})
+@router.post("/rollouts/{rollout_id}/resume", responses=STATE_CONFLICT)
 async def resume_rollout(request: Request, who: RoleOperator, rollout_id: RolloutId) -> dict[str, Any]:
     return await _control(request, who.name, rollout_id, "resume")
 
 
-@router.post("/rollouts/{rollout_id}/abort", responses={**error(409, "the rollout's state does not allow it")})
+@router.post("/rollouts/{rollout_id}/abort", responses=STATE_CONFLICT)
 async def abort_rollout(request: Request, who: RoleOperator, rollout_id: RolloutId) -> dict[str, Any]:
     return await _control(request, who.name, rollout_id, "abort")
 

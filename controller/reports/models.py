@@ -1,4 +1,4 @@
-"""The ``worklog`` table (Alembic revision ``0005_i17report``): minutes of work done for a client.
+"""The ``worklog`` table (Alembic revision ``0007_worklog``): minutes of work done for a client.
 
 ::
 

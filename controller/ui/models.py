@@ -1,4 +1,4 @@
-"""The web page's one table (migration ``0005_i19ui``): signed-in browser sessions.
+"""The web page's one table (migration ``0008_ui_sessions``): signed-in browser sessions.
 
 ::
 

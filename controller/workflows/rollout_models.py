@@ -1,4 +1,4 @@
-"""Tables of rollouts (Alembic revision 0005_i17roll), on the controller's one ``Base``.
+"""Tables of rollouts (Alembic revision 0005_rollouts), on the controller's one ``Base``.
 
 ::
 

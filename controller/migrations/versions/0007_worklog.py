@@ -1,7 +1,7 @@
 """worklog: minutes of work per client (incident notes with --minutes, worklog add)
 
-Revision ID: 0005_i17report
-Revises: 0004
+Revision ID: 0007_worklog
+Revises: 0006_history
 Create Date: 2026-12-03 16:00:00
 """
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_i17report"
-down_revision: str | Sequence[str] | None = "0004"
+revision: str = "0007_worklog"
+down_revision: str | Sequence[str] | None = "0006_history"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

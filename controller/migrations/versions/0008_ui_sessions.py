@@ -1,7 +1,7 @@
 """ui_sessions: the operator web page's signed-in sessions
 
-Revision ID: 0005_i19ui
-Revises: 0004
+Revision ID: 0008_ui_sessions
+Revises: 0007_worklog
 Create Date: 2026-12-03 16:00:00
 
 One row per signed-in browser (controller/ui/models.py): the SHA-256 of the cookie's random id,
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_i19ui"
-down_revision: str | Sequence[str] | None = "0004"
+revision: str = "0008_ui_sessions"
+down_revision: str | Sequence[str] | None = "0007_worklog"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

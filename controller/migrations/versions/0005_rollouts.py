@@ -1,6 +1,6 @@
 """rollouts (one playbook over many hosts) and who started each run
 
-Revision ID: 0005_i17roll
+Revision ID: 0005_rollouts
 Revises: 0004
 Create Date: 2026-12-03 16:00:00
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_i17roll"
+revision: str = "0005_rollouts"
 down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

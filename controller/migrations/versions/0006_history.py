@@ -1,7 +1,7 @@
 """history summaries (check_hours) and the index the pruning walks reports by
 
-Revision ID: 0005_i18ret
-Revises: 0004
+Revision ID: 0006_history
+Revises: 0005_rollouts
 Create Date: 2026-12-03 16:00:00
 
 Raw reports are now kept for ``retention.raw_reports`` (default 7 days) and summarised per host,
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_i18ret"
-down_revision: str | Sequence[str] | None = "0004"
+revision: str = "0006_history"
+down_revision: str | Sequence[str] | None = "0005_rollouts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
