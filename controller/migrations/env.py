@@ -12,7 +12,8 @@ import controller.store.models  # noqa: F401  (registers the core tables on Base
 from controller.store.base import Base
 
 # The incidents side's tables, when that package is installed.
-for _module in ("controller.alerting.models", "controller.workflows.models"):
+for _module in ("controller.alerting.models", "controller.workflows.models", "controller.workflows.releases",
+                "controller.workflows.later", "controller.workflows.window_changes"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_module)
 

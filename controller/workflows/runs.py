@@ -63,8 +63,10 @@ class RunSummary:
 
 
 def create_run(sessions: SessionFactory, *, host: str, playbook: str, playbook_path: str,
-               variables: dict[str, Any], dry_run: bool, now: float) -> int:
-    """Insert the run and its host lease, or raise HostQuarantinedError / HostBusyError."""
+               variables: dict[str, Any], dry_run: bool, now: float,
+               with_run: Callable[[Session, WorkflowRun], None] | None = None) -> int:
+    """Insert the run and its host lease, or raise HostQuarantinedError / HostBusyError.
+    ``with_run`` adds to the new run in the same transaction (a later rollback's record)."""
     try:
         with sessions() as session:
             quarantine = session.get(HostQuarantine, host)
@@ -82,6 +84,8 @@ def create_run(sessions: SessionFactory, *, host: str, playbook: str, playbook_p
             session.flush()
             run.lock_token = token.replace("boxkeeper-run-", f"boxkeeper-run-{run.id}-", 1)
             session.add(HostLease(host=host, run_id=run.id, acquired_at=now))
+            if with_run is not None:
+                with_run(session, run)
             session.flush()
             return run.id
     except IntegrityError:
