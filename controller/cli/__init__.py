@@ -10,8 +10,10 @@
     boxkeeper incidents [--open] ... | incidents show|ack|resolve|note ID
     boxkeeper maintenance mute|unmute|list ...
     boxkeeper update run|reconcile ...
-    boxkeeper runs [--json] | runs show ID
-    boxkeeper windows add|list|scheduler ...
+    boxkeeper runs [--json] [--client C] [--host H] [--state S] [--since T] [--until T]
+    boxkeeper runs show ID | runs rollback ID
+    boxkeeper windows add|list|edit|disable|enable|delete|changes|scheduler ...
+    boxkeeper releases list|hold|release ...
 
 Every command takes ``--config F`` (default ``$BOXKEEPER_CONFIG``). Exit codes: 0 ok, 1 the
 operation failed (unknown host, database error or not migrated), 2 the config (or a usage) is
@@ -33,6 +35,7 @@ from controller.cli import (
     maintenance,
     migrate,
     operators,
+    releases,
     runs,
     serve,
     status,
@@ -42,7 +45,7 @@ from controller.cli import (
 from controller.cli.common import Cli, SchemaError, add_config_argument, close_all
 from controller.errors import ConfigError, InventoryError, OperatorTokenError
 
-COMMANDS = (serve, migrate, status, hosts, operators, incidents, maintenance, update, runs, windows)
+COMMANDS = (serve, migrate, status, hosts, operators, incidents, maintenance, update, runs, windows, releases)
 
 
 def parser() -> argparse.ArgumentParser:

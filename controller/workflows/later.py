@@ -17,6 +17,7 @@ changed the host since (roll that one back first).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Float, ForeignKey, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -58,6 +59,17 @@ def kinds(session: Session, run_ids: list[int]) -> dict[int, RollbackOf]:
         return {}
     rows = session.scalars(select(LaterRollback).where(LaterRollback.run_id.in_(run_ids)))
     return {r.run_id: RollbackOf(r.of_run_id, r.requested_by) for r in rows}
+
+
+def annotate(session: Session, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run dicts (RunSummary.to_dict) with ``kind`` ("update", or "rollback of run N"),
+    ``rollback_of`` and ``requested_by`` (who asked for a later rollback)."""
+    found = kinds(session, [r["id"] for r in runs])
+    for r in runs:
+        of = found.get(r["id"])
+        r["kind"] = f"rollback of run {of.of_run_id}" if of else "update"
+        r["rollback_of"], r["requested_by"] = (of.of_run_id, of.requested_by) if of else (None, None)
+    return runs
 
 
 def target_run(session: Session, run_id: int) -> WorkflowRun:

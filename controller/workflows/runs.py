@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -136,8 +136,20 @@ def summary(session: Session, run_id: int, *, with_timeline: bool = True) -> Run
                       dict(run.captured), run.created_at, run.finished_at, timeline)
 
 
-def list_runs(session: Session, limit: int = 50) -> list[RunSummary]:
-    ids = session.scalars(select(WorkflowRun.id).order_by(WorkflowRun.id.desc()).limit(limit))
+def list_runs(session: Session, limit: int = 50, *, hosts: Collection[str] | None = None,
+              state: str | None = None, since: float | None = None,
+              until: float | None = None) -> list[RunSummary]:
+    """Newest first; only runs on ``hosts``, in ``state``, started in [since, until) when given."""
+    stmt = select(WorkflowRun.id)
+    if hosts is not None:
+        stmt = stmt.where(WorkflowRun.host.in_(list(hosts)))
+    if state is not None:
+        stmt = stmt.where(WorkflowRun.state == state)
+    if since is not None:
+        stmt = stmt.where(WorkflowRun.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(WorkflowRun.created_at < until)
+    ids = session.scalars(stmt.order_by(WorkflowRun.id.desc()).limit(limit))
     return [summary(session, i, with_timeline=False) for i in ids]
 
 
