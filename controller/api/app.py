@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller import __version__
 from controller.alerting.metrics import NotificationCollector
-from controller.api import health, hosts, incidents, reports, runs
+from controller.api import health, hosts, incidents, releases, reports, runs, windows
 from controller.config import ControllerConfig
 from controller.fleet_metrics import ControllerHealth, FleetCollector
 from controller.ingest import REPORT_ADAPTER
@@ -90,6 +90,8 @@ def create_app(
     app.include_router(hosts.router)
     app.include_router(health.router)
     app.include_router(runs.router)
+    app.include_router(windows.router)
+    app.include_router(releases.router)
     app.include_router(incidents.router)
 
     def openapi() -> dict[str, Any]:

@@ -10,8 +10,8 @@ backup is still kept on the box) → ROLLBACK → ROLLBACK_VERIFY → ROLLED_BAC
 QUARANTINED, with the ``finally`` steps and the same incidents as any rollback.
 
 Refused (:class:`RollbackRefused`, nothing started) when the run is unknown, did not succeed, was a
-dry run or itself a later rollback, its playbook declares no ``rollback_later``, or a later run
-changed the host since (roll that one back first).
+dry run or itself a later rollback, was rolled back later already, its playbook declares no
+``rollback_later``, or a later run changed the host since (roll that one back first).
 """
 
 from __future__ import annotations
@@ -82,11 +82,21 @@ def target_run(session: Session, run_id: int) -> WorkflowRun:
     if run.state != "SUCCEEDED" or run.dry_run:
         what = "a dry run" if run.dry_run else f"ended {run.state}"
         raise RollbackRefused(f"run {run_id} {what}: only a succeeded run's backup is restored later")
+    undone = _undone_by(session, run_id)
+    if undone is not None:
+        raise RollbackRefused(f"run {run_id} was rolled back already by run {undone}")
     changed = _changed_since(session, run)
     if changed is not None:
         raise RollbackRefused(f"run {changed.id} ({changed.playbook}) changed {run.host} after run {run_id}: "
                               f"roll back run {changed.id} first, or restore by hand")
     return run
+
+
+def _undone_by(session: Session, run_id: int) -> int | None:
+    """The later rollback that restored ``run_id``'s backup, if one did."""
+    return session.scalars(select(WorkflowRun.id).join(LaterRollback, LaterRollback.run_id == WorkflowRun.id)
+                           .where(LaterRollback.of_run_id == run_id,
+                                  WorkflowRun.state == "ROLLED_BACK")).first()
 
 
 def _changed_since(session: Session, run: WorkflowRun) -> WorkflowRun | None:
@@ -95,13 +105,7 @@ def _changed_since(session: Session, run: WorkflowRun) -> WorkflowRun | None:
         WorkflowRun.host == run.host, WorkflowRun.id > run.id, WorkflowRun.state == "SUCCEEDED",
         WorkflowRun.dry_run.is_(False)).order_by(WorkflowRun.id.desc()))
     for other in later:
-        if session.get(LaterRollback, other.id) is not None:
-            continue
-        undone = session.scalars(select(WorkflowRun.id)
-                                 .join(LaterRollback, LaterRollback.run_id == WorkflowRun.id)
-                                 .where(LaterRollback.of_run_id == other.id,
-                                        WorkflowRun.state == "ROLLED_BACK")).first()
-        if undone is None:
+        if session.get(LaterRollback, other.id) is None and _undone_by(session, other.id) is None:
             return other
     return None
 

@@ -1,0 +1,120 @@
+"""Changing update windows over the API (operator token); listing and adding are in api/runs.py.
+
+``PATCH /api/v1/windows/{name}`` (only the fields given; 200 with ``{changes: {field: [before,
+after]}}``; 422 for a wrong value) · ``POST /api/v1/windows/{name}/disable`` ·
+``POST /api/v1/windows/{name}/enable`` · ``DELETE /api/v1/windows/{name}`` ·
+``GET /api/v1/windows/changes`` (who changed what; ``?name=``). 404 for an unknown window. Every
+change records the operator.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from controller.api.auth import Operator
+from controller.api.runs import Name, _runtime
+from controller.errors import ConfigError
+from controller.workflows import window_changes
+from controller.workflows.windows import UnknownWindowError, delete_window, edit_window, set_enabled
+
+router = APIRouter(prefix="/api/v1/windows", tags=["workflows"])
+
+WindowName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+
+
+class WindowEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: Name | None = None
+    client: Name | None = None
+    playbook: Name | None = None
+    cron: str | None = Field(default=None, min_length=1, max_length=100)
+    duration_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    timezone: str | None = Field(default=None, max_length=64)
+    vars: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=4000)]] | None = Field(
+        default=None, max_length=100, description="replaces the window's variables")
+
+
+@router.get("/changes")
+async def changes(request: Request, _op: Operator,
+                  name: Annotated[str | None, Query(max_length=100)] = None) -> list[dict[str, Any]]:
+    rt = _runtime(request)
+
+    def read() -> list[dict[str, Any]]:
+        with rt.db.read_session() as s:
+            return window_changes.history(s, name)
+
+    return await run_in_threadpool(read)
+
+
+@router.patch("/{name}")
+async def edit(request: Request, operator: Operator, name: WindowName, body: WindowEdit) -> dict[str, Any]:
+    rt = _runtime(request)
+    if body.host is not None and body.client is not None:
+        raise HTTPException(422, "give at most one of host or client")
+    target = None
+    if body.client is not None:
+        if rt.cfg.client(body.client) is None:
+            raise HTTPException(422, f"unknown client {body.client!r}")
+        target = f"client:{body.client}"
+    elif body.host is not None:
+        if rt.cfg.host(body.host) is None:
+            raise HTTPException(422, f"unknown host {body.host!r}")
+        target = body.host
+
+    def write() -> dict[str, Any]:
+        with rt.db.session() as s:
+            return edit_window(s, name, actor=operator, now=time.time(), target=target,
+                               playbook=body.playbook, cron=body.cron, duration_minutes=body.duration_minutes,
+                               timezone=body.timezone,
+                               variables=dict(body.vars) if body.vars is not None else None)
+
+    try:
+        return {"name": name, "changes": await run_in_threadpool(write)}
+    except UnknownWindowError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ConfigError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+async def _switch(request: Request, operator: str, name: str, enabled: bool) -> dict[str, Any]:
+    rt = _runtime(request)
+
+    def write() -> bool:
+        with rt.db.session() as s:
+            return set_enabled(s, name, enabled, actor=operator, now=time.time())
+
+    try:
+        changed = await run_in_threadpool(write)
+    except UnknownWindowError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"name": name, "enabled": enabled, "changed": changed}
+
+
+@router.post("/{name}/disable")
+async def disable(request: Request, operator: Operator, name: WindowName) -> dict[str, Any]:
+    return await _switch(request, operator, name, False)
+
+
+@router.post("/{name}/enable")
+async def enable(request: Request, operator: Operator, name: WindowName) -> dict[str, Any]:
+    return await _switch(request, operator, name, True)
+
+
+@router.delete("/{name}")
+async def delete(request: Request, operator: Operator, name: WindowName) -> dict[str, Any]:
+    rt = _runtime(request)
+
+    def write() -> None:
+        with rt.db.session() as s:
+            delete_window(s, name, actor=operator, now=time.time())
+
+    try:
+        await run_in_threadpool(write)
+    except UnknownWindowError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"name": name, "deleted": True}
