@@ -139,6 +139,8 @@ async def rollback_run(request: Request, operator: Operator, run_id: RunId) -> d
         rollback_id = await run_in_threadpool(rt.start_rollback, run_id, operator)
     except RunRefused as exc:
         raise HTTPException(409, str(exc)) from None
+    except ConfigError as exc:
+        raise HTTPException(422, str(exc)) from None
     return {"id": rollback_id, "rollback_of": run_id, "requested_by": operator}
 
 
