@@ -19,7 +19,7 @@ from controller.workflows.state import EXIT_CODES, RunState
 
 
 def add_filters(p: argparse.ArgumentParser, states: str) -> None:
-    """``--client --host --state --since --until`` (runs and incidents)."""
+    """``--client --host --state --since --until`` of ``runs``."""
     p.add_argument("--client", help="only this client's hosts")
     p.add_argument("--host", help="only this host")
     p.add_argument("--state", help=states)

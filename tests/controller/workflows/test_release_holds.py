@@ -23,7 +23,7 @@ from controller.workflows.playbook import Playbook
 from controller.workflows.runs import RunSummary
 from controller.workflows.state import EXIT_CODES, RunState
 from tests.controller.workflows.conftest import TEST_PLAYBOOK, RecordingIncidents
-from tests.controller.workflows.fakes import FakeExecutor
+from tests.controller.workflows.fakes import Crash, FakeExecutor
 
 RELEASE = """
 release:
@@ -241,3 +241,21 @@ def test_release_and_rollback_later_are_validated(tmp_path: Path, extra: str, ke
     with pytest.raises(ConfigError) as err:
         playbook(tmp_path, extra)
     assert err.value.key == key and expected in str(err.value)
+
+
+def test_a_later_rollback_cut_by_a_controller_crash_resumes_as_a_rollback_never_an_update(
+        store: Database, tmp_path: Path) -> None:
+    pb = playbook(tmp_path)
+    incidents = RecordingIncidents()
+    good = run(store, incidents, pb, "box1", host())
+    rollback_id = later.create(store.session, of_run=good.id, playbook=pb, actor="cli:ops", now=2.0)
+    crashing = host().on(r"^backup-kept", Crash("controller killed"))
+    with pytest.raises(Crash):
+        engine(store, incidents).execute(rollback_id, pb, crashing)
+
+    after_restart = host()
+    [result] = engine(store, incidents).reconcile(lambda _host: after_restart, lambda _path: pb)
+    assert result.id == rollback_id and result.state == "ROLLED_BACK"
+    assert after_restart.ran("do-update|make-backup|pause-cron") == 0
+    assert after_restart.ran(rf"restore '?/backup/run-{good.id}'?") == 1
+    assert any("controller restarted: rollback of run" in e.name for e in result.timeline)
