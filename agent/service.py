@@ -196,8 +196,17 @@ class AgentService:
         return self._scheduler.samples() if self._scheduler is not None else ()
 
     def _report_samples(self, sampler: HostSampler, max_age: float) -> tuple[Sample, ...]:
-        """A report's samples: the host's (see HostSampler.for_report) and the checks' series."""
-        return (*sampler.for_report(max_age), *self._check_samples())
+        """A report's samples: the host's (see HostSampler.for_report), the checks' series, and the
+        spool's depth and drops (so the controller's /metrics shows them for boxes behind NAT)."""
+        return (*sampler.for_report(max_age), *self._check_samples(), *self._spool_samples())
+
+    def _spool_samples(self) -> tuple[Sample, ...]:
+        if self._push is None:
+            return ()
+        stats = self._push.spool.stats()
+        return (Sample("boxkeeper_spool_reports", float(stats.reports)),
+                Sample("boxkeeper_spool_bytes", float(stats.bytes)),
+                Sample("boxkeeper_spool_dropped_reports_total", float(stats.dropped_total), "counter"))
 
     def _on_hard_change(self, check: CheckReport) -> None:
         self._wake.set()

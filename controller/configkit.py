@@ -25,6 +25,7 @@ import types
 import typing
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
@@ -159,6 +160,18 @@ def parse_duration(value: object) -> float:
     if not 0 < seconds < float("inf"):
         raise ValueError("a duration greater than zero")
     return seconds
+
+
+def parse_instant(value: str) -> float:
+    """``2026-11-30`` (midnight UTC) or an ISO time (``2026-11-30T14:00``, UTC unless it names a zone,
+    ``…+03:00``) → unix seconds; ValueError otherwise (the ``--since`` / ``--until`` filters)."""
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError("a date (2026-11-30) or an ISO time (2026-11-30T14:00[+03:00])") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def parse_size(value: object) -> int:

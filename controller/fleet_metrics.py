@@ -13,6 +13,12 @@ Exposed families:
 - ``boxkeeper_check_status{client,host,check,type}`` 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN;
   ``boxkeeper_check_hard{client,host,check}`` 1 when the state is hard.
 - ``boxkeeper_incidents_open{client,severity}``.
+- ``boxkeeper_update_runs_total{playbook,outcome}``: finished update runs (not dry runs) by final
+  state, counted from the stored runs on every scrape (so they survive restarts and agree across
+  replicas); ``outcome`` is SUCCEEDED, FAILED, ROLLED_BACK, QUARANTINED or SKIPPED.
+  ``boxkeeper_update_rollbacks_total{playbook,kind}``: runs that ended ROLLED_BACK, ``kind``
+  ``automatic`` (the run's own verification failed) or ``later`` (``boxkeeper runs rollback``).
+- ``boxkeeper_release_holds{playbook}``: releases held for the fleet now.
 - ``boxkeeper_controller_ingest_requests_total{code}``, ``boxkeeper_controller_ingest_duration_seconds``
   (histogram), ``boxkeeper_controller_db_errors_total``, ``boxkeeper_controller_scrape_duration_seconds``.
 """
@@ -24,16 +30,23 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from controller.alerting.queries import open_counts
 from controller.config import ControllerConfig
 from controller.fleet import load_fleet
 from controller.store.db import Database
+from controller.workflows.later import LaterRollback
+from controller.workflows.models import WorkflowRun
+from controller.workflows.releases import HELD, ReleaseHold
 
 OWN_PREFIXES = ("boxkeeper_host_", "boxkeeper_check_", "boxkeeper_incidents_", "boxkeeper_controller_",
-                "boxkeeper_notifications")
+                "boxkeeper_notifications", "boxkeeper_update_runs", "boxkeeper_update_rollbacks",
+                "boxkeeper_release_holds")
+OUTCOMES = ("SUCCEEDED", "FAILED", "ROLLED_BACK", "QUARANTINED", "SKIPPED")
 STATES = ("ok", "warning", "critical", "unknown", "agent_down", "unreachable", "maintenance")
 
 
@@ -74,6 +87,8 @@ class FleetCollector(Collector):
         with self.db.read_session() as session:
             hosts = load_fleet(session, self.cfg.detection, self.cfg.maintenance, now, with_samples=True)
             incidents = open_counts(session)
+            runs = run_counts(session)
+            holds = hold_counts(session)
         up = GaugeMetricFamily("boxkeeper_host_up",
                                "1 when the host's agent reported within silence_after.",
                                labels=["client", "host"])
@@ -102,11 +117,53 @@ class FleetCollector(Collector):
         for (client, severity), count in sorted(incidents.items()):
             incidents_open.add_metric([client, severity], float(count))
         yield from (up, last, state, status, hard, incidents_open)
+        yield from run_families(runs, holds)
         yield from agent_families(hosts)
         scrape = GaugeMetricFamily("boxkeeper_controller_scrape_duration_seconds",
                                    "Time to build the fleet metrics of this scrape.")
         scrape.add_metric([], time.perf_counter() - started)
         yield scrape
+
+
+def run_counts(session: Session) -> dict[tuple[str, str, bool], int]:
+    """(playbook, final state, a later rollback?) → finished real runs."""
+    later = select(LaterRollback.run_id)
+    stmt = (select(WorkflowRun.playbook, WorkflowRun.state, WorkflowRun.id.in_(later), func.count())
+            .where(WorkflowRun.dry_run.is_(False), WorkflowRun.state.in_(OUTCOMES))
+            .group_by(WorkflowRun.playbook, WorkflowRun.state, WorkflowRun.id.in_(later)))
+    return {(p, s, bool(k)): int(n) for p, s, k, n in session.execute(stmt)}
+
+
+def hold_counts(session: Session) -> dict[str, int]:
+    stmt = (select(ReleaseHold.playbook, func.count()).where(ReleaseHold.state == HELD)
+            .group_by(ReleaseHold.playbook))
+    return {p: int(n) for p, n in session.execute(stmt)}
+
+
+def run_families(runs: dict[tuple[str, str, bool], int], holds: dict[str, int]) -> Iterator[Metric]:
+    total = CounterMetricFamily("boxkeeper_update_runs",
+                                "Finished update runs (not dry runs) by final state.",
+                                labels=["playbook", "outcome"])
+    rollbacks = CounterMetricFamily("boxkeeper_update_rollbacks",
+                                    "Update runs that ended ROLLED_BACK: automatic, or later on request.",
+                                    labels=["playbook", "kind"])
+    by_outcome: dict[tuple[str, str], int] = {}
+    by_kind: dict[tuple[str, str], int] = {}
+    for (playbook, outcome, later), count in runs.items():
+        by_outcome[(playbook, outcome)] = by_outcome.get((playbook, outcome), 0) + count
+        if outcome == "ROLLED_BACK":
+            kind = "later" if later else "automatic"
+            by_kind[(playbook, kind)] = by_kind.get((playbook, kind), 0) + count
+    for playbook in sorted({p for p, _ in by_outcome}):
+        for outcome in OUTCOMES:  # every outcome of a playbook that ran, 0 included (rate() needs it)
+            total.add_metric([playbook, outcome], float(by_outcome.get((playbook, outcome), 0)))
+        for kind in ("automatic", "later"):
+            rollbacks.add_metric([playbook, kind], float(by_kind.get((playbook, kind), 0)))
+    held = GaugeMetricFamily("boxkeeper_release_holds", "Releases held for the fleet now.",
+                             labels=["playbook"])
+    for playbook, count in sorted(holds.items()):
+        held.add_metric([playbook], float(count))
+    yield from (total, rollbacks, held)
 
 
 def _labels(client: str, host: str, raw: dict[str, str]) -> dict[str, str]:

@@ -212,6 +212,11 @@ class OperatorTokens:
                 found = op
         return found
 
+    def by_name(self, name: str) -> Operator | None:
+        """The operator called ``name`` as the file says now (None when removed)."""
+        self._refresh()
+        return next((op for op in self._by_hash.values() if op.name == name), None)
+
     def check(self, token: str | None) -> str | None:
         """The operator's name for a valid token, else None."""
         op = self.identify(token)

@@ -23,6 +23,7 @@ from controller.config import ControllerConfig, HostConfig
 from controller.errors import ConfigError
 from controller.runvars import run_values, undeclared
 from controller.store.db import Database
+from controller.workflows import later
 from controller.workflows.engine import Engine
 from controller.workflows.errors import RunRefused
 from controller.workflows.executor import Executor
@@ -302,6 +303,56 @@ class WorkflowRuntime:
 
         self._background(drive, f"rollout-{rollout_id}")
         return rollout_id
+
+    # ------------------------------------------------------------------ later rollbacks
+
+    def rollback(self, run_id: int, actor: str) -> RunSummary:
+        """``runs rollback ID`` in this thread: RollbackRefused (nothing started) or the rollback run's
+        summary (FAILED with the reason when the backup is no longer kept)."""
+        rollback_id, host, playbook, executor, engine = self._begin_rollback(run_id, actor)
+        owner = self.silence(host, Owner.run(rollback_id),
+                             time.time() + RUN_MUTE_SECONDS, f"rollback run {rollback_id}")
+        try:
+            return engine.execute(rollback_id, playbook, executor)
+        finally:
+            executor.close()
+            self.lift(owner)
+
+    def start_rollback(self, run_id: int, actor: str) -> int:
+        """The same in a thread (the API): the rollback run's id."""
+        rollback_id, host, playbook, executor, engine = self._begin_rollback(run_id, actor)
+        owner = self.silence(host, Owner.run(rollback_id),
+                             time.time() + RUN_MUTE_SECONDS, f"rollback run {rollback_id}")
+
+        def drive() -> None:
+            try:
+                engine.execute(rollback_id, playbook, executor)
+            except Exception:
+                log.exception("rollback run %d stopped with an error; `boxkeeper update reconcile` "
+                              "finishes it", rollback_id)
+            finally:
+                executor.close()
+                self.lift(owner)
+
+        thread = threading.Thread(target=drive, name=f"run-{rollback_id}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return rollback_id
+
+    def _begin_rollback(self, run_id: int, actor: str) -> tuple[int, str, Playbook, Executor, Engine]:
+        with self.db.read_session() as s:
+            earlier = later.target_run(s, run_id)
+            host, path = earlier.host, earlier.playbook_path
+        playbook = load_playbook(path)
+        engine = self.engine()
+        executor = self.executor(host)
+        try:
+            rollback_id = later.create(self.db.session, of_run=run_id, playbook=playbook, actor=actor,
+                                       now=time.time())
+        except BaseException:
+            executor.close()
+            raise
+        return rollback_id, host, playbook, executor, engine
 
     def reconcile(self) -> list[RunSummary]:
         """Bring every run a controller crash left unfinished to a final state (see DESIGN.md)."""

@@ -45,6 +45,9 @@ class IncidentFilter:
     host: str | None = None
     limit: int = 200
     clients: frozenset[str] | None = None  # only these clients' incidents (an operator's scope)
+    status: str | None = None  # open | acknowledged | resolved
+    since: float | None = None  # opened at or after (unix seconds)
+    until: float | None = None  # opened before
 
 
 def list_incidents(session: Session, flt: IncidentFilter = IncidentFilter()) -> list[Incident]:
@@ -58,6 +61,12 @@ def list_incidents(session: Session, flt: IncidentFilter = IncidentFilter()) -> 
         stmt = stmt.where(Incident.host_name == flt.host)
     if flt.clients is not None:
         stmt = stmt.where(Incident.client_name.in_(sorted(flt.clients)))
+    if flt.status is not None:
+        stmt = stmt.where(Incident.status == flt.status)
+    if flt.since is not None:
+        stmt = stmt.where(Incident.opened_at >= flt.since)
+    if flt.until is not None:
+        stmt = stmt.where(Incident.opened_at < flt.until)
     return list(session.scalars(stmt.order_by(Incident.id.desc()).limit(flt.limit)))
 
 

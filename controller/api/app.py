@@ -28,7 +28,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from controller import __version__
 from controller.alerting.metrics import NotificationCollector
-from controller.api import client_reports, health, hosts, incidents, reports, responses, runs, worklog
+from controller.api import (
+    client_reports,
+    health,
+    hosts,
+    incidents,
+    releases,
+    reports,
+    responses,
+    runs,
+    windows,
+    worklog,
+)
 from controller.api.auth import AgentTokens
 from controller.api.gate import Gate
 from controller.api.limits import Buckets
@@ -100,6 +111,8 @@ def create_app(
     app.include_router(hosts.router)
     app.include_router(health.router)
     app.include_router(runs.router)
+    app.include_router(windows.router)
+    app.include_router(releases.router)
     app.include_router(incidents.router)
     app.include_router(client_reports.router)
     app.include_router(worklog.router)

@@ -43,7 +43,7 @@ from controller.alerting.models import Incident
 from controller.operators import ROLES, OperatorTokens, role_rank
 from controller.operators import Operator as OperatorEntry
 from controller.store.models import Client, Host
-from controller.workflows.models import WorkflowRun
+from controller.workflows.models import UpdateWindow, WorkflowRun
 from controller.workflows.rollout_models import Rollout, RolloutHost
 
 _bearer = HTTPBearer(auto_error=False,
@@ -164,6 +164,16 @@ def _rollout_client(session: Session, value: str) -> tuple[bool, str | None]:
     return True, (clients.pop() if len(clients) == 1 else None)
 
 
+def _window_client(session: Session, value: str) -> tuple[bool, str | None]:
+    """An update window's client: its ``client:`` target, else its host's."""
+    target = session.scalar(select(UpdateWindow.target).where(UpdateWindow.name == value))
+    if target is None:
+        return False, None
+    if target.startswith("client:"):
+        return True, target[len("client:"):]
+    return True, client_of_host(session, target)
+
+
 #: (path segment before the parameter, parameter) → (exists?, its client) for scoping. A route
 #: ``/api/v1/hosts/{name}/...`` is scoped by the host's client. One line per scoped resource.
 SCOPED_PARAMS: dict[tuple[str, str], Callable[[Session, str], tuple[bool, str | None]]] = {
@@ -171,6 +181,7 @@ SCOPED_PARAMS: dict[tuple[str, str], Callable[[Session, str], tuple[bool, str | 
     ("incidents", "incident_id"): _incident_client,
     ("runs", "run_id"): _run_client,
     ("rollouts", "rollout_id"): _rollout_client,
+    ("windows", "name"): _window_client,
     ("clients", "client"): lambda session, value: (True, value),
 }
 
@@ -181,6 +192,7 @@ NOT_FOUND: dict[str, Callable[[str], str]] = {
     "incidents": lambda v: f"no incident #{int(v)}",
     "runs": lambda v: f"no run with id {int(v)}",
     "rollouts": lambda v: f"no rollout with id {int(v)}",
+    "windows": lambda v: f"no update window named {v!r}",
     "clients": lambda v: f"no client {v!r}",
 }
 

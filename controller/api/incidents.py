@@ -9,7 +9,7 @@ incident's client).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +21,8 @@ from controller.alerting import queries
 from controller.alerting.models import Incident, Notification
 from controller.alerting.outbox import NotifyPolicy
 from controller.api.auth import RoleOperator, RoleViewer
+from controller.api.responses import unprocessable
+from controller.configkit import parse_instant
 from controller.reports import worklog
 from controller.store.db import Database
 
@@ -112,11 +114,20 @@ def list_incidents(
     client: Annotated[str | None, Query(max_length=100)] = None,
     host: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    state: Annotated[Literal["open", "acknowledged", "resolved"] | None, Query()] = None,
+    since: Annotated[str | None, Query(max_length=64, description="opened from (date or ISO time)")] = None,
+    until: Annotated[str | None, Query(max_length=64, description="opened before (date or ISO time)")] = None,
 ) -> list[dict[str, Any]]:
     db, _, _, _ = _context(request)
+    bounds = {}
+    for name, value in (("since", since), ("until", until)):
+        try:
+            bounds[name] = None if value is None else parse_instant(value)
+        except ValueError as exc:
+            raise unprocessable(f"{name}: expected {exc}", "query", name) from None
     with db.read_session() as session:
-        flt = queries.IncidentFilter(open_only=open, client=client, host=host, limit=limit,
-                                     clients=who.clients)
+        flt = queries.IncidentFilter(open_only=open, client=client, host=host, limit=limit, status=state,
+                                     since=bounds["since"], until=bounds["until"], clients=who.clients)
         return [queries.incident_dict(i) for i in queries.list_incidents(session, flt)]
 
 

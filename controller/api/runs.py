@@ -1,10 +1,12 @@
 """Update workflows over the API (operator token): the same operations as the CLI.
 
-``GET /api/v1/runs`` · ``GET /api/v1/runs/{id}`` (with the audit trail) · ``POST /api/v1/runs``
+``GET /api/v1/runs`` (``?client= &host= &state= &since= &until=``: dates or ISO times, UTC unless
+they name a zone) · ``GET /api/v1/runs/{id}`` (with the audit trail) · ``POST /api/v1/runs``
 (start a run: 202 with its id; the run goes on in the controller; 409 when the host is busy or
 quarantined; 404 for an unknown host (or another client's) or playbook; 422 for a wrong variable
-or site) · ``GET /api/v1/windows`` · ``POST /api/v1/windows`` (admin; 404 for an unknown host or
-client).
+or site) · ``POST /api/v1/runs/{id}/rollback`` (roll a succeeded run back later: 202 with the
+rollback run's id; 409 with the reason when it cannot be) · ``GET /api/v1/windows`` ·
+``POST /api/v1/windows`` (admin; 404 for an unknown host or client; more in api/windows.py).
 
 Rollouts (one playbook over many hosts: canary, batches, failure budget; see
 controller/workflows/rollouts.py): ``POST /api/v1/rollouts`` (202 with its id; the rollout goes on
@@ -32,11 +34,13 @@ from starlette.concurrency import run_in_threadpool
 
 from controller.api.auth import Identity, RoleAdmin, RoleOperator, RoleViewer, client_of_host, visible_host
 from controller.api.responses import error, unprocessable
+from controller.configkit import parse_instant
 from controller.errors import ConfigError
 from controller.runtime import WorkflowRuntime
-from controller.workflows import rollouts
+from controller.workflows import later, rollouts
 from controller.workflows import runs as store
 from controller.workflows.errors import RolloutStateError, RunRefused, UnknownRolloutError, UnknownRunError
+from controller.workflows.state import RunState
 from controller.workflows.windows import add_window, describe_windows
 
 router = APIRouter(prefix="/api/v1", tags=["workflows"])
@@ -137,14 +141,36 @@ def _runtime(request: Request) -> WorkflowRuntime:
     return runtime
 
 
+def instant(name: str, value: str | None) -> float | None:
+    """A ``since``/``until`` query value (422 naming it when wrong)."""
+    try:
+        return None if value is None else parse_instant(value)
+    except ValueError as exc:
+        raise unprocessable(f"{name}: expected {exc}", "query", name) from None
+
+
 @router.get("/runs")
 async def list_runs(request: Request, who: RoleViewer,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+                    client: Annotated[str | None, Query(max_length=100)] = None,
+                    host: Annotated[str | None, Query(max_length=100)] = None,
+                    state: Annotated[RunState | None, Query()] = None,
+                    since: Annotated[str | None, Query(max_length=64)] = None,
+                    until: Annotated[str | None, Query(max_length=64)] = None) -> list[dict[str, Any]]:
     rt = _runtime(request)
+    start, end = instant("since", since), instant("until", until)
+    hosts: set[str] | None = None
+    if client is not None:
+        found = rt.cfg.client(client)
+        hosts = {h.name for h in found.hosts} if found else set()
+    if host is not None:
+        hosts = {host} if hosts is None else hosts & {host}
 
     def read() -> list[dict[str, Any]]:
         with rt.db.read_session() as s:
-            runs = [r.to_dict() for r in store.list_runs(s, limit)]
+            listed = store.list_runs(s, limit, hosts=hosts, state=state.value if state else None, since=start,
+                                     until=end)
+            runs = later.annotate(s, [r.to_dict() for r in listed])
             if who.clients is None:
                 return runs
             return [r for r in runs if who.sees(client_of_host(s, r["host"]))]
@@ -158,7 +184,7 @@ async def show_run(request: Request, _who: RoleViewer, run_id: RunId) -> dict[st
 
     def read() -> dict[str, Any]:
         with rt.db.read_session() as s:
-            return store.summary(s, run_id).to_dict()
+            return later.annotate(s, [store.summary(s, run_id).to_dict()])[0]
 
     try:
         return await run_in_threadpool(read)
@@ -182,6 +208,20 @@ async def start_run(request: Request, who: RoleOperator, body: RunIn) -> RunStar
     except ConfigError as exc:
         raise unprocessable(_api_text(exc), "body") from None
     return RunStarted(id=run_id, host=body.host, playbook=body.playbook, dry_run=body.dry_run)
+
+
+@router.post("/runs/{run_id}/rollback", status_code=202,
+             responses={**error(409, "the run cannot be rolled back (the reason is given)")})
+async def rollback_run(request: Request, who: RoleOperator, run_id: RunId) -> dict[str, Any]:
+    """Restore the backup the succeeded run took (while it is kept): a new run, "rollback of run N"."""
+    rt = _runtime(request)
+    try:
+        rollback_id = await run_in_threadpool(rt.start_rollback, run_id, who.name)
+    except RunRefused as exc:
+        raise HTTPException(409, str(exc)) from None
+    except ConfigError as exc:
+        raise unprocessable(_api_text(exc), "path", "run_id") from None
+    return {"id": rollback_id, "rollback_of": run_id, "requested_by": who.name}
 
 
 @router.post("/rollouts", status_code=202, responses={**error(404, "no such host, client or playbook")})
@@ -319,7 +359,7 @@ async def create_window(request: Request, who: RoleAdmin, body: WindowIn) -> dic
         with rt.db.session() as s:
             w = add_window(s, name=body.name, target=target, playbook=body.playbook, cron=body.cron,
                            duration_minutes=body.duration_minutes, timezone=body.timezone or zone,
-                           variables=dict(body.vars), now=time.time())
+                           variables=dict(body.vars), now=time.time(), actor=who.name)
             return {"id": w.id, "name": w.name, "target": w.target, "playbook": w.playbook,
                     "cron": w.cron, "timezone": w.timezone, "duration_minutes": w.duration_minutes}
 

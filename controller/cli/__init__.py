@@ -10,9 +10,11 @@
     boxkeeper incidents [--open] ... | incidents show|ack|resolve|note ID
     boxkeeper maintenance mute|unmute|list ...
     boxkeeper update run|reconcile ...                         (--hosts/--client/--all: a rollout)
-    boxkeeper runs [--json] | runs show|follow ID
+    boxkeeper runs [--json] [--client C] [--host H] [--state S] [--since T] [--until T]
+    boxkeeper runs show|follow|rollback ID
     boxkeeper rollouts [--json] | rollouts show|pause|resume|abort ID
-    boxkeeper windows add|list|scheduler ...
+    boxkeeper windows add|list|edit|disable|enable|delete|changes|scheduler ...
+    boxkeeper releases list|hold|release ...
     boxkeeper report --client C --month YYYY-MM [--format F] [--out FILE]
     boxkeeper worklog add|list ...
 
@@ -36,6 +38,7 @@ from controller.cli import (
     maintenance,
     migrate,
     operators,
+    releases,
     report,
     rollouts,
     runs,
@@ -49,7 +52,7 @@ from controller.cli.common import Cli, SchemaError, add_config_argument, close_a
 from controller.errors import ConfigError, InventoryError, OperatorTokenError
 
 COMMANDS = (serve, migrate, status, hosts, operators, incidents, maintenance, update, runs, rollouts,
-            windows, report, worklog)
+            windows, releases, report, worklog)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -2,7 +2,8 @@
 
 ::
 
-    boxkeeper incidents [--open] [--json] [--client C] [--host H] [--limit N]   (read-only)
+    boxkeeper incidents [--open] [--json] [--client C] [--host H] [--state S] [--since T] [--until T]
+                        [--limit N]                       (read-only; T: a date or ISO time, UTC)
     boxkeeper incidents show ID [--json]                 the incident with its timeline (read-only)
     boxkeeper incidents ack ID [--expires 2h] [--message M]
     boxkeeper incidents resolve ID [--message M]
@@ -21,10 +22,10 @@ from datetime import UTC, datetime
 
 from controller.alerting import incidents as service
 from controller.alerting import queries
-from controller.alerting.models import Incident
+from controller.alerting.models import STATUSES, Incident
 from controller.alerting.outbox import NotifyPolicy
 from controller.cli.common import Cli, actor, open_db, read_db, table
-from controller.configkit import parse_duration
+from controller.configkit import parse_duration, parse_instant
 from controller.reports import worklog
 
 
@@ -43,6 +44,13 @@ def minutes_arg(value: str) -> int:
             f"expected a whole number of minutes from 1 to {worklog.MAX_MINUTES}, got {value!r}") from None
 
 
+def instant_arg(value: str) -> float:
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected {exc}") from None
+
+
 def when(stamp: float | None) -> str:
     if stamp is None:
         return "-"
@@ -55,6 +63,9 @@ def register(cli: Cli) -> None:
     p.add_argument("--json", action="store_true", help="JSON: id, host, key, severity, status, summary …")
     p.add_argument("--client", help="only this client")
     p.add_argument("--host", help="only this host")
+    p.add_argument("--state", choices=STATUSES, help="only incidents in this state")
+    p.add_argument("--since", type=instant_arg, metavar="WHEN", help="opened from this date or ISO time")
+    p.add_argument("--until", type=instant_arg, metavar="WHEN", help="opened before this date or ISO time")
     p.add_argument("--limit", type=int, default=200)
     s = verbs.command("show", "one incident with its timeline", cmd_show)
     s.add_argument("id", type=int)
@@ -76,7 +87,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     _, db = read_db(args)
     with db.read_session() as session:
         flt = queries.IncidentFilter(open_only=args.open, client=args.client, host=args.host,
-                                     limit=max(1, args.limit))
+                                     limit=max(1, args.limit), status=args.state, since=args.since,
+                                     until=args.until)
         items = [queries.incident_dict(i) for i in queries.list_incidents(session, flt)]
     if args.json:
         print(json.dumps(items, indent=2, ensure_ascii=False))

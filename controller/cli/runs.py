@@ -1,5 +1,7 @@
-"""``boxkeeper runs [--json] [--limit N]``, ``runs show ID`` and ``runs follow ID``: update runs and
-their audit trail (read-only).
+"""``boxkeeper runs [--json] [--limit N] [--client C] [--host H] [--state S] [--since T] [--until T]``,
+``runs show ID`` and ``runs follow ID``: update runs and their audit trail (read-only); ``runs
+rollback ID``: restore the backup a succeeded run took (controller/workflows/later.py; exit codes as
+``update run``).
 
 ``runs follow ID`` attaches to a run already going (started by another ``boxkeeper`` process, the API
 or a window): it polls the run's timeline in the database, prints each step as it finishes, and
@@ -14,11 +16,19 @@ import json
 import sys
 import time
 
-from controller.cli.common import Cli, read_db
-from controller.cli.update import format_entry, format_failure, format_header, format_outcome, format_summary
-from controller.workflows import rollouts
+from controller.cli.common import Cli, actor, read_db
+from controller.cli.incidents import instant_arg
+from controller.cli.update import (
+    format_entry,
+    format_failure,
+    format_header,
+    format_outcome,
+    format_summary,
+    runtime,
+)
+from controller.workflows import later, rollouts
 from controller.workflows import runs as store
-from controller.workflows.errors import UnknownRunError
+from controller.workflows.errors import RunRefused, UnknownRunError
 from controller.workflows.follow import Follower
 from controller.workflows.state import EXIT_CODES, TERMINAL, RunState
 
@@ -27,10 +37,21 @@ FOLLOW_LIMIT = 6 * 3600.0
 STILL_RUNNING = 8
 
 
+def add_filters(p: argparse.ArgumentParser, states: str) -> None:
+    """``--client --host --state --since --until`` of ``runs``."""
+    p.add_argument("--client", help="only this client's hosts")
+    p.add_argument("--host", help="only this host")
+    p.add_argument("--state", help=states)
+    p.add_argument("--since", type=instant_arg, metavar="WHEN", help="from this date or ISO time (UTC unless "
+                   "it names a zone)")
+    p.add_argument("--until", type=instant_arg, metavar="WHEN", help="before this date or ISO time")
+
+
 def register(cli: Cli) -> None:
     p, verbs = cli.group("runs", "update runs and their audit trail", cmd_list)
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=50)
+    add_filters(p, "SUCCEEDED, ROLLED_BACK, FAILED, QUARANTINED, SKIPPED, … (a run state)")
     p = verbs.command("show", "one run with its timeline", cmd_show)
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
@@ -41,20 +62,38 @@ def register(cli: Cli) -> None:
     p.add_argument("--timeout", type=float, default=FOLLOW_LIMIT,
                    help=f"stop following after this many seconds (exit {STILL_RUNNING}; default 6 h)")
     p.add_argument("--json", action="store_true", help="JSON lines: one per step, then the run")
+    p = verbs.command("rollback", "restore the backup a succeeded run took (while it is kept)", cmd_rollback)
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--known-hosts", default=None, help="pinned host keys (default: <state_dir>/known_hosts)")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _cfg, db = read_db(args)
+    cfg, db = read_db(args)
+    state = args.state.upper() if args.state else None
+    if state is not None and state not in RunState.__members__:
+        print(f"boxkeeper: --state: expected one of {', '.join(RunState)}, got {args.state!r}",
+              file=sys.stderr)
+        return 2
+    hosts: set[str] | None = None
+    if args.client is not None:
+        client = cfg.client(args.client)
+        hosts = {h.name for h in client.hosts} if client else set()
+    if args.host is not None:
+        hosts = {args.host} if hosts is None else hosts & {args.host}
     with db.read_session() as s:
-        listed = store.list_runs(s, args.limit)
+        listed = store.list_runs(s, args.limit, hosts=hosts, state=state, since=args.since, until=args.until)
+        rows = later.annotate(s, [r.to_dict() for r in listed])
     if args.json:
-        print(json.dumps([r.to_dict() for r in listed], indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
     print(f"{'ID':>5}  {'HOST':<20} {'PLAYBOOK':<28} {'STATE':<16} {'STARTED':<19}  STARTED BY")
-    for r in listed:
+    for r, row in zip(listed, rows, strict=True):
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))
         state = r.state + (" (dry)" if r.dry_run else "")
-        print(f"{r.id:>5}  {r.host:<20} {r.playbook:<28} {state:<16} {started:<19}  {r.started_by or '-'}")
+        kind = f"  ({row['kind']} by {row['requested_by']})" if row["rollback_of"] else ""
+        by = r.started_by or "-"
+        print(f"{r.id:>5}  {r.host:<20} {r.playbook:<28} {state:<16} {started:<19}  {by}{kind}")
     return 0
 
 
@@ -64,15 +103,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         with db.read_session() as s:
             run = store.summary(s, args.id)
             rollout = rollouts.rollout_of_run(s, args.id)
+            [data] = later.annotate(s, [run.to_dict()])
     except UnknownRunError as exc:
         print(f"boxkeeper: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps({**run.to_dict(), "rollout_id": rollout}, indent=2))
+        print(json.dumps({**data, "rollout_id": rollout}, indent=2))
         return 0
     print(format_summary(run))
     if rollout is not None:
         print(f"part of rollout {rollout} (boxkeeper rollouts show {rollout})")
+    if data["rollback_of"]:
+        print(f"{data['kind']}, asked by {data['requested_by']}")
     return 0
 
 
@@ -113,3 +155,18 @@ def cmd_follow(args: argparse.Namespace) -> int:
     else:
         print("\n".join([format_header(run), *format_outcome(run)]))
     return EXIT_CODES[RunState(run.state)]
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    rt = runtime(args)
+    try:
+        result = rt.rollback(args.id, actor())
+    except RunRefused as exc:
+        print(f"boxkeeper: not rolled back: {exc}", file=sys.stderr)
+        return 3
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_summary(result))
+    if result.state == RunState.FAILED:
+        print(f"boxkeeper: run {args.id} was NOT rolled back, nothing changed: {result.error}",
+              file=sys.stderr)
+    # ROLLED_BACK is what was asked for here: exit 0; FAILED 1, QUARANTINED 5
+    return 0 if result.state == RunState.ROLLED_BACK else EXIT_CODES[RunState(result.state)]

@@ -15,7 +15,8 @@ from controller.store.base import Base
 # The incidents side's tables, when that package is installed.
 for _module in ("controller.alerting.models", "controller.workflows.models",
                 "controller.workflows.rollout_models", "controller.reports.models",
-                "controller.ui.models"):
+                "controller.ui.models", "controller.workflows.releases",
+                "controller.workflows.later", "controller.workflows.window_changes"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_module)
 

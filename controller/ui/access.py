@@ -7,17 +7,17 @@ Roles (DESIGN.md "Roles and clients"): ``viewer`` reads; ``operator`` also acts 
 and windows; ``admin`` may do everything. An identity may be limited to some clients
 (``clients``; None = every client).
 
-Until operator roles exist in the operators file, every signed-in operator is an ``admin`` of
-every client (:func:`identity_for`). The one seam to wire real roles is ``identity_for``:
-it asks ``app.state.ui_roles`` (a callable ``name -> (role, clients)``) when one is set;
-the tests set one to sign in as a viewer.
+The role and clients are those of the operators file (``operators add NAME --role R --clients
+a,b``), read at every request (:func:`identity_for`), so a changed role applies at once and the API
+and the page agree; an operator no longer in the file sees nothing. ``app.state.ui_roles`` (a
+callable ``name -> (role, clients)``) replaces the file when set (tests).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
@@ -40,7 +40,7 @@ _LEAST_ROLE: dict[Action, Role] = {
     "incident.resolve": "operator",
     "incident.note": "operator",
     "run.start": "operator",
-    "window.add": "operator",
+    "window.add": "admin",  # as POST /api/v1/windows
 }
 
 #: name -> (role, clients or None for all): the seam for the operators file's roles
@@ -76,9 +76,14 @@ def sees(identity: Identity, client: str | None) -> bool:
 
 
 def identity_for(app_state: Any, name: str) -> Identity:
-    """The signed-in operator's identity: ``app.state.ui_roles(name)`` when set, else admin."""
+    """The signed-in operator's identity: ``app.state.ui_roles(name)`` when set, else the operators
+    file's entry (no entry: a viewer of no client)."""
     lookup: RoleLookup | None = getattr(app_state, "ui_roles", None)
-    if lookup is None:
-        return Identity(name, "admin", None)
-    role, clients = lookup(name)
-    return Identity(name, role, clients)
+    if lookup is not None:
+        role, clients = lookup(name)
+        return Identity(name, role, clients)
+    tokens = getattr(app_state, "operator_tokens", None)
+    entry = tokens.by_name(name) if tokens is not None else None
+    if entry is None or entry.role not in ROLES:
+        return Identity(name, "viewer", frozenset())
+    return Identity(name, cast(Role, entry.role), entry.clients)

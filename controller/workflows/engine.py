@@ -13,6 +13,15 @@ runs and its result after. That record is what :meth:`Engine.reconcile` reads af
 * an outcome decided but not recorded → finish it (secrets captured again, ``finally`` steps,
   unlock, incident).
 
+Release holds (:mod:`controller.workflows.releases`): once the playbook's release key is known
+(after PREFLIGHT, or after UPDATE for a key only the update reveals) a held release ends the run
+SKIPPED before anything changed, or rolls the update back with reason "release held"; a run that
+ends ROLLED_BACK or QUARANTINED holds its release for the fleet and its incident says so.
+
+A later rollback (:mod:`controller.workflows.later`) runs LOCK → PREFLIGHT (secrets captured again,
+then the playbook's ``rollback_later.check``) → ROLLBACK → ROLLBACK_VERIFY with ``{{ run_id }}`` the
+earlier run's id; after a crash in LOCK/PREFLIGHT it starts that way again, never forward.
+
 Before resuming, the lock file is re-taken (it names the run) and values captured by preflight that
 were not stored (secrets) are captured again by rerunning those read-only steps.
 """
@@ -25,8 +34,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
+from sqlalchemy.orm import Session
 
 from controller.redact import Redactor
+from controller.workflows import later as later_runs
+from controller.workflows import releases
 from controller.workflows import runs as store
 from controller.workflows.errors import ExecutorError, HostKeyError
 from controller.workflows.executor import Command, Executor
@@ -66,6 +78,8 @@ class _Run:
     errors: list[str] = field(default_factory=list)
     host_key_problem: bool = False
     lock_token: str = ""
+    later: later_runs.RollbackOf | None = None  # a later rollback of that run (`runs rollback`)
+    release: str = ""  # the release this run installs, once known
     http: httpx.Client | None = None  # made at the run's first http step when the engine has none
 
     def http_client(self) -> httpx.Client:
@@ -132,6 +146,8 @@ class Engine:
             if r.backup_started:
                 self._recapture(r)
             return self._finish(r, outcome)
+        if r.later is not None and r.state in (S.LOCK, S.PREFLIGHT):
+            return self._drive_later(r, resumed=not fresh)
         if fresh:
             return self._drive(r, S.LOCK)
         return self._resume(r)
@@ -156,6 +172,8 @@ class Engine:
     def _drive(self, r: _Run, start: RunState, *, resumed: bool = False) -> RunSummary:
         if start in FORWARD:
             for state in FORWARD[FORWARD.index(start):]:
+                if state is S.VERIFY and self._release_held(r, Phase.UPDATE):
+                    break
                 self._enter(r, state, check=not resumed)
                 resumed = False
                 ok = self._lock(r) if state is S.LOCK else self._phase(r, state)
@@ -164,6 +182,8 @@ class Engine:
                         break
                     return self._finish(r, S.FAILED)
                 self._done(r)
+                if state is S.PREFLIGHT and self._release_held(r, Phase.PREFLIGHT):
+                    return self._finish(r, S.SKIPPED)
                 if state is S.PREFLIGHT and r.dry_run:
                     return self._finish(r, S.SUCCEEDED)
             else:
@@ -176,6 +196,47 @@ class Engine:
                 return self._finish(r, S.QUARANTINED)
             self._done(r)
         return self._finish(r, S.ROLLED_BACK)
+
+    def _drive_later(self, r: _Run, *, resumed: bool = False) -> RunSummary:
+        """A later rollback: lock, read the secrets again, check the earlier backup is kept, roll back."""
+        assert r.later is not None and r.playbook.rollback_later is not None
+        if resumed:
+            self._note(r, f"controller restarted: rollback of run {r.later.of_run_id} found in {r.state}, "
+                          "starting its checks again")
+        self._enter(r, S.LOCK, check=False)
+        if not self._lock(r):
+            return self._finish(r, S.FAILED)
+        self._done(r)
+        self._enter(r, S.PREFLIGHT)
+        if not (self._recapture(r) and self._step(r, Phase.PREFLIGHT, r.playbook.rollback_later.check)):
+            return self._finish(r, S.FAILED)
+        self._done(r)
+        return self._drive(r, S.ROLLBACK)
+
+    def _release_held(self, r: _Run, after: Phase) -> bool:
+        """Whether the run's release, known once ``after`` is done, is held (recorded on the run)."""
+        if not r.playbook.release or r.later is not None:
+            return False
+        r.release = r.release or releases.release_key(r.playbook, r.values, after)
+        if not r.release:
+            return False
+        with self.sessions() as s:
+            found = releases.held(s, r.playbook.name, r.release)
+            if found is None:
+                return False
+            after_run = f", after run {found.run_id}" if found.run_id else ""
+            message = (f"release held: {r.playbook.name} release {r.release} is held for the fleet (hold "
+                       f"{found.id} by {found.held_by}{after_run}); "
+                       f"`boxkeeper releases release {found.id}` allows it again")
+            store.add_entry(s, r.id, kind="note", phase=r.state.value, name=message, status="failed",
+                            now=self.clock())
+            r.errors.append(message)
+            row = store.get_run(s, r.id)
+            row.error = "; ".join(r.errors)[-4000:]
+            if after is Phase.UPDATE and r.failed_step is None:
+                r.failed_step = row.failed_step = "update/release held"
+                r.failed_output = message
+        return True
 
     def _resume(self, r: _Run) -> RunSummary:
         if r.state is S.ROLLBACK_FAILED:
@@ -291,7 +352,7 @@ class Engine:
         with self.sessions() as s:
             row = store.get_run(s, r.id)
             row.state, row.phase_status, row.updated_at = state.value, "running", self.clock()
-            if state is S.BACKUP:
+            if state is S.BACKUP or (state is S.ROLLBACK and r.later is not None):
                 row.backup_started = r.backup_started = True
             store.add_entry(s, r.id, kind="transition", phase=state.value, name=label, status="ok",
                             now=self.clock())
@@ -320,7 +381,8 @@ class Engine:
         check_transition(r.state, outcome)
         facts = RunFacts(r.id, r.host, r.playbook.name, outcome.value, r.failed_step, r.failed_output,
                          "; ".join(r.errors) or None, dict(r.captured), self._backup_location(r),
-                         r.playbook.rollback_notice, r.host_key_problem, self._failure_incident(r))
+                         r.playbook.rollback_notice, r.host_key_problem, self._failure_incident(r),
+                         r.later.of_run_id if r.later else None, r.later.requested_by if r.later else None)
         request = incident_for(facts)
         if request is None and not cleanup_ok:
             request = IncidentRequest(r.host, f"workflow:run:{r.id}", "release_cleanup_failed", "warning",
@@ -336,9 +398,32 @@ class Engine:
             if outcome is S.QUARANTINED:
                 store.quarantine(s, r.host, r.id, f"rollback failed in run {r.id}", self.clock())
             if request is not None:
+                request = self._hold_release(s, r, outcome, request)
                 self.incidents.open(s, request)
         r.state = outcome
         return self._summary(r.id)
+
+    def _hold_release(self, s: Session, r: _Run, outcome: RunState,
+                      request: IncidentRequest) -> IncidentRequest:
+        """A rolled-back (or quarantined) release is held for the fleet; its incident says so."""
+        if outcome not in (S.ROLLED_BACK, S.QUARANTINED) or r.host_key_problem or r.dry_run \
+                or r.playbook.failure_incident is not None or not r.playbook.release:
+            return request
+        key = r.release or releases.release_key(r.playbook, r.values)
+        if not key:
+            note = ("no release identity was recorded (the update stopped before its key was known): "
+                    "nothing is held")
+            return replace(request, summary=f"{request.summary}. {note}")
+        reason = (f"run {r.id} on {r.host} ended {outcome}" if r.later is None else
+                  f"run {r.later.of_run_id} on {r.host} rolled back later by {r.later.requested_by} "
+                  f"(run {r.id})")
+        hold, new = releases.hold(s, playbook=r.playbook.name, release=key, actor=f"run {r.id}",
+                                  now=self.clock(), reason=reason, run_id=r.id, host=r.host)
+        verb = "is now held" if new else "is held"
+        note = f"release {key} {verb} for the fleet; `boxkeeper releases release {hold.id}` to allow it again"
+        store.add_entry(s, r.id, kind="note", phase=outcome.value, name=note, status="ok", now=self.clock())
+        return replace(request, summary=f"{request.summary}. {note}",
+                       details={**request.details, "release": key, "hold_id": hold.id})
 
     def _backup_location(self, r: _Run) -> str:
         return _render_text(r.playbook.backup_location, r.values)
@@ -356,14 +441,15 @@ class Engine:
             captured = dict(row.captured)
             r = _Run(run_id, row.host, playbook, executor, values, Redactor(), row.dry_run,
                      RunState(row.state), captured, row.backup_started, row.failed_step,
-                     lock_token=row.lock_token)
+                     lock_token=row.lock_token, later=later_runs.rollback_of(s, run_id))
         for var in playbook.variables:
             if var.secret:
                 value = secrets.get(var.name, var.default)
                 if value is not None:
                     r.values[var.name] = value
                     r.redact.add(str(value))
-        r.values.update({"run_id": run_id, "host": r.host})
+        # A later rollback restores the earlier run's backup: its paths are that run's.
+        r.values.update({"run_id": r.later.of_run_id if r.later else run_id, "host": r.host})
         r.values.update({f"captured.{k}": v for k, v in captured.items()})
         return r
 

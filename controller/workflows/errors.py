@@ -7,7 +7,8 @@
     └── WorkflowError                     anything the workflow engine raises on purpose
         ├── RunRefused                    the run was not started; nothing changed; the CLI exits 3
         │   ├── HostBusyError             another run holds the host's lease
-        │   └── HostQuarantinedError      the host is quarantined (``boxkeeper hosts unquarantine``)
+        │   ├── HostQuarantinedError      the host is quarantined (``boxkeeper hosts unquarantine``)
+        │   └── RollbackRefused           ``runs rollback ID``: that run cannot be rolled back (why)
         ├── UnknownRunError               ``runs show ID``: no such run
         ├── UnknownRolloutError           ``rollouts show ID``: no such rollout
         ├── RolloutStateError             pause/resume/abort that the rollout's state does not allow
@@ -50,6 +51,10 @@ class HostQuarantinedError(RunRefused):
         super().__init__(
             f"{host}: host is quarantined ({reason}); clear it with `boxkeeper hosts unquarantine {host}`"
         )
+
+
+class RollbackRefused(RunRefused):
+    """``boxkeeper runs rollback ID`` refused before anything ran: the message says why."""
 
 
 class UnknownRunError(WorkflowError):

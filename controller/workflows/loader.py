@@ -31,6 +31,8 @@ from controller.workflows.playbook import (
     FailureIncident,
     Phase,
     Playbook,
+    ReleaseKey,
+    RollbackLater,
     Variable,
     VarType,
 )
@@ -129,6 +131,33 @@ class FailureIncidentSpec(ConfigModel):
     detail_regex: Regex | None = None
 
 
+ReleaseTemplate = Annotated[str, Expect("a text template such as '{{ captured.target_version }}'",
+                                        check_template)]
+
+
+def _release_after(value: object) -> Phase:
+    if value not in ("preflight", "update"):
+        raise ValueError(value)
+    return Phase(str(value))
+
+
+ReleaseAfter = Annotated[Phase, Expect("preflight or update (when the key is known)", _release_after)]
+
+
+class ReleaseKeySpec(ConfigModel):
+    """``release: [{after, key, ignore}]`` (see playbook.ReleaseKey)."""
+
+    after: ReleaseAfter
+    key: ReleaseTemplate
+    ignore: Annotated[tuple[str, ...], Expect("a list of texts")] = ()
+
+
+class RollbackLaterSpec(ConfigModel):
+    """``rollback_later: {check: STEP}`` (see playbook.RollbackLater)."""
+
+    check: StepSpec
+
+
 class VariableSpec(ConfigModel):
     """``name: {type, default, secret, description}``; the default must fit the type."""
 
@@ -174,6 +203,8 @@ class PlaybookSpec(ConfigModel):
     backup_location: PathTemplate = ""
     rollback_notice: Prose = ""
     failure_incident: FailureIncidentSpec | None = None
+    release: tuple[ReleaseKeySpec, ...] = ()
+    rollback_later: RollbackLaterSpec | None = None
 
     @field_validator("variables", mode="before")
     @classmethod
@@ -218,7 +249,10 @@ def load_playbook(path: str | Path) -> Playbook:
     playbook = Playbook(spec.name, source, spec.description, spec.applies_to, spec.lock_file, variables,
                         phases, spec.backup_location, spec.rollback_notice.strip(),
                         FailureIncident(fi.cause, fi.summary.strip(), fi.severity, fi.detail_regex)
-                        if fi else None)
+                        if fi else None,
+                        tuple(ReleaseKey(k.after, k.key.strip(), k.ignore) for k in spec.release),
+                        RollbackLater(_step(spec.rollback_later.check, "rollback_later.check", source,
+                                            path.parent)) if spec.rollback_later else None)
     _check_names(playbook)
     return playbook
 
@@ -244,6 +278,11 @@ def _check_names(playbook: Playbook) -> None:
                                      ("backup_location", playbook.backup_location)]
     if playbook.failure_incident is not None:
         checks.append(("failure_incident.summary", playbook.failure_incident.summary))
+    checks += [(f"release[{i}].key", k.key) for i, k in enumerate(playbook.release)]
+    later = playbook.rollback_later.check if playbook.rollback_later else None
+    if later is not None:
+        checks += [(f"rollback_later.check.{later.kind}.{_option(later, key)}", getattr(later.action, key))
+                   for key in later.action.templates if isinstance(getattr(later.action, key), str)]
     for phase, steps in playbook.phases.items():
         for i, step in enumerate(steps):
             path = f"phases.{phase.value}[{i}]"
@@ -274,6 +313,9 @@ def _check_names(playbook: Playbook) -> None:
         (f"phases.{phase.value}[{i}].{step.kind}.command", step.action.command, step.action.password_in_argv)
         for phase, steps in playbook.phases.items() for i, step in enumerate(steps)
         if isinstance(step.action, RunAction)]
+    if later is not None and isinstance(later.action, RunAction):
+        shell.append((f"rollback_later.check.{later.kind}.command", later.action.command,
+                      later.action.password_in_argv))
     for path, template, in_argv in shell:
         if problem := secret_problem(template, secrets, password_in_argv=in_argv):
             raise ConfigError(source, path, problem, template)

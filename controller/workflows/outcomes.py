@@ -26,6 +26,7 @@ class IncidentRequest:
     severity: str  # critical | warning | info
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
+    client: str | None = None  # when ``host`` is no inventory host (a window of a client)
 
 
 class IncidentSink(Protocol):
@@ -37,7 +38,8 @@ class ServiceIncidents:
 
     def open(self, session: Session, request: IncidentRequest) -> None:
         open_incident(session, host=request.host, key=request.key, cause=request.cause,
-                      severity=request.severity, summary=request.summary, details=request.details)
+                      severity=request.severity, summary=request.summary, details=request.details,
+                      client=request.client)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class RunFacts:
     rollback_notice: str
     host_key_problem: bool = False
     failure_incident: FailureIncident | None = None  # its summary rendered
+    rollback_of: int | None = None  # a later rollback (`runs rollback`) of this run
+    requested_by: str | None = None  # who asked for the later rollback
 
 
 def incident_for(f: RunFacts) -> IncidentRequest | None:
@@ -63,13 +67,15 @@ def incident_for(f: RunFacts) -> IncidentRequest | None:
         "failed_output": f.failed_output, "error": f.error, "captured": f.captured,
     }
     where = f"{f.playbook} on {f.host} (run {f.run_id})"
-    if f.outcome == "SUCCEEDED":
+    if f.outcome in ("SUCCEEDED", "SKIPPED"):  # SKIPPED: a held release, nothing changed (not a failure)
         return None
     if f.host_key_problem:
         return IncidentRequest(f.host, f"workflow:hostkey:{f.host}", "host_key_refused", "critical",
                                f"SSH host key refused for {f.host}: {f.error}", details)
     if f.failure_incident is not None and f.outcome in ("FAILED", "ROLLED_BACK"):
         return _failure_incident(f, f.failure_incident, where, details)
+    if f.rollback_of is not None and f.outcome in ("FAILED", "ROLLED_BACK"):
+        return _later_rollback(f, where, details)
     if f.outcome == "FAILED":
         return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "release_failed", "warning",
                                f"update not started: {where} failed at {f.failed_step or 'start'} "
@@ -86,6 +92,23 @@ def incident_for(f: RunFacts) -> IncidentRequest | None:
                            f"rollback FAILED, host quarantined (no automation until `boxkeeper hosts "
                            f"unquarantine {f.host}`): {where} failed at {f.failed_step}; backup at "
                            f"{f.backup_location}", details)
+
+
+def _later_rollback(f: RunFacts, where: str, details: dict[str, Any]) -> IncidentRequest:
+    """``runs rollback N`` asked by an operator: nothing changed (FAILED), or N's backup restored."""
+    details.update(rollback_of=f.rollback_of, requested_by=f.requested_by, backup_location=f.backup_location)
+    if f.outcome == "FAILED":
+        return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "rollback_not_started", "warning",
+                               f"rollback of run {f.rollback_of} not started ({f.requested_by}): {where} "
+                               f"failed at {f.failed_step or 'start'} before any change: "
+                               f"{f.error or ''}".strip(), details)
+    text = (f"release rolled back later: run {f.rollback_of} undone on request of {f.requested_by}: {where} "
+            f"restored {f.backup_location} and verified it")
+    if f.rollback_notice:
+        text += f". {f.rollback_notice}"
+    details["warning"] = f.rollback_notice
+    return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "release_rolled_back", "warning", text,
+                           details)
 
 
 def _failure_incident(f: RunFacts, fi: FailureIncident, where: str,

@@ -67,6 +67,29 @@ class FailureIncident:
 
 
 @dataclass(frozen=True)
+class ReleaseKey:
+    """One way to name the release a run installs (``release:`` in a playbook, first non-empty wins).
+
+    ``key`` is a plain template over variables and captured values, rendered once the ``after``
+    phase is done (preflight: before anything changes; update: only once the box is updated);
+    its words are sorted, so ``b=2 a=1`` and ``a=1 b=2`` are one release. A key that renders
+    empty, or to one of ``ignore`` (e.g. ``none`` for an empty package plan), names no release."""
+
+    after: Phase
+    key: str
+    ignore: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RollbackLater:
+    """``rollback_later: {check: STEP}``: the playbook's rollback phase may restore a succeeded run's
+    backup later (``boxkeeper runs rollback ID``); ``check`` is a read-only step that succeeds only
+    while that run's backup is still kept on the box (``{{ run_id }}`` is the earlier run's id)."""
+
+    check: Step
+
+
+@dataclass(frozen=True)
 class Playbook:
     name: str
     source: str
@@ -78,6 +101,8 @@ class Playbook:
     backup_location: str = ""  # template (plain), shown in incidents
     rollback_notice: str = ""  # text added to the incident of a rolled-back run
     failure_incident: FailureIncident | None = None  # None: the release incidents of outcomes.py
+    release: tuple[ReleaseKey, ...] = ()  # empty: runs of this playbook are never held
+    rollback_later: RollbackLater | None = None  # None: `runs rollback` is refused for its runs
 
     def steps(self, phase: Phase) -> tuple[Step, ...]:
         return self.phases.get(phase, ())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -64,8 +64,10 @@ class RunSummary:
 
 
 def create_run(sessions: SessionFactory, *, host: str, playbook: str, playbook_path: str,
-               variables: dict[str, Any], dry_run: bool, now: float, started_by: str = "") -> int:
-    """Insert the run and its host lease, or raise HostQuarantinedError / HostBusyError."""
+               variables: dict[str, Any], dry_run: bool, now: float, started_by: str = "",
+               with_run: Callable[[Session, WorkflowRun], None] | None = None) -> int:
+    """Insert the run and its host lease, or raise HostQuarantinedError / HostBusyError.
+    ``with_run`` adds to the new run in the same transaction (a later rollback's record)."""
     try:
         with sessions() as session:
             quarantine = session.get(HostQuarantine, host)
@@ -83,6 +85,8 @@ def create_run(sessions: SessionFactory, *, host: str, playbook: str, playbook_p
             session.flush()
             run.lock_token = token.replace("boxkeeper-run-", f"boxkeeper-run-{run.id}-", 1)
             session.add(HostLease(host=host, run_id=run.id, acquired_at=now))
+            if with_run is not None:
+                with_run(session, run)
             session.flush()
             return run.id
     except IntegrityError:
@@ -149,8 +153,20 @@ def entries_after(session: Session, run_id: int, seq: int) -> list[TimelineEntry
     return out
 
 
-def list_runs(session: Session, limit: int = 50) -> list[RunSummary]:
-    ids = session.scalars(select(WorkflowRun.id).order_by(WorkflowRun.id.desc()).limit(limit))
+def list_runs(session: Session, limit: int = 50, *, hosts: Collection[str] | None = None,
+              state: str | None = None, since: float | None = None,
+              until: float | None = None) -> list[RunSummary]:
+    """Newest first; only runs on ``hosts``, in ``state``, started in [since, until) when given."""
+    stmt = select(WorkflowRun.id)
+    if hosts is not None:
+        stmt = stmt.where(WorkflowRun.host.in_(list(hosts)))
+    if state is not None:
+        stmt = stmt.where(WorkflowRun.state == state)
+    if since is not None:
+        stmt = stmt.where(WorkflowRun.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(WorkflowRun.created_at < until)
+    ids = session.scalars(stmt.order_by(WorkflowRun.id.desc()).limit(limit))
     return [summary(session, i, with_timeline=False) for i in ids]
 
 

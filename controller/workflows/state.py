@@ -10,6 +10,11 @@
 
 A dry run ends PREFLIGHT → SUCCEEDED (``dry_run`` set on the run). ROLLED_BACK is a failure of the
 release: it never counts as success (its exit code is non-zero and it opens an incident).
+
+SKIPPED: the release the run would install is held fleet-wide (:mod:`controller.workflows.releases`);
+decided after PREFLIGHT, before anything changed on the box. It is not a failure and opens no
+incident. A later rollback (``boxkeeper runs rollback ID``, :mod:`controller.workflows.later`) goes
+LOCK → PREFLIGHT → ROLLBACK → ROLLBACK_VERIFY → ROLLED_BACK (or ROLLBACK_FAILED → QUARANTINED).
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ class RunState(enum.StrEnum):
     ROLLBACK_FAILED = "ROLLBACK_FAILED"
     QUARANTINED = "QUARANTINED"
     FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
 
 
 S = RunState
-TERMINAL = frozenset({S.SUCCEEDED, S.ROLLED_BACK, S.QUARANTINED, S.FAILED})
+TERMINAL = frozenset({S.SUCCEEDED, S.ROLLED_BACK, S.QUARANTINED, S.FAILED, S.SKIPPED})
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     S.LOCK: frozenset({S.PREFLIGHT, S.FAILED}),
-    S.PREFLIGHT: frozenset({S.BACKUP, S.FAILED, S.SUCCEEDED}),
+    S.PREFLIGHT: frozenset({S.BACKUP, S.FAILED, S.SUCCEEDED, S.SKIPPED, S.ROLLBACK}),
     S.BACKUP: frozenset({S.BACKUP_VERIFY, S.FAILED}),
     S.BACKUP_VERIFY: frozenset({S.UPDATE, S.FAILED}),
     S.UPDATE: frozenset({S.VERIFY, S.ROLLBACK}),
@@ -61,7 +67,7 @@ PHASE_OF: dict[RunState, Phase] = {
 }
 
 #: CLI exit codes of ``boxkeeper update run`` per final state (3 = refused, 2 = config error).
-EXIT_CODES = {S.SUCCEEDED: 0, S.FAILED: 1, S.ROLLED_BACK: 4, S.QUARANTINED: 5}
+EXIT_CODES = {S.SUCCEEDED: 0, S.FAILED: 1, S.ROLLED_BACK: 4, S.QUARANTINED: 5, S.SKIPPED: 6}
 
 
 class TransitionError(RuntimeError):

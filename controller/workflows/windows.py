@@ -20,7 +20,13 @@ the controller that ran it stopped mid-window; its remaining hosts are not run l
 
 A window start missed while the controller was down is never run late: APScheduler reports it as
 missed (``misfire_grace_time`` 60 s, coalesced), it is recorded as a ``missed`` occurrence and a
-warning incident ``update_window_missed`` is opened (notified like every incident).
+warning incident ``update_window_missed`` is opened for the window's client (so channels limited
+to that client get it), notified like every incident.
+
+Windows are edited, disabled, enabled and deleted in the database (:func:`edit_window`,
+:func:`set_enabled`, :func:`delete_window`; each change is an audit row of
+:mod:`controller.workflows.window_changes` naming the operator); a running scheduler picks the
+changes up within ``SYNC_SECONDS``, and a disabled or deleted window never starts.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
@@ -45,6 +52,7 @@ from controller.errors import ConfigError
 from controller.schedule import CronSchedule
 from controller.schedule_trigger import CronScheduleTrigger
 from controller.store.db import Database
+from controller.workflows import window_changes
 from controller.workflows.models import UpdateWindow, WindowOccurrence, WorkflowRun
 from controller.workflows.outcomes import IncidentRequest, IncidentSink
 from controller.workflows.rollouts import (
@@ -58,6 +66,7 @@ from controller.workflows.rollouts import (
 from controller.workflows.runs import RunSummary
 
 GRACE_SECONDS = 60
+SYNC_SECONDS = 30  # a window changed by another process is picked up this often
 DEFAULT_EXPECTED_SECONDS = 15 * 60
 JOBS_TABLE = "workflow_scheduler_jobs"
 HALTING = ("ROLLED_BACK", "QUARANTINED")
@@ -93,7 +102,8 @@ def schedule_of(cron: str, timezone: str, source: str = "window") -> CronSchedul
 
 
 def add_window(session: Session, *, name: str, target: str, playbook: str, cron: str, duration_minutes: int,
-               timezone: str, variables: dict[str, str], now: float) -> UpdateWindow:
+               timezone: str, variables: dict[str, str], now: float,
+               actor: str = "boxkeeper") -> UpdateWindow:
     schedule_of(cron, timezone, f"window {name}")
     if duration_minutes < 1:
         raise ConfigError(f"window {name}", "duration", "minutes >= 1", duration_minutes)
@@ -102,7 +112,66 @@ def add_window(session: Session, *, name: str, target: str, playbook: str, cron:
                           enabled=True, created_at=now)
     session.add(window)
     session.flush()
+    window_changes.record(session, window_id=window.id, name=name, action="add", actor=actor, now=now,
+                          changes={"target": [None, target], "playbook": [None, playbook],
+                                   "cron": [None, cron], "duration_minutes": [None, duration_minutes],
+                                   "timezone": [None, timezone]})
     return window
+
+
+class UnknownWindowError(LookupError):
+    """No window with that name."""
+
+
+def _named(session: Session, name: str) -> UpdateWindow:
+    window = session.scalars(select(UpdateWindow).where(UpdateWindow.name == name)).first()
+    if window is None:
+        raise UnknownWindowError(f"no update window named {name!r}")
+    return window
+
+
+EDITABLE = ("target", "playbook", "cron", "duration_minutes", "timezone", "variables")
+
+
+def edit_window(session: Session, name: str, *, actor: str, now: float, **fields: Any) -> dict[str, Any]:
+    """Change some of :data:`EDITABLE` (None: unchanged); the changes as ``{field: [before, after]}``
+    (recorded with the actor). The new schedule is checked first: ConfigError, nothing changed."""
+    window = _named(session, name)
+    wanted = {k: v for k, v in fields.items() if v is not None}
+    unknown = set(wanted) - set(EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    cron, zone = wanted.get("cron", window.cron), wanted.get("timezone", window.timezone)
+    schedule_of(cron, zone, f"window {name}")
+    if wanted.get("duration_minutes", 1) < 1:
+        raise ConfigError(f"window {name}", "duration", "minutes >= 1", wanted["duration_minutes"])
+    changes = {k: [getattr(window, k), v] for k, v in wanted.items() if getattr(window, k) != v}
+    for key, (_before, after) in changes.items():
+        setattr(window, key, after)
+    if changes:
+        window_changes.record(session, window_id=window.id, name=name, action="edit", actor=actor, now=now,
+                              changes=changes)
+    return changes
+
+
+def set_enabled(session: Session, name: str, enabled: bool, *, actor: str, now: float) -> bool:
+    """Enable or disable; False when it already was (nothing recorded)."""
+    window = _named(session, name)
+    if window.enabled == enabled:
+        return False
+    window.enabled = enabled
+    window_changes.record(session, window_id=window.id, name=name, action="enable" if enabled else "disable",
+                          actor=actor, now=now)
+    return True
+
+
+def delete_window(session: Session, name: str, *, actor: str, now: float) -> None:
+    """Delete the window and its occurrences (the audit rows stay)."""
+    window = _named(session, name)
+    window_changes.record(session, window_id=window.id, name=name, action="delete", actor=actor, now=now,
+                          changes={"target": [window.target, None], "playbook": [window.playbook, None],
+                                   "cron": [window.cron, None]})
+    session.delete(window)
 
 
 def describe_windows(session: Session, recent: int = 5) -> list[dict[str, Any]]:
@@ -110,7 +179,7 @@ def describe_windows(session: Session, recent: int = 5) -> list[dict[str, Any]]:
     return [
         {"id": w.id, "name": w.name, "target": w.target, "playbook": w.playbook, "cron": w.cron,
          "timezone": w.timezone, "duration_minutes": w.duration_minutes, "enabled": w.enabled,
-         "occurrences": occurrences(session, w.id)[-recent:]}
+         "variables": dict(w.variables), "occurrences": occurrences(session, w.id)[-recent:]}
         for w in session.scalars(select(UpdateWindow).order_by(UpdateWindow.name))
     ]
 
@@ -151,7 +220,8 @@ class WindowScheduler:
         self.clock = clock
         self.silence, self.lift = silence, lift
         self.scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=db.engine, tablename=JOBS_TABLE)},
+            jobstores={"default": SQLAlchemyJobStore(engine=db.engine, tablename=JOBS_TABLE),
+                       "local": MemoryJobStore()},
             job_defaults={"coalesce": True, "misfire_grace_time": grace_seconds, "max_instances": 1},
             timezone=UTC)
         self.scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
@@ -163,6 +233,8 @@ class WindowScheduler:
         self.close_interrupted()
         self.scheduler.start(paused=paused)
         self.sync()
+        self.scheduler.add_job(self.sync, "interval", seconds=SYNC_SECONDS, id="windows-sync",
+                               jobstore="local", replace_existing=True)
 
     def close_interrupted(self) -> int:
         """Occurrences left ``started`` by a controller that stopped mid-window (only the leader runs
@@ -222,17 +294,19 @@ class WindowScheduler:
                     window_id=window_id, scheduled_for=scheduled.timestamp(), status="missed", detail=detail,
                     run_ids=[], recorded_at=self.clock())):
                 return  # this start was already fired (or recorded missed) by another controller
+            client = window.target.removeprefix("client:") if window.target.startswith("client:") else None
             self.incidents.open(s, IncidentRequest(
                 window.target, f"workflow:window-missed:{window_id}:{int(scheduled.timestamp())}",
                 "update_window_missed", "warning", f"update window missed: {detail}",
-                {"window": window.name, "scheduled_for": scheduled.isoformat(), "playbook": window.playbook}))
+                {"window": window.name, "scheduled_for": scheduled.isoformat(), "playbook": window.playbook},
+                client=client))
         self.done.set()
 
     def run_window(self, window_id: int) -> None:
         now = self.clock()
         with self.db.session() as s:
             window = s.get(UpdateWindow, window_id)
-            if window is None:
+            if window is None or not window.enabled:  # deleted or disabled since the job was stored
                 return
             s.expunge(window)
             start = last_start(window, now)

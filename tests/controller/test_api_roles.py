@@ -57,12 +57,21 @@ ROLES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/clients/{client}/report"): "viewer",
     ("GET", "/api/v1/clients/{client}/worklog"): "viewer",
     ("POST", "/api/v1/clients/{client}/worklog"): "operator",
+    ("POST", "/api/v1/runs/{run_id}/rollback"): "operator",
+    ("GET", "/api/v1/releases"): "viewer",
+    ("POST", "/api/v1/releases"): "admin",
+    ("POST", "/api/v1/releases/{hold_id}/release"): "admin",
+    ("GET", "/api/v1/windows/changes"): "viewer",
+    ("PATCH", "/api/v1/windows/{name}"): "admin",
+    ("DELETE", "/api/v1/windows/{name}"): "admin",
+    ("POST", "/api/v1/windows/{name}/disable"): "admin",
+    ("POST", "/api/v1/windows/{name}/enable"): "admin",
 }
 
 #: A request each route can take (path parameters and a body); what an admin gets is what every
 #: role at or above the route's gets, and it must be neither 401 nor 403.
 SAMPLE_PARAMS = {"name": "web1", "incident_id": "{incident}", "run_id": "999999", "rollout_id": "999999",
-                 "client": "acme"}
+                 "hold_id": "999999", "client": "acme"}
 SAMPLE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/incidents/{incident_id}/notes"): {"text": "looked at it"},
     ("POST", "/api/v1/runs"): {"playbook": "no-such-playbook", "host": "web1"},

@@ -2,7 +2,11 @@
 its /metrics, and every Grafana panel query returns data.
 
 Two ``boxkeeper-agent run`` subprocesses (hosts a1/acme and b1/globex) run an HTTP check against a
-local HTTP server (OK) and a TCP check against a closed port (CRITICAL, hard at once).
+local HTTP server (OK) and a TCP check against a closed port (CRITICAL, hard at once). A third host
+(c1/acme) stands for a Bitrix box with a 1C server: one report pushed through the real ingest
+carries every series the agent's Bitrix and 1C checks declare (agent/checks/registry.py), and
+the controller's store holds finished update runs, a later rollback and a held release, so the
+dashboards' update, rollback, spool, Bitrix and 1C panels are checked against real data paths.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ from typing import Any
 import httpx
 import pytest
 
+from agent.checks.registry import CHECK_TYPES
+from agent.report import SCHEMA, CheckReport, Facts, Report, Sample, Status, to_json
+from controller.config import load
+from controller.store.db import Database
+from controller.workflows import later, releases
+from controller.workflows import runs as store
 from tests.controller.conftest import free_port
 from tests.controller.proc import ControllerProcess
 
@@ -113,6 +123,8 @@ checks:
                 )
             )
             log.close()
+        _bitrix_and_onec_host(config, url)
+        _update_history(config)
         yield {"url": url, "config": config, "tmp": tmp, "controller": controller}
     finally:
         for proc in agents:
@@ -124,6 +136,44 @@ checks:
                 proc.kill()
                 proc.wait(timeout=10)
         controller.stop()
+
+
+def _bitrix_and_onec_host(config: Path, url: str) -> None:
+    """c1 reports every Bitrix and 1C series the agent's check types declare."""
+    token = json.loads(_cli(config, "hosts", "add", "c1", "--client", "acme", "--json"))["token"]
+    names = sorted(n for t in CHECK_TYPES for n in t.metrics
+                   if n.startswith(("boxkeeper_bitrix_", "boxkeeper_onec_")))
+    samples = tuple(Sample(n, 1.0, "counter" if n.endswith("_total") else "gauge", {"site": "default"})
+                    for n in names)
+    report = Report(schema=SCHEMA, host="c1", agent_version="0.1.0", seq=1, sent_at=time.time(),
+                    push_interval_seconds=3600.0,
+                    checks=(CheckReport("portal", "http", Status(0), True, False, "ok", 0.1),),
+                    samples=samples, facts=Facts("c1", "Rocky Linux 9", "5.14"))
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    r = httpx.post(url + "/api/v1/reports", content=to_json(report), headers=auth, timeout=30)
+    assert r.status_code in (200, 202), r.text
+
+
+def _update_history(config: Path) -> None:
+    """Finished update runs in the controller's store: a success, a rollback, a later rollback, a hold."""
+    db = Database(load(str(config)).database)
+    try:
+        ids = []
+        for host, state in (("a1", "SUCCEEDED"), ("b1", "ROLLED_BACK"), ("a1", "ROLLED_BACK")):
+            run_id = store.create_run(db.session, host=host, playbook="bitrix-modules-update",
+                                      playbook_path="bitrix-modules-update.yaml", variables={}, dry_run=False,
+                                      now=time.time())
+            with db.session() as s:
+                store.get_run(s, run_id).state = state
+                store.release_lease(s, host, run_id)
+            ids.append(run_id)
+        with db.session() as s:
+            s.add(later.LaterRollback(run_id=ids[2], of_run_id=ids[0], requested_by="cli:ops",
+                                      requested_at=time.time()))
+            releases.hold(s, playbook="bitrix-modules-update", release="crm=25.100.300", actor="run 2",
+                          now=time.time(), run_id=ids[1], host="b1")
+    finally:
+        db.dispose()
 
 
 def _wait(what: str, probe: Any, timeout: float = 60.0) -> Any:

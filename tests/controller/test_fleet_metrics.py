@@ -95,3 +95,47 @@ def test_controller_families(exposition: str) -> None:
     assert 'boxkeeper_check_status{check="portal",client="acme",host="h2",type="http"} 2.0' in exposition
     assert 'boxkeeper_host_state{client="acme",host="h2",state="critical"} 1.0' in exposition
     assert "boxkeeper_host_last_report_timestamp_seconds{" in exposition
+
+
+def test_update_runs_rollbacks_and_holds_are_counted_from_the_stored_runs(tmp_path: Path) -> None:
+    from controller.workflows import later, releases
+    from controller.workflows import runs as store
+
+    db = Database(f"sqlite:///{tmp_path}/m.db")
+    db.upgrade()
+
+    def finished(host: str, playbook: str, state: str, *, dry_run: bool = False) -> int:
+        run_id = store.create_run(db.session, host=host, playbook=playbook, playbook_path="/p.yaml",
+                                  variables={}, dry_run=dry_run, now=1.0)
+        with db.session() as s:
+            store.get_run(s, run_id).state = state
+            store.release_lease(s, host, run_id)
+        return run_id
+
+    good = finished("h1", "bitrix-modules-update", "SUCCEEDED")
+    finished("h2", "bitrix-modules-update", "ROLLED_BACK")
+    finished("h2", "bitrix-modules-update", "SKIPPED")
+    finished("h3", "bitrix-modules-update", "SUCCEEDED", dry_run=True)  # a dry run is not counted
+    finished("h3", "1c-config-update", "QUARANTINED")
+    finished("h3", "1c-config-update", "LOCK")  # still running: not counted
+    undone = finished("h1", "bitrix-modules-update", "ROLLED_BACK")
+    with db.session() as s:  # a later rollback of the good run
+        s.add(later.LaterRollback(run_id=undone, of_run_id=good, requested_by="cli:ops", requested_at=2.0))
+        releases.hold(s, playbook="1c-config-update", release="3.1.10.1", actor="cli:ops", now=1.0)
+
+    def sample(name: str, **labels: str) -> float | None:
+        registry = CollectorRegistry(auto_describe=False)  # a fresh collector: what a restart sees
+        registry.register(FleetCollector(CFG, db, clock=lambda: 10.0))
+        return registry.get_sample_value(name, labels)
+
+    b = "bitrix-modules-update"
+    assert sample("boxkeeper_update_runs_total", playbook=b, outcome="SUCCEEDED") == 1.0
+    assert sample("boxkeeper_update_runs_total", playbook=b, outcome="ROLLED_BACK") == 2.0
+    assert sample("boxkeeper_update_runs_total", playbook=b, outcome="SKIPPED") == 1.0
+    assert sample("boxkeeper_update_runs_total", playbook=b, outcome="FAILED") == 0.0
+    assert sample("boxkeeper_update_runs_total", playbook="1c-config-update", outcome="QUARANTINED") == 1.0
+    assert sample("boxkeeper_update_rollbacks_total", playbook=b, kind="automatic") == 1.0
+    assert sample("boxkeeper_update_rollbacks_total", playbook=b, kind="later") == 1.0
+    assert sample("boxkeeper_release_holds", playbook="1c-config-update") == 1.0
+    assert sample("boxkeeper_release_holds", playbook=b) is None
+    db.dispose()

@@ -192,15 +192,12 @@ def test_note_with_minutes_spent(
         assert [(n.actor, n.message) for n in notes] == [("alice", "restarted php-fpm [15 min]")]
 
 
-def viewer_roles(name: str) -> tuple[str, frozenset[str] | None]:
-    return ("viewer", None)
-
-
 def test_a_viewer_sees_but_cannot_act(
     tmp_path: Path, make_ui: Callable[..., Page]
 ) -> None:
     page = make_ui(tmp_path)
-    page.app.state.ui_roles = viewer_roles  # type: ignore[attr-defined]
+    # the role comes from the operators file, as the API's does
+    operators.set_operator(Path(page.cfg.operator_tokens_file), "alice", role="viewer")
     page.sign_in()
     incident = open_incident(page)
     detail = page.client.get(f"/ui/incidents/{incident}")
@@ -227,7 +224,8 @@ def test_a_client_scoped_operator_sees_only_their_clients(
     tmp_path: Path, make_ui: Callable[..., Page]
 ) -> None:
     page = make_ui(tmp_path)
-    page.app.state.ui_roles = lambda name: ("operator", frozenset({"acme"}))  # type: ignore[attr-defined]
+    operators.set_operator(Path(page.cfg.operator_tokens_file), "alice", role="operator",
+                           clients=frozenset({"acme"}))
     page.sign_in()
     other = open_incident(page, host="db1", summary="globex db down")
     fleet = page.client.get("/ui/").text

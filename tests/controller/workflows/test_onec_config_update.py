@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from controller.alerting.models import Incident
 from controller.store.db import Database
+from controller.workflows import releases
 from controller.workflows.engine import Engine
 from controller.workflows.loader import load_playbook
 from controller.workflows.outcomes import ServiceIncidents
@@ -189,6 +190,10 @@ def test_update_db_cfg_refused_with_sessions_unless_forced(
     assert "Кладовщик" in step_output(run, "update the database configuration")
     assert_rolled_back(store, box_1c, run, before)
 
+    # The rollback held the release for the fleet; the session, not the release, was at fault.
+    with store.session() as s:
+        [hold] = releases.list_holds(s)
+        releases.release(s, hold.id, actor="cli:ops", now=0.0)
     cluster(box_1c).add_session(user="Кладовщик")  # connected after the rollback: the next run ends it
     forced, _ = run_update(store, box_1c, tmp_path, before={"/UpdateDBCfg": user_logs_in})
     assert forced.state == "SUCCEEDED", forced.error

@@ -253,3 +253,26 @@ def test_unreachable_repository_stops_in_preflight(
     assert result.state == "FAILED"
     assert result.failed_step == "preflight/repositories reachable (refresh the package lists)"
     assert repo.installed(repo.name("portal-conf")) == ("ii", "1.0")
+
+
+def test_a_rolled_back_package_set_is_held_and_skipped_on_the_next_run(
+        store: Database, box: Box, repo: BoxRepo, tmp_path: Path) -> None:
+    """The release of this playbook is the planned `name=old>new` set (docs/workflows.md "Release holds")."""
+    olds = install_old(repo)
+    bad = repo.build(portal_conf(repo, "2.0", header("2.0"),
+                                 postinst='echo "portal-conf: cannot configure" >&2; exit 1'))
+    repo.publish([*olds, bad])
+    packages = f"boxkeeper-test-portal-conf-{box.name}"
+    first = run_update(store, box, repo, tmp_path, packages=packages)
+    assert first.state == "ROLLED_BACK", why(first)
+    release = f"{repo.name('portal-conf')}=1.0>2.0"
+    [incident] = open_incidents(store, box.name)
+    assert f"release {release} is now held for the fleet" in incident.summary
+
+    kept_before = sorted(box.layout.backup_dir.rglob("*"))
+    second = run_update(store, box, repo, tmp_path, packages=packages)
+    assert second.state == "SKIPPED", why(second)
+    assert f"release held: os-packages-update release {release}" in (second.error or "")
+    assert repo.installed(repo.name("portal-conf")) == ("ii", "1.0") and served_conf(box) == (200, "1.0")
+    assert sorted(box.layout.backup_dir.rglob("*")) == kept_before  # nothing kept: nothing was to change
+    assert len(open_incidents(store, box.name)) == 1
