@@ -19,8 +19,9 @@ the controller clock stepped 15 s per round. Then:
 
 - before: bytes per host per day = the database's growth / hosts / days (it keeps every report);
 - after: the backlog is pruned as ``serve`` would on its first run (``retention.raw_reports`` =
-  1 day here so that the bench is short: the first day becomes summaries). The write transaction of
-  each batch is timed (the time the SQLite writer is held) at several batch sizes, then the rest is
+  ``--raw-hours``, 1 day by default, so that the bench is short: the rest becomes summaries). The
+  write transaction of each batch is timed (the time the SQLite writer is held) at several batch
+  sizes, then the rest is
   pruned at the default size. Bytes per host per day of raw reports and of summaries are measured
   separately, and the database at the default retention (7 days raw, 400 days of summaries) is
   computed from them: 7 × raw + 400 × summaries per host (+ the per-host state, which does not grow).
@@ -53,7 +54,7 @@ ROUND = 15.0  # seconds between two reports of a host (the example config's push
 DAY = 86400.0
 START = 1_764_288_000.0  # a day's start (UTC)
 SWEEP = (50, 100, 200, 500)  # batch sizes timed
-SWEEP_BATCHES = 8  # batches per size
+SWEEP_BATCHES = 4  # batches per size
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     grown = _sizes(db)
     out: dict[str, Any] = {
         "code": str(Path(ingest.__file__).resolve().parents[1]),
-        "hosts": args.hosts, "days": args.days, "reports": rounds * args.hosts,
+        "hosts": args.hosts, "days": args.days, "raw_hours": args.raw_hours, "reports": rounds * args.hosts,
         "body_bytes": len(json.dumps(template)),
         "prepare_ms": statistics.median(prepare_seconds) * 1000,
         "store_ms_per_report": store_seconds / (rounds * args.hosts) * 1000,
@@ -183,13 +184,13 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
         sweep: dict[int, list[float]] = {}
         for size in SWEEP:
-            cfg_r = RetentionSettings(raw_reports=DAY, batch=size)
+            cfg_r = RetentionSettings(raw_reports=args.raw_hours * 3600, batch=size)
             for _ in range(SWEEP_BATCHES):
                 batch = prune_batch(db, cfg_r, end)
                 if batch is None or batch.kind != "reports":
                     break
                 sweep.setdefault(size, []).append(batch.write_seconds)
-        default = RetentionSettings(raw_reports=DAY)
+        default = RetentionSettings(raw_reports=args.raw_hours * 3600)
         writes: dict[str, list[float]] = {}
         started = time.perf_counter()
         for _ in range(100_000):
@@ -212,7 +213,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 def run_child(tree: Path, mode: str, url: str, template: Path, args: argparse.Namespace) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(tree))
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--url", url,
-            "--template", str(template), "--hosts", str(args.hosts), "--days", str(args.days)]
+            "--template", str(template), "--hosts", str(args.hosts), "--days", str(args.days),
+            "--raw-hours", str(args.raw_hours)]
     started = time.monotonic()
     proc = subprocess.run(argv, env=env, cwd=str(tree), capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
@@ -247,8 +249,9 @@ def summarise(results: dict[str, dict[str, Any]]) -> str:
                          f" {r['prepare_ms']:.3f} ms |")
         else:
             grown_raw = per_host_day(_group(r["grown"], "reports"), hosts, days)
-            raw = per_host_day(_group(r["pruned"], "reports"), hosts, 1)  # raw_reports = 1 day
-            summ = per_host_day(_group(r["pruned"], "check_hours"), hosts, days - 1)
+            raw_days = r["raw_hours"] / 24
+            raw = per_host_day(_group(r["pruned"], "reports"), hosts, raw_days)
+            summ = per_host_day(_group(r["pruned"], "check_hours"), hosts, days - raw_days)
             growth = per_host_day(r["grown"]["(database)"] - r["empty"]["(database)"], hosts, days)
             steady = 7 * raw + 400 * summ
             lines.append(f"| {backend} | after | without samples | {mb(growth)} before pruning |"
@@ -282,6 +285,8 @@ def main() -> int:
     parser.add_argument("--before", type=Path, help="a checkout of the code before (git archive c115c4c)")
     parser.add_argument("--hosts", type=int, default=4)
     parser.add_argument("--days", type=float, default=2.0)
+    parser.add_argument("--raw-hours", type=float, default=24.0,
+                        help="retention.raw_reports in the after run (the rest of --days is summarised)")
     parser.add_argument("--only", default="sqlite,postgresql")
     parser.add_argument("--modes", default="after,before", help="after and/or before")
     parser.add_argument("--pg-fsync", default="on", choices=("on", "off"),
@@ -296,8 +301,8 @@ def main() -> int:
         sys.path.insert(0, os.getcwd())
         print(json.dumps(child(args)))
         return 0
-    if not 1 <= args.hosts <= 100 or not 1.5 <= args.days <= 10:
-        parser.error("--hosts 1..100, --days 1.5..10")
+    if not 1 <= args.hosts <= 100 or not args.raw_hours + 1 <= args.days * 24 <= 240 or args.raw_hours < 1:
+        parser.error("--hosts 1..100, --raw-hours at least 1, --days at most 10 and at least an hour more")
     sys.path.insert(0, str(ROOT))
     base = Path(tempfile.mkdtemp(prefix="bk-dbsize-"))
     base.chmod(0o755)
@@ -317,7 +322,7 @@ def main() -> int:
             for mode, tree in trees:
                 url = f"sqlite:///{base}/{mode}.db"
                 results[f"SQLite/{mode}"] = run_child(tree, mode, url, template, args)
-                print(mode, "SQLite done", flush=True)
+                print(mode, "SQLite:", json.dumps(results[f"SQLite/{mode}"]), flush=True)
         if "postgresql" in only:
             from tests.controller.conftest import PostgresServer, free_port
 
@@ -328,7 +333,7 @@ def main() -> int:
             try:
                 for mode, tree in trees:
                     results[f"PostgreSQL/{mode}"] = run_child(tree, mode, pg.new_database(), template, args)
-                    print(mode, "PostgreSQL done", flush=True)
+                    print(mode, "PostgreSQL:", json.dumps(results[f"PostgreSQL/{mode}"]), flush=True)
             finally:
                 pg.stop()
     finally:

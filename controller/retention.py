@@ -68,7 +68,7 @@ class RetentionSettings(ConfigModel):
     raw_reports: Duration = 7 * DAY
     summaries: Duration = 400 * DAY
     batch: BatchRows = 100  # rows per batch (see the module docstring)
-    pause: Duration = 0.2  # between two batches: ingest gets the writer
+    pause: Duration = 0.05  # between two batches: ingest gets the writer
     interval: Duration = 60.0  # when nothing was due: look again after this long
 
     @model_validator(mode="after")

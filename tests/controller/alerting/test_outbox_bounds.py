@@ -40,6 +40,7 @@ def _open(db: Database, policy: NotifyPolicy, clock: FakeClock) -> int:
         ).id
 
 
+@pytest.mark.timeout(900)  # 1,441 real deliveries: ~20 s on a quiet machine, over 300 s at load 40
 def test_a_day_long_incident_routed_to_alertmanager_keeps_a_bounded_outbox_and_timeline(
     sqlite_db: tuple[Database, Path], alertmanager: str,  # noqa: F811
 ) -> None:
