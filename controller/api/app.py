@@ -112,6 +112,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(windows.router)
+    app.include_router(windows.changes_router)
     app.include_router(releases.router)
     app.include_router(incidents.router)
     app.include_router(client_reports.router)

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from controller.api.auth import Identity, RoleAdmin, RoleOperator, RoleViewer, client_of_host, visible_host
-from controller.api.responses import error, unprocessable
+from controller.api.responses import INSTANT, error, unprocessable
 from controller.configkit import parse_instant
 from controller.errors import ConfigError
 from controller.runtime import WorkflowRuntime
@@ -155,8 +155,9 @@ async def list_runs(request: Request, who: RoleViewer,
                     client: Annotated[str | None, Query(max_length=100)] = None,
                     host: Annotated[str | None, Query(max_length=100)] = None,
                     state: Annotated[RunState | None, Query()] = None,
-                    since: Annotated[str | None, Query(max_length=64)] = None,
-                    until: Annotated[str | None, Query(max_length=64)] = None) -> list[dict[str, Any]]:
+                    since: Annotated[str | None, Query(max_length=64, pattern=INSTANT)] = None,
+                    until: Annotated[str | None, Query(max_length=64, pattern=INSTANT)] = None,
+                    ) -> list[dict[str, Any]]:
     rt = _runtime(request)
     start, end = instant("since", since), instant("until", until)
     hosts: set[str] | None = None

@@ -3,7 +3,8 @@
 ``PATCH /api/v1/windows/{name}`` (only the fields given; 200 with ``{changes: {field: [before,
 after]}}``; 422 for a wrong value) · ``POST /api/v1/windows/{name}/disable`` ·
 ``POST /api/v1/windows/{name}/enable`` · ``DELETE /api/v1/windows/{name}`` ·
-``GET /api/v1/windows/changes`` (who changed what; ``?name=``). 404 for an unknown window. Every
+``GET /api/v1/window-changes`` (who changed what; ``?name=``; not under ``/windows/`` where it
+would shadow a window called "changes"). 404 for an unknown window. Every
 change records the operator.
 """
 
@@ -26,6 +27,7 @@ from controller.workflows.models import UpdateWindow
 from controller.workflows.windows import UnknownWindowError, delete_window, edit_window, set_enabled
 
 router = APIRouter(prefix="/api/v1/windows", tags=["workflows"])
+changes_router = APIRouter(prefix="/api/v1", tags=["workflows"])
 
 WindowName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 
@@ -42,7 +44,7 @@ class WindowEdit(BaseModel):
         default=None, max_length=100, description="replaces the window's variables")
 
 
-@router.get("/changes")
+@changes_router.get("/window-changes")
 async def changes(request: Request, who: RoleViewer,
                   name: Annotated[str | None, Query(max_length=100)] = None) -> list[dict[str, Any]]:
     rt = _runtime(request)

@@ -61,7 +61,7 @@ ROLES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/releases"): "viewer",
     ("POST", "/api/v1/releases"): "admin",
     ("POST", "/api/v1/releases/{hold_id}/release"): "admin",
-    ("GET", "/api/v1/windows/changes"): "viewer",
+    ("GET", "/api/v1/window-changes"): "viewer",
     ("PATCH", "/api/v1/windows/{name}"): "admin",
     ("DELETE", "/api/v1/windows/{name}"): "admin",
     ("POST", "/api/v1/windows/{name}/disable"): "admin",

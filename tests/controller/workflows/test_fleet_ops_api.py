@@ -161,7 +161,8 @@ def test_window_changes_through_the_api_name_the_operator(api: Api) -> None:
     assert httpx.post(f"{url}/sat/enable", headers=auth, timeout=10).status_code == 200
     assert httpx.delete(f"{url}/sat", headers=auth, timeout=10).status_code == 200
     assert httpx.delete(f"{url}/sat", headers=auth, timeout=10).status_code == 404
-    changes = httpx.get(f"{url}/changes", params={"name": "sat"}, headers=auth, timeout=10).json()
+    changes = httpx.get(f"{api.url}/api/v1/window-changes", params={"name": "sat"}, headers=auth,
+                        timeout=10).json()
     assert [(c["action"], c["actor"]) for c in changes] == [
         ("delete", "alice"), ("enable", "alice"), ("disable", "alice"), ("edit", "alice"), ("add", "alice")]
 
