@@ -18,6 +18,8 @@ EN: dict[str, str] = {
     "nav.incidents": "Incidents",
     "nav.runs": "Runs",
     "nav.windows": "Windows",
+    "nav.holds": "Release holds",
+    "nav.reports": "Reports",
     "nav.sign_out": "Sign out",
     "role.viewer": "viewer",
     "role.operator": "operator",
@@ -135,7 +137,23 @@ EN: dict[str, str] = {
     "windows.enabled": "Enabled",
     "windows.none": "No update windows.",
     "windows.refused": "The window was not added",
-    "windows.not_built": "Disabling a window and release holds are not on this page yet: use the CLI.",
+    "windows.enable": "Enable",
+    "windows.disable": "Disable",
+    "holds.help": "A release that failed its verify and was rolled back is held: no run or window installs "
+                  "it again until it is released here (or with `boxkeeper releases release ID`).",
+    "holds.show_held": "held",
+    "holds.release": "Release",
+    "holds.reason": "Reason",
+    "holds.held": "Held by",
+    "holds.state": "State",
+    "holds.st.held": "held",
+    "holds.st.released": "released",
+    "holds.release_button": "Allow this release again",
+    "holds.none": "No release holds.",
+    "reports.help": "The client's monthly report (availability, incidents, updates, backups, work log) "
+                    "as one printable page, in the client's time zone.",
+    "reports.month": "Month",
+    "reports.show": "Show the report",
 }
 
 RU: dict[str, str] = {
@@ -145,6 +163,8 @@ RU: dict[str, str] = {
     "nav.incidents": "Инциденты",
     "nav.runs": "Запуски",
     "nav.windows": "Окна",
+    "nav.holds": "Блокировки релизов",
+    "nav.reports": "Отчёты",
     "nav.sign_out": "Выйти",
     "role.viewer": "наблюдатель",
     "role.operator": "оператор",
@@ -262,7 +282,23 @@ RU: dict[str, str] = {
     "windows.enabled": "Включено",
     "windows.none": "Окон обновлений нет.",
     "windows.refused": "Окно не добавлено",
-    "windows.not_built": "Отключение окна и блокировки релизов на этой странице пока нет: используйте CLI.",
+    "windows.enable": "Включить",
+    "windows.disable": "Отключить",
+    "holds.help": "Релиз, не прошедший проверку и откаченный, заблокирован: ни запуск, ни окно не установят "
+                  "его снова, пока его не разблокируют здесь (или `boxkeeper releases release ID`).",
+    "holds.show_held": "заблокированные",
+    "holds.release": "Релиз",
+    "holds.reason": "Причина",
+    "holds.held": "Заблокировал",
+    "holds.state": "Состояние",
+    "holds.st.held": "заблокирован",
+    "holds.st.released": "разблокирован",
+    "holds.release_button": "Разрешить этот релиз снова",
+    "holds.none": "Заблокированных релизов нет.",
+    "reports.help": "Ежемесячный отчёт клиента (доступность, инциденты, обновления, резервные копии, журнал "
+                    "работ) одной страницей для печати, в часовом поясе клиента.",
+    "reports.month": "Месяц",
+    "reports.show": "Показать отчёт",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": EN, "ru": RU}

@@ -2,15 +2,15 @@
 
 Pages (GET): ``/ui/`` fleet (+ ``/ui/fleet/fragment``, refreshed by ui.js), ``/ui/hosts/{name}``,
 ``/ui/incidents``, ``/ui/incidents/{id}``, ``/ui/runs``, ``/ui/runs/new``, ``/ui/runs/{id}``
-(+ ``/fragment`` while it runs), ``/ui/windows``, ``/ui/windows/new``; ``/ui/login``,
+(+ ``/fragment`` while it runs), ``/ui/windows``, ``/ui/windows/new``, ``/ui/holds``,
+``/ui/reports`` (the form) and ``/ui/clients/{client}/report?month=YYYY-MM`` (the printable report of
+controller/reports, served as it is, with its own CSP: inline style, no script); ``/ui/login``,
 ``/ui/lang/{en|ru}``, ``/ui/static/{ui.css|ui.js}``.
 Actions (POST, each with the session's CSRF token): sign-in/out, incident ack/resolve/note,
-run confirm/start, window add. Every action asks :func:`controller.ui.access.can` (403 when refused),
-every page draws only what ``can`` allows.
+run confirm/start, window add/disable/enable, releasing a hold. Every action asks
+:func:`controller.ui.access.can` (403 when refused), every page draws only what ``can`` allows.
 
-Not built here (other branches of the same release add the features; add their pages to ``NAV``):
-rollouts, release holds, disabling a window, the monthly client report, aborting a run (the
-runtime has no abort).
+Not built here: aborting a single run (the runtime has no abort).
 """
 
 from __future__ import annotations
@@ -19,26 +19,31 @@ import inspect
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path as FilePath
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from controller.alerting import incidents as incident_service
-from controller.errors import ConfigError
+from controller.errors import ConfigError, UnknownClientError
+from controller.reports.build import build_report
+from controller.reports.period import BadMonthError
+from controller.reports.render import render_html
 from controller.runtime import WorkflowRuntime
 from controller.store.db import Database
 from controller.ui import access, i18n, sessions, views
 from controller.ui.access import Action, Identity
 from controller.ui.render import STATIC_DIR, page, secure
+from controller.workflows import releases
 from controller.workflows.errors import RunRefused
 from controller.workflows.loader import parse_var_args
-from controller.workflows.windows import add_window
+from controller.workflows.windows import UnknownWindowError, add_window, set_enabled
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -48,6 +53,8 @@ NAV: list[tuple[str, str]] = [
     ("/ui/incidents", "nav.incidents"),
     ("/ui/runs", "nav.runs"),
     ("/ui/windows", "nav.windows"),
+    ("/ui/holds", "nav.holds"),
+    ("/ui/reports", "nav.reports"),
 ]
 STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 LOGIN_CSRF_COOKIE = "bk_login_csrf"
@@ -96,8 +103,8 @@ def _now(request: Request) -> float:
     return clock()
 
 
-def _operators_file(request: Request) -> Path:
-    return Path(request.app.state.cfg.operator_tokens_file)
+def _operators_file(request: Request) -> FilePath:
+    return FilePath(request.app.state.cfg.operator_tokens_file)
 
 
 def safe_next(value: str | None) -> str:
@@ -504,7 +511,8 @@ async def window_add(request: Request, me: Me, name: Name, target: Annotated[str
         with _db(request).session() as s:
             add_window(s, name=name, target=target, playbook=playbook, cron=cron,
                        duration_minutes=duration_minutes,
-                       timezone=timezone.strip() or zone, variables={}, now=_now(request))
+                       timezone=timezone.strip() or zone, variables={}, now=_now(request),
+                       actor=me.identity.name)
 
     try:
         await run_in_threadpool(write)
@@ -514,6 +522,109 @@ async def window_add(request: Request, me: Me, name: Name, target: Annotated[str
         return me.render("message.html", status_code=409, title_key="windows.refused",
                          message=f"a window named {name!r} exists already")
     return see_other("/ui/windows")
+
+
+@router.post("/windows/{name}/{verb}")
+async def window_enable(request: Request, me: Me, name: str, verb: str, csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    if verb not in ("enable", "disable"):
+        raise HTTPException(404, f"no window action {verb!r}")
+
+    def client_of() -> str | None:
+        with _reading(request) as s:
+            rows = views.windows(s, request.app.state.cfg, me.identity, _now(request))
+        for w, _, client in rows:
+            if w.name == name:
+                return client
+        raise HTTPException(404, f"no update window named {name!r}")
+
+    client = await run_in_threadpool(client_of)
+    me.require("window.enable", client)
+
+    def write() -> None:
+        with _db(request).session() as s:
+            set_enabled(s, name, verb == "enable", actor=me.identity.name, now=_now(request))
+
+    try:
+        await run_in_threadpool(write)
+    except UnknownWindowError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return see_other("/ui/windows")
+
+
+# ------------------------------------------------------------------------------------ release holds
+
+
+@router.get("/holds")
+async def holds_page(request: Request, me: Me, show: Filter = "held") -> Response:
+    def read() -> list[releases.Hold]:
+        with _reading(request) as s:
+            return releases.list_holds(s, include_released=show == "all")
+
+    return me.render("holds.html", holds=await run_in_threadpool(read), show=show)
+
+
+HoldId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.post("/holds/{hold_id}/release")
+async def hold_release(request: Request, me: Me, hold_id: HoldId, csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    me.require("release.release")
+
+    def write() -> None:
+        with _db(request).session() as s:
+            releases.release(s, hold_id, actor=me.identity.name, now=_now(request))
+
+    try:
+        await run_in_threadpool(write)
+    except releases.UnknownHoldError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return see_other("/ui/holds")
+
+
+# ---------------------------------------------------------------------------------- monthly report
+
+
+@router.get("/reports")
+async def report_form(request: Request, me: Me, client: Filter = "", month: Filter = "") -> Response:
+    """The form picking a client and a month; with both, the report itself."""
+    if client and month:
+        return see_other(f"/ui/clients/{quote(client, safe='')}/report?" + urlencode({"month": month}))
+    clients = [c.name for c in request.app.state.cfg.clients if access.sees(me.identity, c.name)]
+    default = datetime.fromtimestamp(_now(request), UTC).strftime("%Y-%m")
+    return me.render("reports.html", clients=clients, month=month or default)
+
+
+#: the report is one self-contained file with its own inline style and SVG, and no script
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
+              "frame-ancestors 'none'; base-uri 'none'")
+
+
+@router.get("/clients/{client}/report")
+async def report_page(request: Request, me: Me, client: str,
+                      month: Annotated[str, Query(max_length=20)] = "") -> Response:
+    if not access.sees(me.identity, client) or request.app.state.cfg.client(client) is None:
+        raise HTTPException(404, f"no client {client!r}")
+    if not month:
+        return see_other("/ui/reports?" + urlencode({"client": client}))
+    state = request.app.state
+    windows = tuple(getattr(state.cfg, "maintenance", ()))
+
+    def run() -> str:
+        with _db(request).read_session() as s:
+            report = build_report(s, client=client, month=month, now=_now(request), windows=windows)
+        return render_html(report)
+
+    try:
+        html = await run_in_threadpool(run)
+    except UnknownClientError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except BadMonthError as exc:
+        raise HTTPException(422, f"month: {exc}") from None
+    response = secure(HTMLResponse(html))
+    response.headers["Content-Security-Policy"] = REPORT_CSP
+    return response
 
 
 # ------------------------------------------------------------------------------ errors and hooks

@@ -194,6 +194,11 @@ def client_of_host(cfg: ControllerConfig, host: str) -> str | None:
     return None if found is None else found[0].name
 
 
+def client_of_target(cfg: ControllerConfig, target: str) -> str | None:
+    """The client of a window's target (``client:NAME`` or a host name); None: no known client."""
+    return target.removeprefix("client:") if target.startswith("client:") else client_of_host(cfg, target)
+
+
 def runs(session: Session, cfg: ControllerConfig, who: Identity, limit: int = 100) -> list[WorkflowRun]:
     rows = session.scalars(select(WorkflowRun).order_by(WorkflowRun.id.desc()).limit(limit))
     return [r for r in rows if sees(who, client_of_host(cfg, r.host))]
@@ -237,13 +242,13 @@ def backup_location(row: WorkflowRun) -> str | None:
 
 
 def windows(session: Session, cfg: ControllerConfig, who: Identity,
-            now: float) -> list[tuple[UpdateWindow, float | None]]:
+            now: float) -> list[tuple[UpdateWindow, float | None, str | None]]:
+    """(window, its next start or None when disabled, its client) of the windows ``who`` sees."""
     out = []
     for w in session.scalars(select(UpdateWindow).order_by(UpdateWindow.name)):
-        client = (w.target.removeprefix("client:") if w.target.startswith("client:")
-                  else client_of_host(cfg, w.target))
+        client = client_of_target(cfg, w.target)
         if sees(who, client):
-            out.append((w, next_start(w, now) if w.enabled else None))
+            out.append((w, next_start(w, now) if w.enabled else None, client))
     return out
 
 
