@@ -32,9 +32,10 @@ Action = Literal[
     "window.add",        # add an update window
     "window.enable",     # disable or enable an update window
     "release.release",   # lift a release hold (fleet-wide: an admin of every client only)
+    "rollout.control",   # pause, resume or abort a rollout
 ]
 ACTIONS: tuple[Action, ...] = ("view", "incident.ack", "incident.resolve", "incident.note", "run.start",
-                               "window.add", "window.enable", "release.release")
+                               "window.add", "window.enable", "release.release", "rollout.control")
 
 #: actions on things of the whole fleet: refused to an identity limited to some clients, whatever
 #: ``client`` is asked about (as ``_fleet_wide`` of controller/api/releases.py)
@@ -49,6 +50,7 @@ _LEAST_ROLE: dict[Action, Role] = {
     "window.add": "admin",  # as POST /api/v1/windows
     "window.enable": "admin",  # as window.add
     "release.release": "admin",  # as POST /api/v1/releases/{id}/release
+    "rollout.control": "operator",  # as POST /api/v1/rollouts/{id}/pause|resume|abort
 }
 
 #: name -> (role, clients or None for all): the seam for the operators file's roles

@@ -2,12 +2,12 @@
 
 Pages (GET): ``/ui/`` fleet (+ ``/ui/fleet/fragment``, refreshed by ui.js), ``/ui/hosts/{name}``,
 ``/ui/incidents``, ``/ui/incidents/{id}``, ``/ui/runs``, ``/ui/runs/new``, ``/ui/runs/{id}``
-(+ ``/fragment`` while it runs), ``/ui/windows``, ``/ui/windows/new``, ``/ui/holds``,
+(+ ``/fragment`` while it runs), ``/ui/rollouts``, ``/ui/rollouts/{id}``, ``/ui/windows``, ``/ui/windows/new``, ``/ui/holds``,
 ``/ui/reports`` (the form) and ``/ui/clients/{client}/report?month=YYYY-MM`` (the printable report of
 controller/reports, served as it is, with its own CSP: inline style, no script); ``/ui/login``,
 ``/ui/lang/{en|ru}``, ``/ui/static/{ui.css|ui.js}``.
 Actions (POST, each with the session's CSRF token): sign-in/out, incident ack/resolve/note,
-run confirm/start, window add/disable/enable, releasing a hold. Every action asks
+run confirm/start, rollout pause/resume/abort, window add/disable/enable, releasing a hold. Every action asks
 :func:`controller.ui.access.can` (403 when refused), every page draws only what ``can`` allows.
 
 Not built here: aborting a single run (the runtime has no abort).
@@ -41,7 +41,8 @@ from controller.ui import access, i18n, sessions, views
 from controller.ui.access import Action, Identity
 from controller.ui.render import STATIC_DIR, page, secure
 from controller.workflows import releases
-from controller.workflows.errors import RunRefused
+from controller.workflows import rollouts as rollout_store
+from controller.workflows.errors import RolloutStateError, RunRefused, UnknownRolloutError
 from controller.workflows.loader import parse_var_args
 from controller.workflows.windows import UnknownWindowError, add_window, set_enabled
 
@@ -52,6 +53,7 @@ NAV: list[tuple[str, str]] = [
     ("/ui/", "nav.fleet"),
     ("/ui/incidents", "nav.incidents"),
     ("/ui/runs", "nav.runs"),
+    ("/ui/rollouts", "nav.rollouts"),
     ("/ui/windows", "nav.windows"),
     ("/ui/holds", "nav.holds"),
     ("/ui/reports", "nav.reports"),
@@ -238,6 +240,7 @@ def _fleet_context(request: Request, me: Visitor, client: str, state: str, q: st
 
 
 Filter = Annotated[str, Query(max_length=200)]
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # a rollout's or a hold's id
 
 
 @router.get("/")
@@ -466,6 +469,58 @@ async def run_fragment(request: Request, me: Me, run_id: int) -> Response:
     return me.render("run_body.html", r=await run_in_threadpool(_run_page, request, me, run_id))
 
 
+# --------------------------------------------------------------------------------------- rollouts
+
+
+@router.get("/rollouts")
+async def rollouts_page(request: Request, me: Me) -> Response:
+    def read() -> list[Any]:
+        with _reading(request) as s:
+            return views.rollouts(s, request.app.state.cfg, me.identity)
+
+    return me.render("rollouts.html", rollouts=await run_in_threadpool(read))
+
+
+def _rollout(request: Request, me: Visitor, rollout_id: int) -> tuple[rollout_store.RolloutSummary, bool]:
+    """The rollout (404 when unknown or not all its hosts are of the visitor's clients), and whether
+    the visitor may pause, resume or abort it (on every client of its hosts)."""
+    with _reading(request) as s:
+        found = views.rollout(s, request.app.state.cfg, me.identity, rollout_id)
+    if found is None:
+        raise HTTPException(404, f"no rollout {rollout_id}")
+    clients = views.rollout_clients(request.app.state.cfg, found)
+    return found, all(me.can("rollout.control", c) for c in clients)
+
+
+@router.get("/rollouts/{rollout_id}")
+async def rollout_page(request: Request, me: Me, rollout_id: RowId) -> Response:
+    found, may = await run_in_threadpool(_rollout, request, me, rollout_id)
+    return me.render("rollout.html", r=found, may_control=may and found.state not in rollout_store.ENDED)
+
+
+@router.post("/rollouts/{rollout_id}/{verb}")
+async def rollout_action(request: Request, me: Me, rollout_id: RowId, verb: str,
+                         csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    if verb not in ("pause", "resume", "abort"):
+        raise HTTPException(404, f"no rollout action {verb!r}")
+    _, may = await run_in_threadpool(_rollout, request, me, rollout_id)
+    if not may:
+        raise HTTPException(403, f"{me.identity.role} may not {verb} this rollout")
+
+    def write() -> None:
+        with _db(request).session() as s:
+            rollout_store.request(s, rollout_id, verb, actor=me.identity.name, now=_now(request))
+
+    try:
+        await run_in_threadpool(write)
+    except UnknownRolloutError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except RolloutStateError as exc:
+        return me.render("message.html", status_code=409, title_key="rollouts.refused", message=str(exc))
+    return see_other(f"/ui/rollouts/{rollout_id}")
+
+
 # ---------------------------------------------------------------------------------------- windows
 
 
@@ -564,11 +619,8 @@ async def holds_page(request: Request, me: Me, show: Filter = "held") -> Respons
     return me.render("holds.html", holds=await run_in_threadpool(read), show=show)
 
 
-HoldId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-
-
 @router.post("/holds/{hold_id}/release")
-async def hold_release(request: Request, me: Me, hold_id: HoldId, csrf: Csrf = "") -> Response:
+async def hold_release(request: Request, me: Me, hold_id: RowId, csrf: Csrf = "") -> Response:
     check_csrf(me, csrf)
     me.require("release.release")
 

@@ -22,10 +22,12 @@ from controller.errors import ConfigError
 from controller.fleet import STATUS_NAMES, HostView, load_fleet
 from controller.store.models import Host, Report, StateChange
 from controller.ui.access import Identity, sees
+from controller.workflows import rollouts as rollout_store
 from controller.workflows import runs as run_store
-from controller.workflows.errors import UnknownRunError
+from controller.workflows.errors import UnknownRolloutError, UnknownRunError
 from controller.workflows.loader import load_playbook
 from controller.workflows.models import UpdateWindow, WorkflowRun
+from controller.workflows.rollouts import RolloutSummary
 from controller.workflows.state import TERMINAL
 from controller.workflows.template import render_plain
 from controller.workflows.windows import schedule_of
@@ -197,6 +199,25 @@ def client_of_host(cfg: ControllerConfig, host: str) -> str | None:
 def client_of_target(cfg: ControllerConfig, target: str) -> str | None:
     """The client of a window's target (``client:NAME`` or a host name); None: no known client."""
     return target.removeprefix("client:") if target.startswith("client:") else client_of_host(cfg, target)
+
+
+def rollout_clients(cfg: ControllerConfig, rollout: RolloutSummary) -> set[str | None]:
+    """The clients of a rollout's hosts (None for a host no longer in the config)."""
+    return {client_of_host(cfg, h.host) for h in rollout.hosts}
+
+
+def rollouts(session: Session, cfg: ControllerConfig, who: Identity, limit: int = 50) -> list[RolloutSummary]:
+    """The last rollouts ``who`` sees: those whose hosts are all of clients ``who`` sees (as the API)."""
+    return [r for r in rollout_store.list_rollouts(session, limit)
+            if all(sees(who, c) for c in rollout_clients(cfg, r))]
+
+
+def rollout(session: Session, cfg: ControllerConfig, who: Identity, rollout_id: int) -> RolloutSummary | None:
+    try:
+        found = rollout_store.summary(session, rollout_id)
+    except UnknownRolloutError:
+        return None
+    return found if all(sees(who, c) for c in rollout_clients(cfg, found)) else None
 
 
 def runs(session: Session, cfg: ControllerConfig, who: Identity, limit: int = 100) -> list[WorkflowRun]:

@@ -1,5 +1,5 @@
 """The pages of the features merged after the page (issue #19): the monthly report, release holds,
-disabling a window. Over HTTP on a real uvicorn, like test_http.py."""
+disabling a window, rollouts. Over HTTP on a real uvicorn, like test_http.py."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from controller import operators
 from controller.alerting import incidents as service
-from controller.workflows import releases
+from controller.workflows import releases, rollouts
 from controller.workflows.models import UpdateWindow
+from controller.workflows.rollout_models import Rollout
 from controller.workflows.window_changes import WindowChange
 from controller.workflows.windows import add_window
 from tests.controller.ui.support import Page
@@ -161,3 +162,73 @@ def test_an_operator_cannot_disable_a_window_nor_see_another_clients(
     assert 'id="disable-acme-sat"' in listed and "globex-db" not in listed
     assert page.client.post("/ui/windows/globex-db/disable", data={"csrf": page.csrf()}).status_code == 404
     assert _enabled(page, "acme-sat") and _enabled(page, "globex-db")
+
+
+def _rollout(page: Page, hosts: list[str], client: str | None) -> int:
+    with page.db.session() as s:
+        return rollouts.create_rollout(s, rollouts.make_plan(hosts), playbook="bitrix-modules-update",
+                                       started_by="cli:bob", client=client, now=page.clock())
+
+
+def _control(page: Page, rollout_id: int) -> tuple[str, str | None, str]:
+    with page.db.read_session() as s:
+        row = s.get(Rollout, rollout_id)
+        assert row is not None
+        return row.state, row.control, row.detail
+
+
+def test_rollouts_listed_shown_and_steered_by_an_operator_of_their_client(
+    tmp_path: Path, make_ui: Callable[..., Page]
+) -> None:
+    page = make_ui(tmp_path)
+    mine = _rollout(page, ["web1"], "acme")
+    theirs = _rollout(page, ["db1"], "globex")
+    both = _rollout(page, ["web1", "db1"], None)
+    _role(page, "operator", frozenset({"acme"}))
+    page.sign_in()
+    listed = page.client.get("/ui/rollouts")
+    assert listed.status_code == 200 and 'href="/ui/rollouts"' in listed.text
+    assert f'href="/ui/rollouts/{mine}"' in listed.text
+    for hidden in (theirs, both):  # a rollout is seen when all its hosts are of the operator's clients
+        assert f'href="/ui/rollouts/{hidden}"' not in listed.text
+        assert page.client.get(f"/ui/rollouts/{hidden}").status_code == 404
+        assert page.client.post(f"/ui/rollouts/{hidden}/pause", data={"csrf": page.csrf()}).status_code == 404
+    detail = page.client.get(f"/ui/rollouts/{mine}")
+    assert detail.status_code == 200 and "web1" in detail.text and "cli:bob" in detail.text
+    assert 'id="rollout-pause"' in detail.text and 'id="rollout-abort"' in detail.text
+    assert page.client.post(f"/ui/rollouts/{mine}/pause", data={}).status_code == 403  # no CSRF
+    assert _control(page, mine)[1] is None
+    paused = page.client.post(f"/ui/rollouts/{mine}/pause", data={"csrf": page.csrf()})
+    assert paused.status_code == 303 and paused.headers["location"] == f"/ui/rollouts/{mine}"
+    state, control, log = _control(page, mine)
+    assert (state, control) == ("RUNNING", "pause") and "(by alice)" in log
+    assert "(by alice)" in page.client.get(f"/ui/rollouts/{mine}").text  # the log is on the page
+    resumed = page.client.post(f"/ui/rollouts/{mine}/resume", data={"csrf": page.csrf()})
+    assert resumed.status_code == 303 and _control(page, mine)[1] is None
+    refused = page.client.post(f"/ui/rollouts/{mine}/resume", data={"csrf": page.csrf()})
+    assert refused.status_code == 409 and "not paused" in refused.text
+    page.client.post(f"/ui/rollouts/{mine}/abort", data={"csrf": page.csrf()})
+    assert _control(page, mine)[1] == "abort"
+    with page.db.session() as s:  # the driver ends it
+        row = s.get(Rollout, mine)
+        assert row is not None
+        row.state = rollouts.ABORTED
+    ended = page.client.get(f"/ui/rollouts/{mine}").text
+    assert "ABORTED" in ended and 'id="rollout-pause"' not in ended
+    assert page.client.post(f"/ui/rollouts/{mine}/pause", data={"csrf": page.csrf()}).status_code == 409
+    assert page.client.post(f"/ui/rollouts/{mine}/stop", data={"csrf": page.csrf()}).status_code == 404
+    assert page.client.post("/ui/rollouts/999/pause", data={"csrf": page.csrf()}).status_code == 404
+
+
+def test_a_viewer_sees_a_rollout_but_cannot_steer_it(tmp_path: Path, make_ui: Callable[..., Page]) -> None:
+    page = make_ui(tmp_path)
+    rollout_id = _rollout(page, ["web1", "db1"], None)
+    _role(page, "viewer")
+    page.sign_in()
+    assert f'href="/ui/rollouts/{rollout_id}"' in page.client.get("/ui/rollouts").text
+    detail = page.client.get(f"/ui/rollouts/{rollout_id}").text
+    assert "db1" in detail and 'id="rollout-pause"' not in detail and 'id="rollout-abort"' not in detail
+    for verb in ("pause", "resume", "abort"):
+        refused = page.client.post(f"/ui/rollouts/{rollout_id}/{verb}", data={"csrf": page.csrf()})
+        assert refused.status_code == 403, verb
+    assert _control(page, rollout_id)[:2] == ("RUNNING", None)
