@@ -2,7 +2,8 @@
 
 Pages (GET): ``/ui/`` fleet (+ ``/ui/fleet/fragment``, refreshed by ui.js), ``/ui/hosts/{name}``,
 ``/ui/incidents``, ``/ui/incidents/{id}``, ``/ui/runs``, ``/ui/runs/new``, ``/ui/runs/{id}``
-(+ ``/fragment`` while it runs), ``/ui/rollouts``, ``/ui/rollouts/{id}``, ``/ui/windows``, ``/ui/windows/new``, ``/ui/holds``,
+(+ ``/fragment`` while it runs), ``/ui/rollouts``, ``/ui/rollouts/{id}``, ``/ui/windows``,
+``/ui/windows/new``, ``/ui/holds``,
 ``/ui/reports`` (the form) and ``/ui/clients/{client}/report?month=YYYY-MM`` (the printable report of
 controller/reports, served as it is, with its own CSP: inline style, no script); ``/ui/login``,
 ``/ui/lang/{en|ru}``, ``/ui/static/{ui.css|ui.js}``.
