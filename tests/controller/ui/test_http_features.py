@@ -232,3 +232,14 @@ def test_a_viewer_sees_a_rollout_but_cannot_steer_it(tmp_path: Path, make_ui: Ca
         refused = page.client.post(f"/ui/rollouts/{rollout_id}/{verb}", data={"csrf": page.csrf()})
         assert refused.status_code == 403, verb
     assert _control(page, rollout_id)[:2] == ("RUNNING", None)
+
+
+def test_a_holds_texts_are_escaped(tmp_path: Path, make_ui: Callable[..., Page]) -> None:
+    page = make_ui(tmp_path)
+    evil = "<script>alert(1)</script>"
+    with page.db.session() as s:
+        releases.hold(s, playbook="bitrix-modules-update", release=f"main={evil}", actor="cli:bob",
+                      now=page.clock(), reason=f"verify failed: {evil}")
+    page.sign_in()
+    listed = page.client.get("/ui/holds").text
+    assert evil not in listed and "verify failed: &lt;script&gt;alert(1)&lt;/script&gt;" in listed
