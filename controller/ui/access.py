@@ -30,9 +30,16 @@ Action = Literal[
     "incident.note",     # add a note (with minutes spent)
     "run.start",         # start an update run
     "window.add",        # add an update window
+    "window.enable",     # disable or enable an update window
+    "release.release",   # lift a release hold (fleet-wide: an admin of every client only)
+    "rollout.control",   # pause, resume or abort a rollout
 ]
 ACTIONS: tuple[Action, ...] = ("view", "incident.ack", "incident.resolve", "incident.note", "run.start",
-                               "window.add")
+                               "window.add", "window.enable", "release.release", "rollout.control")
+
+#: actions on things of the whole fleet: refused to an identity limited to some clients, whatever
+#: ``client`` is asked about (as ``_fleet_wide`` of controller/api/releases.py)
+FLEET_WIDE: frozenset[Action] = frozenset({"release.release"})
 
 _LEAST_ROLE: dict[Action, Role] = {
     "view": "viewer",
@@ -41,6 +48,9 @@ _LEAST_ROLE: dict[Action, Role] = {
     "incident.note": "operator",
     "run.start": "operator",
     "window.add": "admin",  # as POST /api/v1/windows
+    "window.enable": "admin",  # as window.add
+    "release.release": "admin",  # as POST /api/v1/releases/{id}/release
+    "rollout.control": "operator",  # as POST /api/v1/rollouts/{id}/pause|resume|abort
 }
 
 #: name -> (role, clients or None for all): the seam for the operators file's roles
@@ -62,6 +72,8 @@ def can(identity: Identity, action: Action, client: str | None = None) -> bool:
     some clients may act on a thing of no client (a fleet-wide window) only as ``admin``."""
     if ROLES.index(identity.role) < ROLES.index(_LEAST_ROLE[action]):
         return False
+    if action in FLEET_WIDE:
+        return identity.clients is None
     if identity.clients is None or client is None:
         return True
     return client in identity.clients

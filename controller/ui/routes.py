@@ -2,15 +2,16 @@
 
 Pages (GET): ``/ui/`` fleet (+ ``/ui/fleet/fragment``, refreshed by ui.js), ``/ui/hosts/{name}``,
 ``/ui/incidents``, ``/ui/incidents/{id}``, ``/ui/runs``, ``/ui/runs/new``, ``/ui/runs/{id}``
-(+ ``/fragment`` while it runs), ``/ui/windows``, ``/ui/windows/new``; ``/ui/login``,
+(+ ``/fragment`` while it runs), ``/ui/rollouts``, ``/ui/rollouts/{id}``, ``/ui/windows``,
+``/ui/windows/new``, ``/ui/holds``,
+``/ui/reports`` (the form) and ``/ui/clients/{client}/report?month=YYYY-MM`` (the printable report of
+controller/reports, served as it is, with its own CSP: inline style, no script); ``/ui/login``,
 ``/ui/lang/{en|ru}``, ``/ui/static/{ui.css|ui.js}``.
 Actions (POST, each with the session's CSRF token): sign-in/out, incident ack/resolve/note,
-run confirm/start, window add. Every action asks :func:`controller.ui.access.can` (403 when refused),
-every page draws only what ``can`` allows.
+run confirm/start, rollout pause/resume/abort, window add/disable/enable, releasing a hold. Every action asks
+:func:`controller.ui.access.can` (403 when refused), every page draws only what ``can`` allows.
 
-Not built here (other branches of the same release add the features; add their pages to ``NAV``):
-rollouts, release holds, disabling a window, the monthly client report, aborting a run (the
-runtime has no abort).
+Not built here: aborting a single run (the runtime has no abort).
 """
 
 from __future__ import annotations
@@ -19,26 +20,32 @@ import inspect
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from datetime import UTC, datetime
+from pathlib import Path as FilePath
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from controller.alerting import incidents as incident_service
-from controller.errors import ConfigError
+from controller.errors import ConfigError, UnknownClientError
+from controller.reports.build import build_report
+from controller.reports.period import BadMonthError
+from controller.reports.render import render_html
 from controller.runtime import WorkflowRuntime
 from controller.store.db import Database
 from controller.ui import access, i18n, sessions, views
 from controller.ui.access import Action, Identity
 from controller.ui.render import STATIC_DIR, page, secure
-from controller.workflows.errors import RunRefused
+from controller.workflows import releases
+from controller.workflows import rollouts as rollout_store
+from controller.workflows.errors import RolloutStateError, RunRefused, UnknownRolloutError
 from controller.workflows.loader import parse_var_args
-from controller.workflows.windows import add_window
+from controller.workflows.windows import UnknownWindowError, add_window, set_enabled
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -47,7 +54,10 @@ NAV: list[tuple[str, str]] = [
     ("/ui/", "nav.fleet"),
     ("/ui/incidents", "nav.incidents"),
     ("/ui/runs", "nav.runs"),
+    ("/ui/rollouts", "nav.rollouts"),
     ("/ui/windows", "nav.windows"),
+    ("/ui/holds", "nav.holds"),
+    ("/ui/reports", "nav.reports"),
 ]
 STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 LOGIN_CSRF_COOKIE = "bk_login_csrf"
@@ -96,8 +106,8 @@ def _now(request: Request) -> float:
     return clock()
 
 
-def _operators_file(request: Request) -> Path:
-    return Path(request.app.state.cfg.operator_tokens_file)
+def _operators_file(request: Request) -> FilePath:
+    return FilePath(request.app.state.cfg.operator_tokens_file)
 
 
 def safe_next(value: str | None) -> str:
@@ -231,6 +241,7 @@ def _fleet_context(request: Request, me: Visitor, client: str, state: str, q: st
 
 
 Filter = Annotated[str, Query(max_length=200)]
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # a rollout's or a hold's id
 
 
 @router.get("/")
@@ -459,6 +470,58 @@ async def run_fragment(request: Request, me: Me, run_id: int) -> Response:
     return me.render("run_body.html", r=await run_in_threadpool(_run_page, request, me, run_id))
 
 
+# --------------------------------------------------------------------------------------- rollouts
+
+
+@router.get("/rollouts")
+async def rollouts_page(request: Request, me: Me) -> Response:
+    def read() -> list[Any]:
+        with _reading(request) as s:
+            return views.rollouts(s, request.app.state.cfg, me.identity)
+
+    return me.render("rollouts.html", rollouts=await run_in_threadpool(read))
+
+
+def _rollout(request: Request, me: Visitor, rollout_id: int) -> tuple[rollout_store.RolloutSummary, bool]:
+    """The rollout (404 when unknown or not all its hosts are of the visitor's clients), and whether
+    the visitor may pause, resume or abort it (on every client of its hosts)."""
+    with _reading(request) as s:
+        found = views.rollout(s, request.app.state.cfg, me.identity, rollout_id)
+    if found is None:
+        raise HTTPException(404, f"no rollout {rollout_id}")
+    clients = views.rollout_clients(request.app.state.cfg, found)
+    return found, all(me.can("rollout.control", c) for c in clients)
+
+
+@router.get("/rollouts/{rollout_id}")
+async def rollout_page(request: Request, me: Me, rollout_id: RowId) -> Response:
+    found, may = await run_in_threadpool(_rollout, request, me, rollout_id)
+    return me.render("rollout.html", r=found, may_control=may and found.state not in rollout_store.ENDED)
+
+
+@router.post("/rollouts/{rollout_id}/{verb}")
+async def rollout_action(request: Request, me: Me, rollout_id: RowId, verb: str,
+                         csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    if verb not in ("pause", "resume", "abort"):
+        raise HTTPException(404, f"no rollout action {verb!r}")
+    _, may = await run_in_threadpool(_rollout, request, me, rollout_id)
+    if not may:
+        raise HTTPException(403, f"{me.identity.role} may not {verb} this rollout")
+
+    def write() -> None:
+        with _db(request).session() as s:
+            rollout_store.request(s, rollout_id, verb, actor=me.identity.name, now=_now(request))
+
+    try:
+        await run_in_threadpool(write)
+    except UnknownRolloutError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except RolloutStateError as exc:
+        return me.render("message.html", status_code=409, title_key="rollouts.refused", message=str(exc))
+    return see_other(f"/ui/rollouts/{rollout_id}")
+
+
 # ---------------------------------------------------------------------------------------- windows
 
 
@@ -504,7 +567,8 @@ async def window_add(request: Request, me: Me, name: Name, target: Annotated[str
         with _db(request).session() as s:
             add_window(s, name=name, target=target, playbook=playbook, cron=cron,
                        duration_minutes=duration_minutes,
-                       timezone=timezone.strip() or zone, variables={}, now=_now(request))
+                       timezone=timezone.strip() or zone, variables={}, now=_now(request),
+                       actor=me.identity.name)
 
     try:
         await run_in_threadpool(write)
@@ -514,6 +578,106 @@ async def window_add(request: Request, me: Me, name: Name, target: Annotated[str
         return me.render("message.html", status_code=409, title_key="windows.refused",
                          message=f"a window named {name!r} exists already")
     return see_other("/ui/windows")
+
+
+@router.post("/windows/{name}/{verb}")
+async def window_enable(request: Request, me: Me, name: str, verb: str, csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    if verb not in ("enable", "disable"):
+        raise HTTPException(404, f"no window action {verb!r}")
+
+    def client_of() -> str | None:
+        with _reading(request) as s:
+            rows = views.windows(s, request.app.state.cfg, me.identity, _now(request))
+        for w, _, client in rows:
+            if w.name == name:
+                return client
+        raise HTTPException(404, f"no update window named {name!r}")
+
+    client = await run_in_threadpool(client_of)
+    me.require("window.enable", client)
+
+    def write() -> None:
+        with _db(request).session() as s:
+            set_enabled(s, name, verb == "enable", actor=me.identity.name, now=_now(request))
+
+    try:
+        await run_in_threadpool(write)
+    except UnknownWindowError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return see_other("/ui/windows")
+
+
+# ------------------------------------------------------------------------------------ release holds
+
+
+@router.get("/holds")
+async def holds_page(request: Request, me: Me, show: Filter = "held") -> Response:
+    def read() -> list[releases.Hold]:
+        with _reading(request) as s:
+            return releases.list_holds(s, include_released=show == "all")
+
+    return me.render("holds.html", holds=await run_in_threadpool(read), show=show)
+
+
+@router.post("/holds/{hold_id}/release")
+async def hold_release(request: Request, me: Me, hold_id: RowId, csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    me.require("release.release")
+
+    def write() -> None:
+        with _db(request).session() as s:
+            releases.release(s, hold_id, actor=me.identity.name, now=_now(request))
+
+    try:
+        await run_in_threadpool(write)
+    except releases.UnknownHoldError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return see_other("/ui/holds")
+
+
+# ---------------------------------------------------------------------------------- monthly report
+
+
+@router.get("/reports")
+async def report_form(request: Request, me: Me, client: Filter = "", month: Filter = "") -> Response:
+    """The form picking a client and a month; with both, the report itself."""
+    if client and month:
+        return see_other(f"/ui/clients/{quote(client, safe='')}/report?" + urlencode({"month": month}))
+    clients = [c.name for c in request.app.state.cfg.clients if access.sees(me.identity, c.name)]
+    default = datetime.fromtimestamp(_now(request), UTC).strftime("%Y-%m")
+    return me.render("reports.html", clients=clients, month=month or default)
+
+
+#: the report is one self-contained file with its own inline style and SVG, and no script
+REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
+              "frame-ancestors 'none'; base-uri 'none'")
+
+
+@router.get("/clients/{client}/report")
+async def report_page(request: Request, me: Me, client: str,
+                      month: Annotated[str, Query(max_length=20)] = "") -> Response:
+    if not access.sees(me.identity, client) or request.app.state.cfg.client(client) is None:
+        raise HTTPException(404, f"no client {client!r}")
+    if not month:
+        return see_other("/ui/reports?" + urlencode({"client": client}))
+    state = request.app.state
+    windows = tuple(getattr(state.cfg, "maintenance", ()))
+
+    def run() -> str:
+        with _db(request).read_session() as s:
+            report = build_report(s, client=client, month=month, now=_now(request), windows=windows)
+        return render_html(report)
+
+    try:
+        html = await run_in_threadpool(run)
+    except UnknownClientError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except BadMonthError as exc:
+        raise HTTPException(422, f"month: {exc}") from None
+    response = secure(HTMLResponse(html))
+    response.headers["Content-Security-Policy"] = REPORT_CSP
+    return response
 
 
 # ------------------------------------------------------------------------------ errors and hooks

@@ -22,10 +22,12 @@ from controller.errors import ConfigError
 from controller.fleet import STATUS_NAMES, HostView, load_fleet
 from controller.store.models import Host, Report, StateChange
 from controller.ui.access import Identity, sees
+from controller.workflows import rollouts as rollout_store
 from controller.workflows import runs as run_store
-from controller.workflows.errors import UnknownRunError
+from controller.workflows.errors import UnknownRolloutError, UnknownRunError
 from controller.workflows.loader import load_playbook
 from controller.workflows.models import UpdateWindow, WorkflowRun
+from controller.workflows.rollouts import RolloutSummary
 from controller.workflows.state import TERMINAL
 from controller.workflows.template import render_plain
 from controller.workflows.windows import schedule_of
@@ -194,6 +196,30 @@ def client_of_host(cfg: ControllerConfig, host: str) -> str | None:
     return None if found is None else found[0].name
 
 
+def client_of_target(cfg: ControllerConfig, target: str) -> str | None:
+    """The client of a window's target (``client:NAME`` or a host name); None: no known client."""
+    return target.removeprefix("client:") if target.startswith("client:") else client_of_host(cfg, target)
+
+
+def rollout_clients(cfg: ControllerConfig, rollout: RolloutSummary) -> set[str | None]:
+    """The clients of a rollout's hosts (None for a host no longer in the config)."""
+    return {client_of_host(cfg, h.host) for h in rollout.hosts}
+
+
+def rollouts(session: Session, cfg: ControllerConfig, who: Identity, limit: int = 50) -> list[RolloutSummary]:
+    """The last rollouts ``who`` sees: those whose hosts are all of clients ``who`` sees (as the API)."""
+    return [r for r in rollout_store.list_rollouts(session, limit)
+            if all(sees(who, c) for c in rollout_clients(cfg, r))]
+
+
+def rollout(session: Session, cfg: ControllerConfig, who: Identity, rollout_id: int) -> RolloutSummary | None:
+    try:
+        found = rollout_store.summary(session, rollout_id)
+    except UnknownRolloutError:
+        return None
+    return found if all(sees(who, c) for c in rollout_clients(cfg, found)) else None
+
+
 def runs(session: Session, cfg: ControllerConfig, who: Identity, limit: int = 100) -> list[WorkflowRun]:
     rows = session.scalars(select(WorkflowRun).order_by(WorkflowRun.id.desc()).limit(limit))
     return [r for r in rows if sees(who, client_of_host(cfg, r.host))]
@@ -237,13 +263,13 @@ def backup_location(row: WorkflowRun) -> str | None:
 
 
 def windows(session: Session, cfg: ControllerConfig, who: Identity,
-            now: float) -> list[tuple[UpdateWindow, float | None]]:
+            now: float) -> list[tuple[UpdateWindow, float | None, str | None]]:
+    """(window, its next start or None when disabled, its client) of the windows ``who`` sees."""
     out = []
     for w in session.scalars(select(UpdateWindow).order_by(UpdateWindow.name)):
-        client = (w.target.removeprefix("client:") if w.target.startswith("client:")
-                  else client_of_host(cfg, w.target))
+        client = client_of_target(cfg, w.target)
         if sees(who, client):
-            out.append((w, next_start(w, now) if w.enabled else None))
+            out.append((w, next_start(w, now) if w.enabled else None, client))
     return out
 
 
