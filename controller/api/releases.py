@@ -58,7 +58,7 @@ def _fleet_wide(who: Identity) -> str:
     return who.name
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses={200: {"description": "the release was held already: that hold"}})
 async def hold(request: Request, response: Response, who: RoleAdmin, body: HoldIn) -> dict[str, Any]:
     db = _db(request)
     operator = _fleet_wide(who)

@@ -40,12 +40,6 @@ def error(code: int, text: str | None = None) -> dict[int | str, dict[str, Any]]
     return {code: entry}
 
 
-#: The shape of a ``since``/``until`` query value: a date or an ISO time. A pattern cannot say which
-#: dates exist (2026-02-31 matches), so those still get the handler's 422 naming the parameter.
-INSTANT = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-           r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$")
-
-
 def unprocessable(msg: str, *loc: str | int) -> HTTPException:
     """A 422 in the same shape as FastAPI's own validation errors."""
     return HTTPException(422, [{"loc": list(loc) or ["body"], "msg": msg, "type": "value_error"}])

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from controller.api.auth import Identity, RoleAdmin, RoleOperator, RoleViewer, client_of_host, visible_host
-from controller.api.responses import INSTANT, error, unprocessable
+from controller.api.responses import error, unprocessable
 from controller.configkit import parse_instant
 from controller.errors import ConfigError
 from controller.runtime import WorkflowRuntime
@@ -62,11 +62,11 @@ class RunIn(BaseModel):
 
 
 class RolloutIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
     playbook: Name
     hosts: list[Name] = Field(default_factory=list, max_length=10000,
                               description="these hosts, in this order (or client, or all)")
-    client: Name | None = Field(default=None, description="every host of the client with an SSH address")
+    client: Name | SkipJsonSchema[None] = Field(default=None,
+                                                description="every host of the client with an SSH address")
     all: bool = Field(default=False, description="every host with an SSH address")
     canary: Name | None = Field(default=None, description="the host run first, alone (default: the first)")
     batch_size: Annotated[str, Field(pattern=r"^[0-9]{1,6}%?$")] = Field(
@@ -76,6 +76,26 @@ class RolloutIn(BaseModel):
     vars: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=4000)]] = Field(
         default_factory=dict, max_length=100)
     dry_run: bool = False
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [  # exactly one of the three
+        {"required": ["hosts"], "properties": {"hosts": {"minItems": 1}, "all": {"const": False}},
+         "not": {"required": ["client"]}},
+        {"required": ["client"], "properties": {"hosts": {"maxItems": 0}, "all": {"const": False}}},
+        {"required": ["all"], "properties": {"all": {"const": True}, "hosts": {"maxItems": 0}},
+         "not": {"required": ["client"]}}]})
+
+    @field_validator("client", mode="before")
+    @classmethod
+    def _client_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("a name (leave the key out rather than null)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> RolloutIn:
+        if sum((bool(self.hosts), self.client is not None, self.all)) != 1:
+            raise ValueError("give exactly one of hosts, client or all")
+        return self
 
 
 class RolloutStarted(BaseModel):
@@ -155,8 +175,8 @@ async def list_runs(request: Request, who: RoleViewer,
                     client: Annotated[str | None, Query(max_length=100)] = None,
                     host: Annotated[str | None, Query(max_length=100)] = None,
                     state: Annotated[RunState | None, Query()] = None,
-                    since: Annotated[str | None, Query(max_length=64, pattern=INSTANT)] = None,
-                    until: Annotated[str | None, Query(max_length=64, pattern=INSTANT)] = None,
+                    since: Annotated[str | None, Query(max_length=64)] = None,
+                    until: Annotated[str | None, Query(max_length=64)] = None,
                     ) -> list[dict[str, Any]]:
     rt = _runtime(request)
     start, end = instant("since", since), instant("until", until)

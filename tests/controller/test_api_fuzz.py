@@ -36,7 +36,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 
 [[operations]]
 include-path-regex = "^/api/v1/(runs|incidents)$"
-# since/until: a pattern gives their shape but cannot say which dates exist (2026-02-31): 422
+# since/until: "a date or an ISO time" (2026-02-30 is neither) is checked by the handler: 422 naming it
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 """
 
