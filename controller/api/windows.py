@@ -14,7 +14,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -33,7 +33,7 @@ WindowName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-
 
 
 class WindowEdit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"not": {"required": ["host", "client"]}})
     host: Name | None = None
     client: Name | None = None
     playbook: Name | None = None
@@ -42,6 +42,12 @@ class WindowEdit(BaseModel):
     timezone: str | None = Field(default=None, max_length=64)
     vars: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=4000)]] | None = Field(
         default=None, max_length=100, description="replaces the window's variables")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> WindowEdit:
+        if self.host is not None and self.client is not None:
+            raise ValueError("give at most one of host or client")
+        return self
 
 
 @changes_router.get("/window-changes")
