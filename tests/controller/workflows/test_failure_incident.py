@@ -171,7 +171,7 @@ def test_the_drill_runs_in_an_update_window_on_every_host(
     with store.session() as s:
         [occurrence] = occurrences(s, window_id)
     assert occurrence["status"] == "done" and occurrence["run_ids"] == [1, 2, 3, 4]
-    assert occurrence["detail"] == ("portal-a: run 1 SUCCEEDED; portal-b: run 2 FAILED; "
+    assert occurrence["detail"] == ("rollout 1; portal-a: run 1 SUCCEEDED; portal-b: run 2 FAILED; "
                                     "portal-c: run 3 ROLLED_BACK; portal-d: run 4 SUCCEEDED")
     truncated, unloadable = incidents.opened
     assert (truncated.host, unloadable.host) == ("portal-b", "portal-c")
