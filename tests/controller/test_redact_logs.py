@@ -10,6 +10,7 @@ import pytest
 from controller.config import parse
 from controller.errors import ConfigError
 from controller.redact import LOG_REDACTOR, Redactor, install_log_redaction, url_secrets
+from tests.tlsfiles import self_signed
 
 
 @pytest.fixture
@@ -122,34 +123,8 @@ def test_other_keys_still_show_what_was_given() -> None:
 
 
 def test_tls_files_are_checked_with_clear_errors(tmp_path: Path) -> None:
-    import subprocess
-
     def pair(name: str) -> tuple[Path, Path]:
-        cert, key = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                str(key),
-                "-out",
-                str(cert),
-                "-days",
-                "1",
-                "-subj",
-                f"/CN={name}",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        return cert, key
+        return self_signed(tmp_path / f"{name}.crt", tmp_path / f"{name}.key", cn=name, days=1)
 
     cert, key = pair("one")
     _, other_key = pair("two")

@@ -29,6 +29,7 @@ from controller.store.db import Database
 from tests.agent.pushsink import PushSink
 from tests.controller.proc import ControllerProcess
 from tests.controller.reports import body, make_report
+from tests.tlsfiles import self_signed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -54,32 +55,7 @@ def free_port(host: str) -> int:
 @pytest.fixture(scope="module")
 def tls_controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsController]:
     tmp = tmp_path_factory.mktemp("tls")
-    cert, key = tmp / "controller.crt", tmp / "controller.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "2",
-            "-subj",
-            f"/CN={CONTROLLER}",
-            "-addext",
-            f"subjectAltName=IP:{CONTROLLER}",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    cert, key = self_signed(tmp / "controller.crt", tmp / "controller.key", cn=CONTROLLER, ip=CONTROLLER)
     config = tmp / "controller.yaml"
     config.write_text(
         yaml.safe_dump(
