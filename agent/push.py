@@ -20,7 +20,10 @@ answer                                     outcome    what happens
                                                       token delivers the backlog
 408, 429, 5xx, other codes, connection     retry      kept; next attempt after an exponential
 refused, timeout, TLS failure, a proxy                backoff (1 s doubling, capped at 60 s,
-that is down or refuses the CONNECT                   jittered to 50-100 %)
+that is down or refuses the CONNECT                   jittered to 50-100 %), or after the
+                                                      answer's ``Retry-After`` when that is
+                                                      longer (429 and 503; seconds or an HTTP
+                                                      date, at most 600 s)
 any other 4xx (400, 413, 422, ...)         rejected   logged as ERROR with the status and the
                                                       controller's message, moved to
                                                       ``spool.dir/rejected/`` (newest 20 kept),
@@ -35,6 +38,7 @@ tunnel, still verified end to end; the proxy's credentials are never logged eith
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import random
@@ -81,17 +85,46 @@ class PushResult:
     # proxy
     status: Optional[int] = None
     message: str = ""
+    retry_after: Optional[float] = None  # seconds the controller asked to wait (429/503 Retry-After)
 
 
-def classify(status: int, message: str = "") -> PushResult:
-    """The outcome of an HTTP answer (see the module docstring's table)."""
+#: The longest ``Retry-After`` honoured: a proxy or controller asking for more (or a clock skewed HTTP
+#: date) does not silence the agent for longer; the spool keeps the reports meanwhile.
+RETRY_AFTER_CAP = 600.0
+
+
+def parse_retry_after(value: Optional[str], now: Callable[[], float] = time.time) -> Optional[float]:
+    """A ``Retry-After`` header's seconds (delta-seconds or an HTTP date, RFC 9110 10.2.3), capped at
+    :data:`RETRY_AFTER_CAP`; None when absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now()
+    return min(RETRY_AFTER_CAP, max(0.0, seconds))
+
+
+def classify(status: int, message: str = "", retry_after: Optional[float] = None) -> PushResult:
+    """The outcome of an HTTP answer (see the module docstring's table); ``retry_after`` is kept for a
+    429 or 503 only."""
+    if status in (429, 503):
+        reason = "throttled" if status == 429 else "http_5xx"
+        return PushResult(Outcome.RETRY, reason, status, message, retry_after)
     if 200 <= status < 300:
         return PushResult(Outcome.DELIVERED, "ok", status, message)
     if status == 409:
         return PushResult(Outcome.DELIVERED, "duplicate", status, message)
     if status in (401, 403):
         return PushResult(Outcome.RETRY, "auth", status, message)
-    if status in (408, 429):
+    if status == 408:
         return PushResult(Outcome.RETRY, "throttled", status, message)
     if 400 <= status < 500:
         return PushResult(Outcome.REJECTED, "http_4xx", status, message)
@@ -190,7 +223,7 @@ class HttpTransport:
             answer = exchange(sock, request, head_only=False, max_body=64 * 1024,
                               before_read=lambda: connected.settimeout(self._timeout))
             keep = answer.reusable  # all read, and the server keeps it
-            return classify(answer.status, _message(answer.body))
+            return classify(answer.status, _message(answer.body), parse_retry_after(answer.header("Retry-After")))
         except _STALE as exc:
             if reused:  # the kept connection was closed by the controller: once more, on a new one
                 return self.send(body)
@@ -321,6 +354,8 @@ class Pusher:
             self._failures += 1
             failures = max(self._failures, 7) if result.reason == "auth" else self._failures
             delay = self._backoff.delay(failures, self._rng)
+            if result.retry_after is not None:  # the controller (or a proxy) said how long
+                delay = max(delay, result.retry_after)
             self._retry_at = self._clock() + delay
             waiting = self._spool.stats().reports
             what = f"HTTP {result.status}: {result.message}" if result.status else result.message

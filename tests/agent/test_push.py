@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.push import Backoff, HttpTransport, Outcome, Pusher, PushResult, classify
+from agent.push import Backoff, HttpTransport, Outcome, Pusher, PushResult, classify, parse_retry_after
 from agent.spool import Spool
 from tests.agent.pushsink import PushSink
 
@@ -96,6 +96,32 @@ def test_backoff_doubles_is_capped_and_jittered() -> None:
     backoff = Backoff(base=1.0, cap=60.0)
     assert [backoff.delay(n, lambda: 1.0) for n in (1, 2, 3, 7, 20)] == [1.0, 2.0, 4.0, 60.0, 60.0]
     assert backoff.delay(3, lambda: 0.0) == 2.0  # jitter takes at most half off
+
+
+def test_retry_after_is_read_as_seconds_or_a_date_and_capped() -> None:
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=lambda: 1445412480.0) == 30.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=lambda: 1445412500.0) == 0.0  # past
+    assert parse_retry_after("86400") == 600.0  # a day asked: the agent comes back after 10 min
+    assert parse_retry_after("soon") is None and parse_retry_after("-5") is None
+    assert classify(429, "", 120.0).retry_after == 120.0
+    assert classify(503, "", 30.0).retry_after == 30.0
+    assert classify(500, "", 30.0).retry_after is None  # only 429 and 503 carry it
+
+
+def test_a_longer_retry_after_replaces_the_backoff_a_shorter_one_does_not(spool: Spool) -> None:
+    clock = Clock()
+    throttled = PushResult(Outcome.RETRY, "throttled", 429, "slow down", retry_after=45.0)
+    pusher = Pusher(spool, ScriptedTransport(throttled), backoff=Backoff(base=1.0), clock=clock,
+                    rng=lambda: 1.0)
+    assert pusher.drain() is False and pusher.retry_in() == 45.0
+    soon = PushResult(Outcome.RETRY, "http_5xx", 503, "restarting", retry_after=0.5)
+    clock.now = 100.0
+    pusher = Pusher(spool, ScriptedTransport(soon), backoff=Backoff(base=1.0), clock=clock, rng=lambda: 1.0)
+    assert pusher.drain() is False and pusher.retry_in() == 1.0  # the backoff's own 1 s
+    kept = spool.oldest()
+    assert kept is not None and kept[0] == 1
 
 
 def test_a_4xx_is_logged_loudly_moved_aside_and_the_next_report_goes(

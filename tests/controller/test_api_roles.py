@@ -19,6 +19,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from agent.push import HttpTransport, Pusher
+from agent.spool import Spool
 from controller import inventory, operators
 from controller.alerting import incidents as service
 from controller.alerting import queries
@@ -262,6 +264,25 @@ def test_rate_limits_answer_429_with_retry_after_per_token(tmp_path: Path, live_
     got = [httpx.get(f"{api.url}/api/v1/hosts", headers=api.operator(), timeout=30) for _ in range(4)]
     assert [r.status_code for r in got] == [200, 200, 200, 429]
     assert int(got[3].headers["retry-after"]) >= 1 and "too many requests" in got[3].json()["detail"]
+    api.db.dispose()
+
+
+def test_the_agent_waits_as_long_as_the_controllers_retry_after(tmp_path: Path, live_server: Any) -> None:
+    """The agent's own backoff after one failure is at most 1 s; a throttled agent waits what the
+    controller's 429 asks instead (it would otherwise come back 100 times in that time)."""
+    api = start_api(tmp_path, live_server, limits={"agent": {"per_second": 0.01, "burst": 1}})
+    spool = Spool(tmp_path / "spool", max_bytes=10**6)
+    for seq in (1, 2):
+        spool.append(seq, body(make_report("web1", seq)))
+    pusher = Pusher(spool, HttpTransport(api.url, api.agent_tokens["web1"]), clock=lambda: 1000.0,
+                    rng=lambda: 1.0)
+    assert pusher.drain() is False  # the first report taken, the second throttled
+    kept = spool.oldest()
+    assert kept is not None and kept[0] == 2  # kept for later
+    stats = pusher.stats()
+    assert (stats.delivered_total, stats.errors_total) == (1, {"throttled": 1})
+    assert 90 <= pusher.retry_in() <= 100  # Retry-After: 100 (1 / 0.01 s), not the backoff's 1 s
+    pusher.close()
     api.db.dispose()
 
 
