@@ -24,8 +24,9 @@ monthly report reads them); the outbox bounds its own rows (:mod:`controller.ale
 :class:`Pruner` is the loop ``serve`` runs (the monitor's ``boxkeeper-retention`` thread): a batch,
 a pause of ``retention.pause`` so ingest gets the writer, again until nothing is due, then a check
 every ``retention.interval``. ``gate`` lets a caller run it only where it should (one controller).
-``retention.batch`` was chosen so that the write transaction of a batch stays under 50 ms
-(``bench/db_size_bench.py``, docs/benchmarks.md).
+Batches start at ``retention.batch`` rows and adapt (:func:`next_size`) so that a batch's write
+transaction stays under ``retention.max_write`` (25 ms: half the 50 ms the writer may be held, so
+that a slower batch than the last still fits; ``bench/db_size_bench.py``, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ DAY = 86400.0
 GAP_FACTOR = 2.0
 SECONDS = ("ok_seconds", "warning_seconds", "critical_seconds", "unknown_seconds")
 
-BatchRows = Annotated[int, Strict(), Field(ge=10, le=100_000), Expect("an integer from 10 to 100000")]
+MIN_BATCH = 10
+BatchRows = Annotated[int, Strict(), Field(ge=MIN_BATCH, le=100_000), Expect("an integer from 10 to 100000")]
 
 
 class RetentionSettings(ConfigModel):
@@ -67,7 +69,8 @@ class RetentionSettings(ConfigModel):
     enabled: Bool = True  # false: keep every report forever (the behaviour before retention)
     raw_reports: Duration = 7 * DAY
     summaries: Duration = 400 * DAY
-    batch: BatchRows = 100  # rows per batch (see the module docstring)
+    batch: BatchRows = 100  # rows per batch at most, and the first batch's size (module docstring)
+    max_write: Duration = 0.025  # a batch's write transaction should take less: batches adapt to it
     pause: Duration = 0.05  # between two batches: ingest gets the writer
     interval: Duration = 60.0  # when nothing was due: look again after this long
 
@@ -209,8 +212,8 @@ def _fold_reports(db: Database, batch: int, cutoff: float) -> Batch | None:
             select(R.received_at).where(R.host_id == host_id, later).order_by(R.received_at, R.id).limit(1)
         ).scalar()
     seconds = summarise_reports([(row.received_at, row.body) for row in rows], next_at)
-    started = time.perf_counter()
     with db.transaction() as conn:
+        started = time.perf_counter()  # the writer is ours from here (waiting for it is not counted)
         _add(conn, host_id, seconds, {})
         _delete(conn, R, [row.id for row in rows])
     return Batch("reports", len(rows), time.perf_counter() - started)
@@ -230,8 +233,8 @@ def _fold_changes(db: Database, batch: int, cutoff: float) -> Batch | None:
             .where(S.host_id == host_id, S.at < cutoff).order_by(S.at, S.id).limit(batch)
         ).all()
     changes = count_changes((row.check_name, row.at, row.old_status, row.new_status) for row in rows)
-    started = time.perf_counter()
     with db.transaction() as conn:
+        started = time.perf_counter()
         _add(conn, host_id, {}, changes)
         _delete(conn, S, [row.id for row in rows])
     return Batch("state_changes", len(rows), time.perf_counter() - started)
@@ -249,8 +252,8 @@ def _expire_summaries(db: Database, batch: int, cutoff: float) -> Batch | None:
         hours = conn.execute(
             select(C.hour).where(C.host_id == host_id, C.hour < cutoff).order_by(C.hour).limit(batch)
         ).scalars().all()
-    started = time.perf_counter()
     with db.transaction() as conn:  # whole hours: at most batch + one hour's checks
+        started = time.perf_counter()
         removed = conn.execute(
             delete(_HOURS).where(_HOURS.c.host_id == host_id, _HOURS.c.hour < cutoff,
                                  _HOURS.c.hour <= hours[-1])
@@ -258,13 +261,27 @@ def _expire_summaries(db: Database, batch: int, cutoff: float) -> Batch | None:
     return Batch("summaries", removed, time.perf_counter() - started)
 
 
-def prune_batch(db: Database, cfg: RetentionSettings, now: float) -> Batch | None:
-    """One bounded batch of the first step with work (module docstring); None: nothing was due."""
+def prune_batch(db: Database, cfg: RetentionSettings, now: float, size: int | None = None) -> Batch | None:
+    """One bounded batch (``size`` rows, default ``cfg.batch``) of the first step with work (module
+    docstring); None: nothing was due."""
     if not cfg.enabled:
         return None
+    size = size or cfg.batch
     cutoff = now - cfg.raw_reports
-    return (_fold_reports(db, cfg.batch, cutoff) or _fold_changes(db, cfg.batch, cutoff)
-            or _expire_summaries(db, cfg.batch, now - cfg.summaries))
+    return (_fold_reports(db, size, cutoff) or _fold_changes(db, size, cutoff)
+            or _expire_summaries(db, size, now - cfg.summaries))
+
+
+def next_size(size: int, held: float, cfg: RetentionSettings) -> int:
+    """The next batch's size after one that held the writer ``held`` seconds: halved when it took
+    longer than ``cfg.max_write``, a quarter larger (up to ``cfg.batch``) when it took less than half
+    of it — the chunk-time rule of Percona's pt-archiver / pt-online-schema-change, so that a busy
+    disk or CPU shrinks the batches instead of stretching the writer's hold."""
+    if held > cfg.max_write:
+        return max(MIN_BATCH, size // 2)
+    if held < cfg.max_write / 2:
+        return min(cfg.batch, size + max(1, size // 4))
+    return size
 
 
 def prune_once(db: Database, cfg: RetentionSettings, now: float) -> bool:
@@ -285,13 +302,15 @@ class Pruner:
         self.batches = 0
         self.errors = 0
         self.longest_write = 0.0  # seconds: the longest write transaction of a batch so far
+        self.size = cfg.batch  # rows in the next batch (adapted: next_size)
+        self.last: Batch | None = None  # the last batch done
 
     def step(self) -> bool:
         """One batch if the gate allows; True when one was done."""
         if not self.gate():
             return False
         try:
-            batch = prune_batch(self.db, self.cfg, self.clock())
+            batch = prune_batch(self.db, self.cfg, self.clock(), self.size)
         except Exception:
             self.errors += 1
             log.exception("pruning batch failed; retrying in %.0f s", self.cfg.interval)
@@ -299,8 +318,10 @@ class Pruner:
         if batch is None:
             return False
         self.batches += 1
+        self.last = batch
         self.longest_write = max(self.longest_write, batch.write_seconds)
         log.debug("pruned %d %s in %.1f ms", batch.rows, batch.kind, batch.write_seconds * 1000)
+        self.size = next_size(self.size, batch.write_seconds, self.cfg)
         return True
 
     def run(self, stop: threading.Event) -> None:

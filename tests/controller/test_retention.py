@@ -173,6 +173,29 @@ def test_the_pruner_thread_prunes_until_nothing_is_due_and_stops(
     assert sum(v[0] for v in _hours(db).values()) == 2 * 30 * 15  # two checks, 30 reports of 15 s
 
 
+def test_batches_shrink_when_a_write_is_slow_and_grow_back_when_it_is_quick(
+    db: Database, web1: inventory.TokenOwner,
+) -> None:
+    """A batch whose write took longer than retention.max_write halves the next one (down to 10
+    rows); a quick one (under half of it) lets it grow back by a quarter, up to retention.batch."""
+    for seq in range(1, 201):
+        _push(db, web1, seq, H0 + 15 * seq)
+    slow = RetentionSettings(raw_reports=DAY, batch=80, max_write=1e-9)  # every write is "too slow"
+    pruner = Pruner(db, slow, clock=lambda: H0 + 3 * DAY)
+    rows = []
+    for _ in range(5):
+        assert pruner.step() and pruner.last is not None
+        rows.append(pruner.last.rows)
+    assert rows == [80, 40, 20, 10, 10]
+    quick = RetentionSettings(raw_reports=DAY, batch=80, max_write=3600.0)  # every write is quick
+    pruner.cfg = quick
+    for _ in range(3):
+        assert pruner.step() and pruner.last is not None
+        rows.append(pruner.last.rows)
+    assert rows[5:] == [10, 12, 15]
+    assert _count(db, Report) == 200 - sum(rows)
+
+
 def test_the_pruner_does_nothing_where_its_gate_says_no(db: Database, web1: inventory.TokenOwner) -> None:
     _push(db, web1, 1, H0)
     pruner = Pruner(db, SETTINGS, clock=lambda: H0 + 3 * DAY, gate=lambda: False)
