@@ -223,7 +223,8 @@ class HttpTransport:
             answer = exchange(sock, request, head_only=False, max_body=64 * 1024,
                               before_read=lambda: connected.settimeout(self._timeout))
             keep = answer.reusable  # all read, and the server keeps it
-            return classify(answer.status, _message(answer.body), parse_retry_after(answer.header("Retry-After")))
+            wait = parse_retry_after(answer.header("Retry-After"))
+            return classify(answer.status, _message(answer.body), wait)
         except _STALE as exc:
             if reused:  # the kept connection was closed by the controller: once more, on a new one
                 return self.send(body)

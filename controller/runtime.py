@@ -33,7 +33,7 @@ from controller.workflows.loader import find_playbook, load_playbook
 from controller.workflows.models import UpdateWindow
 from controller.workflows.outcomes import ServiceIncidents
 from controller.workflows.playbook import Playbook
-from controller.workflows.rollouts import RolloutDriver, RolloutSummary, create_rollout, make_plan
+from controller.workflows.rollouts import RolloutDriver, RolloutSummary, create_rollout, make_plan, reap
 from controller.workflows.runs import RunSummary
 from controller.workflows.ssh import SSHTarget
 from controller.workflows.template import Value
@@ -44,6 +44,8 @@ log = logging.getLogger("boxkeeper.workflows")
 #: A run's host is muted this long at most; the mute is removed when the run ends, and lapses by
 #: itself if the controller dies mid-run (reconciliation then decides, not the alerts).
 RUN_MUTE_SECONDS = 6 * 3600
+#: how often `serve` looks for rollouts whose driving process died
+REAP_SECONDS = 60
 
 PLAYBOOKS_ENV = "BOXKEEPER_PLAYBOOKS"
 SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
@@ -396,12 +398,25 @@ class WorkflowRuntime:
                                 run.id, run.host, run.state)
             except Exception:
                 log.exception("reconciling unfinished runs failed; run `boxkeeper update reconcile`")
+            self.reap_rollouts()
             self._windows = self.window_scheduler()
             self._windows.start()
+            self._windows.scheduler.add_job(self.reap_rollouts, "interval", seconds=REAP_SECONDS,
+                                            id="rollouts-reap", jobstore="local", replace_existing=True)
 
         thread = threading.Thread(target=begin, name="workflows-start", daemon=True)
         self._threads.append(thread)
         thread.start()
+
+    def reap_rollouts(self) -> None:
+        """End rollouts whose driving process died (controller/workflows/rollouts.py ``reap``)."""
+        try:
+            for rollout in reap(self.db.session, now=time.time()):
+                log.warning("rollout %d of %s: its driving process stopped; ended STOPPED (incident %s)",
+                            rollout.id, rollout.playbook, rollout.incident_id)
+        except Exception:
+            log.exception("looking for rollouts whose driver stopped failed; trying again in %d s",
+                          REAP_SECONDS)
 
     def stop_service(self, timeout: float = 5.0) -> None:
         if self._windows is not None:

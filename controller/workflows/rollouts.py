@@ -19,6 +19,15 @@ batch starts, runs going finish; *resume*; *abort* — no new run starts, runs g
 workflow normally (a run is never cut off mid-update). The driver reads the request between runs.
 A paused rollout not resumed within :data:`PAUSE_LIMIT` is aborted.
 
+A driving process that dies (``kill -9``, a lost SSH session of ``update run --hosts``, the leading
+``serve`` of two) leaves its rollout RUNNING. The driver therefore touches the rollout's
+``updated_at`` every :data:`HEARTBEAT` seconds while it lives, and :func:`reap` — run by ``serve``
+after its start-up reconciliation and every minute after — ends a RUNNING or PAUSED rollout silent
+for :data:`STALE_AFTER` as STOPPED with its incident naming the hosts not attempted (AWX reaps a
+job whose node died the same way). It is not resumed: its variables, which may hold secrets, are
+not stored, and whether the rest of the fleet should still get the release is an operator's call
+(``update run PLAYBOOK --hosts`` the hosts the incident names).
+
 Store functions take a session; :class:`RolloutDriver` takes a session factory and callables for the
 edges (run one host, open the incident, the clock), so it is tested with fakes and driven for real by
 :mod:`controller.runtime`.
@@ -26,6 +35,7 @@ edges (run one host, open the incident, the clock), so it is tested with fakes a
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -39,8 +49,11 @@ from sqlalchemy.orm import Session
 from controller.alerting.incidents import open_incident
 from controller.errors import ConfigError
 from controller.workflows.errors import RolloutStateError, UnknownRolloutError
+from controller.workflows.models import WorkflowRun
 from controller.workflows.rollout_models import Rollout, RolloutHost
 from controller.workflows.runs import RunSummary, SessionFactory
+
+log = logging.getLogger(__name__)
 
 RUNNING, PAUSED, SUCCEEDED, FINISHED, STOPPED, ABORTED = (
     "RUNNING", "PAUSED", "SUCCEEDED", "FINISHED", "STOPPED", "ABORTED")
@@ -51,6 +64,9 @@ PENDING, STARTED, REFUSED, NOT_STARTED, NOT_ATTEMPTED = (
 #: outcomes that spend the failure budget (SKIPPED — a held release — and NOT_STARTED do not)
 FAILING = frozenset({"ROLLED_BACK", "FAILED", "QUARANTINED", REFUSED})
 PAUSE_LIMIT = 24 * 3600.0
+#: seconds between two signs of life of a rollout's driver, and the silence after which it is reaped
+HEARTBEAT = 30.0
+STALE_AFTER = 4 * HEARTBEAT
 
 #: run one host: (host, called with the run id once the run exists) -> its summary, or why refused
 HostRun = Callable[[str, Callable[[int], None]], RunSummary | str]
@@ -262,6 +278,48 @@ def open_stopped_incident(session: Session, rollout: RolloutSummary, reason: str
     return incident.id
 
 
+# ---------------------------------------------------------------------------------------- reaping
+
+
+def beat(sessions: SessionFactory, rollout_id: int, now: float) -> bool:
+    """The driver's sign of life; False once the rollout has ended (the heartbeat stops)."""
+    with sessions() as s:
+        r = _get(s, rollout_id)
+        if r.state in ENDED:
+            return False
+        r.updated_at = now
+        return True
+
+
+def reap(sessions: SessionFactory, *, now: float, stale_after: float = STALE_AFTER,
+         incident: IncidentOpener = open_stopped_incident) -> list[RolloutSummary]:
+    """End every RUNNING or PAUSED rollout whose driver gave no sign of life for ``stale_after``
+    seconds: STOPPED, its hosts not started NOT_ATTEMPTED, a started host's outcome its run's state
+    (its run is reconciled on its own), and ONE incident (module docstring)."""
+    with sessions() as s:
+        stale = list(s.scalars(select(Rollout.id).where(Rollout.state.in_((RUNNING, PAUSED)),
+                                                        Rollout.updated_at < now - stale_after)))
+    reaped = []
+    for rollout_id in stale:
+        with sessions() as s:
+            r = _get(s, rollout_id)
+            if r.state not in (RUNNING, PAUSED) or r.updated_at >= now - stale_after:
+                continue  # its driver spoke meanwhile, or another controller reaped it
+            silent = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(r.updated_at))
+            reason = f"its driving process stopped (no sign of life since {silent})"
+            for row in s.scalars(select(RolloutHost).where(RolloutHost.rollout_id == rollout_id,
+                                                           RolloutHost.outcome.in_((PENDING, STARTED)))):
+                run = s.get(WorkflowRun, row.run_id) if row.run_id is not None else None
+                row.outcome = run.state if run is not None else NOT_ATTEMPTED
+            r.state, r.finished_at = STOPPED, now
+            _note(r, f"{STOPPED}: {reason}", now)
+            s.flush()
+            r.incident_id = incident(s, summary(s, rollout_id), reason)
+        with sessions() as s:
+            reaped.append(summary(s, rollout_id))
+    return reaped
+
+
 # ---------------------------------------------------------------------------------------- driving
 
 
@@ -273,7 +331,7 @@ class RolloutDriver:
                  gate: Gate | None = None, on_event: Callable[[str], None] = lambda text: None,
                  incident: IncidentOpener = open_stopped_incident, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, poll: float = 1.0,
-                 pause_limit: float = PAUSE_LIMIT) -> None:
+                 pause_limit: float = PAUSE_LIMIT, heartbeat: float = HEARTBEAT) -> None:
         self.sessions = sessions
         self.run_host = run_host
         self.failing = failing
@@ -281,8 +339,28 @@ class RolloutDriver:
         self.on_event = on_event
         self.incident = incident
         self.clock, self.sleep, self.poll, self.pause_limit = clock, sleep, poll, pause_limit
+        self.heartbeat = heartbeat
 
     def drive(self, rollout_id: int) -> RolloutSummary:
+        """Drive the rollout to its end, with a heartbeat thread while it goes (:func:`reap`)."""
+        done = threading.Event()
+
+        def beating() -> None:
+            while not done.wait(self.heartbeat):
+                try:
+                    if not beat(self.sessions, rollout_id, self.clock()):
+                        return
+                except Exception:  # a busy database: the next beat tries again
+                    log.warning("rollout %d: heartbeat not recorded; trying again", rollout_id, exc_info=True)
+
+        thread = threading.Thread(target=beating, name=f"rollout-{rollout_id}-heartbeat", daemon=True)
+        thread.start()
+        try:
+            return self._drive(rollout_id)
+        finally:
+            done.set()
+
+    def _drive(self, rollout_id: int) -> RolloutSummary:
         with self.sessions() as s:
             plan = summary(s, rollout_id)
         batches: dict[int, list[str]] = {}
@@ -318,7 +396,7 @@ class RolloutDriver:
         while True:
             with self.sessions() as s:
                 r = _get(s, rollout_id)
-                if r.control == "abort":
+                if r.control == "abort" or r.state in ENDED:  # ENDED: reaped while this driver starved
                     return "abort"
                 if r.control != "pause":
                     if r.state == PAUSED:
@@ -342,7 +420,8 @@ class RolloutDriver:
 
     def _aborting(self, rollout_id: int) -> bool:
         with self.sessions() as s:
-            return _get(s, rollout_id).control == "abort"
+            r = _get(s, rollout_id)
+            return r.control == "abort" or r.state in ENDED
 
     # -------------------------------------------------------------- one batch
 
@@ -399,10 +478,12 @@ class RolloutDriver:
     def _end(self, rollout_id: int, end: str, reason: str) -> RolloutSummary:
         now = self.clock()
         with self.sessions() as s:
+            r = _get(s, rollout_id)
+            if r.state in ENDED:  # reaped meanwhile (this driver was silent too long): that stands
+                return summary(s, rollout_id)
             for row in s.scalars(select(RolloutHost).where(RolloutHost.rollout_id == rollout_id,
                                                            RolloutHost.outcome.in_((PENDING, STARTED)))):
                 row.outcome = NOT_ATTEMPTED
-            r = _get(s, rollout_id)
             r.state, r.finished_at = end, now
             _note(r, f"{end}{': ' + reason if reason else ''}", now)
             s.flush()
