@@ -33,6 +33,7 @@ from controller.alerting.channels.registry import named as named_channels
 from controller.alerting.maintenance import MaintenanceWindow
 from controller.alerting.maintenance import named as named_windows
 from controller.configkit import (
+    NOT_SHOWN,
     Bool,
     ConfigModel,
     Expect,
@@ -124,7 +125,8 @@ def _run_vars(value: object) -> dict[str, Value]:
         elif isinstance(raw, list) and all(isinstance(word, str) for word in raw):
             out[key] = tuple(raw)
         else:
-            raise Invalid(key, "a string, a number, true/false or a list of words", raw)
+            # the value itself is not echoed: a host's vars may hold a secret (a playbook's secret variable)
+            raise Invalid(key, "a string, a number, true/false or a list of words", NOT_SHOWN)
     return out
 
 

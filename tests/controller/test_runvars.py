@@ -103,6 +103,13 @@ def test_bad_host_vars_and_sites_name_the_file_and_key(tmp_path: Path, host: dic
     assert expected in info.value.expected
 
 
+def test_a_bad_host_var_is_named_but_its_value_not_shown(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        config(tmp_path, vars={"api_token": {"value": "tok-7f3a9c"}})
+    assert info.value.key == "clients[0].hosts[1].vars.api_token"
+    assert "got a value not shown here" in str(info.value) and "tok-7f3a9c" not in str(info.value)
+
+
 def test_the_example_config_describes_a_host_with_vars_and_sites() -> None:
     example = Path(__file__).resolve().parents[2] / "config" / "controller.example.yaml"
     cfg = load(example, environ={})
