@@ -16,6 +16,14 @@ Writers queue before ``BEGIN IMMEDIATE``: threads of one process on a lock, proc
 handler sleeps up to 100 ms between tries, which left a worker idle while the other had long
 finished. The file lock is only a queue: after ``busy_timeout`` of waiting the writer goes ahead
 and SQLite's locking (which stays in charge of correctness) decides.
+
+WAL checkpoints run outside that queue: SQLite's automatic checkpoint runs inside the COMMIT that
+crosses 1,000 WAL pages (after SQLite's own write lock is released, but while the committing thread
+still holds the queue), and a checkpoint that copies and fsyncs megabytes kept the next writer
+waiting 30–80 ms more (measured: a pruning batch's commit, bench/db_size_bench.py). So connections
+have ``wal_autocheckpoint=0``, and after a write transaction has ended and left the queue, the
+writing thread runs a ``PASSIVE`` checkpoint (which never blocks writers or readers) at most once
+every :data:`CHECKPOINT_EVERY` seconds. The WAL then holds at most about that long of writes.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ def _to_json(value: Any) -> str:
 _JSON: dict[str, Any] = {"json_serializer": _to_json, "json_deserializer": pydantic_core.from_json}
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: seconds between two WAL checkpoints by one process (SQLite; see the module docstring)
+CHECKPOINT_EVERY = 1.0
 
 
 class Database:
@@ -75,6 +85,9 @@ class Database:
         self._lock_depth = 0
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
             self._lock_path = self.url.database + "-writer.lock"
+        self._checkpoint_lock = threading.Lock()
+        self._checkpointed = 0.0  # time.monotonic() of this process's last checkpoint
+        self.checkpoints = 0  # how many this process ran (tests, /metrics)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="BEGIN"), expire_on_commit=False,
@@ -145,6 +158,29 @@ class Database:
         finally:
             self._write_lock.release()
 
+    def checkpoint(self, *, force: bool = False) -> bool:
+        """A PASSIVE WAL checkpoint (SQLite file databases), at most once per CHECKPOINT_EVERY unless
+        ``force``; called after a write has left the writer queue. True when one ran."""
+        if self._lock_path is None or self._lock_depth:  # not while a write (an outer one) holds the queue
+            return False
+        if not force and time.monotonic() - self._checkpointed < CHECKPOINT_EVERY:
+            return False
+        if not self._checkpoint_lock.acquire(blocking=False):
+            return False  # another thread of this process is at it
+        try:
+            self._checkpointed = time.monotonic()
+            raw = self.engine.raw_connection()
+            try:  # the driver's connection is in autocommit: the pragma runs outside a transaction
+                raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+            finally:
+                raw.close()
+            self.checkpoints += 1
+            return True
+        except Exception:  # a checkpoint is housekeeping: the next write tries again
+            return False
+        finally:
+            self._checkpoint_lock.release()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends normally, rolled back on any error."""
@@ -156,6 +192,7 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+        self.checkpoint()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -163,6 +200,7 @@ class Database:
         if self._write_lock is not None:
             with self._writer(), self.engine.begin() as connection:
                 yield connection
+            self.checkpoint()
             return
         with self.engine.begin() as connection:
             yield connection
@@ -236,6 +274,7 @@ def _sqlite_events(engine: Engine, synchronous: str, busy_timeout_ms: int) -> No
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # Database.checkpoint does it, outside the queue
         cursor.close()
 
     @event.listens_for(engine, "begin")

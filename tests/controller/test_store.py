@@ -214,3 +214,35 @@ def test_writer_busy_tells_when_another_process_holds_the_sqlite_write_lock(tmp_
             os.close(other)
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("every", [0.0, 3600.0])
+def test_the_wal_is_checkpointed_after_writes_not_inside_their_commit(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, every: float) -> None:
+    """SQLite's own checkpoint is off (it ran inside the COMMIT, while the writer queue was held);
+    the process checkpoints after a write instead, so the WAL does not grow with every write.
+    With checkpoints due after every write the WAL stays small; with none due it keeps every write."""
+    from sqlalchemy import text
+
+    from controller.store import db as dbmod
+
+    monkeypatch.setattr(dbmod, "CHECKPOINT_EVERY", every)
+    path = tmp_path / "wal.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        db.upgrade()
+        with db.transaction() as conn:
+            conn.execute(text("CREATE TABLE blob (id INTEGER PRIMARY KEY, body TEXT)"))
+        for i in range(30):  # 30 write transactions of ~1 MB each
+            with db.transaction() as conn:
+                rows = [{"b": f"{i}" + "x" * 100_000}] * 10
+                conn.execute(text("INSERT INTO blob (body) VALUES (:b)"), rows)
+            with db.transaction() as conn:
+                conn.execute(text("DELETE FROM blob"))
+        wal = (tmp_path / "wal.db-wal").stat().st_size
+        if every == 0.0:
+            assert db.checkpoints >= 60 and wal < 5 * 2**20  # frames reused after each checkpoint
+        else:
+            assert db.checkpoints <= 1 and wal > 30 * 2**20  # nothing copied back yet: every MB still there
+    finally:
+        db.dispose()
