@@ -173,6 +173,9 @@ EN: dict[str, str] = {
     "windows.none": "No update windows.",
     "windows.refused": "The window was not added",
     "windows.enable": "Enable",
+    "windows.edit": "Change",
+    "windows.save": "Save the window",
+    "windows.edit_refused": "The window was not changed",
     "windows.disable": "Disable",
     "holds.help": "A release that failed its verify and was rolled back is held: no run or window installs "
                   "it again until it is released here (or with `boxkeeper releases release ID`).",
@@ -356,6 +359,9 @@ RU: dict[str, str] = {
     "windows.none": "Окон обновлений нет.",
     "windows.refused": "Окно не добавлено",
     "windows.enable": "Включить",
+    "windows.edit": "Изменить",
+    "windows.save": "Сохранить окно",
+    "windows.edit_refused": "Окно не изменено",
     "windows.disable": "Отключить",
     "holds.help": "Релиз, не прошедший проверку и откаченный, заблокирован: ни запуск, ни окно не установят "
                   "его снова, пока его не разблокируют здесь (или `boxkeeper releases release ID`).",

@@ -46,7 +46,7 @@ from controller.workflows import releases
 from controller.workflows import rollouts as rollout_store
 from controller.workflows.errors import RolloutStateError, RunRefused, UnknownRolloutError
 from controller.workflows.loader import parse_var_args
-from controller.workflows.windows import UnknownWindowError, add_window, set_enabled
+from controller.workflows.windows import UnknownWindowError, add_window, edit_window, set_enabled
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -706,6 +706,68 @@ async def window_add(request: Request, me: Me, name: Name, target: Annotated[str
     except IntegrityError:
         return me.render("message.html", status_code=409, title_key="windows.refused",
                          message=f"a window named {name!r} exists already")
+    return see_other("/ui/windows")
+
+
+def _window_target(request: Request, me: Visitor, target: str) -> str:
+    """The client of a window's target (``client:NAME`` or a host) that the visitor may add windows
+    for (422 when unknown, 403 when another client's)."""
+    cfg = request.app.state.cfg
+    if target.startswith("client:"):
+        found = cfg.client(target.removeprefix("client:"))
+        client = None if found is None else found.name
+    else:
+        client = views.client_of_host(cfg, target)
+    if client is None:
+        raise HTTPException(422, f"target: unknown host or client {target!r}")
+    me.require("window.add", client)
+    return str(client)
+
+
+def _window_row(request: Request, me: Visitor, name: str) -> tuple[Any, str | None]:
+    with _reading(request) as s:
+        rows = views.windows(s, request.app.state.cfg, me.identity, _now(request))
+    for w, _, client in rows:
+        if w.name == name:
+            return w, client
+    raise HTTPException(404, f"no update window named {name!r}")
+
+
+@router.get("/windows/{name}/edit")
+async def window_edit_form(request: Request, me: Me, name: str) -> Response:
+    window, client = await run_in_threadpool(_window_row, request, me, name)
+    me.require("window.add", client)
+    cfg = request.app.state.cfg
+    targets = [(f"client:{c.name}", c.name) for c in cfg.clients if me.can("window.add", c.name)]
+    targets += [(h.name, c.name) for c in cfg.clients for h in c.hosts if me.can("window.add", c.name)]
+    playbooks = sorted(p.stem for p in _runtime(request).playbooks_dir.glob("*.yaml"))
+    return me.render("window_edit.html", w=window, targets=targets, playbooks=playbooks)
+
+
+@router.post("/windows/{name}/edit")
+async def window_edit(request: Request, me: Me, name: str, target: Annotated[str, Form(max_length=200)],
+                      playbook: Name, cron: Annotated[str, Form(min_length=1, max_length=100)],
+                      duration_minutes: Annotated[int, Form(ge=1, le=7 * 24 * 60)],
+                      timezone: Annotated[str, Form(min_length=1, max_length=64)],
+                      csrf: Csrf = "") -> Response:
+    """Change a window's hosts (its target) and schedule, as ``PATCH /api/v1/windows/{name}``:
+    recorded with the operator (an admin of the window's client and of the new target's)."""
+    check_csrf(me, csrf)
+    _, client = await run_in_threadpool(_window_row, request, me, name)
+    me.require("window.add", client)
+    _window_target(request, me, target)
+
+    def write() -> None:
+        with _db(request).session() as s:
+            edit_window(s, name, actor=me.identity.name, now=_now(request), target=target, playbook=playbook,
+                        cron=cron, duration_minutes=duration_minutes, timezone=timezone.strip())
+
+    try:
+        await run_in_threadpool(write)
+    except UnknownWindowError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ConfigError as exc:
+        return me.render("message.html", status_code=422, title_key="windows.edit_refused", message=str(exc))
     return see_other("/ui/windows")
 
 

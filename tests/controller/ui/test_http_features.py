@@ -428,3 +428,41 @@ def test_the_incidents_list_refreshes_its_rows(tmp_path: Path, make_ui: Callable
     assert "portal down" in everything and "globex mysql down" not in everything  # its clients only
     page.client.cookies.clear()
     assert page.client.get("/ui/incidents/fragment").status_code == 401  # ui.js reloads to the sign-in
+
+
+def test_an_admin_changes_a_windows_hosts_and_schedule(tmp_path: Path, make_ui: Callable[..., Page]) -> None:
+    page = make_ui(tmp_path)
+    _window(page, "acme-sat", "client:acme")
+    _window(page, "globex-db", "db1")
+    _role(page, "admin", frozenset({"acme"}))
+    page.sign_in()
+    assert 'id="edit-acme-sat"' in page.client.get("/ui/windows").text
+    form = page.client.get("/ui/windows/acme-sat/edit").text
+    assert 'value="0 3 * * 6"' in form and '<option value="client:acme" selected>' in form
+    assert "client:globex" not in form  # another client's hosts are not offered
+    change = {"target": "web1", "playbook": "bitrix-modules-update", "cron": "30 2 * * 0",
+              "duration_minutes": "90", "timezone": "Europe/Moscow"}
+    assert page.client.post("/ui/windows/acme-sat/edit", data=change).status_code == 403  # no CSRF
+    done = page.client.post("/ui/windows/acme-sat/edit", data={**change, "csrf": page.csrf()},
+                            follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == "/ui/windows"
+    with page.db.read_session() as s:
+        row = s.scalars(select(UpdateWindow).where(UpdateWindow.name == "acme-sat")).one()
+        assert (row.target, row.cron, row.duration_minutes) == ("web1", "30 2 * * 0", 90)
+        edit = s.scalars(select(WindowChange).where(WindowChange.action == "edit")).one()
+        assert edit.actor == "alice" and "30 2 * * 0" in str(edit.changes)  # recorded as the API's PATCH
+    bad = page.client.post("/ui/windows/acme-sat/edit", data={**change, "cron": "0 25 * * *",
+                                                             "csrf": page.csrf()})
+    assert bad.status_code == 422 and "cron" in bad.text
+    moved = page.client.post("/ui/windows/acme-sat/edit",
+                             data={**change, "target": "db1", "csrf": page.csrf()})
+    assert moved.status_code == 403  # onto another client's host
+    assert page.client.get("/ui/windows/globex-db/edit").status_code == 404
+    other = page.client.post("/ui/windows/globex-db/edit", data={**change, "csrf": page.csrf()})
+    assert other.status_code == 404
+    _role(page, "operator")
+    page.sign_in()
+    assert 'id="edit-acme-sat"' not in page.client.get("/ui/windows").text
+    assert page.client.get("/ui/windows/acme-sat/edit").status_code == 403
+    refused = page.client.post("/ui/windows/acme-sat/edit", data={**change, "csrf": page.csrf()})
+    assert refused.status_code == 403
