@@ -1,14 +1,15 @@
 """The operator web page: ``/ui/`` on the controller's own port (``boxkeeper serve``).
 
 Pages (GET): ``/ui/`` fleet (+ ``/ui/fleet/fragment``, refreshed by ui.js), ``/ui/hosts/{name}``,
-``/ui/incidents``, ``/ui/incidents/{id}``, ``/ui/runs``, ``/ui/runs/new``, ``/ui/runs/{id}``
-(+ ``/fragment`` while it runs), ``/ui/rollouts``, ``/ui/rollouts/{id}``, ``/ui/windows``,
-``/ui/windows/new``, ``/ui/holds``,
+``/ui/incidents`` (+ ``/ui/incidents/fragment``), ``/ui/incidents/{id}``, ``/ui/runs``, ``/ui/runs/new``,
+``/ui/runs/{id}`` (+ ``/fragment`` while it runs), ``/ui/rollouts``, ``/ui/rollouts/new``,
+``/ui/rollouts/{id}``, ``/ui/windows``, ``/ui/windows/new``, ``/ui/windows/{name}/edit``, ``/ui/holds``,
 ``/ui/reports`` (the form) and ``/ui/clients/{client}/report?month=YYYY-MM`` (the printable report of
 controller/reports, served as it is, with its own CSP: inline style, no script); ``/ui/login``,
 ``/ui/lang/{en|ru}``, ``/ui/static/{ui.css|ui.js}``.
 Actions (POST, each with the session's CSRF token): sign-in/out, incident ack/resolve/note,
-run confirm/start, rollout pause/resume/abort, window add/disable/enable, releasing a hold. Every action asks
+run confirm/start, rollout confirm/start/pause/resume/abort, window add/edit/disable/enable, holding
+and releasing a release. Every action asks
 :func:`controller.ui.access.can` (403 when refused), every page draws only what ``can`` allows.
 
 Not built here: aborting a single run (the runtime has no abort).

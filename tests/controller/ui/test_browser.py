@@ -6,9 +6,10 @@ An operator signs in, sees the box go critical after nginx is stopped (without r
 the fleet and the incidents list refresh themselves), acknowledges the incident and notes the minutes
 spent, starts a small playbook on the box through the confirmation page and watches the run finish
 (again without a reload), starts a rollout (a dry run on the client's hosts) through its
-confirmation, holds a release by hand, adds an update window, opens the monthly report, switches to
-Russian, signs out; then a viewer signs in on the same page and cannot start a run or a rollout
-(one test: one controller, agent, box and browser for both, which is most of its time).
+confirmation, holds a release by hand, adds an update window and changes its schedule, opens the
+monthly report, switches to Russian, signs out; then a viewer signs in on the same page and cannot
+start a run or a rollout (one test: one controller, agent, box and browser for both, which is most
+of its time).
 
 With ``BOXKEEPER_SCREENSHOTS=1`` every page is also saved to docs/ui/ (desktop and phone width).
 """
@@ -364,6 +365,12 @@ def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_a_rollout_and_a_viewe
     b.click("#w-submit")
     b.wait("the windows list", lambda: b.has('tr[data-window="acme-saturday"]'))
     assert "Europe/Moscow" in b.text('tr[data-window="acme-saturday"]')
+    b.click("#edit-acme-saturday")  # its schedule changed on the page
+    b.wait("the window's edit form", lambda: b.has("#we-cron"))
+    b.type("#we-cron", "0 4 * * 0")
+    b.shot("window-edit")
+    b.click("#we-submit")
+    b.wait("the changed window", lambda: "0 4 * * 0" in b.text('tr[data-window="acme-saturday"]'))
     b.shot("windows")
     b.open("/ui/")
     assert "acme-saturday" in b.text(f'tr[data-host="{box.name}"]')  # the fleet names the next window
