@@ -501,7 +501,7 @@ async def rollouts_page(request: Request, me: Me) -> Response:
 
 Scope = Annotated[str, Form(pattern=r"^(hosts|client|all)$")]
 HostList = Annotated[list[str], Form(max_length=1000)]
-Optional = Annotated[str, Form(max_length=200)]
+FormText = Annotated[str, Form(max_length=200)]
 
 
 @router.get("/rollouts/new")
@@ -576,8 +576,8 @@ async def _asked(me: Visitor, check: Callable[[], RolloutAsked]) -> RolloutAsked
 
 @router.post("/rollouts/confirm")
 async def rollout_confirm(request: Request, me: Me, playbook: Name, scope: Scope, hosts: HostList = [],  # noqa: B006
-                          client: Optional = "", canary: Optional = "", batch_size: Optional = "1",
-                          max_failures: Optional = "0", variables: VarsText = "",
+                          client: FormText = "", canary: FormText = "", batch_size: FormText = "1",
+                          max_failures: FormText = "0", variables: VarsText = "",
                           dry_run: Annotated[str, Form(max_length=5)] = "", csrf: Csrf = "") -> Response:
     check_csrf(me, csrf)
     asked = await _asked(me, lambda: _checked_rollout(request, me, playbook, scope, hosts, client, canary,
@@ -589,7 +589,7 @@ async def rollout_confirm(request: Request, me: Me, playbook: Name, scope: Scope
 
 @router.post("/rollouts")
 async def rollout_start(request: Request, me: Me, playbook: Name, hosts: HostList = [],  # noqa: B006
-                        canary: Optional = "", batch_size: Optional = "1", max_failures: Optional = "0",
+                        canary: FormText = "", batch_size: FormText = "1", max_failures: FormText = "0",
                         variables: VarsText = "", dry_run: Annotated[str, Form(max_length=5)] = "",
                         csrf: Csrf = "") -> Response:
     """Start what the confirmation named: its hosts (listed, in their order), as ``--hosts``."""
