@@ -33,13 +33,16 @@ Action = Literal[
     "window.enable",     # disable or enable an update window
     "release.release",   # lift a release hold (fleet-wide: an admin of every client only)
     "rollout.control",   # pause, resume or abort a rollout
+    "rollout.start",     # start a rollout (every chosen host's client)
+    "release.hold",      # hold a release by hand (fleet-wide: an admin of every client only)
 ]
 ACTIONS: tuple[Action, ...] = ("view", "incident.ack", "incident.resolve", "incident.note", "run.start",
-                               "window.add", "window.enable", "release.release", "rollout.control")
+                               "window.add", "window.enable", "release.release", "rollout.control",
+                               "rollout.start", "release.hold")
 
 #: actions on things of the whole fleet: refused to an identity limited to some clients, whatever
 #: ``client`` is asked about (as ``_fleet_wide`` of controller/api/releases.py)
-FLEET_WIDE: frozenset[Action] = frozenset({"release.release"})
+FLEET_WIDE: frozenset[Action] = frozenset({"release.release", "release.hold"})
 
 _LEAST_ROLE: dict[Action, Role] = {
     "view": "viewer",
@@ -51,6 +54,8 @@ _LEAST_ROLE: dict[Action, Role] = {
     "window.enable": "admin",  # as window.add
     "release.release": "admin",  # as POST /api/v1/releases/{id}/release
     "rollout.control": "operator",  # as POST /api/v1/rollouts/{id}/pause|resume|abort
+    "rollout.start": "operator",  # as POST /api/v1/rollouts
+    "release.hold": "admin",  # as POST /api/v1/releases
 }
 
 #: name -> (role, clients or None for all): the seam for the operators file's roles

@@ -147,6 +147,22 @@ EN: dict[str, str] = {
     "rollouts.resume": "Resume",
     "rollouts.abort": "Abort (no new run starts; runs going finish)",
     "rollouts.refused": "The rollout was not changed",
+    "rollouts.start": "Start a rollout",
+    "rollouts.start_help": "One playbook over many hosts: the canary runs alone first, then the others "
+                           "in batches; it stops when the canary fails or the failures pass the budget.",
+    "rollouts.scope_hosts": "These hosts",
+    "rollouts.scope_client": "Every host of a client",
+    "rollouts.scope_all": "Every host I may update",
+    "rollouts.canary_host": "Canary (runs alone first)",
+    "rollouts.canary_first": "the first host",
+    "rollouts.batch_size_help": "Batch size (hosts at once after the canary, or a percentage such as 25%)",
+    "rollouts.max_failures": "Failures allowed (0: stop at the first)",
+    "rollouts.confirm": "Confirm the rollout",
+    "rollouts.confirm_text": "This starts the playbook on the hosts below now, in this order: the canary "
+                             "alone, then each batch at once (backup, update, verify, and a rollback if "
+                             "verify fails).",
+    "rollouts.confirm_button": "Start the rollout now",
+    "rollouts.not_started": "The rollout was not started",
     "windows.add": "Add a window",
     "windows.name": "Name",
     "windows.target": "Hosts",
@@ -157,6 +173,9 @@ EN: dict[str, str] = {
     "windows.none": "No update windows.",
     "windows.refused": "The window was not added",
     "windows.enable": "Enable",
+    "windows.edit": "Change",
+    "windows.save": "Save the window",
+    "windows.edit_refused": "The window was not changed",
     "windows.disable": "Disable",
     "holds.help": "A release that failed its verify and was rolled back is held: no run or window installs "
                   "it again until it is released here (or with `boxkeeper releases release ID`).",
@@ -169,6 +188,8 @@ EN: dict[str, str] = {
     "holds.st.released": "released",
     "holds.release_button": "Allow this release again",
     "holds.none": "No release holds.",
+    "holds.add": "Hold a release by hand",
+    "holds.add_button": "Hold this release",
     "reports.help": "The client's monthly report (availability, incidents, updates, backups, work log) "
                     "as one printable page, in the client's time zone.",
     "reports.month": "Month",
@@ -310,6 +331,24 @@ RU: dict[str, str] = {
     "rollouts.resume": "Продолжить",
     "rollouts.abort": "Прервать (новые запуски не начинаются; идущие завершатся)",
     "rollouts.refused": "Раскатка не изменена",
+    "rollouts.start": "Запустить раскатку",
+    "rollouts.start_help": "Один плейбук на много серверов: сначала канарейка одна, затем остальные "
+                           "партиями; раскатка останавливается, если канарейка не прошла или отказов больше "
+                           "бюджета.",
+    "rollouts.scope_hosts": "Эти серверы",
+    "rollouts.scope_client": "Все серверы клиента",
+    "rollouts.scope_all": "Все серверы, которые мне можно обновлять",
+    "rollouts.canary_host": "Канарейка (идёт первой, одна)",
+    "rollouts.canary_first": "первый сервер",
+    "rollouts.batch_size_help": ("Размер партии (серверов одновременно после канарейки, "
+                                 "или процент, например 25%)"),
+    "rollouts.max_failures": "Допустимо отказов (0: остановка при первом)",
+    "rollouts.confirm": "Подтвердите раскатку",
+    "rollouts.confirm_text": "Плейбук будет сейчас запущен на серверах ниже в этом порядке: канарейка одна, "
+                             "затем каждая партия сразу (резервная копия, обновление, проверка и откат, "
+                             "если проверка не прошла).",
+    "rollouts.confirm_button": "Запустить раскатку сейчас",
+    "rollouts.not_started": "Раскатка не начата",
     "windows.add": "Добавить окно",
     "windows.name": "Название",
     "windows.target": "Серверы",
@@ -320,6 +359,9 @@ RU: dict[str, str] = {
     "windows.none": "Окон обновлений нет.",
     "windows.refused": "Окно не добавлено",
     "windows.enable": "Включить",
+    "windows.edit": "Изменить",
+    "windows.save": "Сохранить окно",
+    "windows.edit_refused": "Окно не изменено",
     "windows.disable": "Отключить",
     "holds.help": "Релиз, не прошедший проверку и откаченный, заблокирован: ни запуск, ни окно не установят "
                   "его снова, пока его не разблокируют здесь (или `boxkeeper releases release ID`).",
@@ -332,6 +374,8 @@ RU: dict[str, str] = {
     "holds.st.released": "разблокирован",
     "holds.release_button": "Разрешить этот релиз снова",
     "holds.none": "Заблокированных релизов нет.",
+    "holds.add": "Заблокировать релиз вручную",
+    "holds.add_button": "Заблокировать релиз",
     "reports.help": "Ежемесячный отчёт клиента (доступность, инциденты, обновления, резервные копии, журнал "
                     "работ) одной страницей для печати, в часовом поясе клиента.",
     "reports.month": "Месяц",

@@ -1,14 +1,15 @@
 """The operator web page: ``/ui/`` on the controller's own port (``boxkeeper serve``).
 
 Pages (GET): ``/ui/`` fleet (+ ``/ui/fleet/fragment``, refreshed by ui.js), ``/ui/hosts/{name}``,
-``/ui/incidents``, ``/ui/incidents/{id}``, ``/ui/runs``, ``/ui/runs/new``, ``/ui/runs/{id}``
-(+ ``/fragment`` while it runs), ``/ui/rollouts``, ``/ui/rollouts/{id}``, ``/ui/windows``,
-``/ui/windows/new``, ``/ui/holds``,
+``/ui/incidents`` (+ ``/ui/incidents/fragment``), ``/ui/incidents/{id}``, ``/ui/runs``, ``/ui/runs/new``,
+``/ui/runs/{id}`` (+ ``/fragment`` while it runs), ``/ui/rollouts``, ``/ui/rollouts/new``,
+``/ui/rollouts/{id}``, ``/ui/windows``, ``/ui/windows/new``, ``/ui/windows/{name}/edit``, ``/ui/holds``,
 ``/ui/reports`` (the form) and ``/ui/clients/{client}/report?month=YYYY-MM`` (the printable report of
 controller/reports, served as it is, with its own CSP: inline style, no script); ``/ui/login``,
 ``/ui/lang/{en|ru}``, ``/ui/static/{ui.css|ui.js}``.
 Actions (POST, each with the session's CSRF token): sign-in/out, incident ack/resolve/note,
-run confirm/start, rollout pause/resume/abort, window add/disable/enable, releasing a hold. Every action asks
+run confirm/start, rollout confirm/start/pause/resume/abort, window add/edit/disable/enable, holding
+and releasing a release. Every action asks
 :func:`controller.ui.access.can` (403 when refused), every page draws only what ``can`` allows.
 
 Not built here: aborting a single run (the runtime has no abort).
@@ -20,6 +21,7 @@ import inspect
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -45,7 +47,7 @@ from controller.workflows import releases
 from controller.workflows import rollouts as rollout_store
 from controller.workflows.errors import RolloutStateError, RunRefused, UnknownRolloutError
 from controller.workflows.loader import parse_var_args
-from controller.workflows.windows import UnknownWindowError, add_window, set_enabled
+from controller.workflows.windows import UnknownWindowError, add_window, edit_window, set_enabled
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -273,15 +275,27 @@ async def host_page(request: Request, me: Me, name: str) -> Response:
 # -------------------------------------------------------------------------------------- incidents
 
 
+def _incidents_context(request: Request, me: Visitor, show: str, client: str, host: str) -> dict[str, Any]:
+    with _reading(request) as s:
+        rows = views.incidents(s, me.identity, open_only=show != "all", client=client, host=host)
+    query = urlencode({k: v for k, v in (("show", show), ("client", client), ("host", host)) if v})
+    return {"incidents": rows, "show": show, "client": client, "host": host,
+            "fragment_url": "/ui/incidents/fragment" + (f"?{query}" if query else "")}
+
+
 @router.get("/incidents")
 async def incidents_page(request: Request, me: Me, show: Filter = "open", client: Filter = "",
                          host: Filter = "") -> Response:
-    def read() -> list[Any]:
-        with _reading(request) as s:
-            return views.incidents(s, me.identity, open_only=show != "all", client=client, host=host)
+    ctx = await run_in_threadpool(_incidents_context, request, me, show, client, host)
+    return me.render("incidents.html", **ctx)
 
-    rows = await run_in_threadpool(read)
-    return me.render("incidents.html", incidents=rows, show=show, client=client, host=host)
+
+@router.get("/incidents/fragment")
+async def incidents_fragment(request: Request, me: Me, show: Filter = "open", client: Filter = "",
+                             host: Filter = "") -> Response:
+    """The list's rows alone, fetched by ui.js every few seconds (as the fleet's)."""
+    ctx = await run_in_threadpool(_incidents_context, request, me, show, client, host)
+    return me.render("incident_rows.html", **ctx)
 
 
 def _incident(request: Request, me: Visitor, incident_id: int) -> tuple[Any, list[Any]]:
@@ -378,11 +392,12 @@ async def runs_page(request: Request, me: Me) -> Response:
     return me.render("runs.html", runs=await run_in_threadpool(read))
 
 
-def _run_choices(request: Request, me: Visitor) -> tuple[list[tuple[str, str]], list[str]]:
+def _run_choices(request: Request, me: Visitor,
+                 action: Action = "run.start") -> tuple[list[tuple[str, str]], list[str]]:
     """(host, client) pairs the visitor may start runs on, and the playbooks of the playbooks dir."""
     cfg = request.app.state.cfg
     hosts = [(h.name, c.name) for c in cfg.clients for h in c.hosts
-             if h.ssh_address is not None and me.can("run.start", c.name)]
+             if h.ssh_address is not None and me.can(action, c.name)]
     playbooks = sorted(p.stem for p in _runtime(request).playbooks_dir.glob("*.yaml"))
     return hosts, playbooks
 
@@ -480,6 +495,121 @@ async def rollouts_page(request: Request, me: Me) -> Response:
             return views.rollouts(s, request.app.state.cfg, me.identity)
 
     return me.render("rollouts.html", rollouts=await run_in_threadpool(read))
+
+
+# the rollout start form, its confirmation and the start (before /rollouts/{id}: "new" is no id)
+
+Scope = Annotated[str, Form(pattern=r"^(hosts|client|all)$")]
+HostList = Annotated[list[str], Form(max_length=1000)]
+FormText = Annotated[str, Form(max_length=200)]
+
+
+@router.get("/rollouts/new")
+async def rollout_form(request: Request, me: Me) -> Response:
+    me.require("rollout.start")
+    hosts, playbooks = _run_choices(request, me, "rollout.start")
+    clients = [c.name for c in request.app.state.cfg.clients if me.can("rollout.start", c.name)]
+    return me.render("rollout_new.html", hosts=hosts, clients=clients, playbooks=playbooks)
+
+
+@dataclass(frozen=True)
+class RolloutAsked:
+    """A rollout as the form asks it, checked: its plan (hosts in batch order, the canary first)."""
+
+    playbook: str
+    plan: rollout_store.RolloutPlan
+    given: dict[str, str]
+    shown: dict[str, str]  # the variables as shown: a secret one as ***
+    variables: str
+    dry_run: bool
+
+
+def _checked_rollout(request: Request, me: Visitor, playbook: str, scope: str, hosts: list[str],
+                     client: str, canary: str, batch_size: str, max_failures: str, variables: str,
+                     dry_run: str) -> RolloutAsked:
+    """The hosts as ``update run --hosts/--client/--all`` and ``POST /api/v1/rollouts`` take them
+    (``WorkflowRuntime.fleet_hosts``), every one of a client the visitor may start on (403 naming
+    the others), the plan and the values (ConfigError as the start would raise it)."""
+    me.require("rollout.start")
+    rt, cfg = _runtime(request), request.app.state.cfg
+    _, playbooks = _run_choices(request, me)
+    if playbook not in playbooks:
+        raise HTTPException(422, f"playbook: expected one of {', '.join(playbooks)}, got {playbook!r}")
+    if scope == "client" and (cfg.client(client) is None or not access.sees(me.identity, client)):
+        raise HTTPException(422, f"client: no client {client!r}")
+    if scope == "hosts":
+        unknown = [h for h in hosts if views.client_of_host(cfg, h) is None]
+        if not hosts:
+            raise HTTPException(422, "hosts: choose at least one host")
+        if unknown:
+            raise HTTPException(422, f"hosts: expected hosts of the controller config: {', '.join(unknown)}")
+    chosen = rt.fleet_hosts(hosts=hosts if scope == "hosts" else (),
+                            client=client if scope == "client" else None, everything=scope == "all")
+    if scope == "all":  # "all": every host of the clients this operator may start on, as the API's
+        chosen = [h for h in chosen if me.can("rollout.start", views.client_of_host(cfg, h))]
+    refused = [h for h in chosen if not me.can("rollout.start", views.client_of_host(cfg, h))]
+    if refused:
+        raise HTTPException(403, f"{me.identity.name} may not start a rollout on {', '.join(refused)} "
+                                 "(another client's hosts)")
+    if not max_failures.strip().isdigit():
+        raise HTTPException(422, f"max_failures: expected a number >= 0, got {max_failures!r}")
+    try:
+        given = parse_var_args([line.strip() for line in variables.splitlines() if line.strip()])
+    except ConfigError as exc:
+        raise HTTPException(422, f"variables: {exc}") from None
+    plan = rollout_store.make_plan(chosen, canary=canary.strip() or None, batch=batch_size.strip() or "1",
+                                   max_failures=int(max_failures))
+    book = rt.playbook(playbook)
+    for host in plan.hosts:
+        rt.overrides(host, book, given)
+    secret = {v.name for v in book.variables if v.secret}
+    shown = {k: "***" if k in secret else v for k, v in given.items()}
+    return RolloutAsked(playbook, plan, given, shown, variables, bool(dry_run))
+
+
+async def _asked(me: Visitor, check: Callable[[], RolloutAsked]) -> RolloutAsked | Response:
+    try:
+        return await run_in_threadpool(check)
+    except ConfigError as exc:
+        return me.render("message.html", status_code=422, title_key="rollouts.not_started", message=str(exc))
+
+
+@router.post("/rollouts/confirm")
+async def rollout_confirm(request: Request, me: Me, playbook: Name, scope: Scope, hosts: HostList = [],  # noqa: B006
+                          client: FormText = "", canary: FormText = "", batch_size: FormText = "1",
+                          max_failures: FormText = "0", variables: VarsText = "",
+                          dry_run: Annotated[str, Form(max_length=5)] = "", csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    asked = await _asked(me, lambda: _checked_rollout(request, me, playbook, scope, hosts, client, canary,
+                                                      batch_size, max_failures, variables, dry_run))
+    if isinstance(asked, Response):
+        return asked
+    return me.render("rollout_confirm.html", a=asked, batches=asked.plan.batches())
+
+
+@router.post("/rollouts")
+async def rollout_start(request: Request, me: Me, playbook: Name, hosts: HostList = [],  # noqa: B006
+                        canary: FormText = "", batch_size: FormText = "1", max_failures: FormText = "0",
+                        variables: VarsText = "", dry_run: Annotated[str, Form(max_length=5)] = "",
+                        csrf: Csrf = "") -> Response:
+    """Start what the confirmation named: its hosts (listed, in their order), as ``--hosts``."""
+    check_csrf(me, csrf)
+    asked = await _asked(me, lambda: _checked_rollout(request, me, playbook, "hosts", hosts, "", canary,
+                                                      batch_size, max_failures, variables, dry_run))
+    if isinstance(asked, Response):
+        return asked
+    plan = asked.plan
+
+    def start() -> int:
+        return _runtime(request).start_rollout(asked.playbook, plan.hosts, asked.given, canary=plan.canary,
+                                               batch=plan.batch_size, max_failures=plan.max_failures,
+                                               dry_run=asked.dry_run, started_by=me.identity.name)
+
+    try:
+        rollout_id = await run_in_threadpool(start)
+    except ConfigError as exc:
+        return me.render("message.html", status_code=422, title_key="rollouts.not_started", message=str(exc))
+    return see_other(f"/ui/rollouts/{rollout_id}")
 
 
 def _rollout(request: Request, me: Visitor, rollout_id: int) -> tuple[rollout_store.RolloutSummary, bool]:
@@ -580,6 +710,68 @@ async def window_add(request: Request, me: Me, name: Name, target: Annotated[str
     return see_other("/ui/windows")
 
 
+def _window_target(request: Request, me: Visitor, target: str) -> str:
+    """The client of a window's target (``client:NAME`` or a host) that the visitor may add windows
+    for (422 when unknown, 403 when another client's)."""
+    cfg = request.app.state.cfg
+    if target.startswith("client:"):
+        found = cfg.client(target.removeprefix("client:"))
+        client = None if found is None else found.name
+    else:
+        client = views.client_of_host(cfg, target)
+    if client is None:
+        raise HTTPException(422, f"target: unknown host or client {target!r}")
+    me.require("window.add", client)
+    return str(client)
+
+
+def _window_row(request: Request, me: Visitor, name: str) -> tuple[Any, str | None]:
+    with _reading(request) as s:
+        rows = views.windows(s, request.app.state.cfg, me.identity, _now(request))
+    for w, _, client in rows:
+        if w.name == name:
+            return w, client
+    raise HTTPException(404, f"no update window named {name!r}")
+
+
+@router.get("/windows/{name}/edit")
+async def window_edit_form(request: Request, me: Me, name: str) -> Response:
+    window, client = await run_in_threadpool(_window_row, request, me, name)
+    me.require("window.add", client)
+    cfg = request.app.state.cfg
+    targets = [(f"client:{c.name}", c.name) for c in cfg.clients if me.can("window.add", c.name)]
+    targets += [(h.name, c.name) for c in cfg.clients for h in c.hosts if me.can("window.add", c.name)]
+    playbooks = sorted(p.stem for p in _runtime(request).playbooks_dir.glob("*.yaml"))
+    return me.render("window_edit.html", w=window, targets=targets, playbooks=playbooks)
+
+
+@router.post("/windows/{name}/edit")
+async def window_edit(request: Request, me: Me, name: str, target: Annotated[str, Form(max_length=200)],
+                      playbook: Name, cron: Annotated[str, Form(min_length=1, max_length=100)],
+                      duration_minutes: Annotated[int, Form(ge=1, le=7 * 24 * 60)],
+                      timezone: Annotated[str, Form(min_length=1, max_length=64)],
+                      csrf: Csrf = "") -> Response:
+    """Change a window's hosts (its target) and schedule, as ``PATCH /api/v1/windows/{name}``:
+    recorded with the operator (an admin of the window's client and of the new target's)."""
+    check_csrf(me, csrf)
+    _, client = await run_in_threadpool(_window_row, request, me, name)
+    me.require("window.add", client)
+    _window_target(request, me, target)
+
+    def write() -> None:
+        with _db(request).session() as s:
+            edit_window(s, name, actor=me.identity.name, now=_now(request), target=target, playbook=playbook,
+                        cron=cron, duration_minutes=duration_minutes, timezone=timezone.strip())
+
+    try:
+        await run_in_threadpool(write)
+    except UnknownWindowError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ConfigError as exc:
+        return me.render("message.html", status_code=422, title_key="windows.edit_refused", message=str(exc))
+    return see_other("/ui/windows")
+
+
 @router.post("/windows/{name}/{verb}")
 async def window_enable(request: Request, me: Me, name: str, verb: str, csrf: Csrf = "") -> Response:
     check_csrf(me, csrf)
@@ -617,7 +809,8 @@ async def holds_page(request: Request, me: Me, show: Filter = "held") -> Respons
         with _reading(request) as s:
             return releases.list_holds(s, include_released=show == "all")
 
-    return me.render("holds.html", holds=await run_in_threadpool(read), show=show)
+    playbooks = sorted(p.stem for p in _runtime(request).playbooks_dir.glob("*.yaml"))
+    return me.render("holds.html", holds=await run_in_threadpool(read), show=show, playbooks=playbooks)
 
 
 @router.post("/holds/{hold_id}/release")
@@ -633,6 +826,26 @@ async def hold_release(request: Request, me: Me, hold_id: RowId, csrf: Csrf = ""
         await run_in_threadpool(write)
     except releases.UnknownHoldError as exc:
         raise HTTPException(404, str(exc)) from None
+    return see_other("/ui/holds")
+
+
+@router.post("/holds")
+async def hold_add(request: Request, me: Me, playbook: Name,
+                   release: Annotated[str, Form(max_length=2000)] = "",
+                   reason: Annotated[str, Form(max_length=2000)] = "", csrf: Csrf = "") -> Response:
+    """Hold a release by hand, as ``boxkeeper releases hold`` and ``POST /api/v1/releases``: its runs
+    end SKIPPED until it is allowed again."""
+    check_csrf(me, csrf)
+    me.require("release.hold")
+    if not releases.normalize(release):
+        raise HTTPException(422, "release: expected the release to hold (such as main=24.100.0), got nothing")
+
+    def write() -> None:
+        with _db(request).session() as s:
+            releases.hold(s, playbook=playbook, release=release, actor=me.identity.name, now=_now(request),
+                          reason=reason.strip() or "held by hand")
+
+    await run_in_threadpool(write)
     return see_other("/ui/holds")
 
 

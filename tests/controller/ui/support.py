@@ -48,8 +48,9 @@ class Page:
 
 def make_page(tmp: Path, live_server: Any,
               hosts: tuple[tuple[str, str], ...] = (("web1", "acme"), ("db1", "globex")),
-              **app_args: Any) -> Page:
-    cfg = make_config(tmp)
+              config: dict[str, Any] | None = None, **app_args: Any) -> Page:
+    """``config``: keys replacing make_config's (such as ``clients`` with SSH addresses)."""
+    cfg = make_config(tmp, **(config or {}))
     db = Database(cfg.database)
     db.upgrade()
     inventory.sync_config(cfg, db)

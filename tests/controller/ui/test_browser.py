@@ -3,10 +3,13 @@ chromedriver), against a real controller (monitor, workflows) on uvicorn, a real
 test box (sshd, nginx, PHP-FPM, MariaDB).
 
 An operator signs in, sees the box go critical after nginx is stopped (without reloading the page:
-the fleet refreshes itself), acknowledges the incident and notes the minutes spent, starts a small
-playbook on the box through the confirmation page and watches the run finish (again without a
-reload), adds an update window, switches to Russian, signs out; a viewer sees the same pages but
-cannot start a run.
+the fleet and the incidents list refresh themselves), acknowledges the incident and notes the minutes
+spent, starts a small playbook on the box through the confirmation page and watches the run finish
+(again without a reload), starts a rollout (a dry run on the client's hosts) through its
+confirmation, holds a release by hand, adds an update window and changes its schedule, opens the
+monthly report, switches to Russian, signs out; then a viewer signs in on the same page and cannot
+start a run or a rollout (one test: one controller, agent, box and browser for both, which is most
+of its time).
 
 With ``BOXKEEPER_SCREENSHOTS=1`` every page is also saved to docs/ui/ (desktop and phone width).
 """
@@ -42,6 +45,7 @@ from controller.monitor import Monitor
 from controller.runtime import WorkflowRuntime
 from controller.store.db import Database
 from controller.ui.access import Role
+from controller.workflows.models import WorkflowRun
 from tests.boxes.box import Box
 from tests.controller.conftest import free_port
 
@@ -92,7 +96,7 @@ class Browser:
     def wait(self, what: str, probe: Callable[[], Any], timeout: float = WAIT) -> Any:
         try:
             # the refreshed parts are replaced under the test's feet: a stale element means "look again"
-            return WebDriverWait(self.d, timeout, poll_frequency=0.5,
+            return WebDriverWait(self.d, timeout, poll_frequency=0.2,
                                  ignored_exceptions=(StaleElementReferenceException, NoSuchElementException),
                                  ).until(lambda _d: probe())
         except WebDriverException as exc:
@@ -216,7 +220,7 @@ def host_state(b: Browser, host: str) -> str:
     return str(found[0].get_attribute("data-state")) if found else ""
 
 
-def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_signs_out(
+def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_a_rollout_and_a_viewer_cannot(
     chromium: WebDriver, controller: dict[str, Any], box: Box,
 ) -> None:
     b = Browser(chromium, controller["url"])
@@ -225,7 +229,11 @@ def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_signs_out(
 
     # The agent reports, the fleet shows the box OK; then nginx stops and the same page (never
     # reloaded) turns the box critical on its own.
-    b.wait("the box to report OK", lambda: host_state(b, box.name) == "ok")
+    def reported_ok() -> bool:  # reloading: the page's own refresh is tested below, after the fault
+        b.open("/ui/")
+        return host_state(b, box.name) == "ok"
+
+    b.wait("the box to report OK", reported_ok)
     b.mark()
     box.fault("stop-nginx")
     b.wait("the box to turn critical on the open page", lambda: host_state(b, box.name) == "critical")
@@ -242,11 +250,10 @@ def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_signs_out(
     assert "critical" in portal.lower() and "ok → critical" in portal
     b.shot("host")
 
-    def incident_listed() -> bool:
-        b.open(f"/ui/incidents?host={box.name}")
-        return b.has("tr.incident")
-
-    b.wait("the monitor to open the incident", incident_listed)
+    b.open(f"/ui/incidents?host={box.name}")  # the list refreshes itself until the monitor opens it
+    b.mark()
+    b.wait("the incident on the open list", lambda: b.has("tr.incident"))
+    assert b.not_reloaded()
     b.shot("incidents")
     b.click("tr.incident a")
     b.wait("the incident page", lambda: b.has("#incident-status"))
@@ -270,6 +277,7 @@ def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_signs_out(
     Select(b.d.find_element(By.CSS_SELECTOR, "#run-host")).select_by_value(box.name)
     Select(b.d.find_element(By.CSS_SELECTOR, "#run-playbook")).select_by_value("ui-demo")
     b.type("#run-vars", f"root={controller['box_root']}\ndemo_token={SECRET}")
+    b.shot("run-new")
     b.click("#run-next")
     b.wait("the confirmation page", lambda: b.has("#run-confirm"))
     assert b.text("#confirm-host") == box.name and b.text("#confirm-playbook") == "ui-demo"
@@ -281,6 +289,11 @@ def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_signs_out(
     assert run_id.isdigit()
     b.mark()
     seen = {b.text("#run-state")}
+    # the playbook's update step goes on until the page has shown the run updating
+    b.wait("the run updating on the open page", lambda: b.text("#run-state") == "UPDATE")
+    seen.add("UPDATE")
+    b.shot("run-going")
+    (Path(controller["box_root"]) / "run" / "ui-demo.go").touch()
 
     def finished() -> bool:
         seen.add(b.text("#run-state"))
@@ -296,12 +309,52 @@ def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_signs_out(
     archive = f"{controller['box_root']}/home/bitrix/backup/archive/ui-demo-{run_id}.tar"
     assert b.text("#backup-location") == archive and Path(archive).is_file()
     b.d.find_element(By.XPATH, "//li[contains(., 'slow update')]//summary").click()
-    assert "step 6" in b.text("#steps")  # the step's output tail
+    assert "go" in b.text("#steps").split()  # the step's output tail
     assert SECRET not in b.d.page_source
     b.shot("run")
     b.open("/ui/runs")
     assert b.has(f'tr[data-run="{run_id}"]')
     b.shot("runs")
+
+    # A rollout: the form (hosts of a client, a dry run), the confirmation naming hosts and playbook.
+    b.open("/ui/rollouts")
+    b.click("#start-rollout")
+    b.wait("the rollout form", lambda: b.has("#ro-playbook"))
+    Select(b.d.find_element(By.CSS_SELECTOR, "#ro-playbook")).select_by_value("ui-demo")
+    b.click("#ro-scope-client")
+    Select(b.d.find_element(By.CSS_SELECTOR, "#ro-client")).select_by_value("acme")
+    b.type("#ro-vars", f"root={controller['box_root']}\ndemo_token={SECRET}")
+    b.click("#ro-dry-run")
+    b.shot("rollout-new")
+    b.click("#ro-next")
+    b.wait("the rollout confirmation", lambda: b.has("#rollout-confirm"))
+    assert b.text("#confirm-playbook") == "ui-demo"
+    hosts = [e.text for e in b.d.find_elements(By.CSS_SELECTOR, "#confirm-hosts .confirm-host")]
+    assert hosts == [box.name]  # erp1 has no SSH address: not in it
+    assert b.text('.confirm-batch[data-batch="0"]').startswith("canary")
+    assert SECRET not in b.text("#confirm-text")
+    b.shot("rollout-confirm")
+    b.click("#rollout-confirm")
+    b.wait("the rollout page", lambda: b.has("#rollout-state"))
+
+    def rollout_ended() -> bool:
+        b.d.refresh()
+        return "SUCCEEDED" in b.text("#rollout-state")
+
+    b.wait("the rollout to succeed", rollout_ended)
+    assert "alice" in b.text("main") and b.has(f'tr.rollout-host[data-host="{box.name}"]')
+    b.shot("rollout")
+    b.open("/ui/rollouts")
+    assert "alice" in b.text("tr.rollout")
+    b.shot("rollouts")
+
+    b.open("/ui/holds")  # a release held by hand
+    b.type("#hold-release", "main=24.200.0")
+    b.type("#hold-reason", "breaks the CRM forms")
+    b.click("#hold-submit")
+    b.wait("the hold listed", lambda: "breaks the CRM forms" in b.text("table.holds"))
+    assert "alice" in b.text("tr.hold") and b.has("tr.hold button")
+    b.shot("holds")
 
     b.open("/ui/windows")
     b.click("#add-window")
@@ -312,9 +365,22 @@ def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_signs_out(
     b.click("#w-submit")
     b.wait("the windows list", lambda: b.has('tr[data-window="acme-saturday"]'))
     assert "Europe/Moscow" in b.text('tr[data-window="acme-saturday"]')
+    b.click("#edit-acme-saturday")  # its schedule changed on the page
+    b.wait("the window's edit form", lambda: b.has("#we-cron"))
+    b.type("#we-cron", "0 4 * * 0")
+    b.shot("window-edit")
+    b.click("#we-submit")
+    b.wait("the changed window", lambda: "0 4 * * 0" in b.text('tr[data-window="acme-saturday"]'))
     b.shot("windows")
     b.open("/ui/")
     assert "acme-saturday" in b.text(f'tr[data-host="{box.name}"]')  # the fleet names the next window
+
+    b.open("/ui/reports")
+    b.shot("reports")
+    b.click("#show-report")
+    b.wait("the monthly report", lambda: "Monthly report: acme" in b.text("body"))
+    b.shot("report")
+    b.open("/ui/")
 
     b.click("#lang-switch")
     b.wait("the Russian page", lambda: b.d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ru")
@@ -327,19 +393,23 @@ def test_operator_sees_a_fault_acks_it_runs_a_playbook_and_signs_out(
     b.open("/ui/")
     assert "/ui/login" in b.d.current_url
 
-
-def test_a_viewer_cannot_start_a_run(chromium: WebDriver, controller: dict[str, Any], box: Box) -> None:
-    b = Browser(chromium, controller["url"])
+    # A viewer, on the same page: sees, but cannot start a run or a rollout.
+    with controller["db"].read_session() as s:
+        runs_before = s.query(WorkflowRun).count()
     sign_in(b, controller["tokens"]["victor"])
-    b.wait("the box in the fleet", lambda: b.has(f'tr[data-host="{box.name}"]'))
-    assert "viewer" in b.text("#whoami")
+    assert "viewer" in b.text("#whoami") and b.has(f'tr[data-host="{box.name}"]')
     b.open("/ui/runs")
     assert not b.has("#start-run")
+    b.open("/ui/rollouts")
+    assert not b.has("#start-rollout") and b.has("tr.rollout")
     b.open(f"/ui/hosts/{box.name}")
     assert not b.has("#host-start-run")
+    b.open("/ui/rollouts/new")
+    assert "viewer may not rollout.start" in b.text("#message")
     b.open(f"/ui/runs/new?host={box.name}")
     assert "viewer may not run.start" in b.text("#message")
     b.shot("viewer-refused")
+    b.open("/ui/holds")
+    assert not b.has("#hold-form") and not b.has("tr.hold button")
     with controller["db"].read_session() as s:
-        from controller.workflows.models import WorkflowRun
-        assert s.query(WorkflowRun).count() == 0
+        assert s.query(WorkflowRun).count() == runs_before

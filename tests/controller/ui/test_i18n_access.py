@@ -66,13 +66,14 @@ def test_roles_and_client_scope_decide_every_action() -> None:
     for action in ACTIONS:
         assert can(admin, action, "acme") and can(admin, action, "globex")
         # windows and holds: admin, as in the API
-        admin_only = ("window.add", "window.enable", "release.release")
+        admin_only = ("window.add", "window.enable", "release.release", "release.hold")
         assert can(operator, action, "acme") == (action not in admin_only)
         assert not can(operator, action, "globex")
         assert can(viewer, action, "acme") == (action == "view")
     # a release hold is fleet-wide: an admin limited to some clients may not lift one, whatever is asked
     scoped_admin = Identity("s", "admin", frozenset({"acme", "globex"}))
     assert not can(scoped_admin, "release.release") and not can(scoped_admin, "release.release", "acme")
+    assert not can(scoped_admin, "release.hold") and can(admin, "release.hold")
     assert can(scoped_admin, "window.enable", "acme") and not can(scoped_admin, "window.enable", "other")
     assert sees(viewer, None) and not sees(operator, None)  # a thing of no client: unscoped identities only
     assert sees(operator, "acme") and not sees(operator, "globex")
