@@ -8,7 +8,8 @@
     boxkeeper update reconcile
 
 Exit codes of ``update run``: 0 SUCCEEDED, 1 FAILED (nothing changed), 2 config/usage error,
-3 refused (host busy or quarantined), 4 ROLLED_BACK, 5 QUARANTINED. A rollout (``--hosts``,
+3 refused (host busy or quarantined), 4 ROLLED_BACK, 5 QUARANTINED, 6 SKIPPED (release held),
+7 ABORTED (``boxkeeper runs abort ID`` before the update began; nothing changed). A rollout (``--hosts``,
 ``--client``, ``--all``) exits 0 when it SUCCEEDED, 6 when it FINISHED with failures or STOPPED,
 7 when an operator ABORTED it. With ``--chain`` the playbook
 runs once per value, in order; the first run that does not succeed stops the chain and gives the
@@ -36,9 +37,10 @@ from controller.workflows.follow import Follower, Progress, ProgressThread
 from controller.workflows.loader import parse_var_args
 from controller.workflows.rollouts import ABORTED, FINISHED, STOPPED, SUCCEEDED, RolloutSummary
 from controller.workflows.runs import RunSummary, TimelineEntry
-from controller.workflows.state import EXIT_CODES, RunState
+from controller.workflows.state import EXIT_CODES, TERMINAL, RunState
 
 REFUSED = 3
+TERMINAL_STATES = {s.value for s in TERMINAL}
 ROLLOUT_EXIT = {SUCCEEDED: 0, FINISHED: 6, STOPPED: 6, ABORTED: 7}
 
 
@@ -117,8 +119,16 @@ def format_header(run: RunSummary) -> str:
 
 def format_outcome(run: RunSummary) -> list[str]:
     lines = []
-    if run.state == RunState.ROLLED_BACK:
+    if run.state == RunState.ABORTED:
+        lines.append(f"ABORTED by {run.abort_requested_by} before the update began: nothing on the box was "
+                     "changed")
+    elif run.state == RunState.ROLLED_BACK and run.aborted_at is not None:
+        lines.append(f"the update was ROLLED BACK on the abort of {run.abort_requested_by} (the release is "
+                     "not held)")
+    elif run.state == RunState.ROLLED_BACK:
         lines.append("the release was ROLLED BACK: this is a failure (see the incident)")
+    elif run.abort_requested_by and run.aborted_at is None and run.state not in TERMINAL_STATES:
+        lines.append(f"abort requested by {run.abort_requested_by}: taken when the step going now ends")
     if run.error and run.state != RunState.SUCCEEDED:
         lines.append(f"error: {run.error[:1000]}")
     return lines
