@@ -41,9 +41,8 @@ import httpx
 from sqlalchemy.orm import Session
 
 from controller.redact import Redactor
-from controller.workflows import aborts
+from controller.workflows import aborts, releases
 from controller.workflows import later as later_runs
-from controller.workflows import releases
 from controller.workflows import runs as store
 from controller.workflows.errors import ExecutorError, HostKeyError
 from controller.workflows.executor import Command, Executor
