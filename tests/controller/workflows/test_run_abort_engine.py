@@ -4,19 +4,22 @@ rollback path once the update phase has begun, a rollback never cut short, an en
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from controller.cli import main
 from controller.store.db import Database
-from controller.workflows import aborts
+from controller.workflows import aborts, rollouts
 from controller.workflows.engine import Engine
 from controller.workflows.errors import RunStateError
 from controller.workflows.loader import load_playbook
+from controller.workflows.runs import RunSummary
 from controller.workflows.state import EXIT_CODES, RunState
 from tests.controller.workflows.conftest import RecordingIncidents
-from tests.controller.workflows.fakes import FakeExecutor
+from tests.controller.workflows.fakes import Crash, FakeExecutor
 from tests.controller.workflows.test_engine import healthy_host, states
 
 
@@ -121,3 +124,63 @@ def test_a_second_request_says_who_asked_first(
     assert again == [] and ex.ran("read-version") == 0 and ex.ran("pause-cron") == 0
     assert ex.ran("resume-cron") == 0  # no backup started: no final steps of the playbook
     assert ex.ran("rm -f") == 1
+
+
+def test_a_controller_restarted_after_the_abort_was_taken_finishes_it(
+        store: Database, incidents: RecordingIncidents, test_playbook_path: Path) -> None:
+    first = healthy_host()
+    abort_while(store, first, r"make-backup")
+    first.on(r"verify-backup", Crash(), once=True)  # never reached: the abort is taken before it
+    first.on(r"^resume-cron", Crash(), once=True)  # the controller dies in the final steps
+    with pytest.raises(Crash):
+        engine(store, incidents).run(load_playbook(test_playbook_path), "box1", first, {})
+    second = healthy_host()
+    [result] = engine(store, incidents).reconcile(lambda host: second, lambda path: load_playbook(path))
+    assert result.state == "ABORTED" and second.ran("^resume-cron") == 1 and second.ran("rm -f") == 1
+    assert second.ran("do-update") == 0 and second.ran("restore") == 0 and incidents.opened == []
+
+
+def test_a_pending_abort_is_taken_by_the_restarted_controller(
+        store: Database, incidents: RecordingIncidents, test_playbook_path: Path) -> None:
+    """The request was recorded while the controller was down (the run left in UPDATE): the update in
+    doubt is rolled back anyway, and the release is not held for an abort."""
+    first = healthy_host().on(r"do-update", Crash(), once=True)
+    with pytest.raises(Crash):
+        engine(store, incidents).run(load_playbook(test_playbook_path), "box1", first, {})
+    with store.session() as s:
+        aborts.request_abort(s, 1, actor="cli:anna", now=time.time())
+    second = healthy_host()
+    [result] = engine(store, incidents).reconcile(lambda host: second, lambda path: load_playbook(path))
+    assert result.state == "ROLLED_BACK" and second.ran("restore /backup/run-1$") == 1
+
+
+def test_rollouts_abort_with_runs_asks_each_going_run(
+        store: Database, incidents: RecordingIncidents, test_playbook_path: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``boxkeeper rollouts abort ID --runs``: the rollout starts no new run, and the run going on the
+    canary is aborted at its next step boundary (ABORTED: it was backing up)."""
+    config = tmp_path / "controller.yaml"
+    config.write_text(f"state_dir: {tmp_path}/state\ndatabase: sqlite:///{tmp_path}/boxkeeper.db\n")
+    playbook = load_playbook(test_playbook_path)
+    with store.session() as s:
+        rollout_id = rollouts.create_rollout(s, rollouts.make_plan(["box1", "box2"]), playbook="test-update",
+                                             started_by="cli:anna", client=None, now=time.time())
+    said: list[int] = []
+
+    def run_host(host: str, started: Callable[[int], None]) -> RunSummary | str:
+        ex = healthy_host()
+
+        def abort_from_the_cli(_command: str) -> tuple[int, str, str]:
+            said.append(main(["--config", str(config), "rollouts", "abort", str(rollout_id), "--runs"]))
+            return (0, "", "")
+
+        ex.on(r"make-backup", abort_from_the_cli, once=True)
+        e = engine(store, incidents)
+        run_id = e.start(playbook, host, {})
+        started(run_id)
+        return e.execute(run_id, playbook, ex, secrets=e.secrets(playbook, {}))
+
+    done = rollouts.RolloutDriver(store.session, run_host=run_host).drive(rollout_id)
+    assert said == [0] and "abort asked of run(s) 1" in capsys.readouterr().out
+    assert done.state == "ABORTED"
+    assert [(h.host, h.outcome) for h in done.hosts] == [("box1", "ABORTED"), ("box2", "NOT_ATTEMPTED")]
