@@ -12,6 +12,7 @@ before the dump: the preflight and the portal page leave it alone).
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -271,3 +272,36 @@ def test_abort_from_the_cli_while_update_run_goes(box: Box, tmp_path: Path) -> N
     unknown = subprocess.run(cli("--config", cfg, "runs", "abort", "99"), env=env, cwd=REPO,
                              capture_output=True, text=True, check=False, timeout=60)
     assert unknown.returncode == 1 and "no run with id 99" in unknown.stderr
+
+
+def test_ctrl_c_of_update_run_asks_for_an_abort_instead_of_killing_the_run(box: Box, tmp_path: Path) -> None:
+    cfg = str(write_config(box, tmp_path))
+    db = tmp_path / "state" / "boxkeeper.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    assert subprocess.run(cli("--config", cfg, "hosts", "trust", box.name, "--yes"), env=env, cwd=REPO,
+                          capture_output=True, check=False).returncode == 0
+    box.stage("good")
+    with dump_held(box) as release:
+        run = subprocess.Popen(cli("--config", cfg, "update", "run", "bitrix-modules-update", "--host",
+                                   box.name, *var_args(box)),
+                               env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert procs.wait_until(lambda: step_started(db, "dump the database") or run.poll() is not None,
+                                    120, 0.05)
+            assert run.poll() is None, dump_timeline(db)
+            run.send_signal(signal.SIGINT)
+
+            def recorded() -> bool:
+                with sqlite3.connect(db, timeout=5) as conn:
+                    [(who,)] = conn.execute("SELECT abort_requested_by FROM workflow_runs").fetchall()
+                return who is not None
+
+            assert procs.wait_until(lambda: recorded() or run.poll() is not None, 60, 0.05)
+            assert run.poll() is None  # the CLI waits for the run to end
+        finally:
+            release()
+        out, err = run.communicate(timeout=300)
+    assert run.returncode == 7, out + err
+    assert "interrupted: asking for an abort" in out and "abort of run 1 requested by cli:" in out
+    assert portal_version(box) == (200, OLD)
+    assert not (box.layout.run / LOCK_FILE).exists()
