@@ -50,7 +50,8 @@ ENDED = frozenset({SUCCEEDED, FINISHED, STOPPED, ABORTED})
 #: a host's outcome besides a run's final state
 PENDING, STARTED, REFUSED, NOT_STARTED, NOT_ATTEMPTED = (
     "PENDING", "RUNNING", "REFUSED", "NOT_STARTED", "NOT_ATTEMPTED")
-#: outcomes that spend the failure budget (SKIPPED — a held release —, ABORTED and NOT_STARTED do not)
+#: outcomes that spend the failure budget (SKIPPED — a held release —, ABORTED — also a run rolled
+#: back on an operator's abort — and NOT_STARTED do not)
 FAILING = frozenset({"ROLLED_BACK", "FAILED", "QUARANTINED", REFUSED})
 PAUSE_LIMIT = 24 * 3600.0
 
@@ -393,7 +394,9 @@ class RolloutDriver:
             else:
                 _set_host(s, rollout_id, host, run_id=result.id, outcome=result.state,
                           note=(result.error or "")[:2000] if result.state != "SUCCEEDED" else "")
-                outcome = result.state
+                # a run an operator aborted (then rolled back) is no failure of the release: it spends
+                # no budget and halts no window (the rollout's own abort stops the rest)
+                outcome = ABORTED if result.aborted_at is not None else result.state
         return outcome
 
     # -------------------------------------------------------------- the end

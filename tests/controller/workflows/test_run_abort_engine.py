@@ -184,3 +184,25 @@ def test_rollouts_abort_with_runs_asks_each_going_run(
     assert said == [0] and "abort asked of run(s) 1" in capsys.readouterr().out
     assert done.state == "ABORTED"
     assert [(h.host, h.outcome) for h in done.hosts] == [("box1", "ABORTED"), ("box2", "NOT_ATTEMPTED")]
+
+
+def test_a_canary_rolled_back_on_an_abort_does_not_stop_the_rollout(
+        store: Database, incidents: RecordingIncidents, test_playbook_path: Path) -> None:
+    """An operator's abort is no evidence against the release: no budget spent (0 allowed here)."""
+    playbook = load_playbook(test_playbook_path)
+    with store.session() as s:
+        rollout_id = rollouts.create_rollout(s, rollouts.make_plan(["box1", "box2"]), playbook="test-update",
+                                             started_by="cli:anna", client=None, now=time.time())
+
+    def run_host(host: str, started: Callable[[int], None]) -> RunSummary | str:
+        ex = healthy_host()
+        if host == "box1":
+            abort_while(store, ex, r"do-update")
+        e = engine(store, incidents)
+        run_id = e.start(playbook, host, {})
+        started(run_id)
+        return e.execute(run_id, playbook, ex, secrets=e.secrets(playbook, {}))
+
+    done = rollouts.RolloutDriver(store.session, run_host=run_host).drive(rollout_id)
+    assert [(h.host, h.outcome) for h in done.hosts] == [("box1", "ROLLED_BACK"), ("box2", "SUCCEEDED")]
+    assert done.state == "FINISHED" and done.incident_id is None
