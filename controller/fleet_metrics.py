@@ -15,9 +15,11 @@ Exposed families:
 - ``boxkeeper_incidents_open{client,severity}``.
 - ``boxkeeper_update_runs_total{playbook,outcome}``: finished update runs (not dry runs) by final
   state, counted from the stored runs on every scrape (so they survive restarts and agree across
-  replicas); ``outcome`` is SUCCEEDED, FAILED, ROLLED_BACK, QUARANTINED or SKIPPED.
+  replicas); ``outcome`` is SUCCEEDED, FAILED, ROLLED_BACK, QUARANTINED, SKIPPED or ABORTED (an
+  operator's abort before the update began).
   ``boxkeeper_update_rollbacks_total{playbook,kind}``: runs that ended ROLLED_BACK, ``kind``
-  ``automatic`` (the run's own verification failed) or ``later`` (``boxkeeper runs rollback``).
+  ``automatic`` (the run's own verification failed), ``later`` (``boxkeeper runs rollback``) or
+  ``aborted`` (an operator's abort after the update began: ``boxkeeper runs abort``).
 - ``boxkeeper_release_holds{playbook}``: releases held for the fleet now.
 - ``boxkeeper_controller_ingest_requests_total{code}``, ``boxkeeper_controller_ingest_duration_seconds``
   (histogram), ``boxkeeper_controller_db_errors_total``, ``boxkeeper_controller_scrape_duration_seconds``.
@@ -46,7 +48,8 @@ from controller.workflows.releases import HELD, ReleaseHold
 OWN_PREFIXES = ("boxkeeper_host_", "boxkeeper_check_", "boxkeeper_incidents_", "boxkeeper_controller_",
                 "boxkeeper_notifications", "boxkeeper_update_runs", "boxkeeper_update_rollbacks",
                 "boxkeeper_release_holds")
-OUTCOMES = ("SUCCEEDED", "FAILED", "ROLLED_BACK", "QUARANTINED", "SKIPPED")
+OUTCOMES = ("SUCCEEDED", "FAILED", "ROLLED_BACK", "QUARANTINED", "SKIPPED", "ABORTED")
+ROLLBACK_KINDS = ("automatic", "later", "aborted")
 STATES = ("ok", "warning", "critical", "unknown", "agent_down", "unreachable", "maintenance")
 
 
@@ -125,13 +128,18 @@ class FleetCollector(Collector):
         yield scrape
 
 
-def run_counts(session: Session) -> dict[tuple[str, str, bool], int]:
-    """(playbook, final state, a later rollback?) → finished real runs."""
-    later = select(LaterRollback.run_id)
-    stmt = (select(WorkflowRun.playbook, WorkflowRun.state, WorkflowRun.id.in_(later), func.count())
+def run_counts(session: Session) -> dict[tuple[str, str, str], int]:
+    """(playbook, final state, rollback kind: automatic | later | aborted) → finished real runs."""
+    later = WorkflowRun.id.in_(select(LaterRollback.run_id))
+    aborted = WorkflowRun.aborted_at.is_not(None)
+    stmt = (select(WorkflowRun.playbook, WorkflowRun.state, later, aborted, func.count())
             .where(WorkflowRun.dry_run.is_(False), WorkflowRun.state.in_(OUTCOMES))
-            .group_by(WorkflowRun.playbook, WorkflowRun.state, WorkflowRun.id.in_(later)))
-    return {(p, s, bool(k)): int(n) for p, s, k, n in session.execute(stmt)}
+            .group_by(WorkflowRun.playbook, WorkflowRun.state, later, aborted))
+    counts: dict[tuple[str, str, str], int] = {}
+    for p, s, k, a, n in session.execute(stmt):
+        kind = "later" if k else "aborted" if a else "automatic"
+        counts[(p, s, kind)] = counts.get((p, s, kind), 0) + int(n)
+    return counts
 
 
 def hold_counts(session: Session) -> dict[str, int]:
@@ -140,24 +148,24 @@ def hold_counts(session: Session) -> dict[str, int]:
     return {p: int(n) for p, n in session.execute(stmt)}
 
 
-def run_families(runs: dict[tuple[str, str, bool], int], holds: dict[str, int]) -> Iterator[Metric]:
+def run_families(runs: dict[tuple[str, str, str], int], holds: dict[str, int]) -> Iterator[Metric]:
     total = CounterMetricFamily("boxkeeper_update_runs",
                                 "Finished update runs (not dry runs) by final state.",
                                 labels=["playbook", "outcome"])
     rollbacks = CounterMetricFamily("boxkeeper_update_rollbacks",
-                                    "Update runs that ended ROLLED_BACK: automatic, or later on request.",
+                                    "Update runs that ended ROLLED_BACK: automatic, later on request, or on "
+                                    "an operator's abort.",
                                     labels=["playbook", "kind"])
     by_outcome: dict[tuple[str, str], int] = {}
     by_kind: dict[tuple[str, str], int] = {}
-    for (playbook, outcome, later), count in runs.items():
+    for (playbook, outcome, kind), count in runs.items():
         by_outcome[(playbook, outcome)] = by_outcome.get((playbook, outcome), 0) + count
         if outcome == "ROLLED_BACK":
-            kind = "later" if later else "automatic"
             by_kind[(playbook, kind)] = by_kind.get((playbook, kind), 0) + count
     for playbook in sorted({p for p, _ in by_outcome}):
         for outcome in OUTCOMES:  # every outcome of a playbook that ran, 0 included (rate() needs it)
             total.add_metric([playbook, outcome], float(by_outcome.get((playbook, outcome), 0)))
-        for kind in ("automatic", "later"):
+        for kind in ROLLBACK_KINDS:
             rollbacks.add_metric([playbook, kind], float(by_kind.get((playbook, kind), 0)))
     held = GaugeMetricFamily("boxkeeper_release_holds", "Releases held for the fleet now.",
                              labels=["playbook"])

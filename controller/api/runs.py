@@ -5,7 +5,10 @@ they name a zone) · ``GET /api/v1/runs/{id}`` (with the audit trail) · ``POST 
 (start a run: 202 with its id; the run goes on in the controller; 409 when the host is busy or
 quarantined; 404 for an unknown host (or another client's) or playbook; 422 for a wrong variable
 or site) · ``POST /api/v1/runs/{id}/rollback`` (roll a succeeded run back later: 202 with the
-rollback run's id; 409 with the reason when it cannot be) · ``GET /api/v1/windows`` ·
+rollback run's id; 409 with the reason when it cannot be) · ``POST /api/v1/runs/{id}/abort`` (an
+operator's abort, taken at the run's next step boundary: before the update it ends ABORTED, from the
+update on it rolls back; 202 with what was recorded; 409 when the run has ended or is rolling back
+already; controller/workflows/aborts.py) · ``GET /api/v1/windows`` ·
 ``POST /api/v1/windows`` (admin; 404 for an unknown host or client; more in api/windows.py).
 
 Rollouts (one playbook over many hosts: canary, batches, failure budget; see
@@ -13,9 +16,9 @@ controller/workflows/rollouts.py): ``POST /api/v1/rollouts`` (202 with its id; t
 in the controller; 404 for an unknown host (or another client's), client or playbook; 422 for a
 wrong variable or batch size) · ``GET /api/v1/rollouts`` · ``GET /api/v1/rollouts/{id}`` (hosts,
 batches, each run's outcome) · ``POST /api/v1/rollouts/{id}/pause|resume|abort`` (409 when the
-rollout's state does not allow it). Runs and rollouts record the operator who started them
-(``started_by``). An operator limited to some clients sees a rollout only when all its hosts are
-of its clients.
+rollout's state does not allow it; ``abort?runs=true`` also aborts each run going). Runs and
+rollouts record the operator who started them (``started_by``). An operator limited to some
+clients sees a rollout only when all its hosts are of its clients.
 
 Errors name what the caller sent, never the server's own paths (a playbook is named, not its file).
 """
@@ -37,9 +40,15 @@ from controller.api.responses import error, unprocessable
 from controller.configkit import parse_instant
 from controller.errors import ConfigError
 from controller.runtime import WorkflowRuntime
-from controller.workflows import later, rollouts
+from controller.workflows import aborts, later, rollouts
 from controller.workflows import runs as store
-from controller.workflows.errors import RolloutStateError, RunRefused, UnknownRolloutError, UnknownRunError
+from controller.workflows.errors import (
+    RolloutStateError,
+    RunRefused,
+    RunStateError,
+    UnknownRolloutError,
+    UnknownRunError,
+)
 from controller.workflows.state import RunState
 from controller.workflows.windows import add_window, describe_windows
 
@@ -245,6 +254,27 @@ async def rollback_run(request: Request, who: RoleOperator, run_id: RunId) -> di
     return {"id": rollback_id, "rollback_of": run_id, "requested_by": who.name}
 
 
+@router.post("/runs/{run_id}/abort", status_code=202,
+             responses={**error(404, "no such run"),
+                        **error(409, "the run has ended or is rolling back already (the reason is given)")})
+async def abort_run(request: Request, who: RoleOperator, run_id: RunId) -> dict[str, Any]:
+    """Ask the run to abort at its next step boundary (never mid-step): before its update phase it
+    ends ABORTED after its final steps; from the update on it rolls back ("aborted by <who>")."""
+    rt = _runtime(request)
+
+    def write() -> str:
+        with rt.db.session() as s:
+            return aborts.request_abort(s, run_id, actor=who.name, now=time.time())
+
+    try:
+        said = await run_in_threadpool(write)
+    except UnknownRunError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except RunStateError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {"id": run_id, "result": said, "requested_by": who.name}
+
+
 @router.post("/rollouts", status_code=202, responses={**error(404, "no such host, client or playbook")})
 async def start_rollout(request: Request, who: RoleOperator, body: RolloutIn) -> RolloutStarted:
     rt = _runtime(request)
@@ -310,12 +340,17 @@ async def show_rollout(request: Request, _who: RoleViewer, rollout_id: RolloutId
 STATE_CONFLICT: dict[int | str, dict[str, Any]] = {**error(409, "the rollout's state does not allow it")}
 
 
-async def _control(request: Request, op: str, rollout_id: int, action: str) -> dict[str, Any]:
+async def _control(request: Request, op: str, rollout_id: int, action: str,
+                   with_runs: bool = False) -> dict[str, Any]:
     rt = _runtime(request)
 
     def write() -> str:
         with rt.db.session() as s:
-            return rollouts.request(s, rollout_id, action, actor=op, now=time.time())
+            said = rollouts.request(s, rollout_id, action, actor=op, now=time.time())
+            if with_runs:
+                asked = aborts.abort_rollout_runs(s, rollout_id, actor=op, now=time.time())
+                said += f"; abort asked of run(s) {', '.join(map(str, asked)) or 'none going'}"
+            return said
 
     try:
         said = await run_in_threadpool(write)
@@ -337,8 +372,10 @@ async def resume_rollout(request: Request, who: RoleOperator, rollout_id: Rollou
 
 
 @router.post("/rollouts/{rollout_id}/abort", responses=STATE_CONFLICT)
-async def abort_rollout(request: Request, who: RoleOperator, rollout_id: RolloutId) -> dict[str, Any]:
-    return await _control(request, who.name, rollout_id, "abort")
+async def abort_rollout(request: Request, who: RoleOperator, rollout_id: RolloutId,
+                        runs: Annotated[bool, Query(description="also abort each run going (at its next "
+                                                    "step boundary)")] = False) -> dict[str, Any]:
+    return await _control(request, who.name, rollout_id, "abort", with_runs=runs)
 
 
 def _window_visible(rt: WorkflowRuntime, who: Identity, target: str) -> bool:

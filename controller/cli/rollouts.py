@@ -4,8 +4,9 @@
 
 Pause: no new batch starts; runs going finish. Resume: go on. Abort: no new run starts; runs going
 finish their workflow normally (never cut off mid-update). The process driving the rollout reads the
-request between runs, so these work from any shell. Exit 1 for an unknown rollout or one whose
-state does not allow the request (it has ended, it is not paused).
+request between runs, so these work from any shell. ``abort ID --runs`` also asks each run going
+to abort (``boxkeeper runs abort``: taken at its next step boundary). Exit 1 for an unknown rollout
+or one whose state does not allow the request (it has ended, it is not paused).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import time
 
 from controller.cli.common import Cli, actor, open_db, read_db, table
-from controller.workflows import rollouts
+from controller.workflows import aborts, rollouts
 from controller.workflows import runs as runstore
 from controller.workflows.errors import RolloutStateError, UnknownRolloutError
 
@@ -34,6 +35,9 @@ def register(cli: Cli) -> None:
         p = verbs.command(action, text, cmd_control)
         p.add_argument("id", type=int)
         p.set_defaults(action=action)
+        if action == "abort":
+            p.add_argument("--runs", action="store_true",
+                           help="also abort the runs going (before the update: ABORTED; after: rolled back)")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -89,6 +93,9 @@ def cmd_control(args: argparse.Namespace) -> int:
     try:
         with db.session() as s:
             said = rollouts.request(s, args.id, args.action, actor=actor(), now=time.time())
+            if getattr(args, "runs", False):
+                asked = aborts.abort_rollout_runs(s, args.id, actor=actor(), now=time.time())
+                said += f"; abort asked of run(s) {', '.join(map(str, asked)) or 'none going'}"
     except (UnknownRolloutError, RolloutStateError) as exc:
         print(f"boxkeeper: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,10 @@
 """``boxkeeper runs [--json] [--limit N] [--client C] [--host H] [--state S] [--since T] [--until T]``,
 ``runs show ID`` and ``runs follow ID``: update runs and their audit trail (read-only); ``runs
 rollback ID``: restore the backup a succeeded run took (controller/workflows/later.py; exit codes as
-``update run``).
+``update run``). ``runs abort ID``: ask a going run to abort (controller/workflows/aborts.py): taken
+at its next step boundary, never mid-step; before the update it ends ABORTED (exit 7 of ``update
+run``), from the update on it rolls back. Exit 0 when recorded, 1 for an unknown run, 3 refused (the
+run has ended or is rolling back already).
 
 ``runs follow ID`` attaches to a run already going (started by another ``boxkeeper`` process, the API
 or a window): it polls the run's timeline in the database, prints each step as it finishes, and
@@ -16,7 +19,7 @@ import json
 import sys
 import time
 
-from controller.cli.common import Cli, actor, read_db
+from controller.cli.common import Cli, actor, open_db, read_db
 from controller.cli.incidents import instant_arg
 from controller.cli.update import (
     format_entry,
@@ -26,9 +29,9 @@ from controller.cli.update import (
     format_summary,
     runtime,
 )
-from controller.workflows import later, rollouts
+from controller.workflows import aborts, later, rollouts
 from controller.workflows import runs as store
-from controller.workflows.errors import RunRefused, UnknownRunError
+from controller.workflows.errors import RunRefused, RunStateError, UnknownRunError
 from controller.workflows.follow import Follower
 from controller.workflows.state import EXIT_CODES, TERMINAL, RunState
 
@@ -51,7 +54,7 @@ def register(cli: Cli) -> None:
     p, verbs = cli.group("runs", "update runs and their audit trail", cmd_list)
     p.add_argument("--json", action="store_true")
     p.add_argument("--limit", type=int, default=50)
-    add_filters(p, "SUCCEEDED, ROLLED_BACK, FAILED, QUARANTINED, SKIPPED, … (a run state)")
+    add_filters(p, "SUCCEEDED, ROLLED_BACK, FAILED, QUARANTINED, SKIPPED, ABORTED, … (a run state)")
     p = verbs.command("show", "one run with its timeline", cmd_show)
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
@@ -66,6 +69,9 @@ def register(cli: Cli) -> None:
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
     p.add_argument("--known-hosts", default=None, help="pinned host keys (default: <state_dir>/known_hosts)")
+    p = verbs.command("abort", "abort a going run at its next step boundary: before the update it ends "
+                      "ABORTED, from the update on it rolls back", cmd_abort)
+    p.add_argument("id", type=int)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -170,3 +176,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
               file=sys.stderr)
     # ROLLED_BACK is what was asked for here: exit 0; FAILED 1, QUARANTINED 5
     return 0 if result.state == RunState.ROLLED_BACK else EXIT_CODES[RunState(result.state)]
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    _cfg, db = open_db(args)
+    try:
+        with db.session() as s:
+            said = aborts.request_abort(s, args.id, actor=actor(), now=time.time())
+    except UnknownRunError as exc:
+        print(f"boxkeeper: {exc}", file=sys.stderr)
+        return 1
+    except RunStateError as exc:
+        print(f"boxkeeper: not aborted: {exc}", file=sys.stderr)
+        return 3
+    print(f"{said} (boxkeeper runs follow {args.id})")
+    return 0

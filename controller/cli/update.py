@@ -8,7 +8,9 @@
     boxkeeper update reconcile
 
 Exit codes of ``update run``: 0 SUCCEEDED, 1 FAILED (nothing changed), 2 config/usage error,
-3 refused (host busy or quarantined), 4 ROLLED_BACK, 5 QUARANTINED. A rollout (``--hosts``,
+3 refused (host busy or quarantined), 4 ROLLED_BACK, 5 QUARANTINED, 6 SKIPPED (release held),
+7 ABORTED (``boxkeeper runs abort ID`` — or Ctrl-C of ``update run --host`` — before the update
+began; nothing changed). A rollout (``--hosts``,
 ``--client``, ``--all``) exits 0 when it SUCCEEDED, 6 when it FINISHED with failures or STOPPED,
 7 when an operator ABORTED it. With ``--chain`` the playbook
 runs once per value, in order; the first run that does not succeed stops the chain and gives the
@@ -24,21 +26,22 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from controller.cli.common import Cli, actor, open_db
 from controller.errors import ConfigError
 from controller.runtime import PLAYBOOKS_ENV, SHIPPED_PLAYBOOKS, WorkflowRuntime
-from controller.workflows import rollouts
+from controller.workflows import aborts, rollouts
 from controller.workflows import runs as runstore
-from controller.workflows.errors import RunRefused
+from controller.workflows.errors import RunRefused, RunStateError
 from controller.workflows.follow import Follower, Progress, ProgressThread
 from controller.workflows.loader import parse_var_args
 from controller.workflows.rollouts import ABORTED, FINISHED, STOPPED, SUCCEEDED, RolloutSummary
 from controller.workflows.runs import RunSummary, TimelineEntry
-from controller.workflows.state import EXIT_CODES, RunState
+from controller.workflows.state import EXIT_CODES, TERMINAL, RunState
 
 REFUSED = 3
+TERMINAL_STATES = {s.value for s in TERMINAL}
 ROLLOUT_EXIT = {SUCCEEDED: 0, FINISHED: 6, STOPPED: 6, ABORTED: 7}
 
 
@@ -117,8 +120,16 @@ def format_header(run: RunSummary) -> str:
 
 def format_outcome(run: RunSummary) -> list[str]:
     lines = []
-    if run.state == RunState.ROLLED_BACK:
+    if run.state == RunState.ABORTED:
+        lines.append(f"ABORTED by {run.abort_requested_by} before the update began: nothing on the box was "
+                     "changed")
+    elif run.state == RunState.ROLLED_BACK and run.aborted_at is not None:
+        lines.append(f"the update was ROLLED BACK on the abort of {run.abort_requested_by} (the release is "
+                     "not held)")
+    elif run.state == RunState.ROLLED_BACK:
         lines.append("the release was ROLLED BACK: this is a failure (see the incident)")
+    elif run.abort_requested_by and run.aborted_at is None and run.state not in TERMINAL_STATES:
+        lines.append(f"abort requested by {run.abort_requested_by}: taken when the step going now ends")
     if run.error and run.state != RunState.SUCCEEDED:
         lines.append(f"error: {run.error[:1000]}")
     return lines
@@ -192,9 +203,24 @@ def _one(rt: WorkflowRuntime, args: argparse.Namespace, given: dict[str, str]) -
         return result
     follower = Follower(rt.db.read_session)
     printer = Printer(with_host=False)
-    with ProgressThread(follower, printer.step):
+    started: list[int] = []
+
+    def begun(run_id: int) -> None:
+        started.append(run_id)
+        follower.add(run_id, args.host)
+
+    def abort() -> str:
+        if not started:
+            return "the run has not started yet: nothing to abort"
+        try:
+            with rt.db.session() as s:
+                return aborts.request_abort(s, started[0], actor=actor(), now=time.time())
+        except RunStateError as exc:
+            return f"not aborted: {exc}"
+
+    with ProgressThread(follower, printer.step), _on_interrupt(abort, printer):
         result = rt.run(args.playbook, args.host, given, dry_run=args.dry_run, site=args.site,
-                        started_by=actor(), on_start=lambda run_id: follower.add(run_id, args.host))
+                        started_by=actor(), on_start=begun)
     print("\n".join([format_header(result), *format_outcome(result)]))
     return result
 
@@ -228,6 +254,30 @@ def _rollout(rt: WorkflowRuntime, args: argparse.Namespace, given: dict[str, str
                                 on_start=follower.add, on_event=printer.say)
     print(format_rollout_hosts(rt, done))
     return ROLLOUT_EXIT[done.state]
+
+
+@contextlib.contextmanager
+def _on_interrupt(abort: Callable[[], str], printer: Printer) -> Iterator[None]:
+    """Ctrl-C during one host's run asks for the run's abort (taken at its next step boundary:
+    ABORTED before the update, rolled back after) instead of killing it mid-step; a second Ctrl-C
+    stops waiting (`boxkeeper update reconcile` then finishes the run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    asked = threading.Event()
+
+    def interrupted(signum: int, frame: object) -> None:
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+        printer.say("interrupted: asking for an abort (Ctrl-C again to stop waiting)")
+        threading.Thread(target=lambda: printer.say(abort()), name="run-abort", daemon=True).start()
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

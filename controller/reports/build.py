@@ -40,6 +40,9 @@ BACKUP_CAUSES = frozenset({"backup_unrestorable"})
 #: run states that passed BACKUP_VERIFY (a verified backup was taken)
 BACKED_UP = frozenset({"SUCCEEDED", "ROLLED_BACK", "QUARANTINED"})
 ROLLED_BACK_STATES = frozenset({"ROLLED_BACK", "QUARANTINED"})
+#: run states that are no failure of what ran: an operator's abort before any change is neither a
+#: success nor a failed drill or update (it is listed with its operator)
+NOT_FAILED = frozenset({"SUCCEEDED", "ABORTED"})
 #: timeline events not shown in the summary of an incident (counted instead)
 QUIET_EVENTS = frozenset({"notified", "notify_failed", "suppressed", "unsuppressed"})
 LONGEST = 5
@@ -291,6 +294,10 @@ def _versions(captured: dict[str, Any]) -> list[dict[str, Any]]:
 def _reason(run: WorkflowRun) -> str | None:
     if run.state == "SUCCEEDED":
         return None
+    if run.aborted_at is not None:  # an operator's abort (controller/workflows/aborts.py)
+        if run.state == "ABORTED":
+            return f"aborted by {run.abort_requested_by} before the update began: nothing changed"
+        return f"aborted by {run.abort_requested_by} during {run.failed_step or 'the update'}: {run.state}"
     error = (run.error or "").strip()
     parts = [f"failed at {run.failed_step}" if run.failed_step else "", error[:300]]
     return ": ".join(p for p in parts if p) or None
@@ -363,12 +370,13 @@ def _backups(ctx: _Context) -> dict[str, Any]:
             "host": host.name,
             "last_drill_success": ctx.iso(max(good)) if good else None,
             "drills": len(in_month),
-            "drills_failed": sum(1 for r in in_month if r.state != "SUCCEEDED" and r.finished_at is not None),
+            "drills_failed": sum(1 for r in in_month
+                                 if r.state not in NOT_FAILED and r.finished_at is not None),
             "last_update_backup": ctx.iso(max(backed_up)) if backed_up else None,
             "backup_checks_now": checks,
         })
         for run in in_month:
-            if run.state != "SUCCEEDED" and run.finished_at is not None:
+            if run.state not in NOT_FAILED and run.finished_at is not None:
                 failures.append({"at": ctx.iso(run.created_at), "host": host.name,
                                  "what": f"restore drill run {run.id} ended {run.state}",
                                  "detail": _reason(run) or ""})

@@ -29,6 +29,7 @@ Action = Literal[
     "incident.resolve",  # resolve an incident by hand
     "incident.note",     # add a note (with minutes spent)
     "run.start",         # start an update run
+    "run.abort",         # abort a going run (at its next step boundary)
     "window.add",        # add an update window
     "window.enable",     # disable or enable an update window
     "release.release",   # lift a release hold (fleet-wide: an admin of every client only)
@@ -37,8 +38,8 @@ Action = Literal[
     "release.hold",      # hold a release by hand (fleet-wide: an admin of every client only)
 ]
 ACTIONS: tuple[Action, ...] = ("view", "incident.ack", "incident.resolve", "incident.note", "run.start",
-                               "window.add", "window.enable", "release.release", "rollout.control",
-                               "rollout.start", "release.hold")
+                               "run.abort", "window.add", "window.enable", "release.release",
+                               "rollout.control", "rollout.start", "release.hold")
 
 #: actions on things of the whole fleet: refused to an identity limited to some clients, whatever
 #: ``client`` is asked about (as ``_fleet_wide`` of controller/api/releases.py)
@@ -50,6 +51,7 @@ _LEAST_ROLE: dict[Action, Role] = {
     "incident.resolve": "operator",
     "incident.note": "operator",
     "run.start": "operator",
+    "run.abort": "operator",  # as POST /api/v1/runs/{id}/abort
     "window.add": "admin",  # as POST /api/v1/windows
     "window.enable": "admin",  # as window.add
     "release.release": "admin",  # as POST /api/v1/releases/{id}/release

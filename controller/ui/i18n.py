@@ -127,7 +127,17 @@ EN: dict[str, str] = {
     "runs.timeline": "Steps",
     "runs.output": "Output",
     "runs.live": "Refreshing while the run goes on",
-    "runs.no_abort": "a run cannot be aborted from here (the controller has no abort yet)",
+    "runs.abort": "Abort…",
+    "runs.abort_confirm": "Abort this run?",
+    "runs.abort_text": "The run stops at its next step boundary (a step going now is never cut off). Before "
+                       "the update began: the final steps run (cron back, public part reopened) and it ends "
+                       "ABORTED with nothing changed. Once the update has begun: it is rolled back from its "
+                       "backup and verified. The release is not held.",
+    "runs.abort_button": "Abort it now",
+    "runs.abort_refused": "The run was not aborted",
+    "runs.abort_requested": "Abort requested by",
+    "runs.abort_pending": "taken when the step going now ends",
+    "runs.aborted_by": "Aborted by",
     "rollouts.help": "One playbook over many hosts: a canary first, then batches, stopped when the "
                      "failure budget is spent. Start one with `boxkeeper update run PLAYBOOK --hosts A,B` "
                      "or the API.",
@@ -312,7 +322,17 @@ RU: dict[str, str] = {
     "runs.timeline": "Шаги",
     "runs.output": "Вывод",
     "runs.live": "Обновляется, пока идёт запуск",
-    "runs.no_abort": "прервать запуск отсюда нельзя (в контроллере ещё нет прерывания)",
+    "runs.abort": "Прервать…",
+    "runs.abort_confirm": "Прервать этот запуск?",
+    "runs.abort_text": "Запуск остановится на границе шагов (идущий шаг не обрывается). Если обновление ещё "
+                       "не началось, выполнятся завершающие шаги (cron и публичная часть вернутся) и запуск "
+                       "закончится ABORTED без изменений. Если обновление уже началось, сервер будет "
+                       "откачен из резервной копии и проверен. Релиз не блокируется.",
+    "runs.abort_button": "Прервать сейчас",
+    "runs.abort_refused": "Запуск не прерван",
+    "runs.abort_requested": "Прерывание запросил",
+    "runs.abort_pending": "сработает, когда закончится текущий шаг",
+    "runs.aborted_by": "Прервал",
     "rollouts.help": "Один плейбук на много серверов: сначала канарейка, затем партии; остановка, когда "
                      "исчерпан бюджет отказов. Запуск: `boxkeeper update run PLAYBOOK --hosts A,B` или API.",
     "rollouts.rollout": "Раскатка",

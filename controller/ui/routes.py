@@ -8,11 +8,10 @@ Pages (GET): ``/ui/`` fleet (+ ``/ui/fleet/fragment``, refreshed by ui.js), ``/u
 controller/reports, served as it is, with its own CSP: inline style, no script); ``/ui/login``,
 ``/ui/lang/{en|ru}``, ``/ui/static/{ui.css|ui.js}``.
 Actions (POST, each with the session's CSRF token): sign-in/out, incident ack/resolve/note,
-run confirm/start, rollout confirm/start/pause/resume/abort, window add/edit/disable/enable, holding
-and releasing a release. Every action asks
+run confirm/start, run abort (``/ui/runs/{id}/abort``: GET the confirmation naming host and playbook,
+POST it), rollout confirm/start/pause/resume/abort, window add/edit/disable/enable, holding and
+releasing a release. Every action asks
 :func:`controller.ui.access.can` (403 when refused), every page draws only what ``can`` allows.
-
-Not built here: aborting a single run (the runtime has no abort).
 """
 
 from __future__ import annotations
@@ -45,7 +44,14 @@ from controller.ui.access import Action, Identity
 from controller.ui.render import STATIC_DIR, page, secure
 from controller.workflows import releases
 from controller.workflows import rollouts as rollout_store
-from controller.workflows.errors import RolloutStateError, RunRefused, UnknownRolloutError
+from controller.workflows.aborts import request_abort
+from controller.workflows.errors import (
+    RolloutStateError,
+    RunRefused,
+    RunStateError,
+    UnknownRolloutError,
+    UnknownRunError,
+)
 from controller.workflows.loader import parse_var_args
 from controller.workflows.windows import UnknownWindowError, add_window, edit_window, set_enabled
 
@@ -483,6 +489,36 @@ async def run_page(request: Request, me: Me, run_id: int) -> Response:
 @router.get("/runs/{run_id}/fragment")
 async def run_fragment(request: Request, me: Me, run_id: int) -> Response:
     return me.render("run_body.html", r=await run_in_threadpool(_run_page, request, me, run_id))
+
+
+@router.get("/runs/{run_id}/abort")
+async def run_abort_confirm(request: Request, me: Me, run_id: int) -> Response:
+    """The confirmation: which run, host and playbook, and what an abort does now."""
+    found = await run_in_threadpool(_run_page, request, me, run_id)
+    me.require("run.abort", views.client_of_host(request.app.state.cfg, found.run.host))
+    if not found.may_abort:
+        return me.render("message.html", status_code=409, title_key="runs.abort_refused",
+                         message=f"run {run_id} is {found.run.state}: nothing to abort")
+    return me.render("run_abort.html", r=found)
+
+
+@router.post("/runs/{run_id}/abort")
+async def run_abort(request: Request, me: Me, run_id: int, csrf: Csrf = "") -> Response:
+    check_csrf(me, csrf)
+    found = await run_in_threadpool(_run_page, request, me, run_id)
+    me.require("run.abort", views.client_of_host(request.app.state.cfg, found.run.host))
+
+    def write() -> None:
+        with _db(request).session() as s:
+            request_abort(s, run_id, actor=me.identity.name, now=_now(request))
+
+    try:
+        await run_in_threadpool(write)
+    except UnknownRunError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except RunStateError as exc:
+        return me.render("message.html", status_code=409, title_key="runs.abort_refused", message=str(exc))
+    return see_other(f"/ui/runs/{run_id}")
 
 
 # --------------------------------------------------------------------------------------- rollouts

@@ -21,7 +21,8 @@ from controller.config import ControllerConfig
 from controller.errors import ConfigError
 from controller.fleet import STATUS_NAMES, HostView, load_fleet
 from controller.store.models import Host, Report, StateChange
-from controller.ui.access import Identity, sees
+from controller.ui.access import Identity, can, sees
+from controller.workflows import aborts
 from controller.workflows import rollouts as rollout_store
 from controller.workflows import runs as run_store
 from controller.workflows.errors import UnknownRolloutError, UnknownRunError
@@ -230,6 +231,7 @@ class RunPage:
     run: run_store.RunSummary
     finished: bool
     backup_location: str | None
+    may_abort: bool = False  # going, not rolling back, and the visitor may abort runs of its client
 
 
 def run_page(session: Session, cfg: ControllerConfig, who: Identity, run_id: int) -> RunPage | None:
@@ -240,8 +242,11 @@ def run_page(session: Session, cfg: ControllerConfig, who: Identity, run_id: int
     if not sees(who, client_of_host(cfg, summary.host)):
         return None
     row = run_store.get_run(session, run_id)
-    return RunPage(summary, summary.state in {s.value for s in TERMINAL},
-                   backup_location(row) if row.backup_started else None)
+    finished = summary.state in {s.value for s in TERMINAL}
+    may_abort = (not finished and row.outcome is None and summary.abort_requested_by is None
+                 and summary.state in {s.value for s in aborts.ABORTABLE}
+                 and can(who, "run.abort", client_of_host(cfg, summary.host)))
+    return RunPage(summary, finished, backup_location(row) if row.backup_started else None, may_abort)
 
 
 def backup_location(row: WorkflowRun) -> str | None:

@@ -22,6 +22,10 @@ A later rollback (:mod:`controller.workflows.later`) runs LOCK → PREFLIGHT (se
 then the playbook's ``rollback_later.check``) → ROLLBACK → ROLLBACK_VERIFY with ``{{ run_id }}`` the
 earlier run's id; after a crash in LOCK/PREFLIGHT it starts that way again, never forward.
 
+An operator's abort (:mod:`controller.workflows.aborts`) is read at every step boundary of the
+forward path, never mid-step: before UPDATE it ends the run ABORTED after its ``finally`` steps and
+the unlock; from UPDATE on it rolls back with reason "aborted by <who>" (the release is not held).
+
 Before resuming, the lock file is re-taken (it names the run) and values captured by preflight that
 were not stored (secrets) are captured again by rerunning those read-only steps.
 """
@@ -37,8 +41,8 @@ import httpx
 from sqlalchemy.orm import Session
 
 from controller.redact import Redactor
+from controller.workflows import aborts, releases
 from controller.workflows import later as later_runs
-from controller.workflows import releases
 from controller.workflows import runs as store
 from controller.workflows.errors import ExecutorError, HostKeyError
 from controller.workflows.executor import Command, Executor
@@ -81,6 +85,7 @@ class _Run:
     later: later_runs.RollbackOf | None = None  # a later rollback of that run (`runs rollback`)
     release: str = ""  # the release this run installs, once known
     http: httpx.Client | None = None  # made at the run's first http step when the engine has none
+    aborted_by: str | None = None  # an operator's abort, once the engine has acted on it
 
     def http_client(self) -> httpx.Client:
         """One client for the run's HTTP checks: TLS verified; its CA store is loaded once (that costs
@@ -172,6 +177,10 @@ class Engine:
     def _drive(self, r: _Run, start: RunState, *, resumed: bool = False) -> RunSummary:
         if start in FORWARD:
             for state in FORWARD[FORWARD.index(start):]:
+                if self._aborted(r):
+                    if r.state in aborts.CHANGING:
+                        break
+                    return self._finish(r, S.ABORTED)
                 if state is S.VERIFY and self._release_held(r, Phase.UPDATE):
                     break
                 self._enter(r, state, check=not resumed)
@@ -180,14 +189,15 @@ class Engine:
                 if not ok:
                     if state in (S.UPDATE, S.VERIFY):
                         break
-                    return self._finish(r, S.FAILED)
+                    return self._finish(r, S.FAILED if r.aborted_by is None else S.ABORTED)
                 self._done(r)
                 if state is S.PREFLIGHT and self._release_held(r, Phase.PREFLIGHT):
                     return self._finish(r, S.SKIPPED)
                 if state is S.PREFLIGHT and r.dry_run:
                     return self._finish(r, S.SUCCEEDED)
             else:
-                return self._finish(r, S.SUCCEEDED)
+                if not self._aborted(r):  # the boundary after the last verify step
+                    return self._finish(r, S.SUCCEEDED)
         for state in (S.ROLLBACK, S.ROLLBACK_VERIFY):
             self._enter(r, state, check=not resumed)
             resumed = False
@@ -203,14 +213,20 @@ class Engine:
         if resumed:
             self._note(r, f"controller restarted: rollback of run {r.later.of_run_id} found in {r.state}, "
                           "starting its checks again")
+        if self._aborted(r):
+            return self._finish(r, S.ABORTED)
         self._enter(r, S.LOCK, check=False)
         if not self._lock(r):
             return self._finish(r, S.FAILED)
         self._done(r)
+        if self._aborted(r):
+            return self._finish(r, S.ABORTED)
         self._enter(r, S.PREFLIGHT)
         if not (self._recapture(r) and self._step(r, Phase.PREFLIGHT, r.playbook.rollback_later.check)):
             return self._finish(r, S.FAILED)
         self._done(r)
+        if self._aborted(r):
+            return self._finish(r, S.ABORTED)
         return self._drive(r, S.ROLLBACK)
 
     def _release_held(self, r: _Run, after: Phase) -> bool:
@@ -269,8 +285,37 @@ class Engine:
         for step in r.playbook.steps(phase):
             if phase is Phase.VERIFY and after not in step.after:
                 continue
+            if state in FORWARD and self._aborted(r):
+                return False
             if not self._step(r, phase, step):
                 return False
+        return True
+
+    def _aborted(self, r: _Run) -> bool:
+        """At a step boundary of the forward path: whether an operator asked to abort (recorded on the
+        run by :func:`controller.workflows.aborts.request_abort`); the first time, it is taken: the
+        timeline says by whom and what follows, and the run's failed step and error name it."""
+        if r.aborted_by is not None:
+            return True
+        if r.state not in aborts.ABORTABLE:
+            return False
+        with self.sessions() as s:
+            row = store.get_run(s, r.id)
+            who, asked = row.abort_requested_by, row.abort_requested_at
+            if who is None:
+                return False
+            row.aborted_at = self.clock()
+            then = ("the update phase had begun: rolling back" if r.state in aborts.CHANGING else
+                    "nothing on the box has changed: final steps, then ABORTED")
+            message = f"aborted by {who} (asked {self.clock() - (asked or self.clock()):.0f}s ago): {then}"
+            store.add_entry(s, r.id, kind="note", phase=r.state.value, name=message, status="failed",
+                            now=self.clock())
+            r.errors.append(message)
+            if r.failed_step is None:
+                r.failed_step = row.failed_step = f"{r.state.value.lower()}/aborted by {who}"
+                r.failed_output = message
+            row.error = "; ".join(r.errors)[-4000:]
+        r.aborted_by = who
         return True
 
     def _lock(self, r: _Run) -> bool:
@@ -382,11 +427,13 @@ class Engine:
         facts = RunFacts(r.id, r.host, r.playbook.name, outcome.value, r.failed_step, r.failed_output,
                          "; ".join(r.errors) or None, dict(r.captured), self._backup_location(r),
                          r.playbook.rollback_notice, r.host_key_problem, self._failure_incident(r),
-                         r.later.of_run_id if r.later else None, r.later.requested_by if r.later else None)
+                         r.later.of_run_id if r.later else None, r.later.requested_by if r.later else None,
+                         r.aborted_by)
         request = incident_for(facts)
         if request is None and not cleanup_ok:
+            ended = "succeeded" if outcome is S.SUCCEEDED else f"ended {outcome}"
             request = IncidentRequest(r.host, f"workflow:run:{r.id}", "release_cleanup_failed", "warning",
-                                      f"{r.playbook.name} on {r.host} (run {r.id}) succeeded but a final "
+                                      f"{r.playbook.name} on {r.host} (run {r.id}) {ended} but a final "
                                       f"step failed: {facts.error}", {"run_id": r.id})
         with self.sessions() as s:
             row = store.get_run(s, r.id)
@@ -407,6 +454,7 @@ class Engine:
                       request: IncidentRequest) -> IncidentRequest:
         """A rolled-back (or quarantined) release is held for the fleet; its incident says so."""
         if outcome not in (S.ROLLED_BACK, S.QUARANTINED) or r.host_key_problem or r.dry_run \
+                or r.aborted_by is not None \
                 or r.playbook.failure_incident is not None or not r.playbook.release:
             return request
         key = r.release or releases.release_key(r.playbook, r.values)
@@ -441,7 +489,8 @@ class Engine:
             captured = dict(row.captured)
             r = _Run(run_id, row.host, playbook, executor, values, Redactor(), row.dry_run,
                      RunState(row.state), captured, row.backup_started, row.failed_step,
-                     lock_token=row.lock_token, later=later_runs.rollback_of(s, run_id))
+                     lock_token=row.lock_token, later=later_runs.rollback_of(s, run_id),
+                     aborted_by=row.abort_requested_by if row.aborted_at is not None else None)
         for var in playbook.variables:
             if var.secret:
                 value = secrets.get(var.name, var.default)

@@ -61,6 +61,10 @@ class UnknownRunError(WorkflowError):
     """No run with that id."""
 
 
+class RunStateError(WorkflowError):
+    """The run's state does not allow what was asked (an abort of a run that has ended)."""
+
+
 class UnknownRolloutError(WorkflowError):
     """No rollout with that id."""
 

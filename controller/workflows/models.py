@@ -48,6 +48,11 @@ class WorkflowRun(Base):
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: who started it: ``cli:<login>``, the API operator's name, ``window:<name>`` ("" before 0005)
     started_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    #: an operator's abort (revision 0010): who asked and when, from any process; ``aborted_at`` is
+    #: set when the engine acted on it at a step boundary (controller/workflows/aborts.py)
+    abort_requested_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    abort_requested_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    aborted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class WorkflowRunStep(Base):

@@ -58,6 +58,7 @@ class RunFacts:
     failure_incident: FailureIncident | None = None  # its summary rendered
     rollback_of: int | None = None  # a later rollback (`runs rollback`) of this run
     requested_by: str | None = None  # who asked for the later rollback
+    aborted_by: str | None = None  # the operator whose abort the run acted on (aborts.py)
 
 
 def incident_for(f: RunFacts) -> IncidentRequest | None:
@@ -67,7 +68,8 @@ def incident_for(f: RunFacts) -> IncidentRequest | None:
         "failed_output": f.failed_output, "error": f.error, "captured": f.captured,
     }
     where = f"{f.playbook} on {f.host} (run {f.run_id})"
-    if f.outcome in ("SUCCEEDED", "SKIPPED"):  # SKIPPED: a held release, nothing changed (not a failure)
+    if f.outcome in ("SUCCEEDED", "SKIPPED", "ABORTED"):
+        # SKIPPED: a held release; ABORTED: an operator's abort before any change (not failures)
         return None
     if f.host_key_problem:
         return IncidentRequest(f.host, f"workflow:hostkey:{f.host}", "host_key_refused", "critical",
@@ -76,6 +78,13 @@ def incident_for(f: RunFacts) -> IncidentRequest | None:
         return _failure_incident(f, f.failure_incident, where, details)
     if f.rollback_of is not None and f.outcome in ("FAILED", "ROLLED_BACK"):
         return _later_rollback(f, where, details)
+    if f.aborted_by is not None and f.outcome == "ROLLED_BACK":
+        details.update(aborted_by=f.aborted_by, backup_location=f.backup_location, warning=f.rollback_notice)
+        text = (f"update rolled back on abort: {where} aborted by {f.aborted_by} during {f.failed_step}; "
+                f"restored from {f.backup_location} and verified (the release is not held)")
+        if f.rollback_notice:
+            text += f". {f.rollback_notice}"
+        return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "run_aborted", "warning", text, details)
     if f.outcome == "FAILED":
         return IncidentRequest(f.host, f"workflow:run:{f.run_id}", "release_failed", "warning",
                                f"update not started: {where} failed at {f.failed_step or 'start'} "

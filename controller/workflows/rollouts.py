@@ -9,14 +9,16 @@
 Each host's run is an ordinary run (its own host lease, state machine, incident); the rollout only
 decides which runs start when. A run that ends ROLLED_BACK, FAILED or QUARANTINED, and a host whose
 run was refused (busy, quarantined, key not trusted), count against the failure budget
-(``max_failures``; 0 = stop after the first); a run that ends SKIPPED (its release is held) does
-not. The canary's failure always stops the rollout, whatever the budget: it exists to prove the
-release first. A stopped rollout opens ONE incident naming it, the hosts that failed and the hosts
+(``max_failures``; 0 = stop after the first); a run that ends SKIPPED (its release is held) or
+ABORTED (an operator's abort before any change, :mod:`controller.workflows.aborts`) does not.
+The canary's failure always stops the rollout, whatever the budget: it exists to prove the release
+first. A stopped rollout opens ONE incident naming it, the hosts that failed and the hosts
 not attempted (each failed run has its own incident as well).
 
 Operators steer a rollout from any process through its row (:func:`request`): *pause* — no new
 batch starts, runs going finish; *resume*; *abort* — no new run starts, runs going finish their
-workflow normally (a run is never cut off mid-update). The driver reads the request between runs.
+workflow normally (a run is never cut off mid-update; ``rollouts abort ID --runs`` also asks each
+run going to abort at its next step boundary). The driver reads the request between runs.
 A paused rollout not resumed within :data:`PAUSE_LIMIT` is aborted.
 
 A driving process that dies (``kill -9``, a lost SSH session of ``update run --hosts``, the leading
@@ -61,7 +63,8 @@ ENDED = frozenset({SUCCEEDED, FINISHED, STOPPED, ABORTED})
 #: a host's outcome besides a run's final state
 PENDING, STARTED, REFUSED, NOT_STARTED, NOT_ATTEMPTED = (
     "PENDING", "RUNNING", "REFUSED", "NOT_STARTED", "NOT_ATTEMPTED")
-#: outcomes that spend the failure budget (SKIPPED — a held release — and NOT_STARTED do not)
+#: outcomes that spend the failure budget (SKIPPED — a held release —, ABORTED — also a run rolled
+#: back on an operator's abort — and NOT_STARTED do not)
 FAILING = frozenset({"ROLLED_BACK", "FAILED", "QUARANTINED", REFUSED})
 PAUSE_LIMIT = 24 * 3600.0
 #: seconds between two signs of life of a rollout's driver, and the silence after which it is reaped
@@ -470,7 +473,9 @@ class RolloutDriver:
             else:
                 _set_host(s, rollout_id, host, run_id=result.id, outcome=result.state,
                           note=(result.error or "")[:2000] if result.state != "SUCCEEDED" else "")
-                outcome = result.state
+                # a run an operator aborted (then rolled back) is no failure of the release: it spends
+                # no budget and halts no window (the rollout's own abort stops the rest)
+                outcome = ABORTED if result.aborted_at is not None else result.state
         return outcome
 
     # -------------------------------------------------------------- the end

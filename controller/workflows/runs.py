@@ -56,6 +56,10 @@ class RunSummary:
     finished_at: float | None
     timeline: tuple[TimelineEntry, ...] = ()
     started_by: str = ""
+    #: an operator's abort (controller/workflows/aborts.py): who, when asked, when the engine took it
+    abort_requested_by: str | None = None
+    abort_requested_at: float | None = None
+    aborted_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -135,7 +139,7 @@ def summary(session: Session, run_id: int, *, with_timeline: bool = True) -> Run
                          for r in rows)
     return RunSummary(run.id, run.host, run.playbook, run.state, run.dry_run, run.failed_step, run.error,
                       dict(run.captured), run.created_at, run.finished_at, timeline,
-                      run.started_by or "")
+                      run.started_by or "", run.abort_requested_by, run.abort_requested_at, run.aborted_at)
 
 
 def entries_after(session: Session, run_id: int, seq: int) -> list[TimelineEntry]:

@@ -15,6 +15,11 @@ SKIPPED: the release the run would install is held fleet-wide (:mod:`controller.
 decided after PREFLIGHT, before anything changed on the box. It is not a failure and opens no
 incident. A later rollback (``boxkeeper runs rollback ID``, :mod:`controller.workflows.later`) goes
 LOCK → PREFLIGHT → ROLLBACK → ROLLBACK_VERIFY → ROLLED_BACK (or ROLLBACK_FAILED → QUARANTINED).
+
+ABORTED: an operator aborted the run (``boxkeeper runs abort ID``, :mod:`controller.workflows.aborts`)
+before its update phase began; nothing on the box was changed (a backup is not a change), its
+``finally`` steps ran and the lock is released. An abort once the update phase has begun goes the
+rollback path instead (ROLLED_BACK, or QUARANTINED).
 """
 
 from __future__ import annotations
@@ -39,15 +44,16 @@ class RunState(enum.StrEnum):
     QUARANTINED = "QUARANTINED"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
+    ABORTED = "ABORTED"
 
 
 S = RunState
-TERMINAL = frozenset({S.SUCCEEDED, S.ROLLED_BACK, S.QUARANTINED, S.FAILED, S.SKIPPED})
+TERMINAL = frozenset({S.SUCCEEDED, S.ROLLED_BACK, S.QUARANTINED, S.FAILED, S.SKIPPED, S.ABORTED})
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
-    S.LOCK: frozenset({S.PREFLIGHT, S.FAILED}),
-    S.PREFLIGHT: frozenset({S.BACKUP, S.FAILED, S.SUCCEEDED, S.SKIPPED, S.ROLLBACK}),
-    S.BACKUP: frozenset({S.BACKUP_VERIFY, S.FAILED}),
-    S.BACKUP_VERIFY: frozenset({S.UPDATE, S.FAILED}),
+    S.LOCK: frozenset({S.PREFLIGHT, S.FAILED, S.ABORTED}),
+    S.PREFLIGHT: frozenset({S.BACKUP, S.FAILED, S.SUCCEEDED, S.SKIPPED, S.ROLLBACK, S.ABORTED}),
+    S.BACKUP: frozenset({S.BACKUP_VERIFY, S.FAILED, S.ABORTED}),
+    S.BACKUP_VERIFY: frozenset({S.UPDATE, S.FAILED, S.ABORTED}),
     S.UPDATE: frozenset({S.VERIFY, S.ROLLBACK}),
     S.VERIFY: frozenset({S.SUCCEEDED, S.ROLLBACK}),
     S.ROLLBACK: frozenset({S.ROLLBACK_VERIFY, S.ROLLBACK_FAILED}),
@@ -67,7 +73,7 @@ PHASE_OF: dict[RunState, Phase] = {
 }
 
 #: CLI exit codes of ``boxkeeper update run`` per final state (3 = refused, 2 = config error).
-EXIT_CODES = {S.SUCCEEDED: 0, S.FAILED: 1, S.ROLLED_BACK: 4, S.QUARANTINED: 5, S.SKIPPED: 6}
+EXIT_CODES = {S.SUCCEEDED: 0, S.FAILED: 1, S.ROLLED_BACK: 4, S.QUARANTINED: 5, S.SKIPPED: 6, S.ABORTED: 7}
 
 
 class TransitionError(RuntimeError):

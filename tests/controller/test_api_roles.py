@@ -60,6 +60,7 @@ ROLES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/clients/{client}/worklog"): "viewer",
     ("POST", "/api/v1/clients/{client}/worklog"): "operator",
     ("POST", "/api/v1/runs/{run_id}/rollback"): "operator",
+    ("POST", "/api/v1/runs/{run_id}/abort"): "operator",
     ("GET", "/api/v1/releases"): "viewer",
     ("POST", "/api/v1/releases"): "admin",
     ("POST", "/api/v1/releases/{hold_id}/release"): "admin",

@@ -104,17 +104,23 @@ def test_update_runs_rollbacks_and_holds_are_counted_from_the_stored_runs(tmp_pa
     db = Database(f"sqlite:///{tmp_path}/m.db")
     db.upgrade()
 
-    def finished(host: str, playbook: str, state: str, *, dry_run: bool = False) -> int:
+    def finished(host: str, playbook: str, state: str, *, dry_run: bool = False,
+                 aborted: bool = False) -> int:
         run_id = store.create_run(db.session, host=host, playbook=playbook, playbook_path="/p.yaml",
                                   variables={}, dry_run=dry_run, now=1.0)
         with db.session() as s:
             store.get_run(s, run_id).state = state
+            if aborted:  # as the engine records an operator's abort it acted on
+                store.get_run(s, run_id).abort_requested_by = "cli:ops"
+                store.get_run(s, run_id).aborted_at = 2.0
             store.release_lease(s, host, run_id)
         return run_id
 
     good = finished("h1", "bitrix-modules-update", "SUCCEEDED")
     finished("h2", "bitrix-modules-update", "ROLLED_BACK")
     finished("h2", "bitrix-modules-update", "SKIPPED")
+    finished("h2", "bitrix-modules-update", "ABORTED", aborted=True)
+    finished("h2", "bitrix-modules-update", "ROLLED_BACK", aborted=True)  # aborted during the update
     finished("h3", "bitrix-modules-update", "SUCCEEDED", dry_run=True)  # a dry run is not counted
     finished("h3", "1c-config-update", "QUARANTINED")
     finished("h3", "1c-config-update", "LOCK")  # still running: not counted
@@ -130,7 +136,9 @@ def test_update_runs_rollbacks_and_holds_are_counted_from_the_stored_runs(tmp_pa
 
     b = "bitrix-modules-update"
     assert sample("boxkeeper_update_runs_total", playbook=b, outcome="SUCCEEDED") == 1.0
-    assert sample("boxkeeper_update_runs_total", playbook=b, outcome="ROLLED_BACK") == 2.0
+    assert sample("boxkeeper_update_runs_total", playbook=b, outcome="ROLLED_BACK") == 3.0
+    assert sample("boxkeeper_update_runs_total", playbook=b, outcome="ABORTED") == 1.0
+    assert sample("boxkeeper_update_rollbacks_total", playbook=b, kind="aborted") == 1.0
     assert sample("boxkeeper_update_runs_total", playbook=b, outcome="SKIPPED") == 1.0
     assert sample("boxkeeper_update_runs_total", playbook=b, outcome="FAILED") == 0.0
     assert sample("boxkeeper_update_runs_total", playbook="1c-config-update", outcome="QUARANTINED") == 1.0
