@@ -46,7 +46,7 @@ from agent.report import (
     MAX_SUMMARY_LENGTH,
     Report,
 )
-from controller import inventory, tokens
+from controller import inventory, report_wire, tokens
 from controller.errors import AuthError, ForbiddenError, IngestError, InvalidReportError
 from controller.store import raw
 from controller.store.db import Database
@@ -66,7 +66,7 @@ class Prepared:
     """A validated report with its JSON columns already encoded: done before the write transaction,
     so that the database's write lock is held for SQL only."""
 
-    report: Report
+    report: report_wire.Report
     body: str
     facts: str
     samples: str
@@ -91,7 +91,7 @@ def authenticate(db: Database, token: str | None) -> inventory.TokenOwner:
     return owner
 
 
-_DECODER = msgspec.json.Decoder(Report)
+_DECODER = msgspec.json.Decoder(report_wire.Report)
 _AT = re.compile(r" - at `\$\.?(.*)`$")
 _BYTE = re.compile(r"\(byte (\d+)\)")
 
@@ -114,11 +114,12 @@ def _decode_error(body: bytes, exc: Exception) -> InvalidReportError:
     return InvalidReportError(f"invalid report: Invalid JSON: {text}")
 
 
-def parse_report(body: bytes) -> Report:
+def parse_report(body: bytes) -> report_wire.Report:
     """Validate a report body; InvalidReportError's message names what is wrong and where.
 
-    Types are checked strictly by msgspec against the dataclasses of :mod:`agent.report` (no
-    coercion: ``"1"`` is not an int, ``1`` is not a bool); the limits below are checked after.
+    Types are checked strictly by msgspec against the dataclasses of :mod:`agent.report`, mirrored
+    as Structs in :mod:`controller.report_wire` (no coercion: ``"1"`` is not an int, ``1`` is not a
+    bool); the limits below are checked after.
     The OpenAPI schema of the same dataclasses comes from pydantic (:data:`REPORT_ADAPTER`).
     """
     if b"\\u0000" in body:
@@ -155,7 +156,7 @@ _GOOD_LABELS: set[str] = set()
 _MAX_CACHED = 100_000
 
 
-def _all_finite(r: Report) -> bool:
+def _all_finite(r: report_wire.Report) -> bool:
     """Fast path: the sum of every number is finite only if each is (NaN and inf propagate); a
     finite overflow of the sum only sends us to the exact, per-field check."""
     total = r.sent_at + r.push_interval_seconds + (r.facts.boot_time or 0.0)
@@ -167,7 +168,7 @@ def _all_finite(r: Report) -> bool:
     return _isfinite(total)
 
 
-def _check_limits(r: Report) -> None:
+def _check_limits(r: report_wire.Report) -> None:
     _name("host", r.host)
     _name("agent_version", r.agent_version)
     if r.seq < 0 or r.seq > 2**63 - 1:
@@ -185,7 +186,7 @@ def _check_limits(r: Report) -> None:
         _check_items(r)
 
 
-def _items_ok(r: Report) -> bool:
+def _items_ok(r: report_wire.Report) -> bool:
     """Fast path of :func:`_check_items`: True when every check and sample is within the limits and
     every sample and label name was seen valid before (whole-report min/max and set operations in C
     instead of a Python loop per item). False means "look closer", not "invalid"."""
@@ -222,7 +223,7 @@ def _items_ok(r: Report) -> bool:
     return True
 
 
-def _check_items(r: Report) -> None:
+def _check_items(r: report_wire.Report) -> None:
     """Each check and sample, one by one: raises naming the first offending item (and remembers
     the valid sample and label names for :func:`_items_ok`)."""
     names: set[str] = set()
@@ -261,7 +262,7 @@ def _check_items(r: Report) -> None:
                     raise _bad(f"samples[{i}].labels.{key}", f"at most {MAX_SUMMARY_LENGTH} characters")
 
 
-def _check_finite(r: Report) -> None:
+def _check_finite(r: report_wire.Report) -> None:
     _finite("sent_at", r.sent_at)
     _finite("push_interval_seconds", r.push_interval_seconds)
     _finite("facts.boot_time", r.facts.boot_time)
@@ -437,7 +438,7 @@ _NEWEST_STATE = _Raw(
 )
 
 
-def stored_body(report: Report) -> str:
+def stored_body(report: report_wire.Report) -> str:
     """What ``reports.body`` keeps: the compact raw form of :mod:`controller.store.raw` (the push
     interval and each check's name, status and hard flag). The latest samples live once, in
     ``host_states.samples`` (for /metrics; Prometheus keeps their history), the latest check
@@ -446,7 +447,7 @@ def stored_body(report: Report) -> str:
                       [raw.StoredCheck(c.name, int(c.status), c.hard) for c in report.checks])
 
 
-def prepared(report: Report, body: bytes) -> Prepared:
+def prepared(report: report_wire.Report, body: bytes) -> Prepared:
     return Prepared(
         report, stored_body(report), _json(report.facts), _json(report.samples),
         tuple(_json(c.perfdata) for c in report.checks),
@@ -461,7 +462,8 @@ def store_report(
     try:
         with db.transaction() as conn:
             outcomes: list[BatchOutcome | None] = [None]
-            _store_hosts(conn, [(0, owner, prepared(report, body))], [owner.host_id], clock(), outcomes)
+            wire = msgspec.convert(report, report_wire.Report, from_attributes=True)
+            _store_hosts(conn, [(0, owner, prepared(wire, body))], [owner.host_id], clock(), outcomes)
             return cast(IngestResult, outcomes[0])
     except IntegrityError as exc:
         return _raced(db, owner.host_id, owner.host, report.seq, exc)
@@ -723,7 +725,7 @@ def ingest(
         return raced(db, token, parsed.report, exc)
 
 
-def raced(db: Database, token: str, report: Report, error: IntegrityError) -> IngestResult:
+def raced(db: Database, token: str, report: report_wire.Report, error: IntegrityError) -> IngestResult:
     """After an IntegrityError: "duplicate" only if another push of this (host, seq) won the race
     (the unique constraint), otherwise the error was something else: re-raise it."""
     with db.read_session() as session:
