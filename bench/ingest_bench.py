@@ -26,6 +26,15 @@ The CPU seconds used by the generator, by the server (for PostgreSQL: the contro
 PostgreSQL processes) and by the whole machine are measured per phase and reported per push, so
 the share taken by the generator and by other jobs on this shared machine is visible.
 
+Before and after in one run (``--before DIR``, as ``bench/db_size_bench.py``): DIR is an older
+tree (``git archive 12d7d9e | tar -x -C /tmp/bk-before``); each database is then served by that
+tree's controller and by this checkout's, alternately, ``--rounds`` times (fresh database each
+time; the older tree sets up its own schema), and a table gives the server CPU per report of both
+with each run's load average::
+
+    .venv/bin/python bench/ingest_bench.py --before /tmp/bk-before --rounds 3 --workers 2 \
+        --only sqlite,postgresql --connections keep-alive --rate 300,1000 --out /tmp/ingest.md
+
 Targets: the controller on SQLite (WAL, synchronous=NORMAL), the controller on PostgreSQL 15
 (fsync on, default settings, started here on 127.0.0.1), and prometheus-pushgateway receiving the
 equivalent pushes (the same 100 samples + 20 check gauges in the text format, PUT
