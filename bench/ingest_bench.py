@@ -26,6 +26,15 @@ The CPU seconds used by the generator, by the server (for PostgreSQL: the contro
 PostgreSQL processes) and by the whole machine are measured per phase and reported per push, so
 the share taken by the generator and by other jobs on this shared machine is visible.
 
+Before and after in one run (``--before DIR``, as ``bench/db_size_bench.py``): DIR is an older
+tree (``git archive 12d7d9e | tar -x -C /tmp/bk-before``); each database is then served by that
+tree's controller and by this checkout's, alternately, ``--rounds`` times (fresh database each
+time; the older tree sets up its own schema), and a table gives the server CPU per report of both
+with each run's load average::
+
+    .venv/bin/python bench/ingest_bench.py --before /tmp/bk-before --rounds 3 --workers 2 \
+        --only sqlite,postgresql --connections keep-alive --rate 300,1000 --out /tmp/ingest.md
+
 Targets: the controller on SQLite (WAL, synchronous=NORMAL), the controller on PostgreSQL 15
 (fsync on, default settings, started here on 127.0.0.1), and prometheus-pushgateway receiving the
 equivalent pushes (the same 100 samples + 20 check gauges in the text format, PUT
@@ -484,28 +493,39 @@ def _short(r: dict[str, float]) -> str:
             f"other {r['other_cores']:.2f} cores")
 
 
-def start_controller(
-    tmp: Path, database: str, hosts: list[str], workers: int,
-) -> tuple[subprocess.Popen[bytes], int, dict[str, str]]:
-    from controller import inventory
-    from controller.config import parse
-    from controller.store.db import Database
+SETUP = """
+import json, sys
+from controller import inventory
+from controller.config import parse
+from controller.store.db import Database
+state, database, hosts = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+cfg = parse({"state_dir": state, "database": database, "clients": [{"name": "bench"}]})
+db = Database(cfg.database)
+db.upgrade()
+inventory.sync_config(cfg, db)
+print(json.dumps({h: inventory.add_host(db, h, "bench") for h in hosts}))
+db.dispose()
+"""
 
+
+def start_controller(
+    tmp: Path, database: str, hosts: list[str], workers: int, tree: Path = ROOT,
+) -> tuple[subprocess.Popen[bytes], int, dict[str, str]]:
+    """``serve`` of the code in ``tree`` (this checkout, or the ``--before`` one): the database is
+    set up and served by that tree's code, in child processes (``PYTHONPATH``, working directory)."""
     config = tmp / "controller.yaml"
     config.write_text(f"state_dir: {tmp}/state\ndatabase: {database}\nclients: [{{name: bench}}]\n")
-    cfg = parse({"state_dir": str(tmp / "state"), "database": database, "clients": [{"name": "bench"}]})
-    db = Database(cfg.database)
-    db.upgrade()
-    inventory.sync_config(cfg, db)
-    tokens = {h: inventory.add_host(db, h, "bench") for h in hosts}
-    db.dispose()
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    made = subprocess.run([sys.executable, "-c", SETUP, str(tmp / "state"), database, ",".join(hosts)],
+                          env=env, cwd=str(tree), capture_output=True, text=True, timeout=600, check=True)
+    tokens: dict[str, str] = json.loads(made.stdout.strip().splitlines()[-1])
     ready = tmp / "ready"
     port = free_port()
     cmd = [sys.executable, "-m", "controller.cli", "serve", "--config", str(config), "--no-monitor",
            "--listen", f"127.0.0.1:{port}", "--ready-file", str(ready), "--log-level", "warning"]
-    env = {**os.environ, "BOXKEEPER_WORKERS": str(workers)}
+    env["BOXKEEPER_WORKERS"] = str(workers)
     with open(tmp / "controller.log", "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(tree))
     _wait_http(port, "/healthz", proc)
     return proc, port, tokens
 
@@ -537,10 +557,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def bench_controller(
     name: str, database: str, tmp: Path, hosts: list[str], args: argparse.Namespace,
-    extra_pids: list[int] | None = None,
+    extra_pids: list[int] | None = None, tree: Path = ROOT,
 ) -> dict[str, dict[str, float]]:
-    print(f"{name}: starting controller", flush=True)
-    proc, port, tokens = start_controller(tmp, database, hosts, args.workers)
+    print(f"{name}: starting controller ({tree})", flush=True)
+    proc, port, tokens = start_controller(tmp, database, hosts, args.workers, tree)
     try:
         target = Target(name, "127.0.0.1", port, controller_requests(hosts, tokens, port), "controller")
         results = run_phases(target, args, [proc.pid, *(extra_pids or [])], tmp)
@@ -554,6 +574,18 @@ def bench_controller(
         return results
     finally:
         stop(proc)
+
+
+def _trees(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """(label suffix, code tree) of each controller run, ``--rounds`` times, before and after
+    alternating (so that both see the same spells of load from other jobs)."""
+    if args.before is None:
+        return [("", ROOT)]
+    runs: list[tuple[str, Path]] = []
+    for r in range(1, args.rounds + 1):
+        pair = [(f", before, round {r}", args.before.resolve()), (f", after, round {r}", ROOT)]
+        runs += pair if r % 2 else pair[::-1]
+    return runs
 
 
 def bench_pushgateway(tmp: Path, hosts: list[str], args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -607,6 +639,8 @@ def write_markdown(path: Path, results: dict[str, dict[str, dict[str, float]]], 
                 f"{r['generator_cpu_ms_per_push']:.2f} | {r['server_cores']:.2f} | "
                 f"{r['generator_cores']:.2f} | {r['other_cores']:.2f} |")
     lines.append("")
+    if args.before is not None:
+        lines += compare(results)
     for target, phases in results.items():
         load = phases.get("load", {})
         lines.append(f"- {target}: 1-minute load average {load.get('before', 0):.1f} before, "
@@ -615,6 +649,32 @@ def write_markdown(path: Path, results: dict[str, dict[str, dict[str, float]]], 
             stored = phases["stored"]["reports"]
             lines.append(f"- {target}: {stored:.0f} reports in the `reports` table after the run.")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def compare(results: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Server CPU per stored report, before against after, per database and phase: the median and
+    the range over the rounds, each run's 1-minute load average beside it."""
+    lines = ["| database | phase | server CPU ms/report before (runs: value @ load) | after | "
+             "after / before (medians) |", "|---|---|---|---|---|"]
+    found: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    for target, phases in results.items():
+        parts = target.split(", ")
+        if len(parts) < 4:
+            continue
+        database, tree = parts[1], parts[2]
+        load = phases.get("load", {}).get("before", float("nan"))
+        for phase, r in phases.items():
+            if phase not in ("stored", "load"):
+                found.setdefault((database, phase, tree), []).append((r["server_cpu_ms_per_push"], load))
+    for database, phase in dict.fromkeys((d, p) for d, p, _ in found):
+        cells, medians = [], []
+        for tree in ("before", "after"):
+            runs = found.get((database, phase, tree), [])
+            medians.append(statistics.median(v for v, _ in runs) if runs else float("nan"))
+            each = ", ".join(f"{v:.2f} @ {load:.1f}" for v, load in runs)
+            cells.append(f"**{medians[-1]:.2f}** ({each})")
+        lines.append(f"| {database} | {phase} | {cells[0]} | {cells[1]} | {medians[1] / medians[0]:.2f} |")
+    return [*lines, ""]
 
 
 def main() -> int:
@@ -633,6 +693,11 @@ def main() -> int:
                         help="wrk phases: keep-alive (16 long-lived connections) and/or per-push (a new "
                              "connection for every push, as boxkeeper-agent does)")
     parser.add_argument("--out", type=Path, default=None, help="write a Markdown table here")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="also run the controller of this code tree (git archive <commit> | tar -x -C "
+                             "DIR), alternating with this checkout's, in the same run")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --before: before/after pairs per database")
     args = parser.parse_args()
     args.connection_modes = [m for m in args.connections.split(",") if m]
     if any(m not in ("keep-alive", "per-push") for m in args.connection_modes):
@@ -652,10 +717,11 @@ def main() -> int:
     base.chmod(0o755)  # PostgreSQL runs as user postgres and must reach its data dir
     try:
         if "sqlite" in only:
-            tmp = base / "sqlite"
-            tmp.mkdir()
-            results["controller, SQLite"] = bench_controller(
-                "sqlite", f"sqlite:///{tmp}/bench.db", tmp, hosts, args)
+            for i, (label, tree) in enumerate(_trees(args)):
+                tmp = base / f"sqlite{i}"
+                tmp.mkdir()
+                results[f"controller, SQLite{label}"] = bench_controller(
+                    "sqlite", f"sqlite:///{tmp}/bench.db", tmp, hosts, args, tree=tree)
         if "postgresql" in only:
             sys.path.insert(0, str(ROOT))
             from tests.controller.conftest import PostgresServer
@@ -667,8 +733,12 @@ def main() -> int:
             pg.start()
             try:
                 assert pg.proc is not None
-                results["controller, PostgreSQL"] = bench_controller(
-                    "postgresql", pg.new_database(), tmp, hosts, args, extra_pids=[pg.proc.pid])
+                for i, (label, tree) in enumerate(_trees(args)):
+                    run_dir = tmp / f"run{i}"
+                    run_dir.mkdir()
+                    results[f"controller, PostgreSQL{label}"] = bench_controller(
+                        "postgresql", pg.new_database(), run_dir, hosts, args, extra_pids=[pg.proc.pid],
+                        tree=tree)
             finally:
                 pg.stop()
         if "pushgateway" in only:

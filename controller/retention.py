@@ -46,6 +46,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from controller.configkit import Bool, ConfigModel, Duration, Expect, Invalid
+from controller.store import raw
 from controller.store.db import Database
 from controller.store.history import CheckHour
 from controller.store.models import Host, StateChange
@@ -88,19 +89,6 @@ class RetentionSettings(ConfigModel):
 # -- summarising (pure) -----------------------------------------------------------------------------
 
 
-class _Check(msgspec.Struct):
-    name: str
-    status: int
-
-
-class _Stored(msgspec.Struct):
-    """The part of a stored report body the summary needs (other keys are skipped unread)."""
-
-    push_interval_seconds: float
-    checks: list[_Check]
-
-
-_STORED = msgspec.json.Decoder(_Stored)
 Key = tuple[int, str]  # (hour, check name)
 
 
@@ -121,7 +109,7 @@ def summarise_reports(reports: Sequence[tuple[float, str | bytes]], next_at: flo
     out: dict[Key, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for i, (at, body) in enumerate(reports):
         try:
-            stored = _STORED.decode(body)
+            stored = raw.DECODER.decode(body)
         except msgspec.DecodeError as exc:  # not written by this controller's ingest
             log.warning("a stored report could not be read for the summary (%s): skipped", exc)
             continue

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The controller's layers, lowest first: a unit may import its own layer and those below.
 CONTROLLER_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"controller", "errors", "tokens", "redact", "configkit", "schedule", "schedule_trigger",
-               "store", "leader"}),
+               "store", "leader", "report_wire"}),
     frozenset({"detection"}),
     frozenset({"alerting"}),
     frozenset({"workflows"}),

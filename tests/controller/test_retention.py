@@ -7,13 +7,16 @@ comes within two push intervals (the test reports say 15 s), else for one push i
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 import time
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
+from agent.report import to_json
 from controller import ingest, inventory
 from controller.config import parse
 from controller.retention import HOUR, Pruner, RetentionSettings, prune_batch, prune_once
@@ -203,15 +206,36 @@ def test_the_pruner_does_nothing_where_its_gate_says_no(db: Database, web1: inve
     assert _count(db, Report) == 1
 
 
-def test_stored_bodies_carry_no_samples_and_the_fleet_keeps_the_latest(
+def test_stored_bodies_are_the_compact_form_and_the_fleet_keeps_the_latest_samples(
     db: Database, web1: inventory.TokenOwner,
 ) -> None:
-    _push(db, web1, 1, H0, samples=40)
+    _push(db, web1, 1, H0, samples=40, statuses={"check_0": 2, "check_1": 0}, hard=False)
     with db.read_session() as s:
-        [row] = s.scalars(select(Report))
-        stored = ingest.parse_report(row.body.encode())
+        [(seq, stored)] = s.execute(select(Report.seq, Report.body)).all()
         samples = s.scalar(select(HostState.samples).where(HostState.host_id == web1.host_id))
-    assert stored.samples == () and len(stored.checks) == 2 and stored.seq == 1
+    assert json.loads(stored) == {
+        "schema": "boxkeeper.stored/1", "push_interval_seconds": 15.0,
+        "checks": [{"name": "check_0", "status": 2, "hard": False},
+                   {"name": "check_1", "status": 0, "hard": False}],
+    }
+    assert seq == 1
     assert samples is not None and len(samples) == 40
 
 
+def test_rows_of_the_older_full_form_are_summarised_like_compact_ones(
+    db: Database, web1: inventory.TokenOwner,
+) -> None:
+    """A database upgraded in place holds raw reports of both forms until the old ones age out:
+    the older controller kept the whole validated report without samples (``boxkeeper.report/1``)."""
+    _push(db, web1, 1, H0 + 10, statuses={"check_0": 0, "check_1": 2})
+    _push(db, web1, 2, H0 + 25, statuses={"check_0": 1, "check_1": 2})
+    old = make_report("web1", 3, checks=2, statuses={"check_0": 1, "check_1": 0})
+    full = to_json(dataclasses.replace(old, samples=())).decode()
+    with db.transaction() as conn:  # as the previous controller stored it
+        conn.execute(insert(Report).values(host_id=web1.host_id, seq=3, received_at=H0 + 40, sent_at=1.0,
+                                           body=full))
+    assert json.loads(full)["schema"] == "boxkeeper.report/1" and "perfdata" in full
+    _prune_all(db, SETTINGS, H0 + 2 * DAY)
+    assert _count(db, Report) == 0
+    # seq 1 stands until seq 2 (15 s), seq 2 until seq 3 (15 s), seq 3 (last) for one interval (15 s)
+    assert _hours(db) == {(H0, "check_0"): (15, 30, 0, 0, 1), (H0, "check_1"): (15, 0, 30, 0, 0)}
