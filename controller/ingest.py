@@ -440,11 +440,13 @@ _NEWEST_STATE = _Raw(
 
 def stored_body(report: report_wire.Report) -> str:
     """What ``reports.body`` keeps: the compact raw form of :mod:`controller.store.raw` (the push
-    interval and each check's name, status and hard flag). The latest samples live once, in
+    interval, each check's name, status and hard flag, and the three figures the host page draws).
+    The latest samples live once, in
     ``host_states.samples`` (for /metrics; Prometheus keeps their history), the latest check
     details in ``check_states`` and each change with its summary in ``state_changes``."""
     return raw.encode(report.push_interval_seconds,
-                      [raw.StoredCheck(c.name, int(c.status), c.hard) for c in report.checks])
+                      [raw.StoredCheck(c.name, int(c.status), c.hard) for c in report.checks],
+                      raw.gauges(report.samples))
 
 
 def prepared(report: report_wire.Report, body: bytes) -> Prepared:

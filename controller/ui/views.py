@@ -6,12 +6,12 @@ not see (``access.sees``), so a client-scoped identity never gets another client
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from controller.alerting.models import Incident
 from controller.config import ControllerConfig
 from controller.errors import ConfigError
 from controller.fleet import STATUS_NAMES, HostView, load_fleet
+from controller.store import raw
 from controller.store.models import Host, Report, StateChange
 from controller.ui.access import Identity, can, sees
 from controller.workflows import aborts
@@ -109,27 +110,14 @@ class Spark:
     last: str
 
 
-def _series(bodies: list[dict[str, Any]]) -> dict[str, list[float]]:
+def _series(bodies: list[raw.StoredReport]) -> dict[str, list[float]]:
+    """The sparklines' values, oldest first, from the stored reports' ``gauges``
+    (:func:`controller.store.raw.gauges`; older rows have none)."""
     out: dict[str, list[float]] = {"load1": [], "memory": [], "disk": []}
     for body in bodies:
-        by: dict[str, list[dict[str, Any]]] = {}
-        for s in body.get("samples", []):
-            by.setdefault(s.get("name", ""), []).append(s)
-        if by.get("boxkeeper_load1"):
-            out["load1"].append(float(by["boxkeeper_load1"][0]["value"]))
-        used, total = by.get("boxkeeper_memory_used_bytes"), by.get("boxkeeper_memory_total_bytes")
-        if used and total and float(total[0]["value"]) > 0:
-            out["memory"].append(100.0 * float(used[0]["value"]) / float(total[0]["value"]))
-        sizes = {json.dumps(s.get("labels", {}), sort_keys=True): float(s["value"])
-                 for s in by.get("boxkeeper_filesystem_size_bytes", [])}
-        worst = None
-        for s in by.get("boxkeeper_filesystem_avail_bytes", []):
-            size = sizes.get(json.dumps(s.get("labels", {}), sort_keys=True))
-            if size:
-                pct = 100.0 * (1 - float(s["value"]) / size)
-                worst = pct if worst is None else max(worst, pct)
-        if worst is not None:
-            out["disk"].append(worst)
+        for name, values in out.items():
+            if name in body.gauges:
+                values.append(body.gauges[name])
     return out
 
 
@@ -168,8 +156,8 @@ def host_page(session: Session, cfg: ControllerConfig, now: float, who: Identity
     bodies = []
     for r in reversed(reports):
         try:
-            bodies.append(json.loads(r.body))
-        except ValueError:
+            bodies.append(raw.DECODER.decode(r.body))
+        except msgspec.DecodeError:
             continue
     series = _series(bodies)
     sparks = [s for s in (sparkline("load1", series["load1"], ""), sparkline("memory", series["memory"], "%"),

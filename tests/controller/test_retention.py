@@ -217,6 +217,7 @@ def test_stored_bodies_are_the_compact_form_and_the_fleet_keeps_the_latest_sampl
         "schema": "boxkeeper.stored/1", "push_interval_seconds": 15.0,
         "checks": [{"name": "check_0", "status": 2, "hard": False},
                    {"name": "check_1", "status": 0, "hard": False}],
+        "gauges": {},  # these test samples hold no load, memory or filesystem figure
     }
     assert seq == 1
     assert samples is not None and len(samples) == 40

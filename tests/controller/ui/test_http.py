@@ -272,6 +272,42 @@ def test_fleet_filters_and_states(
     assert "check_1 of web1 at seq 1" in host and 'data-check="check_0"' in host
 
 
+def test_the_host_page_draws_load_memory_and_disk_from_the_agents_own_samples(
+    tmp_path: Path, make_ui: Callable[..., Page]
+) -> None:
+    """Samples as this machine's agent collects them (its real collectors, psutil); the load
+    average is set per report so the last value is known. The stored report keeps the three figures
+    (not the samples), and the host page draws a line of each over the reports."""
+    import dataclasses
+
+    import psutil
+
+    from agent.collectors import HostSampler
+    from agent.collectors.registry import HostSources, build_collectors
+
+    collected = HostSampler(build_collectors(HostSources(psutil)), max_age=0).samples()
+    names = {s.name for s in collected}
+    assert {"boxkeeper_load1", "boxkeeper_memory_used_bytes", "boxkeeper_filesystem_avail_bytes"} <= names
+    page = make_ui(tmp_path)
+    for seq, load in ((1, 0.5), (2, 1.25), (3, 3.75)):
+        samples = tuple(dataclasses.replace(s, value=load) if s.name == "boxkeeper_load1" else s
+                        for s in collected)
+        report = dataclasses.replace(make_report("web1", seq, checks=1), samples=samples)
+        r = page.client.post("/api/v1/reports", content=to_json(report),
+                             headers={"Authorization": f"Bearer {page.agent_tokens['web1']}",
+                                      "Content-Type": "application/json"})
+        assert r.status_code in (200, 202), r.text
+    page.sign_in()
+    host = page.client.get("/ui/hosts/web1").text
+    assert host.count('<figure class="spark">') == 3
+    assert "<b>3.75</b>" in host  # the load's last value
+    points = host.split('points="')[1].split('"')[0].split()
+    assert len(points) == 3 and points[0].startswith("0.0,") and points[-1].startswith("100.0,")
+    memory = 100.0 * next(s.value for s in collected if s.name == "boxkeeper_memory_used_bytes") / next(
+        s.value for s in collected if s.name == "boxkeeper_memory_total_bytes")
+    assert f"<b>{round(memory, 2):.1f}%</b>" in host
+
+
 def test_a_bad_form_is_a_page_naming_the_field(tmp_path: Path, make_ui: Callable[..., Page]) -> None:
     page = make_ui(tmp_path)
     page.sign_in()
