@@ -25,13 +25,14 @@ from controller.alerting.channels.base import Sender
 from controller.alerting.channels.registry import build_senders
 from controller.alerting.dispatcher import Dispatcher
 from controller.alerting.outbox import NotifyPolicy, has_pending, sync_pending
-from controller.alerting.reconcile import needs_write, open_detected, reconcile
+from controller.alerting.reconcile import plan, reconcile, seen_open
 from controller.alerting.routing import groups
 from controller.config import ControllerConfig
 from controller.detection.classify import HostView, evaluate
 from controller.detection.config import DetectionConfig
 from controller.detection.liveness import is_replaying, startup_grace
 from controller.detection.probes import Prober, ProbeResult, ProbeTarget
+from controller.detection.sweeps import SweepTimes
 from controller.fleet import HostRecord, read_hosts
 from controller.retention import Pruner
 from controller.store.db import Database
@@ -48,6 +49,8 @@ def _address(address: tuple[str, int] | None) -> str | None:
 
 #: after a report wakes the loop, wait this long so a burst of reports is evaluated in one pass
 REPORT_BATCH_DELAY = 0.2
+#: hosts whose incidents are reconciled in one write transaction
+WRITE_CHUNK = 100
 DISPATCH_INTERVAL = 1.0
 
 
@@ -91,17 +94,19 @@ class Monitor:
         self.pruner = Pruner(db, cfg.retention, clock=clock)
         self.passes = 0
         self.pass_errors = 0
+        self.sweeps = SweepTimes()  # full passes: boxkeeper_detection_sweep_seconds + a log line a minute
         #: set by start() after an outage: (this start, the newest report stored before it)
         self.outage: tuple[float, float | None] | None = None
 
     # -- one pass each ----------------------------------------------------------------------
 
-    def evaluate_once(self, only: set[str] | None = None) -> None:
-        """Liveness + probes + incidents reconcile + notification sync (all hosts, or ``only``)."""
+    def evaluate_once(self, only: set[str] | None = None) -> int:
+        """Liveness + probes + incidents reconcile + notification sync (all hosts, or ``only``);
+        the number of hosts evaluated."""
         now = self.clock()
         with self.db.read_session() as session:
             records = read_hosts(session, self.detection, now, only=only, problems_only=True)
-            current = open_detected(session, [r.host for r in records])
+            current = seen_open(session, None if only is None else [r.host for r in records])
             pending = has_pending(session)
         targets = {r.host: self.targets(r) for r in records}
         wanted = {r.host: targets[r.host] for r in records if r.silent and targets[r.host]}
@@ -109,15 +114,21 @@ class Monitor:
         evaluations = [evaluate(self.view(r, targets[r.host], probes.get(r.host)), self.detection)
                        for r in records]
         added = 0
-        write = needs_write(evaluations, current)
-        if write or pending:  # a healthy fleet costs no write transaction
+        # only hosts whose incidents must change are written (as read above; reconcile reads them
+        # again in its transaction); a healthy fleet costs no write transaction, a storm short ones
+        # (the SQLite writer is shared with ingest: one transaction for thousands of new incidents
+        # held it for a minute)
+        changing = [e for e in evaluations if any(plan(e, current.get(e.host, {})))]
+        for start in range(0, len(changing), WRITE_CHUNK):
             with self.db.session() as session:
-                if write:
-                    reconcile(session, evaluations, now=now, policy=self.policy)
-                added = sync_pending(session, self.policy, now)
+                reconcile(session, changing[start:start + WRITE_CHUNK], now=now, policy=self.policy)
+        if changing or pending:  # a pass after reports (``only``): what changed; a full one: all
+            with self.db.session() as session:
+                added = sync_pending(session, self.policy, now, changed_only=only is not None)
         self.passes += 1
         if added:
             self._wake_dispatch.set()
+        return len(records)
 
     def targets(self, record: HostRecord) -> tuple[ProbeTarget, ...]:
         """What to probe when the host's agent is silent: its SSH address (TCP) and portal URL
@@ -221,7 +232,10 @@ class Monitor:
                 dirty, self._dirty = self._dirty, set()
             full = time.monotonic() >= next_full
             try:
-                self.evaluate_once(None if full else dirty)
+                started = time.perf_counter()
+                hosts = self.evaluate_once(None if full else dirty)
+                if full:
+                    self.sweeps.record(time.perf_counter() - started, hosts)
             except Exception:
                 self.pass_errors += 1
                 log.exception("detection pass failed; retrying in %.1f s", interval)

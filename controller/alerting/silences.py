@@ -10,6 +10,7 @@ silence ends if the incident is still open.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -87,13 +88,18 @@ def is_muted(
     now: float,
     windows: tuple[MaintenanceWindow, ...] = (),
     host_id: int | None = None,
+    silences: Mapping[int, str] | None = None,
 ) -> str | None:
-    """Why the host's notifications are muted right now ("maintenance window nightly"), or None."""
+    """Why the host's notifications are muted right now ("maintenance window nightly"), or None.
+    ``silences``: host id → reason of the silence in force, read once for many hosts."""
     if host is None:
         return None
     window = active_window(windows, client=client, host=host, now=now)
     if window is not None:
         return f"maintenance window {window.name}"
+    if silences is not None and host_id is not None:
+        reason = silences.get(host_id)
+        return None if reason is None else f"muted: {reason}"
     stmt = select(Silence).where(Silence.until > now)
     if host_id is not None:
         stmt = stmt.where(Silence.host_id == host_id)

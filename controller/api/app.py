@@ -88,6 +88,9 @@ def create_app(
     health_metrics = ControllerHealth(registry)
     registry.register(FleetCollector(cfg, db, clock=clock))
     registry.register(NotificationCollector(db, clock=clock))
+    sweeps = getattr(getattr(monitor, "monitor", monitor), "sweeps", None)  # in this process: exposed
+    if sweeps is not None:
+        registry.register(sweeps.histogram)
     app.state.cfg = cfg
     app.state.db = db
     app.state.monitor = monitor

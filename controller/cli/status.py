@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from typing import Any
+
+import pydantic_core
 
 from controller.cli.common import Cli, age, read_db, table
 from controller.fleet import load_fleet
@@ -29,7 +31,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     with db.read_session() as session:
         fleet = [h.as_dict() for h in load_fleet(session, cfg.detection, cfg.maintenance, now)]
     if args.json:
-        print(json.dumps(fleet, indent=2))
+        # pydantic-core's encoder (Rust): json.dumps with an indent runs in pure Python, seconds for
+        # 10,000 hosts × 25 checks
+        sys.stdout.flush()
+        sys.stdout.buffer.write(pydantic_core.to_json(fleet, indent=2) + b"\n")
+        sys.stdout.buffer.flush()
         return 0
     if not fleet:
         print("no hosts yet: add one with `boxkeeper hosts add NAME --client C`")

@@ -54,4 +54,7 @@ class DetectionConfig(ConfigModel):
     hosts: dict[str, HostDetection] = Field(default_factory=dict)
 
     def for_host(self, host: str) -> HostDetection:
-        return self.hosts.get(host, HostDetection())
+        return self.hosts.get(host) or _DEFAULT_HOST  # one shared default: asked for every host every pass
+
+
+_DEFAULT_HOST = HostDetection()
