@@ -68,4 +68,8 @@ if [ ! -x .venv/mypy39/bin/mypy ]; then
 fi
 .venv/mypy39/bin/mypy --python-version 3.9 --python-executable .venv/bin/python -p agent
 echo "== pytest"
-exec .venv/bin/pytest "$@"
+# Two worker processes (pytest-xdist), each taking whole files, slow files first (tests/conftest.py;
+# --no-loadscope-reorder: xdist would otherwise hand out the files with the most tests first, and a
+# one-test file of several minutes last): much of the suite waits on servers, SSH and subprocesses.
+# BOXKEEPER_TEST_WORKERS=0 runs it in one process.
+exec .venv/bin/pytest -n "${BOXKEEPER_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

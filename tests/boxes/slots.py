@@ -8,6 +8,7 @@ process that claimed it is gone.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import time
@@ -46,8 +47,19 @@ def _ports_free(layout: BoxLayout) -> bool:
 
 
 def claim(state_dir: Path) -> BoxLayout:
-    """Claim the lowest free index for a new box in `state_dir`."""
+    """Claim the lowest free index for a new box in `state_dir`.
+
+    One claimer at a time (an ``flock`` of ``.lock``, threads and processes alike): the stale
+    check and its unlink are not atomic, so two claimers taking over the same stale claim could
+    each unlink the other's fresh one and both get the index (seen: two boxes building in one
+    directory, FileExistsError)."""
     SLOTS_DIR.mkdir(parents=True, exist_ok=True)
+    with open(SLOTS_DIR / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        return _claim(state_dir)
+
+
+def _claim(state_dir: Path) -> BoxLayout:
     for index in range(FIRST_INDEX, LAST_INDEX + 1):
         path = _claim_file(index)
         if path.exists() and _is_stale(index):

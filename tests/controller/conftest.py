@@ -2,8 +2,12 @@
 
 - ``postgres_server`` (session): initdb + postgres as user ``postgres`` (runuser), data and socket
   dirs in a temp dir, listening on 127.0.2.10 on a free port; stopped (pg_ctl stop -m fast) at the end.
-- ``database_url`` (parametrized ``sqlite`` / ``postgresql``): a fresh, empty database per test.
-- ``db``: a migrated :class:`Database` on ``database_url``.
+- ``database_url`` (parametrized ``sqlite`` / ``postgresql``): a fresh database per test; empty, or
+  migrated when the test also asks for ``db``.
+- ``db``: a migrated :class:`Database` on ``database_url``: a copy of the session's migrated template
+  (``migrated_sqlite``; PostgreSQL's ``CREATE DATABASE ... TEMPLATE``), not a migration per test.
+  The migrations themselves are tested from an empty database (tests/controller/test_store.py).
+- ``migrated_sqlite(path)``: the same for tests with a SQLite file of their own (``store`` fixtures).
 - ``live_server``: starts a real uvicorn server of an app on 127.0.2.1 (port 0) in a thread.
 """
 
@@ -48,6 +52,7 @@ class PostgresServer:
         self.sockets = base / "run"
         self.proc: subprocess.Popen[bytes] | None = None
         self._ids = itertools.count(1)
+        self._template: str | None = None
 
     def _as_postgres(self, *argv: str) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *argv]
@@ -128,9 +133,17 @@ class PostgresServer:
             timeout=60,
         )
 
-    def new_database(self) -> str:
+    def new_database(self, *, migrated: bool = False) -> str:
+        """A new database: empty, or (``migrated``) a copy of one migrated once per session."""
         name = f"bk_test_{os.getpid()}_{next(self._ids)}"
-        self.psql(f"CREATE DATABASE {name}")
+        if migrated and self._template is None:
+            template = f"bk_template_{os.getpid()}"
+            self.psql(f"CREATE DATABASE {template}")
+            database = Database(f"postgresql+psycopg://postgres@{PG_HOST}:{self.port}/{template}")
+            database.upgrade()
+            database.dispose()  # no connection left: CREATE DATABASE ... TEMPLATE needs none
+            self._template = template
+        self.psql(f"CREATE DATABASE {name}" + (f" TEMPLATE {self._template}" if migrated else ""))
         return f"postgresql+psycopg://postgres@{PG_HOST}:{self.port}/{name}"
 
     def stop(self) -> None:
@@ -163,18 +176,39 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], str]:
+    """``migrated_sqlite(path)``: a SQLite database at ``path`` that is at the newest migration
+    (a copy of a file migrated once per session); returns its URL."""
+    template = tmp_path_factory.mktemp("migrated") / "template.db"
+    database = Database(f"sqlite:///{template}")
+    database.upgrade()
+    database.dispose()  # the last connection closes: the WAL is checkpointed into the file
+    assert not template.with_name("template.db-wal").exists()
+
+    def copy(path: Path) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, path)
+        return f"sqlite:///{path}"
+
+    return copy
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    migrated = "db" in request.fixturenames  # the test's ``db`` is this database, migrated
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/boxkeeper.db"
+        path = tmp_path / "boxkeeper.db"
+        if migrated:
+            return str(request.getfixturevalue("migrated_sqlite")(path))
+        return f"sqlite:///{path}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.new_database()
+    return server.new_database(migrated=migrated)
 
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
+    database = Database(database_url)  # migrated by ``database_url`` (see the module docstring)
     try:
         yield database
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,9 +45,8 @@ phases:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path}/boxkeeper.db")
-    database.upgrade()
+def store(tmp_path: Path, migrated_sqlite: Callable[[Path], str]) -> Iterator[Database]:
+    database = Database(migrated_sqlite(tmp_path / "boxkeeper.db"))  # a copy of the session's migrated file
     try:
         yield database
     finally:

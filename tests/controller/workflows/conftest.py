@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,9 +76,8 @@ class RecordingIncidents:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path}/boxkeeper.db")
-    database.upgrade()
+def store(tmp_path: Path, migrated_sqlite: Callable[[Path], str]) -> Iterator[Database]:
+    database = Database(migrated_sqlite(tmp_path / "boxkeeper.db"))  # a copy of the session's migrated file
     try:
         yield database
     finally:
