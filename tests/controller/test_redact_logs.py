@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -122,7 +125,20 @@ def test_other_keys_still_show_what_was_given() -> None:
         parse({"notify": [{"type": "webhook", "url": "https://h/x", "timeout": "soon"}]}, "c.yaml")
 
 
-def test_tls_files_are_checked_with_clear_errors(tmp_path: Path) -> None:
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A short directory path: the errors below quote file paths whole, and a long pytest (xdist)
+    temp path would be shortened with "…" in them."""
+    path = Path(tempfile.mkdtemp(prefix="bk-tls-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_tls_files_are_checked_with_clear_errors(short_dir: Path) -> None:
+    tmp_path = short_dir
+
     def pair(name: str) -> tuple[Path, Path]:
         return self_signed(tmp_path / f"{name}.crt", tmp_path / f"{name}.key", cn=name, days=1)
 
