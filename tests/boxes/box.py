@@ -83,6 +83,9 @@ class Box:
         servers.start_sshd(layout)
         mariadb.wait_ready(layout)
         mariadb.set_password(layout, db_password)
+        # The cached template's rows were dated (NOW() - ...) when it was built, possibly days ago:
+        # load the seed afresh so "last backup 20 h ago" and the agents' last runs are true today.
+        mariadb.reset(layout)
         servers.start_nginx(layout)
         servers.start_cron(layout, cron_interval)
         info = BoxInfo(

@@ -2,7 +2,9 @@
 
 The template holds the portal database already loaded (portal.sql) with the anonymous accounts
 dropped, so a box only copies ~20 MB and starts mariadbd. It is cached under /tmp keyed by the
-MariaDB version and the hash of portal.sql, built under a file lock, swapped in atomically.
+MariaDB version and the hash of portal.sql, built under a file lock, swapped in atomically. The
+seed's times are relative (``NOW() - INTERVAL 20 HOUR``): a new box reloads the seed (:func:`reset`)
+so that they are relative to today, not to the day the template was built.
 """
 
 from __future__ import annotations
