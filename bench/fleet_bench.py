@@ -64,6 +64,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cputime import machine_cpu, tree_cpu  # noqa: E402 (bench/, the script's own directory)
+
 INTERVAL = 15.0
 HOST_MARK = "zzfleethostzz"
 SEQ_MARK = 987654321987654
@@ -351,33 +353,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 # -- measuring -----------------------------------------------------------------------------------
 
 
-def tree_cpu(pid: int) -> float:
-    import psutil
-
-    total = 0.0
-    try:
-        proc = psutil.Process(pid)
-        t = proc.cpu_times()
-        total += t.user + t.system + t.children_user + t.children_system
-        for child in proc.children(recursive=True):
-            try:
-                c = child.cpu_times()
-                total += c.user + c.system
-            except psutil.NoSuchProcess:
-                pass
-    except psutil.NoSuchProcess:
-        pass
-    return total
-
-
-def machine_cpu() -> float:
-    import psutil
-
-    t = psutil.cpu_times()
-    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
-                 - getattr(t, "guest_nice", 0.0))
-
-
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -442,7 +417,7 @@ class Probes:
         while not self.stop.is_set():
             row = {"t": time.monotonic() - self.t0, "machine": machine_cpu(), "load1": os.getloadavg()[0]}
             for name, pids in self.pids.items():
-                row[name] = sum(tree_cpu(p) for p in pids)
+                row[name] = tree_cpu(pids)
             self.cpu.append(row)
             self.stop.wait(SAMPLE_EVERY)
 

@@ -63,6 +63,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cputime import machine_cpu, tree_cpu  # noqa: E402 (bench/, the script's own directory)
+
 from agent.report import SCHEMA, CheckReport, Facts, PerfValue, Report, Sample, Status, to_json  # noqa: E402
 
 SEQ_MARK = 987654321987654
@@ -333,47 +335,18 @@ def require_wrk() -> str:
     return binary
 
 
-def _tree_cpu(pids: list[int]) -> float:
-    """CPU seconds (user + system) of these processes, their reaped children and live descendants."""
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            t = proc.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-            for child in proc.children(recursive=True):
-                try:
-                    c = child.cpu_times()
-                    total += c.user + c.system
-                except psutil.NoSuchProcess:
-                    pass
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def _machine_cpu() -> float:
-    import psutil
-
-    t = psutil.cpu_times()
-    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
-                 - getattr(t, "guest_nice", 0.0))
-
-
 class CpuMeter:
     """CPU seconds used during a phase by the server processes and by the whole machine."""
 
     def __init__(self, server_pids: list[int]) -> None:
         self.server_pids = server_pids
-        self.server0 = _tree_cpu(server_pids)
-        self.machine0 = _machine_cpu()
+        self.server0 = tree_cpu(server_pids)
+        self.machine0 = machine_cpu()
         self.self0 = time.process_time()
 
     def finish(self, result: dict[str, float], generator_cpu: float | None = None) -> dict[str, float]:
-        server = _tree_cpu(self.server_pids) - self.server0
-        machine = _machine_cpu() - self.machine0
+        server = tree_cpu(self.server_pids) - self.server0
+        machine = machine_cpu() - self.machine0
         gen = time.process_time() - self.self0 if generator_cpu is None else generator_cpu
         n = max(1.0, result["ok"])
         seconds = result["seconds"]
